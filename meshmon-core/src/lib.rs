@@ -1,0 +1,53 @@
+//! The shared vocabulary of the meshmon crates.
+//!
+//! ```
+//! use meshmon_core::{Metric, MetricValue, Tags, Timestamp};
+//!
+//! // Datadog's tag text form, sorted and de-duplicated.
+//! let tags: Tags = "service:reviews, env:prod env:prod".parse()?;
+//! assert_eq!(tags.to_string(), "env:prod,service:reviews");
+//!
+//! let m = Metric::new(
+//!     "istio.mesh.request.count",
+//!     MetricValue::MonotonicCount(42.0),
+//!     tags,
+//!     Timestamp::from_secs(1_700_000_000),
+//! );
+//! assert_eq!(m.tags.get("service"), Some("reviews"));
+//! assert_eq!(m.value.type_name(), "monotonic_count");
+//! # Ok::<(), meshmon_core::TagError>(())
+//! ```
+//!
+//! # Contents
+//!
+//! - [`tags`]: [`Tag`] and [`Tags`], Datadog's `key:value` tags.
+//! - [`metric`]: [`Metric`] and [`MetricValue`], what every producer emits.
+//! - [`time`]: [`Timestamp`], nanoseconds since the Unix epoch.
+//! - [`pipeline`]: object-safe async traits the agent plugs implementations into:
+//!   [`MetricSink`], [`Notifier`] and (with `autodiscovery`) `ConfigProvider`.
+//! - `autodiscovery` (feature `autodiscovery`, on by default): Datadog's Kubernetes
+//!   annotation templates expanded into one check configuration per endpoint.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `autodiscovery` | yes | the `autodiscovery` module (serde, serde_json, YAML, regex) |
+//! | `serde` | with `autodiscovery` | `Serialize`/`Deserialize` for the vocabulary types |
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod metric;
+pub mod pipeline;
+pub mod tags;
+pub mod time;
+
+#[cfg(feature = "autodiscovery")]
+pub mod autodiscovery;
+
+pub use metric::{Metric, MetricValue};
+#[cfg(feature = "autodiscovery")]
+pub use pipeline::ConfigProvider;
+pub use pipeline::{AlertType, MetricSink, Notification, Notifier, SinkError};
+pub use tags::{Tag, TagError, Tags, parse_tag_list};
+pub use time::Timestamp;
