@@ -9,6 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod ad;
+mod alert;
+mod logs;
+mod prom;
+mod trace;
 
 /// meshmon: monitor an Istio service mesh the way the Datadog Agent does.
 #[derive(Parser, Debug)]
@@ -23,12 +27,28 @@ enum Command {
     /// Autodiscovery: expand Datadog annotation templates on Kubernetes objects.
     #[command(subcommand)]
     Ad(ad::AdCommand),
+    /// Prometheus / OpenMetrics: parse, map to Datadog metrics, benchmark.
+    #[command(subcommand)]
+    Prom(prom::PromCommand),
+    /// Traces: decode payloads, run an intake server, sample.
+    #[command(subcommand)]
+    Trace(trace::TraceCommand),
+    /// Logs: mine patterns from log files.
+    #[command(subcommand)]
+    Logs(logs::LogsCommand),
+    /// Alerts: run anomaly detectors, score them on NAB.
+    #[command(subcommand)]
+    Alert(alert::AlertCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ad(cmd) => ad::run(cmd),
+        Command::Prom(cmd) => prom::run(cmd),
+        Command::Trace(cmd) => trace::run(cmd),
+        Command::Logs(cmd) => logs::run(cmd),
+        Command::Alert(cmd) => alert::run(cmd),
     };
     match result {
         Ok(code) => code,
