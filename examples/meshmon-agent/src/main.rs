@@ -9,9 +9,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod ad;
+#[cfg(feature = "alert")]
 mod alert;
+#[cfg(feature = "logs")]
 mod logs;
+#[cfg(feature = "prom")]
 mod prom;
+#[cfg(feature = "trace")]
 mod trace;
 
 /// meshmon: monitor an Istio service mesh the way the Datadog Agent does.
@@ -28,15 +32,19 @@ enum Command {
     #[command(subcommand)]
     Ad(ad::AdCommand),
     /// Prometheus / OpenMetrics: parse, map to Datadog metrics, benchmark.
+    #[cfg(feature = "prom")]
     #[command(subcommand)]
     Prom(prom::PromCommand),
     /// Traces: decode payloads, run an intake server, sample.
+    #[cfg(feature = "trace")]
     #[command(subcommand)]
     Trace(trace::TraceCommand),
     /// Logs: mine patterns from log files.
+    #[cfg(feature = "logs")]
     #[command(subcommand)]
     Logs(logs::LogsCommand),
     /// Alerts: run anomaly detectors, score them on NAB.
+    #[cfg(feature = "alert")]
     #[command(subcommand)]
     Alert(alert::AlertCommand),
 }
@@ -45,9 +53,13 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ad(cmd) => ad::run(cmd),
+        #[cfg(feature = "prom")]
         Command::Prom(cmd) => prom::run(cmd),
+        #[cfg(feature = "trace")]
         Command::Trace(cmd) => trace::run(cmd),
+        #[cfg(feature = "logs")]
         Command::Logs(cmd) => logs::run(cmd),
+        #[cfg(feature = "alert")]
         Command::Alert(cmd) => alert::run(cmd),
     };
     match result {
