@@ -31,7 +31,10 @@ use crate::{Tags, Timestamp};
 /// A metric's value, by Datadog submission type.
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "type", content = "value", rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "type", content = "value", rename_all = "snake_case")
+)]
 #[non_exhaustive]
 pub enum MetricValue {
     /// A value at a point in time.
@@ -135,7 +138,11 @@ mod tests {
         let cases = [
             (MetricValue::Gauge(1.0), "gauge", Some(1.0)),
             (MetricValue::Count(2.0), "count", Some(2.0)),
-            (MetricValue::MonotonicCount(3.0), "monotonic_count", Some(3.0)),
+            (
+                MetricValue::MonotonicCount(3.0),
+                "monotonic_count",
+                Some(3.0),
+            ),
             (
                 MetricValue::HistogramBucket {
                     count: 4,

@@ -2,7 +2,7 @@
 //!
 //! Libraries produce values ([`Metric`]s, [`Notification`]s, check configurations);
 //! the agent decides where they go by handing `Box<dyn Trait>`s around. Tests plug in
-//! recorders. The traits use [`async_trait`] so they stay object safe.
+//! recorders. The traits use [`async_trait`](mod@async_trait) so they stay object safe.
 
 use std::sync::Arc;
 

@@ -356,7 +356,10 @@ mod tests {
     #[test]
     fn parse_errors_say_what_is_wrong() {
         assert_eq!("  ".parse::<Tag>(), Err(TagError::Empty));
-        assert!(matches!(":v".parse::<Tag>(), Err(TagError::EmptyKey { .. })));
+        assert!(matches!(
+            ":v".parse::<Tag>(),
+            Err(TagError::EmptyKey { .. })
+        ));
         assert_eq!(
             Tag::new("k", "a\u{1}"),
             Err(TagError::InvalidChar {
@@ -365,9 +368,15 @@ mod tests {
                 at: 3
             })
         );
-        assert!(matches!(Tag::new("a b", "v"), Err(TagError::InvalidChar { at: 1, .. })));
+        assert!(matches!(
+            Tag::new("a b", "v"),
+            Err(TagError::InvalidChar { at: 1, .. })
+        ));
         assert!(matches!(Tag::new("", "v"), Err(TagError::EmptyKey { .. })));
-        assert!(matches!(Tag::new("k:x", "v"), Err(TagError::InvalidChar { ch: ':', .. })));
+        assert!(matches!(
+            Tag::new("k:x", "v"),
+            Err(TagError::InvalidChar { ch: ':', .. })
+        ));
         // values from Prometheus labels may hold spaces and commas
         assert_eq!(Tag::new("path", "/a b,c").unwrap().value(), "/a b,c");
     }

@@ -111,7 +111,10 @@ mod tests {
         assert_eq!(Timestamp::from_micros(3).as_nanos(), 3_000);
         assert_eq!(Timestamp::from_secs(-1).as_millis(), -1_000);
         assert_eq!(Timestamp::from_nanos(-1).as_secs(), -1);
-        assert_eq!(Timestamp::from_secs_f64(1.25), Some(Timestamp(1_250_000_000)));
+        assert_eq!(
+            Timestamp::from_secs_f64(1.25),
+            Some(Timestamp(1_250_000_000))
+        );
         assert_eq!(Timestamp::from_secs_f64(f64::NAN), None);
         assert_eq!(Timestamp::from_secs_f64(1e30), None);
         assert_eq!(Timestamp::from_millis(i64::MAX), Timestamp(i64::MAX));
@@ -122,6 +125,9 @@ mod tests {
         let t = Timestamp::from_secs(10);
         assert_eq!(Timestamp::from_secs(5) - t, Duration::ZERO);
         assert_eq!(t + Duration::from_secs(1), Timestamp::from_secs(11));
-        assert_eq!(Timestamp(i64::MAX) + Duration::from_secs(1), Timestamp(i64::MAX));
+        assert_eq!(
+            Timestamp(i64::MAX) + Duration::from_secs(1),
+            Timestamp(i64::MAX)
+        );
     }
 }
