@@ -1,8 +1,26 @@
-//! meshmon-logs: Log records and formats, processing rules, and log pattern mining into generalized regexes.
+//! meshmon-logs: log records and formats, processing rules, and log pattern mining into
+//! generalized regexes.
 //!
 //! ```
-//! assert_eq!(meshmon_logs::NAME, "meshmon-logs");
+//! use meshmon_logs::pattern::Miner;
+//!
+//! let mut miner = Miner::default();
+//! let id = miner.add("GET /api/v1/users/42 took 12ms status=200");
+//! assert_eq!(id, miner.add("GET /api/v1/users/7 took 130ms status=404"));
+//! let p = miner.pattern(id).unwrap();
+//! assert_eq!(p.template(), "GET <*> took <*> status=<*>");
+//! let re = regex::Regex::new(&p.regex()).unwrap();
+//! assert!(re.is_match("GET /api/v1/users/42 took 12ms status=200"));
 //! ```
+//!
+//! # Contents
+//!
+//! - [`pattern`]: the online pattern miner ([`pattern::Miner`]), typed tokenisation,
+//!   templates and regexes, persistence and merge.
+//! - [`eval`]: Grouping and Parsing Accuracy as the Loghub benchmark defines them.
 
-/// The crate name (placeholder until the crate's issue lands).
+pub mod eval;
+pub mod pattern;
+
+/// The crate name.
 pub const NAME: &str = "meshmon-logs";

@@ -1,0 +1,969 @@
+//! Online log pattern mining: messages in, stable pattern ids out; each pattern renders as
+//! a `<*>` template and as an anchored RE2-compatible regular expression.
+//!
+//! The design starts from Drain (He, Zhu, Zheng, Lyu, "Drain: An Online Log Parsing
+//! Approach with Fixed Depth Tree", ICWS 2017) and changes what makes Drain need
+//! per-dataset regexes and thresholds:
+//!
+//! 1. **Typed masking before clustering** ([`token`]): numbers, hex, IPs, UUIDs,
+//!    durations, timestamps, sizes, paths, URLs, `key=value` values, booleans and any word
+//!    containing a digit become typed variables, and words are split at punctuation.
+//!    Most variable parts never reach the clustering step.
+//! 2. **Masked positions count as matches**: a message joins a pattern when every word
+//!    position is equal or a variable on either side (Drain counts only identical tokens,
+//!    so masked messages may never reach its threshold). There is no similarity threshold
+//!    to tune.
+//! 3. **Evidence-based generalisation** instead of a threshold: a constant word becomes a
+//!    variable only when [`MinerConfig::distinct_values`] patterns differ in that one
+//!    position alone (`removing chargen`, `removing daytime`, ...). Two or three values
+//!    are more often distinct events (`VM Paused`, `VM Resumed`) than a variable.
+//! 4. **Convergence merge**: when a pattern gains a variable, patterns of its bucket that
+//!    its template now covers are merged into the oldest; the other ids become aliases
+//!    ([`Miner::resolve`]), so ids handed out earlier stay valid.
+//!
+//! Buckets play the role of Drain's fixed-depth tree: a message is compared only with
+//! the patterns sharing its token count, punctuation/whitespace skeleton and leading
+//! constant word.
+
+mod hash;
+pub mod token;
+pub mod topk;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use hash::{Fx, IdBuild};
+use token::{Token, TokenKind, VarKind, is_ws, tokenize};
+pub use topk::{TopK, ValueCount};
+
+/// A pattern's stable identifier. Ids start at 1; [`PatternId::OVERFLOW`] (0) is the
+/// catch-all returned when [`MinerConfig::max_patterns`] is reached and no existing
+/// pattern is close enough.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PatternId(pub u64);
+
+impl PatternId {
+    /// The catch-all id for messages refused because the pattern limit was reached.
+    pub const OVERFLOW: PatternId = PatternId(0);
+}
+
+impl std::fmt::Display for PatternId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Miner configuration. The defaults are the one configuration used for every source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct MinerConfig {
+    /// How many patterns differing only in one constant word it takes to turn that word
+    /// into a variable (see [`Miner::add`]).
+    pub distinct_values: usize,
+    /// Maximum number of live patterns. When reached, a message that would create a new
+    /// pattern joins the most similar pattern of its bucket (counted in
+    /// [`MinerStats::forced`]) or, with no candidate, gets [`PatternId::OVERFLOW`]
+    /// (counted in [`MinerStats::overflowed`]). Existing ids are never evicted.
+    pub max_patterns: usize,
+    /// Tokens considered per message; the rest becomes one trailing variable.
+    pub max_tokens: usize,
+    /// Sample messages kept per pattern.
+    pub max_samples: usize,
+    /// Distinct values tracked per variable position (Space-Saving slots).
+    pub value_slots: usize,
+    /// Bytes of a value kept in the per-variable distributions (longer values are cut at
+    /// a character boundary).
+    pub max_value_len: usize,
+}
+
+impl Default for MinerConfig {
+    fn default() -> Self {
+        Self {
+            distinct_values: 5,
+            max_patterns: 10_000,
+            max_tokens: 256,
+            max_samples: 3,
+            value_slots: 16,
+            max_value_len: 128,
+        }
+    }
+}
+
+/// Counters of what the miner did, including every limit hit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MinerStats {
+    /// Messages added.
+    pub messages: u64,
+    /// Patterns created.
+    pub created: u64,
+    /// Patterns merged into another (their ids became aliases).
+    pub merged: u64,
+    /// Messages that joined a pattern below the similarity threshold because the
+    /// pattern limit was reached.
+    pub forced: u64,
+    /// Messages given [`PatternId::OVERFLOW`] because the pattern limit was reached.
+    pub overflowed: u64,
+    /// Messages with more than [`MinerConfig::max_tokens`] tokens (tail folded).
+    pub truncated: u64,
+}
+
+/// What a template position holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Slot {
+    /// A constant word.
+    Word {
+        /// The word.
+        text: String,
+    },
+    /// A punctuation byte.
+    Punct {
+        /// The punctuation (one ASCII character).
+        text: String,
+    },
+    /// A variable.
+    Var(Variable),
+}
+
+/// A variable position: its type, the shape of the values seen (for the regex) and their
+/// distribution.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variable {
+    /// The type if every value had the same one, else [`VarKind::Any`].
+    pub kind: VarKind,
+    /// Every value seen was ASCII digits only.
+    pub digits: bool,
+    /// Every value seen was ASCII hex digits only.
+    pub hex: bool,
+    /// Some value contained whitespace (quoted values, folded tails).
+    pub spaces: bool,
+    /// Some value was empty (`key=""`).
+    pub empty: bool,
+    /// The most frequent values.
+    pub values: TopK,
+}
+
+impl Variable {
+    fn new(kind: VarKind) -> Self {
+        Self {
+            kind,
+            digits: true,
+            hex: true,
+            spaces: false,
+            empty: false,
+            values: TopK::default(),
+        }
+    }
+
+    fn observe(&mut self, kind: VarKind, value: &str, n: u64, cfg: &MinerConfig) {
+        if self.kind != kind {
+            self.kind = VarKind::Any;
+        }
+        let b = value.as_bytes();
+        if b.is_empty() {
+            self.empty = true;
+        }
+        if !b.iter().all(u8::is_ascii_digit) {
+            self.digits = false;
+        }
+        if !b.iter().all(u8::is_ascii_hexdigit) {
+            self.hex = false;
+        }
+        if b.iter().any(|&c| is_ws(c)) {
+            self.spaces = true;
+        }
+        self.values
+            .add(cut(value, cfg.max_value_len), n, cfg.value_slots);
+    }
+
+    fn absorb(&mut self, other: &Variable, cfg: &MinerConfig) {
+        if self.kind != other.kind {
+            self.kind = VarKind::Any;
+        }
+        self.digits &= other.digits;
+        self.hex &= other.hex;
+        self.spaces |= other.spaces;
+        self.empty |= other.empty;
+        self.values.merge(&other.values, cfg.value_slots);
+    }
+
+    /// The regex fragment matching every value seen.
+    fn regex(&self) -> &'static str {
+        match (self.spaces, self.empty, self.digits, self.hex) {
+            (true, false, ..) => r"(?s:.+)",
+            (true, true, ..) => r"(?s:.*)",
+            (false, false, true, _) => "[0-9]+",
+            (false, true, true, _) => "[0-9]*",
+            (false, false, false, true) => "[0-9A-Fa-f]+",
+            (false, true, false, true) => "[0-9A-Fa-f]*",
+            (false, false, false, false) => r"[^\t\n\x0B\x0C\r ]+",
+            (false, true, false, false) => r"[^\t\n\x0B\x0C\r ]*",
+        }
+    }
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// One template position.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// What the position holds.
+    pub slot: Slot,
+    /// Whether whitespace precedes the position.
+    pub space_before: bool,
+}
+
+/// A mined pattern.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pattern {
+    id: PatternId,
+    count: u64,
+    positions: Vec<Position>,
+    samples: Vec<String>,
+    #[serde(skip)]
+    key: u64,
+}
+
+impl Pattern {
+    /// The stable id.
+    pub fn id(&self) -> PatternId {
+        self.id
+    }
+
+    /// Messages absorbed (including those of patterns merged into this one).
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The template positions.
+    pub fn positions(&self) -> &[Position] {
+        &self.positions
+    }
+
+    /// The first few messages absorbed.
+    pub fn samples(&self) -> &[String] {
+        &self.samples
+    }
+
+    /// The variable positions, in order.
+    pub fn variables(&self) -> impl Iterator<Item = &Variable> {
+        self.positions.iter().filter_map(|p| match &p.slot {
+            Slot::Var(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    fn render(&self, var: impl Fn(&Variable) -> &str) -> String {
+        let mut s = String::new();
+        for (i, p) in self.positions.iter().enumerate() {
+            if p.space_before && i > 0 {
+                s.push(' ');
+            }
+            match &p.slot {
+                Slot::Word { text } | Slot::Punct { text } => s.push_str(text),
+                Slot::Var(v) => s.push_str(var(v)),
+            }
+        }
+        s
+    }
+
+    /// The template with `<*>` for every variable (the Loghub convention), tokens
+    /// separated by one space where the messages had whitespace.
+    pub fn template(&self) -> String {
+        self.render(|_| "<*>")
+    }
+
+    /// The template with typed placeholders (`<num>`, `<ipv4>`, `<uuid>`...).
+    pub fn typed_template(&self) -> String {
+        self.render(|v| v.kind.placeholder())
+    }
+
+    /// An anchored regular expression (RE2 syntax, accepted by the `regex` crate) that
+    /// matches every message this pattern absorbed.
+    pub fn regex(&self) -> String {
+        const WS: &str = r"[\t\n\x0B\x0C\r ]";
+        let mut s = format!("^{WS}*");
+        for (i, p) in self.positions.iter().enumerate() {
+            if p.space_before && i > 0 {
+                s.push_str(WS);
+                s.push('+');
+            }
+            match &p.slot {
+                Slot::Word { text } | Slot::Punct { text } => s.push_str(&regex::escape(text)),
+                Slot::Var(v) => s.push_str(v.regex()),
+            }
+        }
+        s.push_str(WS);
+        s.push_str("*$");
+        s
+    }
+}
+
+/// The online miner.
+///
+/// ```
+/// use meshmon_logs::pattern::Miner;
+/// let mut m = Miner::default();
+/// let a = m.add("connection from 10.0.0.1:443 closed after 12ms");
+/// let b = m.add("connection from 10.0.0.7:80 closed after 3ms");
+/// assert_eq!(a, b);
+/// let p = m.pattern(a).unwrap();
+/// assert_eq!(p.template(), "connection from <*> closed after <*>");
+/// assert_eq!(p.typed_template(), "connection from <ipv4> closed after <duration>");
+/// assert_eq!(p.count(), 2);
+/// ```
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(from = "MinerState", into = "MinerState")]
+pub struct Miner {
+    config: MinerConfig,
+    /// Patterns by id − 1; `None` once merged away.
+    patterns: Vec<Option<Pattern>>,
+    /// Merged ids → the id they were merged into.
+    aliases: HashMap<PatternId, PatternId>,
+    buckets: HashMap<u64, Vec<u32>, IdBuild>,
+    live: usize,
+    stats: MinerStats,
+    scratch: Vec<Token>,
+}
+
+/// The persisted form of a [`Miner`] (what serde reads and writes).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+struct MinerState {
+    config: MinerConfig,
+    next_id: u64,
+    patterns: Vec<Pattern>,
+    aliases: Vec<(PatternId, PatternId)>,
+    stats: MinerStats,
+}
+
+impl From<Miner> for MinerState {
+    fn from(m: Miner) -> Self {
+        let mut aliases: Vec<_> = m.aliases.into_iter().collect();
+        aliases.sort();
+        MinerState {
+            config: m.config,
+            next_id: m.patterns.len() as u64 + 1,
+            patterns: m.patterns.into_iter().flatten().collect(),
+            aliases,
+            stats: m.stats,
+        }
+    }
+}
+
+impl From<MinerState> for Miner {
+    fn from(s: MinerState) -> Self {
+        let mut m = Miner::new(s.config);
+        m.stats = s.stats;
+        let n = s
+            .next_id
+            .saturating_sub(1)
+            .max(s.patterns.iter().map(|p| p.id.0).max().unwrap_or(0));
+        m.patterns = vec![None; usize::try_from(n).unwrap_or(0)];
+        for mut p in s.patterns {
+            if p.id.0 == 0 || p.id.0 > n {
+                continue;
+            }
+            p.key = key_of_positions(&p.positions);
+            let idx = (p.id.0 - 1) as usize;
+            m.buckets.entry(p.key).or_default().push(idx as u32);
+            m.patterns[idx] = Some(p);
+            m.live += 1;
+        }
+        m.aliases = s.aliases.into_iter().collect();
+        m
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Word,
+    Punct,
+}
+
+fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u64 {
+    // (class, text, space_before, is_constant_word)
+    let mut h = Fx::default();
+    let mut n = 0u64;
+    let mut first_done = false;
+    for (class, text, space, is_const) in items {
+        n += 1;
+        match class {
+            Class::Punct => {
+                h.word(
+                    0x100 | u64::from(text.first().copied().unwrap_or(0)) | (u64::from(space) << 9),
+                );
+            }
+            Class::Word => {
+                h.word(0x400 | (u64::from(space) << 9));
+                if !first_done {
+                    if is_const {
+                        h.bytes(text);
+                    } else {
+                        h.word(0x7a7a);
+                    }
+                }
+                first_done = true;
+            }
+        }
+    }
+    h.word(n);
+    h.finish()
+}
+
+fn key_of_positions(pos: &[Position]) -> u64 {
+    key_hash(pos.iter().enumerate().map(|(i, p)| {
+        let space = p.space_before && i > 0;
+        match &p.slot {
+            Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
+            Slot::Var(_) => (Class::Word, &[][..], space, false),
+        }
+    }))
+}
+
+fn key_of_tokens(msg: &str, toks: &[Token]) -> u64 {
+    key_hash(toks.iter().enumerate().map(|(i, t)| {
+        let space = t.space_before && i > 0;
+        let text = t.text(msg).as_bytes();
+        match t.kind {
+            TokenKind::Punct => (Class::Punct, text, space, false),
+            TokenKind::Word => (Class::Word, text, space, true),
+            TokenKind::Var(_) => (Class::Word, text, space, false),
+        }
+    }))
+}
+
+/// Similarity of a message with a template: the fraction of word positions that are
+/// equal or a variable on either side. `None` when the skeletons differ (hash collision).
+fn similarity(pat: &[Position], msg: &str, toks: &[Token]) -> Option<f64> {
+    if pat.len() != toks.len() {
+        return None;
+    }
+    let (mut words, mut matched) = (0u32, 0u32);
+    for (p, t) in pat.iter().zip(toks) {
+        match (&p.slot, t.kind) {
+            (Slot::Punct { text }, TokenKind::Punct) => {
+                if text.as_bytes() != t.text(msg).as_bytes() {
+                    return None;
+                }
+            }
+            (Slot::Punct { .. }, _) | (_, TokenKind::Punct) => return None,
+            (Slot::Var(_), _) | (_, TokenKind::Var(_)) => {
+                words += 1;
+                matched += 1;
+            }
+            (Slot::Word { text }, TokenKind::Word) => {
+                words += 1;
+                if text.as_bytes() == t.text(msg).as_bytes() {
+                    matched += 1;
+                }
+            }
+        }
+    }
+    Some(if words == 0 {
+        1.0
+    } else {
+        f64::from(matched) / f64::from(words)
+    })
+}
+
+/// Similarity of two templates (for merging pattern sets).
+fn template_similarity(a: &[Position], b: &[Position]) -> Option<f64> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let (mut words, mut matched) = (0u32, 0u32);
+    for (p, q) in a.iter().zip(b) {
+        match (&p.slot, &q.slot) {
+            (Slot::Punct { text: x }, Slot::Punct { text: y }) => {
+                if x != y {
+                    return None;
+                }
+            }
+            (Slot::Punct { .. }, _) | (_, Slot::Punct { .. }) => return None,
+            (Slot::Var(_), _) | (_, Slot::Var(_)) => {
+                words += 1;
+                matched += 1;
+            }
+            (Slot::Word { text: x }, Slot::Word { text: y }) => {
+                words += 1;
+                if x == y {
+                    matched += 1;
+                }
+            }
+        }
+    }
+    Some(if words == 0 {
+        1.0
+    } else {
+        f64::from(matched) / f64::from(words)
+    })
+}
+
+/// Whether template `general` covers `specific` (every position equal or a variable in
+/// `general`).
+fn covers(general: &[Position], specific: &[Position]) -> bool {
+    general.len() == specific.len()
+        && general
+            .iter()
+            .zip(specific)
+            .all(|(g, s)| match (&g.slot, &s.slot) {
+                (Slot::Var(_), Slot::Word { .. } | Slot::Var(_)) => true,
+                (a, b) => a == b || matches!((a, b), (Slot::Var(_), Slot::Var(_))),
+            })
+}
+
+impl Miner {
+    /// A miner with the given configuration.
+    pub fn new(config: MinerConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    /// What the miner did so far.
+    pub fn stats(&self) -> &MinerStats {
+        &self.stats
+    }
+
+    /// Live patterns (merged ones excluded).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether no pattern exists yet.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Follows merge aliases to the live id (`id` itself when live or unknown).
+    pub fn resolve(&self, mut id: PatternId) -> PatternId {
+        while let Some(&next) = self.aliases.get(&id) {
+            id = next;
+        }
+        id
+    }
+
+    /// The live pattern for `id` (following aliases).
+    pub fn pattern(&self, id: PatternId) -> Option<&Pattern> {
+        let id = self.resolve(id);
+        let idx = usize::try_from(id.0.checked_sub(1)?).ok()?;
+        self.patterns.get(idx)?.as_ref()
+    }
+
+    /// Live patterns in id order.
+    pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.patterns.iter().flatten()
+    }
+
+    /// Finds the pattern a message belongs to without changing anything: the live
+    /// pattern whose template covers the message exactly, if any.
+    pub fn match_message(&self, message: &str) -> Option<PatternId> {
+        let mut toks = Vec::new();
+        tokenize(message, &mut toks);
+        self.fold_tail(message, &mut toks);
+        let key = key_of_tokens(message, &toks);
+        let ids = self.buckets.get(&key)?;
+        ids.iter()
+            .filter_map(|&i| self.patterns.get(i as usize)?.as_ref())
+            .find_map(|p| {
+                let fits = p.positions.len() == toks.len()
+                    && p.positions
+                        .iter()
+                        .zip(&toks)
+                        .all(|(pos, t)| match (&pos.slot, t.kind) {
+                            (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
+                            (
+                                Slot::Word { text } | Slot::Punct { text },
+                                TokenKind::Word | TokenKind::Punct,
+                            ) => text.as_bytes() == t.text(message).as_bytes(),
+                            _ => false,
+                        });
+                fits.then_some(p.id)
+            })
+    }
+
+    fn fold_tail(&self, msg: &str, toks: &mut Vec<Token>) -> bool {
+        let max = self.config.max_tokens.max(1);
+        if toks.len() <= max {
+            return false;
+        }
+        let start = toks[max - 1].start;
+        let space = toks[max - 1].space_before;
+        toks.truncate(max - 1);
+        toks.push(Token {
+            start,
+            end: msg.len().min(u32::MAX as usize) as u32,
+            kind: TokenKind::Var(VarKind::Any),
+            space_before: space,
+        });
+        true
+    }
+
+    /// Adds one message; returns its pattern's id (stable: later merges alias it, see
+    /// [`Miner::resolve`]).
+    pub fn add(&mut self, message: &str) -> PatternId {
+        self.stats.messages += 1;
+        let mut toks = std::mem::take(&mut self.scratch);
+        tokenize(message, &mut toks);
+        if self.fold_tail(message, &mut toks) {
+            self.stats.truncated += 1;
+        }
+        let id = self.add_tokens(message, &toks);
+        self.scratch = toks;
+        id
+    }
+
+    fn add_tokens(&mut self, msg: &str, toks: &[Token]) -> PatternId {
+        let key = key_of_tokens(msg, toks);
+        let mut best: Option<(f64, u32)> = None;
+        if let Some(ids) = self.buckets.get(&key) {
+            for &i in ids {
+                let Some(Some(p)) = self.patterns.get(i as usize) else {
+                    continue;
+                };
+                if let Some(sim) = similarity(&p.positions, msg, toks) {
+                    if best.is_none_or(|(b, _)| sim > b) {
+                        best = Some((sim, i));
+                    }
+                }
+            }
+        }
+        let full = self.live >= self.config.max_patterns;
+        match best {
+            Some((sim, i)) if sim >= 1.0 || full => {
+                if sim < 1.0 {
+                    self.stats.forced += 1;
+                }
+                self.absorb(i, msg, toks)
+            }
+            _ if full => {
+                self.stats.overflowed += 1;
+                PatternId::OVERFLOW
+            }
+            _ => {
+                let id = self.create(key, msg, toks);
+                self.siblings(key, (id.0 - 1) as u32);
+                self.resolve(id)
+            }
+        }
+    }
+
+    /// Generalises a position once enough patterns of a bucket differ only there: when
+    /// [`MinerConfig::distinct_values`] patterns (the new one included) are equal
+    /// everywhere except one position holding a different constant word in each, they are
+    /// merged into the oldest with a variable at that position. Two values are not enough
+    /// evidence (`client SPP` / `client WindowsUpdateAgent` may well be two events); many
+    /// are (`removing chargen`, `removing daytime`, `removing echo`...).
+    fn siblings(&mut self, key: u64, idx: u32) {
+        let k = self.config.distinct_values;
+        if k < 2 {
+            return;
+        }
+        let Some(ids) = self.buckets.get(&key) else {
+            return;
+        };
+        if ids.len() + 1 < k {
+            return;
+        }
+        let Some(Some(me)) = self.patterns.get(idx as usize) else {
+            return;
+        };
+        let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
+        for &j in ids {
+            if j == idx {
+                continue;
+            }
+            let Some(Some(o)) = self.patterns.get(j as usize) else {
+                continue;
+            };
+            if let Some(p) = single_difference(&me.positions, &o.positions) {
+                match groups.iter_mut().find(|g| g.0 == p) {
+                    Some(g) => g.1.push(j),
+                    None => groups.push((p, vec![j])),
+                }
+            }
+        }
+        let Some((_, mut members)) = groups
+            .into_iter()
+            .filter(|g| g.1.len() + 1 >= k)
+            .max_by_key(|g| g.1.len())
+        else {
+            return;
+        };
+        members.push(idx);
+        members.sort_unstable();
+        let keep = members[0];
+        for &j in &members[1..] {
+            self.merge_into(keep, j);
+        }
+        self.converge(key, keep);
+    }
+
+    fn create(&mut self, key: u64, msg: &str, toks: &[Token]) -> PatternId {
+        let idx = self.patterns.len();
+        let id = PatternId(idx as u64 + 1);
+        let positions = toks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let text = t.text(msg);
+                let slot = match t.kind {
+                    TokenKind::Word => Slot::Word {
+                        text: text.to_owned(),
+                    },
+                    TokenKind::Punct => Slot::Punct {
+                        text: text.to_owned(),
+                    },
+                    TokenKind::Var(k) => {
+                        let mut v = Variable::new(k);
+                        v.observe(k, text, 1, &self.config);
+                        Slot::Var(v)
+                    }
+                };
+                Position {
+                    slot,
+                    space_before: t.space_before && i > 0,
+                }
+            })
+            .collect();
+        let mut samples = Vec::new();
+        if self.config.max_samples > 0 {
+            samples.push(msg.to_owned());
+        }
+        self.patterns.push(Some(Pattern {
+            id,
+            count: 1,
+            positions,
+            samples,
+            key,
+        }));
+        self.buckets.entry(key).or_default().push(idx as u32);
+        self.live += 1;
+        self.stats.created += 1;
+        id
+    }
+
+    fn absorb(&mut self, idx: u32, msg: &str, toks: &[Token]) -> PatternId {
+        let cfg = &self.config;
+        let Some(Some(p)) = self.patterns.get_mut(idx as usize) else {
+            return PatternId::OVERFLOW;
+        };
+        let mut changed = false;
+        let prior = p.count;
+        for (pos, t) in p.positions.iter_mut().zip(toks) {
+            let text = t.text(msg);
+            match (&mut pos.slot, t.kind) {
+                (Slot::Var(v), TokenKind::Var(k)) => v.observe(k, text, 1, cfg),
+                (Slot::Var(v), TokenKind::Word) => v.observe(VarKind::Any, text, 1, cfg),
+                (Slot::Word { text: w }, TokenKind::Var(k)) => {
+                    let mut v = Variable::new(VarKind::Any);
+                    v.observe(VarKind::Any, w, prior, cfg);
+                    v.observe(k, text, 1, cfg);
+                    pos.slot = Slot::Var(v);
+                    changed = true;
+                }
+                (Slot::Word { text: w }, TokenKind::Word) if w.as_str() != text => {
+                    let mut v = Variable::new(VarKind::Any);
+                    v.observe(VarKind::Any, w, prior, cfg);
+                    v.observe(VarKind::Any, text, 1, cfg);
+                    pos.slot = Slot::Var(v);
+                    changed = true;
+                }
+                _ => {}
+            }
+        }
+        p.count += 1;
+        if p.samples.len() < cfg.max_samples {
+            p.samples.push(msg.to_owned());
+        }
+        let id = p.id;
+        let key = p.key;
+        if changed {
+            self.converge(key, idx);
+        }
+        self.resolve(id)
+    }
+
+    /// After pattern `idx` gained variables, merges the patterns of its bucket that it now
+    /// covers (or that cover it) into the older of the two.
+    fn converge(&mut self, key: u64, idx: u32) {
+        let Some(ids) = self.buckets.get(&key) else {
+            return;
+        };
+        let Some(Some(me)) = self.patterns.get(idx as usize) else {
+            return;
+        };
+        let victims: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&j| j != idx)
+            .filter(|&j| {
+                self.patterns
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|o| {
+                        covers(&me.positions, &o.positions) || covers(&o.positions, &me.positions)
+                    })
+            })
+            .collect();
+        if victims.is_empty() {
+            return;
+        }
+        // Keep the oldest id.
+        let keep = victims.iter().copied().chain([idx]).min().unwrap_or(idx);
+        for j in victims.into_iter().chain([idx]).filter(|&j| j != keep) {
+            self.merge_into(keep, j);
+        }
+    }
+
+    /// Merges pattern `from` into pattern `into` (same bucket, same skeleton).
+    fn merge_into(&mut self, into: u32, from: u32) {
+        let Some(src) = self.patterns.get_mut(from as usize).and_then(Option::take) else {
+            return;
+        };
+        if let Some(ids) = self.buckets.get_mut(&src.key) {
+            ids.retain(|&j| j != from);
+        }
+        self.live -= 1;
+        self.stats.merged += 1;
+        let Some(Some(dst)) = self.patterns.get_mut(into as usize) else {
+            return;
+        };
+        self.aliases.insert(src.id, dst.id);
+        merge_patterns(dst, &src, &self.config);
+    }
+
+    /// Merges another pattern set into this one: each of `other`'s patterns joins the most
+    /// similar pattern here (same rules as a message) or is added under a new id. Returns
+    /// the mapping from `other`'s ids (live and aliased) to ids here.
+    pub fn merge(&mut self, other: &Miner) -> HashMap<PatternId, PatternId> {
+        let mut map = HashMap::new();
+        for p in other.patterns() {
+            let key = key_of_positions(&p.positions);
+            let mut best: Option<(f64, u32)> = None;
+            if let Some(ids) = self.buckets.get(&key) {
+                for &i in ids {
+                    let Some(Some(q)) = self.patterns.get(i as usize) else {
+                        continue;
+                    };
+                    if let Some(sim) = template_similarity(&q.positions, &p.positions) {
+                        if best.is_none_or(|(b, _)| sim > b) {
+                            best = Some((sim, i));
+                        }
+                    }
+                }
+            }
+            let target = match best {
+                Some((sim, i)) if sim >= 1.0 => {
+                    if let Some(Some(q)) = self.patterns.get_mut(i as usize) {
+                        merge_patterns(q, p, &self.config);
+                        let (k, id) = (q.key, q.id);
+                        self.converge(k, i);
+                        self.resolve(id)
+                    } else {
+                        continue;
+                    }
+                }
+                _ => {
+                    let idx = self.patterns.len();
+                    let id = PatternId(idx as u64 + 1);
+                    let mut q = p.clone();
+                    q.id = id;
+                    q.key = key;
+                    self.patterns.push(Some(q));
+                    self.buckets.entry(key).or_default().push(idx as u32);
+                    self.live += 1;
+                    self.stats.created += 1;
+                    self.siblings(key, idx as u32);
+                    self.resolve(id)
+                }
+            };
+            map.insert(p.id, target);
+        }
+        for (&from, _) in other.aliases.iter() {
+            let live = other.resolve(from);
+            if let Some(&t) = map.get(&live) {
+                map.insert(from, t);
+            }
+        }
+        for v in map.values_mut() {
+            *v = self.resolve(*v);
+        }
+        map
+    }
+}
+
+/// The one word position where both templates hold different constants, all other
+/// positions being compatible (equal, or a variable on either side).
+fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut diff = None;
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        match (&p.slot, &q.slot) {
+            (Slot::Word { text: x }, Slot::Word { text: y }) if x != y => {
+                if diff.is_some() {
+                    return None;
+                }
+                diff = Some(i);
+            }
+            (Slot::Punct { text: x }, Slot::Punct { text: y }) if x != y => return None,
+            (Slot::Punct { .. }, Slot::Word { .. } | Slot::Var(_)) => return None,
+            (Slot::Word { .. } | Slot::Var(_), Slot::Punct { .. }) => return None,
+            _ => {}
+        }
+    }
+    diff
+}
+
+fn merge_patterns(dst: &mut Pattern, src: &Pattern, cfg: &MinerConfig) {
+    let (dn, sn) = (dst.count, src.count);
+    for (d, s) in dst.positions.iter_mut().zip(&src.positions) {
+        match (&mut d.slot, &s.slot) {
+            (Slot::Var(a), Slot::Var(b)) => a.absorb(b, cfg),
+            (Slot::Var(a), Slot::Word { text }) => a.observe(VarKind::Any, text, sn, cfg),
+            (Slot::Word { text }, Slot::Var(b)) => {
+                let mut v = Variable::new(b.kind);
+                v.observe(VarKind::Any, text, dn, cfg);
+                v.absorb(b, cfg);
+                d.slot = Slot::Var(v);
+            }
+            (Slot::Word { text: x }, Slot::Word { text: y }) if x != y => {
+                let mut v = Variable::new(VarKind::Any);
+                v.observe(VarKind::Any, x, dn, cfg);
+                v.observe(VarKind::Any, y, sn, cfg);
+                d.slot = Slot::Var(v);
+            }
+            _ => {}
+        }
+    }
+    dst.count += sn;
+    for s in &src.samples {
+        if dst.samples.len() >= cfg.max_samples {
+            break;
+        }
+        dst.samples.push(s.clone());
+    }
+}
