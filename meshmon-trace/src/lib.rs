@@ -1,8 +1,13 @@
-//! meshmon-trace: Datadog and Zipkin trace intake, sampling, trace assembly, service map and RED stats.
-//!
-//! ```
-//! assert_eq!(meshmon_trace::NAME, "meshmon-trace");
-//! ```
+//! meshmon-trace: Datadog and Zipkin trace intake, sampling, trace assembly, service map
+//! and RED stats.
+pub mod decode;
+pub mod encode;
+pub mod error;
+mod msgpack;
+pub mod normalize;
+pub mod sampler;
+pub mod span;
 
-/// The crate name (placeholder until the crate's issue lands).
-pub const NAME: &str = "meshmon-trace";
+pub use decode::{Format, Limits};
+pub use error::DecodeError;
+pub use span::{OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

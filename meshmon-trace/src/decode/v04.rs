@@ -1,0 +1,206 @@
+//! v0.3 / v0.4 msgpack: `[[span map, …], …]`, following the Agent's `span_msgp.go`
+//! (`DecodeMsg` / `UnmarshalMsg`) leniency: missing keys keep zero values, unknown keys
+//! are skipped, `nil` is the zero value, int or uint for integers, str or bin for strings.
+
+use std::borrow::Cow;
+
+use super::Limits;
+use crate::error::DecodeError;
+use crate::msgpack::Reader;
+use crate::span::{AttributeValue, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+
+pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+    let mut r = Reader::new(body, limits.max_depth);
+    let n = r.array_len("traces", limits.max_traces)?;
+    let mut chunks = Vec::with_capacity(n);
+    let mut total = 0usize;
+    for _ in 0..n {
+        let spans = read_span_list(&mut r, limits, &mut total)?;
+        chunks.push(TraceChunk::from_spans(spans));
+    }
+    Ok(TracerPayload::from_chunks(chunks))
+}
+
+/// An array of span maps, counted against `limits.max_spans` through `total`.
+pub(super) fn read_span_list<'a>(
+    r: &mut Reader<'a>,
+    limits: &Limits,
+    total: &mut usize,
+) -> Result<Vec<Span<'a>>, DecodeError> {
+    let at = r.pos();
+    let m = r.array_len("spans", limits.max_spans)?;
+    *total += m;
+    if *total > limits.max_spans {
+        return Err(DecodeError::LimitExceeded {
+            offset: at,
+            what: "spans in payload",
+            len: *total as u64,
+            limit: limits.max_spans as u64,
+        });
+    }
+    let mut spans = Vec::with_capacity(m);
+    for _ in 0..m {
+        spans.push(read_span(r, limits)?);
+    }
+    Ok(spans)
+}
+
+/// One span map.
+pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<'a>, DecodeError> {
+    let mut span = Span::default();
+    let n = r.map_len("span", limits.max_map_entries)?;
+    let sl = limits.max_string_bytes;
+    for _ in 0..n {
+        let key = r.str_bytes("span key", sl)?;
+        match key {
+            b"service" => span.service = r.str("service", sl)?,
+            b"name" => span.name = r.str("name", sl)?,
+            b"resource" => span.resource = r.str("resource", sl)?,
+            b"trace_id" => span.trace_id = r.u64("trace_id")?,
+            b"span_id" => span.span_id = r.u64("span_id")?,
+            b"parent_id" => span.parent_id = r.u64("parent_id")?,
+            b"start" => span.start = r.i64("start")?,
+            b"duration" => span.duration = r.i64("duration")?,
+            b"error" => span.error = r.i64("error")? as i32,
+            b"type" => span.r#type = r.str("type", sl)?,
+            b"meta" => {
+                let m = r.map_len("meta", limits.max_map_entries)?;
+                span.meta.reserve_exact(m);
+                for _ in 0..m {
+                    let k = r.str("meta key", sl)?;
+                    let v = r.str("meta value", sl)?;
+                    if k == TRACE_ID_HIGH_KEY
+                        && let Some(h) = parse_hex_u64(&v)
+                    {
+                        span.trace_id_high = h;
+                    }
+                    span.meta.push((k, v));
+                }
+            }
+            b"metrics" => {
+                let m = r.map_len("metrics", limits.max_map_entries)?;
+                span.metrics.reserve_exact(m);
+                for _ in 0..m {
+                    let k = r.str("metrics key", sl)?;
+                    let v = r.f64("metrics value")?;
+                    span.metrics.push((k, v));
+                }
+            }
+            b"meta_struct" => {
+                let m = r.map_len("meta_struct", limits.max_map_entries)?;
+                for _ in 0..m {
+                    let k = r.str("meta_struct key", sl)?;
+                    let v = r.str_bytes("meta_struct value", sl)?;
+                    span.meta_struct.push((k, Cow::Borrowed(v)));
+                }
+            }
+            b"span_links" => {
+                let m = r.array_len("span_links", limits.max_map_entries)?;
+                for _ in 0..m {
+                    span.span_links.push(read_link(r, limits)?);
+                }
+            }
+            b"span_events" => {
+                let m = r.array_len("span_events", limits.max_map_entries)?;
+                for _ in 0..m {
+                    span.span_events.push(read_event(r, limits)?);
+                }
+            }
+            _ => r.skip("unknown span field")?,
+        }
+    }
+    Ok(span)
+}
+
+fn read_link<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<SpanLink<'a>, DecodeError> {
+    let sl = limits.max_string_bytes;
+    let mut link = SpanLink::default();
+    let n = r.map_len("span link", limits.max_map_entries)?;
+    for _ in 0..n {
+        match r.str_bytes("span link key", sl)? {
+            b"trace_id" => link.trace_id = r.u64("span link trace_id")?,
+            b"trace_id_high" => link.trace_id_high = r.u64("span link trace_id_high")?,
+            b"span_id" => link.span_id = r.u64("span link span_id")?,
+            b"tracestate" => link.tracestate = r.str("span link tracestate", sl)?,
+            b"flags" => link.flags = r.u64("span link flags")? as u32,
+            b"attributes" => {
+                let m = r.map_len("span link attributes", limits.max_map_entries)?;
+                for _ in 0..m {
+                    let k = r.str("span link attribute key", sl)?;
+                    let v = r.str("span link attribute value", sl)?;
+                    link.attributes.push((k, v));
+                }
+            }
+            _ => r.skip("unknown span link field")?,
+        }
+    }
+    Ok(link)
+}
+
+fn read_event<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<SpanEvent<'a>, DecodeError> {
+    let sl = limits.max_string_bytes;
+    let mut ev = SpanEvent::default();
+    let n = r.map_len("span event", limits.max_map_entries)?;
+    for _ in 0..n {
+        match r.str_bytes("span event key", sl)? {
+            b"time_unix_nano" => ev.time_unix_nano = r.u64("span event time_unix_nano")?,
+            b"name" => ev.name = r.str("span event name", sl)?,
+            b"attributes" => {
+                let m = r.map_len("span event attributes", limits.max_map_entries)?;
+                for _ in 0..m {
+                    let k = r.str("span event attribute key", sl)?;
+                    let v = read_any_value(r, limits, 0)?;
+                    ev.attributes.push((k, v));
+                }
+            }
+            _ => r.skip("unknown span event field")?,
+        }
+    }
+    Ok(ev)
+}
+
+/// `AttributeAnyValue`: `{type, string_value, bool_value, int_value, double_value,
+/// array_value: {values: [...]}}`.
+fn read_any_value<'a>(r: &mut Reader<'a>, limits: &Limits, depth: u32) -> Result<AttributeValue<'a>, DecodeError> {
+    if depth > limits.max_depth {
+        return Err(DecodeError::TooDeep {
+            offset: r.pos(),
+            limit: limits.max_depth,
+        });
+    }
+    let sl = limits.max_string_bytes;
+    let n = r.map_len("attribute value", limits.max_map_entries)?;
+    let mut ty = 0u64;
+    let (mut s, mut b, mut i, mut d, mut a) = (Cow::Borrowed(""), false, 0i64, 0f64, Vec::new());
+    for _ in 0..n {
+        match r.str_bytes("attribute value key", sl)? {
+            b"type" => ty = r.u64("attribute type")?,
+            b"string_value" => s = r.str("attribute string_value", sl)?,
+            b"bool_value" => b = r.bool("attribute bool_value")?,
+            b"int_value" => i = r.i64("attribute int_value")?,
+            b"double_value" => d = r.f64("attribute double_value")?,
+            b"array_value" => {
+                let m = r.map_len("attribute array_value", limits.max_map_entries)?;
+                for _ in 0..m {
+                    match r.str_bytes("attribute array key", sl)? {
+                        b"values" => {
+                            let k = r.array_len("attribute array values", limits.max_map_entries)?;
+                            for _ in 0..k {
+                                a.push(read_any_value(r, limits, depth + 1)?);
+                            }
+                        }
+                        _ => r.skip("unknown attribute array field")?,
+                    }
+                }
+            }
+            _ => r.skip("unknown attribute value field")?,
+        }
+    }
+    Ok(match ty {
+        1 => AttributeValue::Bool(b),
+        2 => AttributeValue::Int(i),
+        3 => AttributeValue::Double(d),
+        4 => AttributeValue::Array(a),
+        _ => AttributeValue::String(s),
+    })
+}

@@ -1,0 +1,110 @@
+//! v0.5 msgpack: `[[string, …], [[span, …], …]]` where each span is the 12-element array
+//! `[service, name, resource, trace_id, span_id, parent_id, start, duration, error, meta,
+//! metrics, type]` and every string is an index into the table (the Agent's
+//! `decoder_v05.go`, `UnmarshalMsgDictionary`).
+
+use std::borrow::Cow;
+
+use super::Limits;
+use crate::error::DecodeError;
+use crate::msgpack::Reader;
+use crate::span::{Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+
+pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+    let mut r = Reader::new(body, limits.max_depth);
+    let at = r.pos();
+    let top = r.array_len("v0.5 payload", 2)?;
+    if top != 2 {
+        return Err(DecodeError::Invalid {
+            offset: at,
+            what: "v0.5 payload",
+            reason: format!("expected [string table, traces], found an array of {top}"),
+        });
+    }
+    let n = r.array_len("string table", limits.max_string_table)?;
+    let mut table: Vec<Cow<'a, str>> = Vec::with_capacity(n);
+    for _ in 0..n {
+        table.push(r.str("string table entry", limits.max_string_bytes)?);
+    }
+    let n = r.array_len("traces", limits.max_traces)?;
+    let mut chunks = Vec::with_capacity(n);
+    let mut total = 0usize;
+    for _ in 0..n {
+        let at = r.pos();
+        let m = r.array_len("spans", limits.max_spans)?;
+        total += m;
+        if total > limits.max_spans {
+            return Err(DecodeError::LimitExceeded {
+                offset: at,
+                what: "spans in payload",
+                len: total as u64,
+                limit: limits.max_spans as u64,
+            });
+        }
+        let mut spans = Vec::with_capacity(m);
+        for _ in 0..m {
+            spans.push(read_span(&mut r, &table, limits)?);
+        }
+        chunks.push(TraceChunk::from_spans(spans));
+    }
+    Ok(TracerPayload::from_chunks(chunks))
+}
+
+#[inline]
+fn string<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], field: &'static str) -> Result<Cow<'a, str>, DecodeError> {
+    let at = r.pos();
+    let idx = r.u64(field)?;
+    match table.get(idx as usize) {
+        Some(s) => Ok(s.clone()),
+        None => Err(DecodeError::StringIndex {
+            offset: at,
+            index: idx,
+            len: table.len(),
+        }),
+    }
+}
+
+fn read_span<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], limits: &Limits) -> Result<Span<'a>, DecodeError> {
+    let at = r.pos();
+    let n = r.array_len("v0.5 span", 12)?;
+    if n != 12 {
+        return Err(DecodeError::Invalid {
+            offset: at,
+            what: "v0.5 span",
+            reason: format!("expected 12 elements, found {n}"),
+        });
+    }
+    let mut span = Span {
+        service: string(r, table, "service")?,
+        name: string(r, table, "name")?,
+        resource: string(r, table, "resource")?,
+        trace_id: r.u64("trace_id")?,
+        span_id: r.u64("span_id")?,
+        parent_id: r.u64("parent_id")?,
+        start: r.i64("start")?,
+        duration: r.i64("duration")?,
+        error: r.i64("error")? as i32,
+        ..Span::default()
+    };
+    let m = r.map_len("meta", limits.max_map_entries)?;
+    span.meta.reserve_exact(m);
+    for _ in 0..m {
+        let k = string(r, table, "meta key")?;
+        let v = string(r, table, "meta value")?;
+        if k == TRACE_ID_HIGH_KEY
+            && let Some(h) = parse_hex_u64(&v)
+        {
+            span.trace_id_high = h;
+        }
+        span.meta.push((k, v));
+    }
+    let m = r.map_len("metrics", limits.max_map_entries)?;
+    span.metrics.reserve_exact(m);
+    for _ in 0..m {
+        let k = string(r, table, "metrics key")?;
+        let v = r.f64("metrics value")?;
+        span.metrics.push((k, v));
+    }
+    span.r#type = string(r, table, "type")?;
+    Ok(span)
+}
