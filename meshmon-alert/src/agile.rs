@@ -1,0 +1,57 @@
+//! `agile`: a seasonal level model that follows level shifts quickly.
+//!
+//! A Holt–Winters-style additive model in the spirit of a seasonal ARIMA with a short
+//! memory: the expected value is `level + season[phase]`, where the level is an
+//! exponentially weighted average of the de-seasonalised values with a fast rate
+//! (`α = 0.3`: a new level is followed within a handful of points) and each seasonal
+//! bucket learns at `max(1/n, 0.1)`. The scale σ is `1.2533·E|r|` (the mean absolute
+//! residual of normal data times √(π/2)), averaged at rate 0.05 with residuals clipped
+//! at 6σ, floored at a fifth of a slow (rate 0.002) average of itself. State: 5 floats
+//! plus the seasonal profile (at most `max_season_buckets` buckets, 12 bytes each).
+
+use serde::{Deserialize, Serialize};
+
+use crate::detector::{Prediction, SeasonProfile};
+
+pub(crate) const LEVEL_RATE: f64 = 0.3;
+pub(crate) const SEASON_RATE: f64 = 0.1;
+pub(crate) const SCALE_RATE: f64 = 0.05;
+pub(crate) const LONG_SCALE_RATE: f64 = 0.002;
+fn long_rate() -> f64 { crate::detector::knob(2, LONG_SCALE_RATE) }
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct AgileModel {
+    n: u64,
+    level: f64,
+    mean_abs: f64,
+    long_scale: f64,
+}
+
+impl AgileModel {
+    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: usize) -> Option<Prediction> {
+        if self.n == 0 {
+            return None;
+        }
+        let scale = (crate::detector::knob(0, 1.0) * 1.2533 * self.mean_abs).max(crate::detector::knob(1, 0.2) * self.long_scale);
+        Some(Prediction { expected: self.level + season.get(bucket), scale })
+    }
+
+    pub(crate) fn learn(&mut self, season: &mut SeasonProfile, bucket: usize, x: f64, expected: f64, sigma: f64) {
+        self.n += 1;
+        if self.n == 1 {
+            self.level = x;
+            return;
+        }
+        let r = x - expected;
+        let warm = 1.0 / self.n as f64;
+        let clip = if sigma > 0.0 { 6.0 * sigma } else { f64::INFINITY };
+        self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(clip) - self.mean_abs);
+        let s = 1.2533 * self.mean_abs;
+        self.long_scale += warm.max(long_rate()) * (s - self.long_scale);
+        let s_val = season.get(bucket);
+        self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level);
+        if season.is_active() {
+            season.learn(bucket, x - self.level, SEASON_RATE);
+        }
+    }
+}

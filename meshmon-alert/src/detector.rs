@@ -1,0 +1,445 @@
+//! The streaming detector shape shared by `basic`, `agile` and `robust`.
+//!
+//! Feed `(timestamp, value)` to [`Detector::update`] and get an [`Estimate`]: the
+//! expected value, the band `[lower, upper]` (`expected ± bounds·σ`, σ being the
+//! model's robust scale), an anomaly `score` in `[0, 1]` and whether the point is
+//! `anomalous` (outside the band, after warm-up).
+//!
+//! # Score
+//!
+//! With `z = |value − expected| / σ` and `b = bounds`, the raw score is
+//! `z⁴ / (z⁴ + b⁴)`: 0 on the expected value, exactly 0.5 on the band edge, → 1 far
+//! outside. The score is **episode-aware**: the first anomalous point of an episode
+//! carries its full score, and while an episode lasts (anomalous points less than
+//! `episode_points` apart) later points' scores are multiplied by
+//! `episode_damping`, so a threshold on the score fires once per episode (what NAB
+//! rewards, and what a person wants).
+//!
+//! # Input handling
+//!
+//! - NaN / infinite values are skipped: the state is untouched, the estimate carries
+//!   the current expectation with score 0, and [`DetectorStats::non_finite`] counts it.
+//! - Timestamps going backwards are skipped the same way
+//!   ([`DetectorStats::out_of_order`]); equal timestamps are accepted.
+//! - Irregular spacing is fine: the seasonal phase comes from the timestamp, the rest
+//!   is per point. A gap longer than `max_gap` (default 1 day) re-enters a short
+//!   warm-up (`warmup_points / 4` points, [`DetectorStats::gaps`]).
+//! - Warm-up: the first `warmup_points` valid points are never anomalous (score 0).
+//!
+//! # State and determinism
+//!
+//! The whole state (config, model, counters) is plain data with serde, so a detector
+//! can be persisted and resumed; the same inputs always give the same outputs (no
+//! clock, no randomness). Memory per series: [`Detector::heap_bytes`] plus the struct
+//! (documented per algorithm in the README).
+
+use std::time::Duration;
+
+use meshmon_core::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::agile::AgileModel;
+use crate::basic::BasicModel;
+use crate::robust::RobustModel;
+use crate::seasonality::{Seasonality, SeasonalityDetector};
+
+/// What a detector says about one point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// The value the model expected.
+    pub expected: f64,
+    /// Lower edge of the normal band.
+    pub lower: f64,
+    /// Upper edge of the normal band.
+    pub upper: f64,
+    /// Anomaly score in `[0, 1]` (0.5 on the band edge; damped inside an episode).
+    pub score: f64,
+    /// Outside the band, after warm-up.
+    pub anomalous: bool,
+}
+
+/// Which model to run (Datadog's names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// Lagging rolling quantiles, no seasonality; adapts fast.
+    Basic,
+    /// Seasonal level model that follows level shifts quickly.
+    #[default]
+    Agile,
+    /// Seasonal-trend decomposition, stable through long anomalies.
+    Robust,
+}
+
+impl std::str::FromStr for Algorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "basic" => Ok(Self::Basic),
+            "agile" => Ok(Self::Agile),
+            "robust" => Ok(Self::Robust),
+            o => Err(format!("unknown algorithm {o:?} (basic|agile|robust)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Basic => "basic",
+            Self::Agile => "agile",
+            Self::Robust => "robust",
+        })
+    }
+}
+
+/// Detector configuration. The defaults are the configuration measured on NAB (one
+/// configuration for every series).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DetectorConfig {
+    /// The model.
+    pub algorithm: Algorithm,
+    /// Band half-width in robust standard deviations (Datadog's `bounds`; 2–3 typical).
+    pub bounds: f64,
+    /// Seasonality (`basic` ignores it).
+    pub seasonality: Seasonality,
+    /// Valid points before anything can be anomalous.
+    pub warmup_points: u32,
+    /// Anomalous points closer than this (in points) belong to one episode.
+    pub episode_points: u32,
+    /// Score multiplier for points after the first of an episode.
+    pub episode_damping: f64,
+    /// `basic`: the rolling window length in points.
+    pub window_points: u32,
+    /// Seasonal profile resolution cap (buckets per period).
+    pub max_season_buckets: u32,
+    /// A gap longer than this re-enters a short warm-up.
+    pub max_gap: Duration,
+    /// Rate of the short-term average of the surprise (1 = no smoothing).
+    pub short_rate: f64,
+    /// Rate of the long-run surprise statistics.
+    pub long_rate: f64,
+    /// Standardised surprise at which the score is 0.5.
+    pub likelihood_bounds: f64,
+}
+
+impl Default for DetectorConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::Agile,
+            bounds: 3.0,
+            seasonality: Seasonality::Auto,
+            warmup_points: 32,
+            episode_points: 400,
+            episode_damping: 0.0,
+            window_points: 64,
+            max_season_buckets: 288,
+            max_gap: Duration::from_secs(86_400),
+            short_rate: 1.0,
+            long_rate: 2000.0,
+            likelihood_bounds: 2.57,
+        }
+    }
+}
+
+impl DetectorConfig {
+    /// The default configuration for `algorithm`.
+    pub fn new(algorithm: Algorithm) -> Self {
+        Self { algorithm, ..Self::default() }
+    }
+}
+
+/// Counters of inputs the detector could not use as-is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectorStats {
+    /// Valid points learned from.
+    pub points: u64,
+    /// NaN / infinite values skipped.
+    pub non_finite: u64,
+    /// Points whose timestamp went backwards, skipped.
+    pub out_of_order: u64,
+    /// Gaps longer than `max_gap`.
+    pub gaps: u64,
+    /// Anomalous points.
+    pub anomalous: u64,
+    /// Episodes (first anomalous points).
+    pub episodes: u64,
+}
+
+/// A model's expectation for the next point.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Prediction {
+    pub expected: f64,
+    pub scale: f64,
+}
+
+/// A seasonal profile: `buckets` additive offsets over one period, indexed by the
+/// timestamp's phase.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct SeasonProfile {
+    period_ns: i64,
+    values: Vec<f64>,
+    counts: Vec<u32>,
+}
+
+impl SeasonProfile {
+    pub(crate) fn new(period_secs: Option<i64>, interval_ns: i64, max_buckets: u32) -> Self {
+        let Some(p) = period_secs else { return Self::default() };
+        let period_ns = p * 1_000_000_000;
+        let n = (period_ns / interval_ns.max(1)).clamp(1, i64::from(max_buckets.max(1))) as usize;
+        Self { period_ns, values: vec![0.0; n], counts: vec![0; n] }
+    }
+
+    pub(crate) fn is_active(&self) -> bool {
+        !self.values.is_empty()
+    }
+
+    pub(crate) fn bucket(&self, ts: Timestamp) -> usize {
+        if self.values.is_empty() {
+            return 0;
+        }
+        let phase = ts.as_nanos().rem_euclid(self.period_ns);
+        ((phase as i128 * self.values.len() as i128) / self.period_ns as i128) as usize
+    }
+
+    pub(crate) fn get(&self, b: usize) -> f64 {
+        self.values.get(b).copied().unwrap_or(0.0)
+    }
+
+    /// Moves bucket `b` towards `target` at rate `max(1/n, rate)`.
+    pub(crate) fn learn(&mut self, b: usize, target: f64, rate: f64) {
+        if let (Some(v), Some(c)) = (self.values.get_mut(b), self.counts.get_mut(b)) {
+            *c = c.saturating_add(1);
+            let r = (1.0 / f64::from(*c)).max(rate);
+            *v += r * (target - *v);
+        }
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.values.capacity() * 8 + self.counts.capacity() * 4
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum Model {
+    Basic(BasicModel),
+    Agile(AgileModel),
+    Robust(RobustModel),
+}
+
+/// A streaming anomaly detector for one series.
+///
+/// ```
+/// use meshmon_alert::{Algorithm, Detector, DetectorConfig};
+/// use meshmon_core::Timestamp;
+///
+/// let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust));
+/// for i in 0..500 {
+///     let v = 100.0 + (i % 7) as f64; // steady, small wiggle
+///     assert!(!d.update(Timestamp::from_secs(i * 60), v).anomalous);
+/// }
+/// let e = d.update(Timestamp::from_secs(500 * 60), 180.0);
+/// assert!(e.anomalous && e.score > 0.9 && e.upper < 180.0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Detector {
+    config: DetectorConfig,
+    model: Model,
+    season: SeasonProfile,
+    season_detector: Option<SeasonalityDetector>,
+    last_ts: Option<Timestamp>,
+    first_interval_ns: i64,
+    warm_left: u32,
+    since_anomalous: u32,
+    peak: f64,
+    short: f64,
+    tail: crate::tail::TailHistogram,
+    last: Estimate,
+    stats: DetectorStats,
+}
+
+impl Detector {
+    /// A detector with `config`.
+    pub fn new(config: DetectorConfig) -> Self {
+        let model = match config.algorithm {
+            Algorithm::Basic => Model::Basic(BasicModel::new(config.window_points as usize)),
+            Algorithm::Agile => Model::Agile(AgileModel::default()),
+            Algorithm::Robust => Model::Robust(RobustModel::default()),
+        };
+        let season_detector = (config.algorithm != Algorithm::Basic && config.seasonality == Seasonality::Auto)
+            .then(SeasonalityDetector::default);
+        let half_life = config.long_rate;
+        Self {
+            warm_left: config.warmup_points,
+            config,
+            model,
+            season: SeasonProfile::default(),
+            season_detector,
+            last_ts: None,
+            first_interval_ns: 0,
+            since_anomalous: u32::MAX,
+            peak: 0.0,
+            short: 0.0,
+            tail: crate::tail::TailHistogram::new(half_life),
+            last: Estimate { expected: f64::NAN, lower: f64::NAN, upper: f64::NAN, score: 0.0, anomalous: false },
+            stats: DetectorStats::default(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DetectorConfig {
+        &self.config
+    }
+
+    /// Input counters.
+    pub fn stats(&self) -> &DetectorStats {
+        &self.stats
+    }
+
+    /// The seasonality in use: the configured one, or what detection found so far
+    /// (`Seasonality::None` until then). Always `None` for `basic`.
+    pub fn seasonality(&self) -> Seasonality {
+        if self.config.algorithm == Algorithm::Basic {
+            return Seasonality::None;
+        }
+        match self.config.seasonality {
+            Seasonality::Auto => self.season_detector.as_ref().and_then(|d| d.detected()).unwrap_or(Seasonality::None),
+            s => s,
+        }
+    }
+
+    /// Heap bytes held by this detector (the struct itself is `size_of::<Detector>()`).
+    pub fn heap_bytes(&self) -> usize {
+        let m = match &self.model {
+            Model::Basic(m) => m.heap_bytes(),
+            Model::Agile(_) | Model::Robust(_) => 0,
+        };
+        m + self.season.heap_bytes() + self.season_detector.as_ref().map_or(0, |d| d.heap_bytes())
+    }
+
+    fn skipped(&self) -> Estimate {
+        Estimate { score: 0.0, anomalous: false, ..self.last }
+    }
+
+    /// Scores one point and learns from it.
+    pub fn update(&mut self, ts: Timestamp, value: f64) -> Estimate {
+        if !value.is_finite() {
+            self.stats.non_finite += 1;
+            return self.skipped();
+        }
+        if let Some(last) = self.last_ts {
+            if ts < last {
+                self.stats.out_of_order += 1;
+                return self.skipped();
+            }
+            let gap = ts - last;
+            if self.first_interval_ns == 0 && gap > Duration::ZERO {
+                self.first_interval_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
+                if self.season_detector.is_none() && self.config.algorithm != Algorithm::Basic {
+                    self.season = SeasonProfile::new(
+                        self.config.seasonality.period_secs(),
+                        self.first_interval_ns,
+                        self.config.max_season_buckets,
+                    );
+                }
+            }
+            if gap > self.config.max_gap {
+                self.stats.gaps += 1;
+                self.warm_left = self.warm_left.max(self.config.warmup_points / 4);
+            }
+        }
+        self.last_ts = Some(ts);
+        if let Some(det) = self.season_detector.as_mut() {
+            if det.observe(ts, value) {
+                let period = det.detected().and_then(|s| s.period_secs());
+                self.season = SeasonProfile::new(period, self.first_interval_ns, self.config.max_season_buckets);
+            }
+            if det.is_done() {
+                // Keep the verdict, free the history.
+                let verdict = det.detected();
+                self.config.seasonality = verdict.unwrap_or(Seasonality::None);
+                self.season_detector = None;
+            }
+        }
+        self.stats.points += 1;
+
+        let bucket = self.season.bucket(ts);
+        let pred = match &self.model {
+            Model::Basic(m) => m.predict(),
+            Model::Agile(m) => m.predict(&self.season, bucket),
+            Model::Robust(m) => m.predict(&self.season, bucket),
+        };
+        let Some(pred) = pred else {
+            // First point: nothing to compare against.
+            self.learn(ts, value, bucket, value, 0.0, false);
+            self.warm_left = self.warm_left.saturating_sub(1);
+            self.last = Estimate { expected: value, lower: value, upper: value, score: 0.0, anomalous: false };
+            return self.last;
+        };
+        let b = self.config.bounds;
+        let floor = 1e-9 * (1.0 + pred.expected.abs());
+        let sigma = pred.scale.max(floor);
+        let z = (value - pred.expected).abs() / sigma;
+        let mut anomalous = z > b;
+        // Surprise: how rare this deviation is in the series' own history.
+        let dev = if knob(3, 0.0) > 0.5 { z } else { (value - pred.expected).abs() };
+        let dev = if dev.is_finite() { dev } else { f64::MAX };
+        let p = self.tail.tail(dev).max(1e-300);
+        self.short += self.config.short_rate * (-p.log10() - self.short);
+        let l = self.short.max(0.0);
+        let e = self.config.likelihood_bounds;
+        let mut score = l * l / (l * l + e * e);
+        self.tail.add(dev);
+        if self.warm_left > 0 {
+            self.warm_left -= 1;
+            score = 0.0;
+            anomalous = false;
+        }
+        if anomalous {
+            self.stats.anomalous += 1;
+            if self.since_anomalous >= self.config.episode_points {
+                self.stats.episodes += 1;
+            }
+            self.since_anomalous = 0;
+        } else {
+            self.since_anomalous = self.since_anomalous.saturating_add(1);
+        }
+        // Episode-aware score: only a new high over the decaying recent peak counts in
+        // full.
+        let raw = score;
+        if raw <= self.peak {
+            score *= self.config.episode_damping;
+        }
+
+        let decay = 0.5f64.powf(1.0 / f64::from(self.config.episode_points.max(1)));
+        self.peak = (self.peak * decay).max(raw);
+        self.learn(ts, value, bucket, pred.expected, sigma, anomalous);
+        self.last = Estimate {
+            expected: pred.expected,
+            lower: pred.expected - b * sigma,
+            upper: pred.expected + b * sigma,
+            score: score.clamp(0.0, 1.0),
+            anomalous,
+        };
+        self.last
+    }
+
+    fn learn(&mut self, _ts: Timestamp, value: f64, bucket: usize, expected: f64, sigma: f64, anomalous: bool) {
+        let bounds = self.config.bounds;
+        match &mut self.model {
+            Model::Basic(m) => m.learn(value, sigma),
+            Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma),
+            Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, anomalous, bounds),
+        }
+    }
+}
+
+#[allow(dead_code, clippy::unwrap_used)]
+pub(crate) fn knob(i: usize, default: f64) -> f64 {
+    static K: std::sync::OnceLock<Vec<Option<f64>>> = std::sync::OnceLock::new();
+    let k = K.get_or_init(|| {
+        (0..10).map(|j| std::env::var(format!("K{j}")).ok().and_then(|v| v.parse().ok())).collect()
+    });
+    k[i].unwrap_or(default)
+}

@@ -1,0 +1,114 @@
+//! `robust`: an online seasonal-trend decomposition, stable through anomalies.
+//!
+//! The series is decomposed as `level + trend + season[phase] + remainder`, updated
+//! point by point like a robust (Huber) Holt–Winters / online STL: every update uses the
+//! remainder clipped to `±2σ`, so a burst moves the level by at most `2σ·α` per point
+//! (`α = 0.05`) and leaves the scale untouched — past bursts do not poison the baseline.
+//! The trend is damped (`φ = 0.98`). A new level is accepted deliberately: after
+//! `shift_points` out-of-band points on the same side (votes decay by one per in-band
+//! point), the level jumps to the median of those points and the trend resets. σ is
+//! `1.2533·E|r|` over clipped residuals (rate 0.02), floored at a fifth of a slow
+//! average of itself. State: 6 floats, a 16-slot vote buffer and the seasonal profile.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detector::{Prediction, SeasonProfile};
+
+const LEVEL_RATE: f64 = 0.05;
+const TREND_RATE: f64 = 0.01;
+const DAMPING: f64 = 0.98;
+const SEASON_RATE: f64 = 0.05;
+const SCALE_RATE: f64 = 0.02;
+const LONG_SCALE_RATE: f64 = 0.002;
+fn long_rate() -> f64 { crate::detector::knob(2, LONG_SCALE_RATE) }
+const CLIP: f64 = 2.0;
+/// Out-of-band points (same side) that make a new level.
+pub(crate) const SHIFT_POINTS: usize = 16;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct RobustModel {
+    n: u64,
+    level: f64,
+    trend: f64,
+    mean_abs: f64,
+    long_scale: f64,
+    votes: u32,
+    side: i8,
+    pending: Vec<f64>,
+}
+
+impl RobustModel {
+    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: usize) -> Option<Prediction> {
+        if self.n == 0 {
+            return None;
+        }
+        let scale = (crate::detector::knob(0, 1.0) * 1.2533 * self.mean_abs).max(crate::detector::knob(1, 0.2) * self.long_scale);
+        Some(Prediction { expected: self.level + self.trend + season.get(bucket), scale })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn learn(
+        &mut self,
+        season: &mut SeasonProfile,
+        bucket: usize,
+        x: f64,
+        expected: f64,
+        sigma: f64,
+        anomalous: bool,
+        bounds: f64,
+    ) {
+        self.n += 1;
+        if self.n == 1 {
+            self.level = x;
+            return;
+        }
+        let r = x - expected;
+        let warm = 1.0 / self.n as f64;
+        let s_val = season.get(bucket);
+        // Level-shift acceptance.
+        let out = sigma > 0.0 && r.abs() > bounds * sigma;
+        let _ = anomalous;
+        if out {
+            let side = if r > 0.0 { 1 } else { -1 };
+            if side != self.side {
+                self.side = side;
+                self.votes = 0;
+                self.pending.clear();
+            }
+            self.votes += 1;
+            if self.pending.len() == SHIFT_POINTS {
+                self.pending.remove(0);
+            }
+            self.pending.push(x - s_val);
+            if self.votes as usize >= SHIFT_POINTS {
+                let mut p = self.pending.clone();
+                p.sort_by(f64::total_cmp);
+                self.level = p[p.len() / 2];
+                self.trend = 0.0;
+                self.votes = 0;
+                self.pending.clear();
+                return;
+            }
+        } else if self.votes > 0 {
+            self.votes -= 1;
+            if self.votes == 0 {
+                self.pending.clear();
+            }
+        }
+        let c = if sigma > 0.0 { CLIP * sigma } else { f64::INFINITY };
+        let rc = r.clamp(-c, c);
+        let rate = warm.max(LEVEL_RATE);
+        let prev = self.level;
+        self.level = self.level + self.trend + rate * rc;
+        if self.n > 2 {
+            self.trend = DAMPING * self.trend + TREND_RATE * (self.level - prev - self.trend);
+        }
+        if season.is_active() {
+            let target = s_val + (x - self.level - s_val).clamp(-c, c);
+            season.learn(bucket, target, SEASON_RATE);
+        }
+        self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(c) - self.mean_abs);
+        let s = 1.2533 * self.mean_abs;
+        self.long_scale += warm.max(long_rate()) * (s - self.long_scale);
+    }
+}
