@@ -58,5 +58,5 @@ pub use error::{ErrorKind, ParseError};
 pub use grammar::Line;
 pub use mapping::{Mapper, MonotonicDeltas, ScraperConfig};
 pub use owned::{OwnedExemplar, OwnedFamily, OwnedSample, parse};
-pub use parser::{Family, ParseLimits, Parser, count};
+pub use parser::{Family, ParseOptions, Parser, count, count_with};
 pub use sample::{Exemplar, Format, Label, LabelIter, LabelValue, Labels, MetricType, Sample};

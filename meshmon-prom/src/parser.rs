@@ -24,9 +24,16 @@ use crate::grammar::{self, GErr, Line};
 use crate::sample::{Labels, MetricType, Sample};
 use crate::Format;
 
-/// Limits the parser enforces; hitting one is an error of kind [`ErrorKind::Limit`].
+/// Parser options: limits (hitting one is an error of kind [`ErrorKind::Limit`]) and
+/// how strictly OpenMetrics' family rules are enforced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParseLimits {
+pub struct ParseOptions {
+    /// Enforce OpenMetrics' value and family rules (default `true`). With `false`, an
+    /// OpenMetrics exposition is still checked for syntax, metadata placement and
+    /// `# EOF`, but not for value rules such as "a histogram with negative buckets has
+    /// no `_sum`", which some real exporters (Prometheus' own Go client among them)
+    /// break.
+    pub strict: bool,
     /// Longest accepted line, in bytes (default 1 MiB).
     pub max_line_bytes: usize,
     /// Most samples in one family (default 10,000,000), which bounds the parser's
@@ -34,9 +41,10 @@ pub struct ParseLimits {
     pub max_family_samples: usize,
 }
 
-impl Default for ParseLimits {
+impl Default for ParseOptions {
     fn default() -> Self {
         Self {
+            strict: true,
             max_line_bytes: 1 << 20,
             max_family_samples: 10_000_000,
         }
@@ -80,7 +88,7 @@ pub struct Parser<'a> {
     utf8_error: Option<usize>,
     pos: usize,
     format: Format,
-    limits: ParseLimits,
+    limits: ParseOptions,
     pending: Option<(usize, Line<'a>)>,
     samples: Vec<Sample<'a>>,
     done: bool,
@@ -103,11 +111,11 @@ struct Cur<'a> {
 impl<'a> Parser<'a> {
     /// A parser over `input` in `format`, with default limits.
     pub fn new(input: &'a [u8], format: Format) -> Self {
-        Self::with_limits(input, format, ParseLimits::default())
+        Self::with_options(input, format, ParseOptions::default())
     }
 
-    /// A parser with explicit limits.
-    pub fn with_limits(input: &'a [u8], format: Format, limits: ParseLimits) -> Self {
+    /// A parser with explicit options.
+    pub fn with_options(input: &'a [u8], format: Format, limits: ParseOptions) -> Self {
         let (text, utf8_error) = match std::str::from_utf8(input) {
             Ok(s) => (s, None),
             Err(e) => ("", Some(e.valid_up_to())),
@@ -188,6 +196,7 @@ impl<'a> Parser<'a> {
             return self.fail(e);
         }
         let om = self.format == Format::OpenMetrics;
+        let strict = om && self.limits.strict;
         self.samples.clear();
         let mut cur: Option<Cur<'a>> = None;
         loop {
@@ -244,7 +253,7 @@ impl<'a> Parser<'a> {
                         }
                         None => cur.insert(Cur::new(s.name, off)),
                     };
-                    if om && let Err(k) = check_om_sample(c, &s, &mut self.seen_groups) {
+                    if strict && let Err(k) = check_om_sample(c, &s, &mut self.seen_groups) {
                         let e = self.err(off, k);
                         return self.fail(e);
                     }
@@ -269,7 +278,7 @@ impl<'a> Parser<'a> {
                 let e = self.err(self.input.len(), ErrorKind::MissingEof);
                 return self.fail(e);
             }
-            if let Err(k) = check_om_family(&c, &self.samples, &mut self.seen_names) {
+            if strict && let Err(k) = check_om_family(&c, &self.samples, &mut self.seen_names) {
                 let e = self.err(c.start, k);
                 return self.fail(e);
             }
@@ -622,7 +631,12 @@ fn check_histogram(name: &str, kind: MetricType, samples: &[Sample<'_>]) -> Resu
 /// # Ok::<(), meshmon_prom::ParseError>(())
 /// ```
 pub fn count(input: &[u8], format: Format) -> Result<(usize, usize), ParseError> {
-    let mut p = Parser::new(input, format);
+    count_with(input, format, ParseOptions::default())
+}
+
+/// [`count`] with explicit options.
+pub fn count_with(input: &[u8], format: Format, options: ParseOptions) -> Result<(usize, usize), ParseError> {
+    let mut p = Parser::with_options(input, format, options);
     let mut families = 0;
     let mut samples = 0;
     while let Some(f) = p.next_family() {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use meshmon_prom::{Format, MetricType, Parser, count, parse};
+use meshmon_prom::{Format, MetricType, ParseOptions, Parser, count, count_with, parse};
 
 fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"))
@@ -59,7 +59,7 @@ fn openmetrics_conformance_suite() {
     assert_eq!(bad, (167, 167), "bad cases rejected");
 }
 
-/// (file, format, families, samples). Samples were counted independently as the lines
+/// (file, format, typed families, samples). Samples were counted independently as the lines
 /// that are neither blank nor comments (`grep -cvE '^\s*(#|$)'`).
 const CORPUS: &[(&str, Format, usize, usize)] = &[
     ("istio-fixtures/0.5/mesh.txt", Format::PrometheusText, 8, 911),
@@ -83,9 +83,22 @@ const CORPUS: &[(&str, Format, usize, usize)] = &[
     ("istio-fixtures/unverified-metrics.txt", Format::PrometheusText, 19, 19),
     ("prometheus-textparse-testdata/alltypes.237mfs.prom.txt", Format::PrometheusText, 237, 1857),
     ("prometheus-textparse-testdata/alltypes.237mfs.nometa.prom.txt", Format::PrometheusText, 0, 1857),
-    ("prometheus-textparse-testdata/alltypes.5mfs.om.txt", Format::OpenMetrics, 5, 53),
     ("prometheus-textparse-testdata/1histogram.om.txt", Format::OpenMetrics, 1, 42),
 ];
+
+/// Prometheus' Go client writes a histogram with negative buckets *and* a `_sum`, which
+/// OpenMetrics 1.0 forbids: strict mode rejects it (as Datadog's Python parser does),
+/// `strict: false` parses it.
+#[test]
+fn non_strict_openmetrics_for_prometheus_go_output() {
+    let Some(input) = read_shared("prometheus-textparse-testdata/alltypes.5mfs.om.txt") else { return };
+    let e = count(&input, Format::OpenMetrics).unwrap_err();
+    assert_eq!(e.line, 33, "{e}");
+    let lenient = ParseOptions { strict: false, ..ParseOptions::default() };
+    assert_eq!(count_with(&input, Format::OpenMetrics, lenient).unwrap(), (5, 53));
+    let typed = meshmon_prom::parse(b"# TYPE a gauge\na 1\n# EOF\n", Format::OpenMetrics).unwrap();
+    assert_eq!(typed.len(), 1);
+}
 
 #[test]
 fn real_scrapes_parse_with_every_sample() {
