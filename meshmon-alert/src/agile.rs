@@ -17,7 +17,6 @@ pub(crate) const LEVEL_RATE: f64 = 0.3;
 pub(crate) const SEASON_RATE: f64 = 0.1;
 pub(crate) const SCALE_RATE: f64 = 0.05;
 pub(crate) const LONG_SCALE_RATE: f64 = 0.002;
-fn long_rate() -> f64 { crate::detector::knob(2, LONG_SCALE_RATE) }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AgileModel {
@@ -32,7 +31,7 @@ impl AgileModel {
         if self.n == 0 {
             return None;
         }
-        let scale = (crate::detector::knob(0, 1.0) * 1.2533 * self.mean_abs).max(crate::detector::knob(1, 0.2) * self.long_scale);
+        let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
         Some(Prediction { expected: self.level + season.get(bucket), scale })
     }
 
@@ -47,7 +46,7 @@ impl AgileModel {
         let clip = if sigma > 0.0 { 6.0 * sigma } else { f64::INFINITY };
         self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(clip) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;
-        self.long_scale += warm.max(long_rate()) * (s - self.long_scale);
+        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
         let s_val = season.get(bucket);
         self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level);
         if season.is_active() {

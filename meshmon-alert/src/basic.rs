@@ -65,12 +65,12 @@ impl BasicModel {
             }
         }
         let sigma = (iqr / 1.349).max(1.4826 * last);
-        Some(Prediction { expected: median, scale: (crate::detector::knob(0, 1.0) * sigma).max(crate::detector::knob(1, 0.2) * self.long_scale) })
+        Some(Prediction { expected: median, scale: sigma.max(0.2 * self.long_scale) })
     }
 
     pub(crate) fn learn(&mut self, x: f64, scale: f64) {
         if scale.is_finite() {
-            self.long_scale += crate::detector::knob(2, 0.01) * (scale - self.long_scale);
+            self.long_scale += 0.01 * (scale - self.long_scale);
         }
         if self.ring.len() < self.cap {
             self.ring.push(x);

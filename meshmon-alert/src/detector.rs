@@ -42,6 +42,7 @@ use crate::agile::AgileModel;
 use crate::basic::BasicModel;
 use crate::robust::RobustModel;
 use crate::seasonality::{Seasonality, SeasonalityDetector};
+use crate::tail::TailHistogram;
 
 /// What a detector says about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -116,12 +117,14 @@ pub struct DetectorConfig {
     pub max_season_buckets: u32,
     /// A gap longer than this re-enters a short warm-up.
     pub max_gap: Duration,
-    /// Rate of the short-term average of the surprise (1 = no smoothing).
+    /// Rate of the short-term average deviation (the second rarity signal, which sees
+    /// sustained shifts and variance changes that no single point shows).
     pub short_rate: f64,
-    /// Rate of the long-run surprise statistics.
-    pub long_rate: f64,
-    /// Standardised surprise at which the score is 0.5.
-    pub likelihood_bounds: f64,
+    /// Half-life, in points, of the deviation history the rarity is measured against.
+    pub history_half_life: f64,
+    /// `−log10` of the tail probability that scores 0.5 (2.57 = the two-sided tail of
+    /// a normal beyond 3σ).
+    pub rarity_half: f64,
 }
 
 impl Default for DetectorConfig {
@@ -136,9 +139,9 @@ impl Default for DetectorConfig {
             window_points: 64,
             max_season_buckets: 288,
             max_gap: Duration::from_secs(86_400),
-            short_rate: 1.0,
-            long_rate: 2000.0,
-            likelihood_bounds: 2.57,
+            short_rate: 0.1,
+            history_half_life: 2000.0,
+            rarity_half: 2.57,
         }
     }
 }
@@ -253,8 +256,9 @@ pub struct Detector {
     warm_left: u32,
     since_anomalous: u32,
     peak: f64,
-    short: f64,
-    tail: crate::tail::TailHistogram,
+    short_dev: f64,
+    tail: TailHistogram,
+    tail_short: TailHistogram,
     last: Estimate,
     stats: DetectorStats,
 }
@@ -269,7 +273,7 @@ impl Detector {
         };
         let season_detector = (config.algorithm != Algorithm::Basic && config.seasonality == Seasonality::Auto)
             .then(SeasonalityDetector::default);
-        let half_life = config.long_rate;
+        let half_life = config.history_half_life;
         Self {
             warm_left: config.warmup_points,
             config,
@@ -280,8 +284,9 @@ impl Detector {
             first_interval_ns: 0,
             since_anomalous: u32::MAX,
             peak: 0.0,
-            short: 0.0,
-            tail: crate::tail::TailHistogram::new(half_life),
+            short_dev: 0.0,
+            tail: TailHistogram::new(half_life),
+            tail_short: TailHistogram::new(half_life),
             last: Estimate { expected: f64::NAN, lower: f64::NAN, upper: f64::NAN, score: 0.0, anomalous: false },
             stats: DetectorStats::default(),
         }
@@ -315,7 +320,10 @@ impl Detector {
             Model::Basic(m) => m.heap_bytes(),
             Model::Agile(_) | Model::Robust(_) => 0,
         };
-        m + self.season.heap_bytes() + self.season_detector.as_ref().map_or(0, |d| d.heap_bytes())
+        m + self.season.heap_bytes()
+            + self.tail.heap_bytes()
+            + self.tail_short.heap_bytes()
+            + self.season_detector.as_ref().map_or(0, |d| d.heap_bytes())
     }
 
     fn skipped(&self) -> Estimate {
@@ -382,15 +390,19 @@ impl Detector {
         let sigma = pred.scale.max(floor);
         let z = (value - pred.expected).abs() / sigma;
         let mut anomalous = z > b;
-        // Surprise: how rare this deviation is in the series' own history.
-        let dev = if knob(3, 0.0) > 0.5 { z } else { (value - pred.expected).abs() };
+        // Rarity: how unusual this deviation, and the recent average deviation, are in
+        // the series' own history (tail probabilities, Bonferroni-combined).
+        let dev = (value - pred.expected).abs();
         let dev = if dev.is_finite() { dev } else { f64::MAX };
-        let p = self.tail.tail(dev).max(1e-300);
-        self.short += self.config.short_rate * (-p.log10() - self.short);
-        let l = self.short.max(0.0);
-        let e = self.config.likelihood_bounds;
-        let mut score = l * l / (l * l + e * e);
+        self.short_dev += self.config.short_rate * (dev - self.short_dev);
+        let p_point = self.tail.tail(dev);
+        let p_short = self.tail_short.tail(self.short_dev);
         self.tail.add(dev);
+        self.tail_short.add(self.short_dev);
+        let p = (2.0 * p_point.min(p_short)).clamp(1e-300, 1.0);
+        let l = -p.log10();
+        let e = self.config.rarity_half;
+        let mut score = l * l / (l * l + e * e);
         if self.warm_left > 0 {
             self.warm_left -= 1;
             score = 0.0;
@@ -435,11 +447,3 @@ impl Detector {
     }
 }
 
-#[allow(dead_code, clippy::unwrap_used)]
-pub(crate) fn knob(i: usize, default: f64) -> f64 {
-    static K: std::sync::OnceLock<Vec<Option<f64>>> = std::sync::OnceLock::new();
-    let k = K.get_or_init(|| {
-        (0..10).map(|j| std::env::var(format!("K{j}")).ok().and_then(|v| v.parse().ok())).collect()
-    });
-    k[i].unwrap_or(default)
-}

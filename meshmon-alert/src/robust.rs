@@ -20,7 +20,6 @@ const DAMPING: f64 = 0.98;
 const SEASON_RATE: f64 = 0.05;
 const SCALE_RATE: f64 = 0.02;
 const LONG_SCALE_RATE: f64 = 0.002;
-fn long_rate() -> f64 { crate::detector::knob(2, LONG_SCALE_RATE) }
 const CLIP: f64 = 2.0;
 /// Out-of-band points (same side) that make a new level.
 pub(crate) const SHIFT_POINTS: usize = 16;
@@ -42,7 +41,7 @@ impl RobustModel {
         if self.n == 0 {
             return None;
         }
-        let scale = (crate::detector::knob(0, 1.0) * 1.2533 * self.mean_abs).max(crate::detector::knob(1, 0.2) * self.long_scale);
+        let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
         Some(Prediction { expected: self.level + self.trend + season.get(bucket), scale })
     }
 
@@ -109,6 +108,6 @@ impl RobustModel {
         }
         self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(c) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;
-        self.long_scale += warm.max(long_rate()) * (s - self.long_scale);
+        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
     }
 }
