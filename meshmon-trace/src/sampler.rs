@@ -325,10 +325,10 @@ impl RareSampler {
             };
             if fresh {
                 rare = true;
-                if self.seen.len() >= self.max_signatures {
-                    if let Some((&old, _)) = self.seen.iter().min_by_key(|(_, at)| **at) {
-                        self.seen.remove(&old);
-                    }
+                if self.seen.len() >= self.max_signatures
+                    && let Some((&old, _)) = self.seen.iter().min_by_key(|(_, at)| **at)
+                {
+                    self.seen.remove(&old);
                 }
                 self.seen.insert(sig, t);
             }
@@ -404,7 +404,6 @@ impl Decision {
 
 /// Configuration of [`AgentSampler`], with the Agent's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
 pub struct SamplerConfig {
     /// Target TPS of the priority sampler (`max_traces_per_second`, 10).
     pub target_tps: f64,
@@ -499,7 +498,6 @@ impl AgentSampler {
 
 /// Tail-sampling policy over assembled traces.
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[non_exhaustive]
 pub struct TailConfig {
     /// Keep every trace with an error span.
     pub keep_errors: bool,

@@ -28,7 +28,6 @@ pub use zipkin::decode_zipkin;
 /// Size and count limits applied while decoding. Exceeding one is a
 /// [`DecodeError::LimitExceeded`] (or [`DecodeError::BodyTooLarge`]) carrying the offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Limits {
     /// Largest accepted body, in bytes (the Agent's `max_request_bytes`, 25 MiB).
     pub max_body_bytes: usize,
