@@ -642,10 +642,10 @@ impl Miner {
                 let Some(Some(p)) = self.patterns.get(i as usize) else {
                     continue;
                 };
-                if let Some(sim) = similarity(&p.positions, msg, toks) {
-                    if best.is_none_or(|(b, _)| sim > b) {
-                        best = Some((sim, i));
-                    }
+                if let Some(sim) = similarity(&p.positions, msg, toks)
+                    && best.is_none_or(|(b, _)| sim > b)
+                {
+                    best = Some((sim, i));
                 }
             }
         }
@@ -867,10 +867,10 @@ impl Miner {
                     let Some(Some(q)) = self.patterns.get(i as usize) else {
                         continue;
                     };
-                    if let Some(sim) = template_similarity(&q.positions, &p.positions) {
-                        if best.is_none_or(|(b, _)| sim > b) {
-                            best = Some((sim, i));
-                        }
+                    if let Some(sim) = template_similarity(&q.positions, &p.positions)
+                        && best.is_none_or(|(b, _)| sim > b)
+                    {
+                        best = Some((sim, i));
                     }
                 }
             }

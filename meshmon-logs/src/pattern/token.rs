@@ -183,10 +183,10 @@ fn is_ipv4(s: &[u8]) -> bool {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    if let Some(p) = port {
-        if !all(p, |b| b.is_ascii_digit()) {
-            return false;
-        }
+    if let Some(p) = port
+        && !all(p, |b| b.is_ascii_digit())
+    {
+        return false;
     }
     let mut parts = 0;
     for part in addr.split(|&b| b == b'.') {
@@ -226,10 +226,10 @@ fn is_ipv6(s: &[u8]) -> bool {
         Some(i) if addr[i + 1..].contains(&b'.') => (&addr[..=i], Some(&addr[i + 1..])),
         _ => (addr, None),
     };
-    if let Some(v4) = v4 {
-        if !is_ipv4(v4) {
-            return false;
-        }
+    if let Some(v4) = v4
+        && !is_ipv4(v4)
+    {
+        return false;
     }
     let mut groups_ok = true;
     for g in head.split(|&b| b == b':') {
@@ -353,10 +353,8 @@ pub(crate) fn classify_word(s: &[u8]) -> Option<VarKind> {
     if is_hex_token(s) {
         return Some(VarKind::Hex);
     }
-    if first == b'/' || first == b'~' || first == b'.' || s.get(1) == Some(&b':') {
-        if is_path(s) {
-            return Some(VarKind::Path);
-        }
+    if (first == b'/' || first == b'~' || first == b'.' || s.get(1) == Some(&b':')) && is_path(s) {
+        return Some(VarKind::Path);
     }
     if s.contains(&b':') {
         if is_url(s) {
@@ -495,6 +493,20 @@ fn word(
     mut space: bool,
     out: &mut Vec<Token>,
 ) -> usize {
+    // `[v6addr]:port` before brackets are split off.
+    if b[s] == b'[' {
+        let mut x = e;
+        while x > s + 1 && matches!(b[x - 1], b',' | b';' | b'.') {
+            x -= 1;
+        }
+        if b[s..x].contains(&b':') && is_ipv6(&b[s..x]) {
+            push(out, s, x, TokenKind::Var(VarKind::Ipv6), space);
+            for t in x..e {
+                push(out, t, t + 1, TokenKind::Punct, false);
+            }
+            return e;
+        }
+    }
     // Leading openers as punctuation.
     while s < e && is_opener(b[s]) && e - s > 1 {
         push(out, s, s + 1, TokenKind::Punct, space);

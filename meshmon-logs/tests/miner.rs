@@ -1,0 +1,249 @@
+//! Pattern miner behaviour: typed wildcards, stable ids through merges and persistence,
+//! pattern-set merge, the pattern limit policy and the regex property on edge cases.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use meshmon_logs::pattern::token::{TokenKind, VarKind, tokenize};
+use meshmon_logs::pattern::{Miner, MinerConfig, PatternId};
+
+fn kinds(msg: &str) -> Vec<(String, TokenKind)> {
+    let mut toks = Vec::new();
+    tokenize(msg, &mut toks);
+    toks.iter()
+        .map(|t| (t.text(msg).to_owned(), t.kind))
+        .collect()
+}
+
+fn var_of(msg: &str, word: &str) -> VarKind {
+    match kinds(msg).into_iter().find(|(t, _)| t == word) {
+        Some((_, TokenKind::Var(k))) => k,
+        other => panic!("{word:?} in {msg:?} is not a variable: {other:?}"),
+    }
+}
+
+#[test]
+fn typed_wildcards() {
+    assert_eq!(var_of("took 42 ms", "42"), VarKind::Number);
+    assert_eq!(var_of("x -3.5 y", "-3.5"), VarKind::Number);
+    assert_eq!(var_of("at 0x7fed806eb5d", "0x7fed806eb5d"), VarKind::Hex);
+    assert_eq!(
+        var_of("peer 10.0.0.1:8080 up", "10.0.0.1:8080"),
+        VarKind::Ipv4
+    );
+    assert_eq!(
+        var_of(
+            "peer fe80::1ff:fe23:4567:890a down",
+            "fe80::1ff:fe23:4567:890a"
+        ),
+        VarKind::Ipv6
+    );
+    assert_eq!(
+        var_of("peer [2001:db8::1]:443 down", "[2001:db8::1]:443"),
+        VarKind::Ipv6
+    );
+    assert_eq!(
+        var_of(
+            "req 38101a0b-2096-447d-96ea-a692162415ae",
+            "38101a0b-2096-447d-96ea-a692162415ae"
+        ),
+        VarKind::Uuid
+    );
+    assert_eq!(var_of("timeout after 1m30s", "1m30s"), VarKind::Duration);
+    assert_eq!(
+        var_of("at 2024-05-01T12:00:00.5Z ok", "2024-05-01T12:00:00.5Z"),
+        VarKind::Timestamp
+    );
+    assert_eq!(
+        var_of("open /etc/hosts failed", "/etc/hosts"),
+        VarKind::Path
+    );
+    assert_eq!(
+        var_of(r"load C:\Windows\x.dll", r"C:\Windows\x.dll"),
+        VarKind::Path
+    );
+    assert_eq!(
+        var_of("GET https://a.b/c?d=1 ok", "https://a.b/c?d=1"),
+        VarKind::Url
+    );
+    assert_eq!(var_of("user=alice logged", "alice"), VarKind::KeyValue);
+    assert_eq!(var_of("enabled true", "true"), VarKind::Bool);
+    assert_eq!(var_of("block blk_-123 gone", "blk_-123"), VarKind::Alnum);
+    // Punctuation splits words; plain words stay constant.
+    let k = kinds("error: open(\"x\") failed");
+    assert!(
+        k.iter()
+            .any(|(t, kind)| t == "open" && *kind == TokenKind::Word)
+    );
+    assert!(
+        k.iter()
+            .any(|(t, kind)| t == "(" && *kind == TokenKind::Punct)
+    );
+    // Quoted key=value spans whitespace.
+    assert_eq!(
+        var_of(r#"tag="View Lock", uid=1"#, "View Lock"),
+        VarKind::KeyValue
+    );
+}
+
+#[test]
+fn groups_and_renders() {
+    let mut m = Miner::default();
+    let a = m.add("Accepted publickey for alice from 10.0.0.1 port 22 ssh2");
+    let b = m.add("Accepted publickey for alice from 10.0.0.2 port 2200 ssh2");
+    let c = m.add("Failed password for bob from 10.0.0.3 port 22 ssh2");
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let p = m.pattern(a).unwrap();
+    assert_eq!(
+        p.template(),
+        "Accepted publickey for alice from <*> port <*> <*>"
+    );
+    assert_eq!(
+        p.typed_template(),
+        "Accepted publickey for alice from <ipv4> port <num> <id>"
+    );
+    let vars: Vec<_> = p.variables().collect();
+    let top = vars[0].values.top(5);
+    assert_eq!(top.len(), 2);
+    assert_eq!(top[0].count, 1);
+    assert_eq!(p.samples().len(), 2);
+    assert_eq!(m.len(), 2);
+    assert_eq!(
+        m.match_message("Accepted publickey for alice from 1.2.3.4 port 1 ssh2"),
+        Some(a)
+    );
+    assert_eq!(
+        m.match_message("Accepted publickey for carol from 1.2.3.4 port 1 ssh2"),
+        None
+    );
+}
+
+#[test]
+fn enough_distinct_values_generalise_and_ids_stay_stable() {
+    let mut m = Miner::default();
+    let k = m.config().distinct_values;
+    let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+    let ids: Vec<PatternId> = users
+        .iter()
+        .map(|u| m.add(&format!("session opened for user {u}")))
+        .collect();
+    // Before k distinct values they are separate patterns; then they merge into the first.
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(m.resolve(*id), ids[0], "message {i}");
+    }
+    assert!(
+        ids[k - 2] != ids[0],
+        "{k} values needed before generalising"
+    );
+    assert_eq!(m.len(), 1);
+    let p = m.pattern(ids[3]).unwrap();
+    assert_eq!(p.template(), "session opened for user <*>");
+    assert_eq!(p.count(), users.len() as u64);
+    assert_eq!(m.stats().merged, (k - 1) as u64);
+    // Two values stay two patterns.
+    let x = m.add("client SPP initialized");
+    let y = m.add("client WindowsUpdateAgent initialized");
+    assert_ne!(m.resolve(x), m.resolve(y));
+}
+
+#[test]
+fn persistence_keeps_ids() {
+    let msgs = [
+        "connection from 10.0.0.1 closed",
+        "cache miss for key user:42",
+        "connection from 10.0.0.9 closed",
+        "worker 3 started in 12ms",
+    ];
+    let mut m = Miner::default();
+    let ids: Vec<_> = msgs.iter().map(|s| m.add(s)).collect();
+    let json = serde_json::to_string(&m).unwrap();
+    let mut back: Miner = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.len(), m.len());
+    assert_eq!(back.stats(), m.stats());
+    for (s, id) in msgs.iter().zip(&ids) {
+        assert_eq!(back.add(s), *id, "{s}");
+    }
+    // New patterns get fresh ids after the restored ones.
+    let new = back.add("completely different message");
+    assert!(new.0 > ids.iter().map(|i| i.0).max().unwrap());
+    // Aliases survive too.
+    let mut m = Miner::default();
+    let first = m.add("removing a");
+    for w in ["b", "c", "d", "e"] {
+        m.add(&format!("removing {w}"));
+    }
+    let aliased = PatternId(2);
+    assert_eq!(m.resolve(aliased), first);
+    let back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(back.resolve(aliased), first);
+    assert_eq!(back.pattern(aliased).unwrap().template(), "removing <*>");
+}
+
+#[test]
+fn merge_pattern_sets() {
+    let mut a = Miner::default();
+    let mut b = Miner::default();
+    let a1 = a.add("disk /dev/sda1 is 91% full");
+    let b1 = b.add("retrying in 5s");
+    let b2 = b.add("disk /dev/sdb2 is 99% full");
+    let map = a.merge(&b);
+    assert_eq!(map[&b2], a1);
+    let new = map[&b1];
+    assert_ne!(new, a1);
+    assert_eq!(a.pattern(a1).unwrap().count(), 2);
+    assert_eq!(a.pattern(new).unwrap().template(), "retrying in <*>");
+    assert_eq!(a.add("retrying in 10s"), new);
+}
+
+#[test]
+fn pattern_limit_policy_is_counted() {
+    let mut cfg = MinerConfig::default();
+    cfg.max_patterns = 2;
+    let mut m = Miner::new(cfg);
+    let a = m.add("alpha one");
+    let b = m.add("beta two three");
+    // Same bucket as "alpha one" but a different word: joins it (forced).
+    assert_eq!(m.add("alpha uno"), a);
+    assert_eq!(m.stats().forced, 1);
+    // Nothing similar: the overflow id.
+    assert_eq!(m.add("gamma"), PatternId::OVERFLOW);
+    assert_eq!(m.stats().overflowed, 1);
+    assert_eq!(m.len(), 2);
+    assert_ne!(a, b);
+    // The forced pattern's regex still matches what it absorbed.
+    let re = regex::Regex::new(&m.pattern(a).unwrap().regex()).unwrap();
+    assert!(re.is_match("alpha one") && re.is_match("alpha uno"));
+}
+
+#[test]
+fn regex_property_on_edge_cases() {
+    let mut cfg = MinerConfig::default();
+    cfg.max_tokens = 8;
+    let mut m = Miner::new(cfg);
+    let msgs = [
+        "",
+        "   ",
+        "tag=\"View Lock\" name=x",
+        "tag=\"\" name=y",
+        "unicode\u{a0}nbsp 12 ünïcödé",
+        "a b c d e f g h i j k l m n",
+        "a b c d e f g 1 2 3 4 5 6 7 8 9",
+        "weird [[[ ))) ((( \"\"\" ''' 1",
+        "tabs\tand\nnewlines 3",
+        "ends with dots...",
+        "value=${x}+$1 (?i) \\d+ .* ^$",
+        "k=\"unterminated quote here 5",
+        "x=1,y=2;z=\"a b\",w",
+    ];
+    let mut ids = Vec::new();
+    for s in msgs {
+        ids.push(m.add(s));
+    }
+    for (s, id) in msgs.iter().zip(ids) {
+        let p = m.pattern(id).unwrap();
+        let re = regex::Regex::new(&p.regex()).unwrap();
+        assert!(re.is_match(s), "{s:?} !~ {}", p.regex());
+    }
+    let long = msgs.iter().filter(|s| kinds(s).len() > 8).count();
+    assert!(long >= 2);
+    assert_eq!(m.stats().truncated, long as u64);
+}
