@@ -11,7 +11,7 @@
 //! - Istio/klog component logs (`<time>\t<level>\t<scope>\t<msg>`, Istio's `istio.io/pkg/log`).
 //! - JSON logs (common level and message keys), plain text.
 //!
-//! [`detect`] picks the format of one line; [`parse_line`] parses a line in a given or
+//! [`detect`] picks the format of one line; [`LineParser`] parses lines in a given or
 //! auto-detected format.
 
 use meshmon_core::Timestamp;

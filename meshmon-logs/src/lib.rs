@@ -18,7 +18,7 @@
 //! - [`pattern`]: the online pattern miner ([`pattern::Miner`]), typed tokenisation,
 //!   templates and regexes, persistence and merge.
 //! - [`record`]: [`LogRecord`] and [`Status`] (Datadog's log statuses).
-//! - [`format`]: CRI (partial lines joined), Docker json-file, Envoy/Istio access logs,
+//! - [`mod@format`]: CRI (partial lines joined), Docker json-file, Envoy/Istio access logs,
 //!   Istio component logs, JSON, raw; per-line auto-detection.
 //! - [`multiline`]: multi-line aggregation (stack traces) with size and time bounds.
 //! - [`rules`]: Datadog log processing rules (`exclude_at_match`, `include_at_match`,
