@@ -46,7 +46,6 @@
 mod error;
 pub mod float;
 mod grammar;
-/// Datadog mapping.
 pub mod mapping;
 mod owned;
 mod parser;
@@ -56,7 +55,7 @@ pub mod scrape;
 
 pub use error::{ErrorKind, ParseError};
 pub use grammar::Line;
-pub use mapping::{Mapper, MonotonicDeltas, ScraperConfig};
+pub use mapping::{MapStats, Mapper, MonotonicDeltas, ScraperConfig};
 pub use owned::{OwnedExemplar, OwnedFamily, OwnedSample, parse};
 pub use parser::{Family, ParseOptions, Parser, count, count_with};
 pub use sample::{Exemplar, Format, Label, LabelIter, LabelValue, Labels, MetricType, Sample};
