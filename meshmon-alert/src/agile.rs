@@ -3,8 +3,10 @@
 //! A Holt–Winters-style additive model in the spirit of a seasonal ARIMA with a short
 //! memory: the expected value is `level + season[phase]`, where the level is an
 //! exponentially weighted average of the de-seasonalised values with a fast rate
-//! (`α = 0.3`: a new level is followed within a handful of points) and each seasonal
-//! bucket learns at `max(1/n, 0.1)`. The scale σ is `1.2533·E|r|` (the mean absolute
+//! (`α = 0.3`) over residuals clipped to `±3σ` (one spike barely moves it), and a new
+//! level is accepted as soon as 3 points in a row fall outside the band on the same
+//! side (the level jumps to their median). Each seasonal bucket learns at
+//! `max(1/n, 0.1)`. The scale σ is `1.2533·E|r|` (the mean absolute
 //! residual of normal data times √(π/2)), averaged at rate 0.05 with residuals clipped
 //! at 6σ, floored at a fifth of a slow (rate 0.002) average of itself. State: 5 floats
 //! plus the seasonal profile (at most `max_season_buckets` buckets, 12 bytes each).
@@ -24,7 +26,13 @@ pub(crate) struct AgileModel {
     level: f64,
     mean_abs: f64,
     long_scale: f64,
+    run: [f64; SHIFT_POINTS],
+    run_len: u8,
+    side: i8,
 }
+
+/// Out-of-band points in a row (same side) that make a new level.
+pub(crate) const SHIFT_POINTS: usize = 3;
 
 impl AgileModel {
     pub(crate) fn predict(&self, season: &SeasonProfile, bucket: usize) -> Option<Prediction> {
@@ -35,7 +43,7 @@ impl AgileModel {
         Some(Prediction { expected: self.level + season.get(bucket), scale })
     }
 
-    pub(crate) fn learn(&mut self, season: &mut SeasonProfile, bucket: usize, x: f64, expected: f64, sigma: f64) {
+    pub(crate) fn learn(&mut self, season: &mut SeasonProfile, bucket: usize, x: f64, expected: f64, sigma: f64, bounds: f64) {
         self.n += 1;
         if self.n == 1 {
             self.level = x;
@@ -48,7 +56,26 @@ impl AgileModel {
         let s = 1.2533 * self.mean_abs;
         self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
         let s_val = season.get(bucket);
-        self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level);
+        if sigma > 0.0 && r.abs() > bounds * sigma {
+            let side = if r > 0.0 { 1 } else { -1 };
+            if side != self.side {
+                self.side = side;
+                self.run_len = 0;
+            }
+            self.run[usize::from(self.run_len)] = x - s_val;
+            self.run_len += 1;
+            if usize::from(self.run_len) == SHIFT_POINTS {
+                let mut v = self.run;
+                v.sort_by(f64::total_cmp);
+                self.level = v[SHIFT_POINTS / 2];
+                self.run_len = 0;
+                return;
+            }
+        } else {
+            self.run_len = 0;
+        }
+        let c = if sigma > 0.0 { 3.0 * sigma } else { f64::INFINITY };
+        self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level).clamp(-c, c);
         if season.is_active() {
             season.learn(bucket, x - self.level, SEASON_RATE);
         }

@@ -3,7 +3,8 @@
 //! Feed `(timestamp, value)` to [`Detector::update`] and get an [`Estimate`]: the
 //! expected value, the band `[lower, upper]` (`expected ± bounds·σ`, σ being the
 //! model's robust scale), an anomaly `score` in `[0, 1]` and whether the point is
-//! `anomalous` (outside the band, after warm-up).
+//! `anomalous` (outside the band after warm-up, and either rare — score ≥ 0.5 before
+//! episode damping — or continuing an anomalous run on the same side).
 //!
 //! # Score
 //!
@@ -194,6 +195,20 @@ impl SeasonProfile {
         Self { period_ns, values: vec![0.0; n], counts: vec![0; n] }
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Starts from a detected shape (as if each bucket had seen a few points).
+    pub(crate) fn seed(&mut self, shape: &[Option<f64>]) {
+        for ((v, c), s) in self.values.iter_mut().zip(&mut self.counts).zip(shape) {
+            if let Some(s) = s {
+                *v = *s;
+                *c = 4;
+            }
+        }
+    }
+
     pub(crate) fn is_active(&self) -> bool {
         !self.values.is_empty()
     }
@@ -243,7 +258,7 @@ enum Model {
 ///     assert!(!d.update(Timestamp::from_secs(i * 60), v).anomalous);
 /// }
 /// let e = d.update(Timestamp::from_secs(500 * 60), 180.0);
-/// assert!(e.anomalous && e.score > 0.9 && e.upper < 180.0);
+/// assert!(e.anomalous && e.score > 0.5 && e.upper < 180.0);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detector {
@@ -256,6 +271,7 @@ pub struct Detector {
     warm_left: u32,
     since_anomalous: u32,
     peak: f64,
+    run_side: i8,
     short_dev: f64,
     tail: TailHistogram,
     tail_short: TailHistogram,
@@ -284,6 +300,7 @@ impl Detector {
             first_interval_ns: 0,
             since_anomalous: u32::MAX,
             peak: 0.0,
+            run_side: 0,
             short_dev: 0.0,
             tail: TailHistogram::new(half_life),
             tail_short: TailHistogram::new(half_life),
@@ -362,6 +379,15 @@ impl Detector {
             if det.observe(ts, value) {
                 let period = det.detected().and_then(|s| s.period_secs());
                 self.season = SeasonProfile::new(period, self.first_interval_ns, self.config.max_season_buckets);
+                if let Some(p) = period {
+                    let shape = det.profile(p, self.season.len());
+                    self.season.seed(&shape);
+                }
+                // The residuals of the old model say nothing about the new one.
+                let half_life = self.config.history_half_life;
+                self.tail = TailHistogram::new(half_life);
+                self.tail_short = TailHistogram::new(half_life);
+                self.warm_left = self.warm_left.max(self.config.warmup_points);
             }
             if det.is_done() {
                 // Keep the verdict, free the history.
@@ -403,6 +429,11 @@ impl Detector {
         let l = -p.log10();
         let e = self.config.rarity_half;
         let mut score = l * l / (l * l + e * e);
+        // Out of band and either rarer than a normal band edge, or continuing an
+        // anomalous run on the same side.
+        let side: i8 = if value > pred.expected { 1 } else { -1 };
+        anomalous &= score >= 0.5 || side == self.run_side;
+        self.run_side = if anomalous { side } else { 0 };
         if self.warm_left > 0 {
             self.warm_left -= 1;
             score = 0.0;
@@ -441,7 +472,7 @@ impl Detector {
         let bounds = self.config.bounds;
         match &mut self.model {
             Model::Basic(m) => m.learn(value, sigma),
-            Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma),
+            Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
             Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, anomalous, bounds),
         }
     }

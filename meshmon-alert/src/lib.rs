@@ -20,16 +20,29 @@
 //! - [`detector`]: the one streaming shape, [`Detector::update`] → [`Estimate`], for
 //!   Datadog's three algorithms: [`basic`], [`agile`], [`robust`].
 //! - [`seasonality`]: given or detected (hourly / daily / weekly).
+//! - [`threshold`]: static warning / critical thresholds with recovery thresholds.
+//! - [`outliers`]: outliers across a group of series (MAD), like Datadog's `outliers()`.
+//! - [`monitor`]: query → aggregation → detector or threshold → OK / WARN / ALERT /
+//!   NO DATA, one [`monitor::Alert`] per episode, turned into a
+//!   [`meshmon_core::Notification`].
+//! - [`watchdog`]: automatic monitors over every endpoint's request rate, error rate
+//!   and p95 latency, emitting [`watchdog::Story`]s.
 //! - [`nab`]: the Numenta Anomaly Benchmark scorer (windows, scaled sigmoid, profiles,
 //!   corpus-wide threshold sweep, normalisation).
 
 pub mod agile;
 pub mod basic;
 pub mod detector;
+pub mod monitor;
 pub mod nab;
+pub mod outliers;
 pub mod robust;
 pub mod seasonality;
 mod tail;
+pub mod threshold;
+pub mod watchdog;
 
 pub use detector::{Algorithm, Detector, DetectorConfig, DetectorStats, Estimate};
+pub use monitor::{Alert, Monitor, MonitorConfig, MonitorState};
 pub use seasonality::Seasonality;
+pub use watchdog::{RedPoint, Story, Watchdog};

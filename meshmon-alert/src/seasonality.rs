@@ -9,20 +9,20 @@
 //! (6 KiB) whatever the history length.
 //!
 //! Each candidate period `p` (hourly, daily, weekly) is tested once, when the history
-//! first spans `2p` and holds at least 4 bins per period: the binned series is
+//! first spans `2.5p` and holds at least 4 bins per period: the binned series is
 //! detrended by a centred moving average of length `p` (which removes level and trend
 //! but keeps a `p`-periodic shape), and the lag-`p` autocorrelation of the remainder,
 //! `r(p)`, is computed over the bins present at both ends of the lag. A period is
-//! accepted when `r(p) ≥ 0.3`; a longer period replaces a shorter one only when its
-//! `r` beats the shorter one's by 0.1 (a daily pattern also repeats weekly, so weekly
-//! must explain clearly more). Once the weekly test has run, the history is freed.
+//! accepted when `r(p) ≥ 0.3`; a longer period replaces a shorter one only when, on
+//! the same remainder, its `r` beats the shorter period's by 0.1 (a daily pattern also
+//! repeats weekly, so weekly must explain clearly more). Once the weekly test has run, the history is freed.
 //!
 //! ```
 //! use meshmon_alert::seasonality::{Seasonality, SeasonalityDetector};
 //! use meshmon_core::Timestamp;
 //!
 //! let mut det = SeasonalityDetector::default();
-//! for i in 0..(3 * 288) {
+//! for i in 0..(4 * 288) {
 //!     // 5-minute points, a daily sine
 //!     let t = i as f64 * 300.0;
 //!     let v = 10.0 + (t / 86_400.0 * std::f64::consts::TAU).sin();
@@ -202,7 +202,7 @@ impl SeasonalityDetector {
                 continue;
             }
             let p = cand.period_secs().unwrap_or(1) * NS_PER_SEC;
-            if span_ns < 2 * p {
+            if span_ns < 5 * p / 2 {
                 continue;
             }
             self.tested |= 1 << i;
@@ -210,11 +210,16 @@ impl SeasonalityDetector {
             if lag < 4 {
                 continue; // too coarse to see this period
             }
-            if let Some(r) = self.acf(lag) {
+            if let Some(r) = self.acf(lag, lag) {
                 if r >= MIN_ACF {
+                    // A longer period must explain clearly more than the current one on
+                    // the same (longer-detrended) remainder.
                     let replace = match self.best {
                         None => true,
-                        Some((_, best_r)) => r >= best_r + LONGER_MARGIN,
+                        Some((shorter, _)) => {
+                            let short_lag = (shorter.period_secs().unwrap_or(1) * NS_PER_SEC / self.width_ns.max(1)) as usize;
+                            self.acf(lag, short_lag).is_none_or(|rs| r >= rs + LONGER_MARGIN)
+                        }
                     };
                     if replace {
                         self.best = Some((*cand, r));
@@ -230,20 +235,48 @@ impl SeasonalityDetector {
         self.detected() != before
     }
 
-    /// Lag-`lag` autocorrelation of the bin means, detrended by a centred moving average
-    /// of length `lag`.
-    fn acf(&self, lag: usize) -> Option<f64> {
+    /// The average shape of one `period_secs` period over the history, in `buckets`
+    /// buckets by phase (`t mod period`), detrended by a centred moving average over one
+    /// period; `None` for buckets no bin fell in. Used to seed a seasonal profile the
+    /// moment a period is detected.
+    pub fn profile(&self, period_secs: i64, buckets: usize) -> Vec<Option<f64>> {
+        let mut out = vec![None; buckets];
+        let Some(start) = self.start else { return out };
+        let period_ns = period_secs.max(1) * NS_PER_SEC;
+        let lag = (period_ns / self.width_ns.max(1)) as usize;
         let n = self.sums.len();
-        if n < 2 * lag {
-            return None;
+        if buckets == 0 || lag < 2 || n < lag {
+            return out;
         }
+        let resid = self.detrended(lag);
+        let mut sum = vec![0.0; buckets];
+        let mut cnt = vec![0u32; buckets];
+        for (i, r) in resid.iter().enumerate() {
+            if r.is_finite() {
+                // Phase of the bin centre.
+                let t = start + i as i64 * self.width_ns + self.width_ns / 2;
+                let phase = t.rem_euclid(period_ns);
+                let b = ((phase as i128 * buckets as i128) / period_ns as i128) as usize;
+                sum[b] += r;
+                cnt[b] += 1;
+            }
+        }
+        for b in 0..buckets {
+            if cnt[b] > 0 {
+                out[b] = Some(sum[b] / f64::from(cnt[b]));
+            }
+        }
+        out
+    }
+
+    fn detrended(&self, detrend: usize) -> Vec<f64> {
+        let n = self.sums.len();
         let mean: Vec<f64> = self
             .sums
             .iter()
             .zip(&self.counts)
             .map(|(&s, &c)| if c > 0 { s / f64::from(c) } else { f64::NAN })
             .collect();
-        // Centred moving average over `lag` bins (present bins only), via prefix sums.
         let mut ps = vec![0.0; n + 1];
         let mut pc = vec![0u32; n + 1];
         for i in 0..n {
@@ -251,20 +284,30 @@ impl SeasonalityDetector {
             ps[i + 1] = ps[i] + if ok { mean[i] } else { 0.0 };
             pc[i + 1] = pc[i] + u32::from(ok);
         }
-        let half = lag / 2;
-        let resid: Vec<f64> = (0..n)
+        let half = detrend / 2;
+        (0..n)
             .map(|i| {
-                if !mean[i].is_finite() || i < half || i + lag - half > n {
+                if !mean[i].is_finite() || i < half || i + detrend - half > n {
                     return f64::NAN;
                 }
-                let (a, b) = (i - half, i - half + lag);
+                let (a, b) = (i - half, i - half + detrend);
                 let c = pc[b] - pc[a];
-                if c * 2 < lag as u32 {
+                if c * 2 < detrend as u32 {
                     return f64::NAN;
                 }
                 mean[i] - (ps[b] - ps[a]) / f64::from(c)
             })
-            .collect();
+            .collect()
+    }
+
+    /// Lag-`lag` autocorrelation of the bin means, detrended by a centred moving average
+    /// of length `detrend`.
+    fn acf(&self, detrend: usize, lag: usize) -> Option<f64> {
+        let n = self.sums.len();
+        if n < 2 * detrend || lag == 0 {
+            return None;
+        }
+        let resid = self.detrended(detrend);
         let (mut sxy, mut sxx, mut syy, mut sx, mut sy, mut k) = (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
         for i in 0..n - lag {
             let (x, y) = (resid[i], resid[i + lag]);
@@ -277,7 +320,7 @@ impl SeasonalityDetector {
                 k += 1;
             }
         }
-        if k < lag.max(8) {
+        if k < (detrend / 2).max(8) {
             return None;
         }
         let kf = k as f64;
@@ -321,7 +364,9 @@ mod tests {
 
     #[test]
     fn detects_weekly() {
-        assert_eq!(run(86_400.0, 21, 300, true), Some(Seasonality::Weekly));
+        assert_eq!(run(86_400.0, 28, 300, true), Some(Seasonality::Weekly));
+        // Without the weekend dip the same series is daily.
+        assert_eq!(run(86_400.0, 28, 300, false), Some(Seasonality::Daily));
     }
 
     #[test]

@@ -1,0 +1,306 @@
+//! Watchdog: anomaly detection nobody has to configure, over every endpoint's RED
+//! signals.
+//!
+//! Feed [`RedPoint`]s (per `(service, resource)` and interval: hits, errors, p95
+//! latency — what a trace-stats pipeline produces) to [`Watchdog::observe`]. For each
+//! endpoint it runs one detector per signal — request rate (hits/s), error rate
+//! (errors/hits) and p95 latency — and emits a [`Story`] when a signal enters an
+//! anomalous episode: at least `trigger_points` anomalous points, on the same side,
+//! among the last `window_points`. The episode ends after `recovery_points` normal
+//! points in a row; only then can a new story start (one story per episode).
+//! Endpoints below `min_hits_per_second` are skipped (their rates are noise) and
+//! counted; at most `max_endpoints` endpoints are tracked.
+//!
+//! ```
+//! use std::time::Duration;
+//! use meshmon_alert::watchdog::{RedPoint, Signal, Watchdog, WatchdogConfig};
+//! use meshmon_core::Timestamp;
+//!
+//! let mut w = Watchdog::new(WatchdogConfig::default());
+//! let mut stories = Vec::new();
+//! for i in 0..400i64 {
+//!     let errors = if i >= 300 { 30.0 } else { (i % 3) as f64 };
+//!     let p = RedPoint {
+//!         service: "reviews".into(),
+//!         resource: "GET /reviews".into(),
+//!         timestamp: Timestamp::from_secs(i * 60),
+//!         interval: Duration::from_secs(60),
+//!         hits: 600.0 + (i % 5) as f64,
+//!         errors,
+//!         p95_latency: 0.120,
+//!     };
+//!     stories.extend(w.observe(&p));
+//! }
+//! assert_eq!(stories.len(), 1);
+//! assert_eq!(stories[0].signal, Signal::ErrorRate);
+//! assert!(stories[0].to_notification().title.contains("reviews"));
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshmon_core::{AlertType, Notification, Tag, Tags, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::detector::{Algorithm, Detector, DetectorConfig, Estimate};
+
+/// One interval of RED statistics for one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RedPoint {
+    /// Service name.
+    pub service: String,
+    /// Resource (endpoint), e.g. `GET /reviews`.
+    pub resource: String,
+    /// End of the interval.
+    pub timestamp: Timestamp,
+    /// Interval length.
+    pub interval: Duration,
+    /// Requests in the interval.
+    pub hits: f64,
+    /// Failed requests in the interval.
+    pub errors: f64,
+    /// p95 latency in seconds.
+    pub p95_latency: f64,
+}
+
+/// Which RED signal a story is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// Requests per second.
+    RequestRate,
+    /// Errors per request.
+    ErrorRate,
+    /// p95 latency.
+    Latency,
+}
+
+impl Signal {
+    const ALL: [Signal; 3] = [Signal::RequestRate, Signal::ErrorRate, Signal::Latency];
+
+    /// Human name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestRate => "request rate",
+            Self::ErrorRate => "error rate",
+            Self::Latency => "p95 latency",
+        }
+    }
+}
+
+/// A Watchdog finding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Story {
+    /// Service.
+    pub service: String,
+    /// Resource.
+    pub resource: String,
+    /// Signal.
+    pub signal: Signal,
+    /// `true` if the signal went up.
+    pub increase: bool,
+    /// First anomalous point of the episode.
+    pub started: Timestamp,
+    /// When the story was emitted.
+    pub timestamp: Timestamp,
+    /// The value at emission.
+    pub value: f64,
+    /// The expected value at emission.
+    pub expected: f64,
+    /// The normal band at emission.
+    pub lower: f64,
+    /// The normal band at emission.
+    pub upper: f64,
+    /// Anomaly score of the first anomalous point.
+    pub score: f64,
+}
+
+impl Story {
+    /// The Datadog-event-shaped notification.
+    pub fn to_notification(&self) -> Notification {
+        let dir = if self.increase { "increase" } else { "drop" };
+        let mut tags = Tags::new();
+        for (k, v) in [("service", &self.service), ("resource_name", &self.resource)] {
+            if let Ok(t) = Tag::new(k, v) {
+                tags.insert(t);
+            }
+        }
+        Notification {
+            title: format!("[Watchdog] {} {dir} on {} {}", self.signal.as_str(), self.service, self.resource),
+            text: format!(
+                "{} is {:.4}, expected {:.4} (band {:.4} .. {:.4}); anomalous since {}s",
+                self.signal.as_str(),
+                self.value,
+                self.expected,
+                self.lower,
+                self.upper,
+                self.started.as_secs()
+            ),
+            alert_type: AlertType::Warning,
+            aggregation_key: Some(format!("watchdog:{}:{}:{:?}", self.service, self.resource, self.signal)),
+            source: Arc::from("meshmon-alert/watchdog"),
+            tags,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// Watchdog configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WatchdogConfig {
+    /// The detector run on every signal.
+    pub detector: DetectorConfig,
+    /// Endpoints with fewer hits per second are skipped.
+    pub min_hits_per_second: f64,
+    /// Points considered for the trigger.
+    pub window_points: u32,
+    /// Anomalous points (same side) within the window that make a story.
+    pub trigger_points: u32,
+    /// Normal points in a row that end an episode.
+    pub recovery_points: u32,
+    /// Tracked endpoints cap; points of further endpoints are dropped and counted.
+    pub max_endpoints: usize,
+}
+
+impl Default for WatchdogConfig {
+    fn default() -> Self {
+        Self {
+            detector: DetectorConfig::new(Algorithm::Robust),
+            min_hits_per_second: 0.1,
+            window_points: 5,
+            trigger_points: 3,
+            recovery_points: 10,
+            max_endpoints: 10_000,
+        }
+    }
+}
+
+/// Counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchdogStats {
+    /// Points observed.
+    pub points: u64,
+    /// Points skipped for low traffic.
+    pub low_traffic: u64,
+    /// Points dropped because `max_endpoints` was reached.
+    pub dropped_endpoints: u64,
+    /// Stories emitted.
+    pub stories: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Track {
+    detector: Detector,
+    /// Bit i: anomalous-up / anomalous-down i points ago.
+    up: u32,
+    down: u32,
+    normal_run: u32,
+    active: bool,
+    started: Option<Timestamp>,
+    first_score: f64,
+}
+
+impl Track {
+    fn new(cfg: &DetectorConfig) -> Self {
+        Self { detector: Detector::new(cfg.clone()), up: 0, down: 0, normal_run: 0, active: false, started: None, first_score: 0.0 }
+    }
+}
+
+/// Watchdog over many endpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Watchdog {
+    config: WatchdogConfig,
+    endpoints: HashMap<String, [Track; 3]>,
+    stats: WatchdogStats,
+}
+
+impl Watchdog {
+    /// A Watchdog with `config` (`window_points` is capped at 32).
+    pub fn new(mut config: WatchdogConfig) -> Self {
+        config.window_points = config.window_points.clamp(1, 32);
+        config.trigger_points = config.trigger_points.clamp(1, config.window_points);
+        Self { config, endpoints: HashMap::new(), stats: WatchdogStats::default() }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &WatchdogStats {
+        &self.stats
+    }
+
+    /// Number of tracked endpoints.
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.len()
+    }
+
+    /// Observes one point and returns the stories it starts.
+    pub fn observe(&mut self, p: &RedPoint) -> Vec<Story> {
+        self.stats.points += 1;
+        let secs = p.interval.as_secs_f64();
+        let rate = if secs > 0.0 { p.hits / secs } else { f64::NAN };
+        if !(rate >= self.config.min_hits_per_second) {
+            self.stats.low_traffic += 1;
+            return Vec::new();
+        }
+        let key = format!("{}\u{1f}{}", p.service, p.resource);
+        if !self.endpoints.contains_key(&key) {
+            if self.endpoints.len() >= self.config.max_endpoints {
+                self.stats.dropped_endpoints += 1;
+                return Vec::new();
+            }
+            let d = &self.config.detector;
+            self.endpoints.insert(key.clone(), [Track::new(d), Track::new(d), Track::new(d)]);
+        }
+        let Some(tracks) = self.endpoints.get_mut(&key) else { return Vec::new() };
+        let values = [rate, if p.hits > 0.0 { p.errors / p.hits } else { f64::NAN }, p.p95_latency];
+        let mask = if self.config.window_points >= 32 { u32::MAX } else { (1u32 << self.config.window_points) - 1 };
+        let mut out = Vec::new();
+        for ((track, signal), value) in tracks.iter_mut().zip(Signal::ALL).zip(values) {
+            if !value.is_finite() {
+                continue;
+            }
+            let e: Estimate = track.detector.update(p.timestamp, value);
+            let up = e.anomalous && value > e.expected;
+            let down = e.anomalous && value < e.expected;
+            track.up = ((track.up << 1) | u32::from(up)) & mask;
+            track.down = ((track.down << 1) | u32::from(down)) & mask;
+            if e.anomalous {
+                track.normal_run = 0;
+                if track.started.is_none() {
+                    track.started = Some(p.timestamp);
+                    track.first_score = e.score;
+                }
+            } else {
+                track.normal_run += 1;
+                if track.normal_run >= self.config.recovery_points {
+                    track.active = false;
+                    track.started = None;
+                }
+                if !track.active && track.up == 0 && track.down == 0 {
+                    track.started = None;
+                }
+            }
+            let n_up = track.up.count_ones();
+            let n_down = track.down.count_ones();
+            if !track.active && (n_up >= self.config.trigger_points || n_down >= self.config.trigger_points) {
+                track.active = true;
+                out.push(Story {
+                    service: p.service.clone(),
+                    resource: p.resource.clone(),
+                    signal,
+                    increase: n_up >= n_down,
+                    started: track.started.unwrap_or(p.timestamp),
+                    timestamp: p.timestamp,
+                    value,
+                    expected: e.expected,
+                    lower: e.lower,
+                    upper: e.upper,
+                    score: track.first_score,
+                });
+            }
+        }
+        self.stats.stories += out.len() as u64;
+        out
+    }
+}

@@ -1,0 +1,101 @@
+//! NAB v1.1 evaluation: every detector over all 58 files with one configuration, the
+//! three profiles, and the floor (standard ≥ 50 for the best detector).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use meshmon_alert::nab::{self, ScoredFile, Series};
+use meshmon_alert::{Algorithm, Detector, DetectorConfig};
+
+fn nab_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/nab"));
+    if dir.join("labels/combined_windows.json").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("NAB corpus absent at {}; skipping the NAB evaluation", dir.display());
+        None
+    }
+}
+
+#[test]
+fn nab_floor_and_profiles() {
+    let Some(dir) = nab_dir() else { return };
+    let windows = nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap()).unwrap();
+    let profiles = nab::parse_profiles(&std::fs::read(dir.join("config/profiles.json")).unwrap()).unwrap();
+    assert_eq!(windows.len(), 58);
+    assert_eq!(windows.values().map(Vec::len).sum::<usize>(), 116);
+    assert_eq!(profiles.len(), 3);
+    let data: Vec<(String, Series)> = windows
+        .keys()
+        .map(|name| {
+            let s = nab::parse_series_csv(&std::fs::read(dir.join("data").join(name)).unwrap()).unwrap();
+            nab::check_windows(name, &s.timestamps, &windows[name]).unwrap();
+            (name.clone(), s)
+        })
+        .collect();
+    assert_eq!(data.iter().map(|(_, s)| s.values.len()).sum::<usize>(), 365_558);
+
+    let mut best_standard = f64::MIN;
+    for alg in [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust] {
+        let scores: Vec<Vec<f64>> = data
+            .iter()
+            .map(|(_, s)| {
+                let mut d = Detector::new(DetectorConfig::new(alg));
+                s.timestamps.iter().zip(&s.values).map(|(&t, &v)| d.update(t, v).score).collect()
+            })
+            .collect();
+        for sc in &scores {
+            assert!(sc.iter().all(|x| (0.0..=1.0).contains(x)));
+        }
+        let files: Vec<ScoredFile<'_>> = data
+            .iter()
+            .zip(&scores)
+            .map(|((n, s), sc)| ScoredFile { name: n, timestamps: &s.timestamps, scores: sc, windows: &windows[n] })
+            .collect();
+        for p in &profiles {
+            let r = nab::optimize(&files, p, nab::PROBATION_PERCENT);
+            println!(
+                "NAB {alg:<6} {:<20} {:6.2} (threshold {:.4}, windows {}/{}, fp rows {})",
+                p.name, r.normalized, r.threshold, r.windows_detected, r.windows, r.fp
+            );
+            assert!(r.normalized > 0.0 && r.normalized <= 100.0);
+            if p.name == "standard" {
+                best_standard = best_standard.max(r.normalized);
+            }
+        }
+    }
+    assert!(best_standard >= 50.0, "best standard-profile NAB score {best_standard:.2} < 50");
+}
+
+#[test]
+fn null_and_perfect_detectors_normalise_to_0_and_100() {
+    let Some(dir) = nab_dir() else { return };
+    let windows = nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap()).unwrap();
+    let names: Vec<&String> = windows.keys().filter(|n| n.starts_with("realKnownCause")).collect();
+    let data: Vec<Series> =
+        names.iter().map(|n| nab::parse_series_csv(&std::fs::read(dir.join("data").join(n)).unwrap()).unwrap()).collect();
+    let perfect: Vec<Vec<f64>> = names
+        .iter()
+        .zip(&data)
+        .map(|(n, s)| {
+            let mut v = vec![0.0; s.timestamps.len()];
+            for &(a, _) in &windows[*n] {
+                v[s.timestamps.partition_point(|&t| t < a)] = 1.0;
+            }
+            v
+        })
+        .collect();
+    let null: Vec<Vec<f64>> = data.iter().map(|s| vec![0.5; s.timestamps.len()]).collect();
+    for (scores, want) in [(&perfect, 100.0), (&null, 0.0)] {
+        let files: Vec<ScoredFile<'_>> = names
+            .iter()
+            .zip(&data)
+            .zip(scores)
+            .map(|((n, s), sc)| ScoredFile { name: n, timestamps: &s.timestamps, scores: sc, windows: &windows[*n] })
+            .collect();
+        for p in [nab::Profile::standard(), nab::Profile::reward_low_fp_rate(), nab::Profile::reward_low_fn_rate()] {
+            let r = nab::optimize(&files, &p, nab::PROBATION_PERCENT);
+            assert!((r.normalized - want).abs() < 1e-9, "{} {}: {}", p.name, want, r.normalized);
+        }
+    }
+}
