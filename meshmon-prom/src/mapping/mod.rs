@@ -59,7 +59,7 @@ mod config;
 mod delta;
 pub mod istio_map;
 
-pub use config::{ConfigError, MetricSpec, ScraperConfig, SubmitType};
+pub use config::{ConfigError, MetricSpec, ScraperConfig, SubmitType, glob_to_regex};
 pub use delta::{DeltaLimits, DeltaStats, MonotonicDeltas};
 
 /// Counts of one [`Mapper::map`] call.
@@ -96,6 +96,7 @@ pub struct Mapper {
     rename: HashMap<String, String>,
     static_tags: Vec<Tag>,
     names: HashMap<(String, &'static str), Arc<str>>,
+    native_kinds: HashMap<String, SubmitType>,
     tag_buf: Vec<Tag>,
     text_buf: String,
 }
@@ -175,6 +176,7 @@ impl Mapper {
             rename: cfg.rename_labels.iter().cloned().collect(),
             static_tags,
             names: HashMap::new(),
+            native_kinds: HashMap::new(),
             tag_buf: Vec::with_capacity(32),
             text_buf: String::with_capacity(256),
             cfg,
@@ -263,16 +265,29 @@ impl Mapper {
             return;
         };
         let kind = match kind {
-            SubmitType::Native => match fam.kind {
-                MetricType::Counter => SubmitType::Counter,
-                MetricType::Gauge => SubmitType::Gauge,
-                MetricType::Histogram => SubmitType::Histogram,
-                MetricType::Summary => SubmitType::Summary,
-                _ => {
-                    stats.skipped_families += 1;
-                    return;
+            SubmitType::Native => {
+                let parsed = match fam.kind {
+                    MetricType::Counter => SubmitType::Counter,
+                    MetricType::Gauge => SubmitType::Gauge,
+                    MetricType::Histogram => SubmitType::Histogram,
+                    MetricType::Summary => SubmitType::Summary,
+                    _ => {
+                        stats.skipped_families += 1;
+                        return;
+                    }
+                };
+                // Datadog's `native` transformer takes the type of the first family it
+                // sees under a name and keeps it (e.g. istiod's `go_memstats_alloc_bytes`
+                // gauge and `go_memstats_alloc_bytes_total` counter share one name once
+                // `_total` is stripped: both are submitted as gauges).
+                match self.native_kinds.get(name) {
+                    Some(k) => *k,
+                    None => {
+                        self.native_kinds.insert(name.to_owned(), parsed);
+                        parsed
+                    }
                 }
-            },
+            }
             k => k,
         };
         match kind {
