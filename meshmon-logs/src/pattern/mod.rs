@@ -200,8 +200,8 @@ impl Variable {
             (false, true, true, _) => "[0-9]*",
             (false, false, false, true) => "[0-9A-Fa-f]+",
             (false, true, false, true) => "[0-9A-Fa-f]*",
-            (false, false, false, false) => r"[^\t\n\x0B\x0C\r ]+",
-            (false, true, false, false) => r"[^\t\n\x0B\x0C\r ]*",
+            (false, false, false, false) => "[^[:space:]]+",
+            (false, true, false, false) => "[^[:space:]]*",
         }
     }
 }
@@ -294,7 +294,9 @@ impl Pattern {
     /// An anchored regular expression (RE2 syntax, accepted by the `regex` crate) that
     /// matches every message this pattern absorbed.
     pub fn regex(&self) -> String {
-        const WS: &str = r"[\t\n\x0B\x0C\r ]";
+        // `[[:space:]]` is ASCII whitespace `[\t\n\x0B\x0C\r ]`, exactly the tokeniser's
+        // separators (RE2 and the `regex` crate agree).
+        const WS: &str = "[[:space:]]";
         let mut s = format!("^{WS}*");
         for (i, p) in self.positions.iter().enumerate() {
             if p.space_before && i > 0 {
