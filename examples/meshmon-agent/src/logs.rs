@@ -141,10 +141,11 @@ fn patterns_cmd(
             break;
         }
         read += n as u64;
-        if let Some(b) = &bar {
-            if line_ids.len() % 65_536 == 0 {
-                b.set_position(read);
-            }
+        if let Some(b) = bar
+            .as_ref()
+            .filter(|_| line_ids.len().is_multiple_of(65_536))
+        {
+            b.set_position(read);
         }
         pending_lines += 1;
         if let Some(rec) = parser.parse(&buf) {
