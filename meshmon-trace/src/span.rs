@@ -407,3 +407,27 @@ impl<'a> TracerPayload<'a> {
         }
     }
 }
+
+impl Span<'_> {
+    /// The span as a JSON object (ids as numbers, plus `trace_id_128` as 32 hex digits).
+    pub fn to_json(&self) -> serde_json::Value {
+        let pairs = |v: &[(Cow<'_, str>, Cow<'_, str>)]| {
+            serde_json::Value::Object(v.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_ref()))).collect())
+        };
+        serde_json::json!({
+            "trace_id_128": format!("{:032x}", self.trace_id_128()),
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_id": self.parent_id,
+            "service": self.service,
+            "name": self.name,
+            "resource": self.resource,
+            "type": self.r#type,
+            "start": self.start,
+            "duration": self.duration,
+            "error": self.error,
+            "meta": pairs(&self.meta),
+            "metrics": serde_json::Value::Object(self.metrics.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect()),
+        })
+    }
+}
