@@ -14,7 +14,7 @@
 use hashbrown::HashMap;
 
 use crate::msgpack::Writer;
-use crate::span::{AttributeValue, Span};
+use crate::span::{AttributeValue, Span, TracerPayload};
 
 /// Encodes traces as a v0.4 body (`[[span map, …], …]`). Zero `parent_id`/`error` and
 /// empty `type`/`meta`/`metrics`/`meta_struct`/`span_links`/`span_events` are omitted, as
@@ -132,6 +132,55 @@ fn write_span_map(w: &mut Writer, s: &Span<'_>) {
             }
         }
     }
+}
+
+/// Encodes a v0.7 tracer payload (a `TracerPayload` map with `TraceChunk` maps; spans as
+/// in v0.4). A chunk without a priority is written with the "none" marker −128.
+pub fn encode_v07(p: &TracerPayload<'_>) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.map(10);
+    for (k, v) in [
+        ("container_id", &p.container_id),
+        ("language_name", &p.language_name),
+        ("language_version", &p.language_version),
+        ("tracer_version", &p.tracer_version),
+        ("runtime_id", &p.runtime_id),
+        ("env", &p.env),
+        ("hostname", &p.hostname),
+        ("app_version", &p.app_version),
+    ] {
+        w.str(k);
+        w.str(v);
+    }
+    w.str("tags");
+    w.map(p.tags.len());
+    for (k, v) in &p.tags {
+        w.str(k);
+        w.str(v);
+    }
+    w.str("chunks");
+    w.array(p.chunks.len());
+    for c in &p.chunks {
+        w.map(5);
+        w.str("priority");
+        w.int(i64::from(c.priority.unwrap_or(i32::from(i8::MIN))));
+        w.str("origin");
+        w.str(&c.origin);
+        w.str("spans");
+        w.array(c.spans.len());
+        for s in &c.spans {
+            write_span_map(&mut w, s);
+        }
+        w.str("tags");
+        w.map(c.tags.len());
+        for (k, v) in &c.tags {
+            w.str(k);
+            w.str(v);
+        }
+        w.str("droppedTrace");
+        w.bool(c.dropped_trace);
+    }
+    w.buf
 }
 
 fn write_any(w: &mut Writer, v: &AttributeValue<'_>) {

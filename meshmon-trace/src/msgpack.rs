@@ -193,6 +193,14 @@ impl<'a> Reader<'a> {
                 limit: limit as u64,
             });
         }
+        if len > self.remaining() {
+            return Err(DecodeError::Truncated {
+                offset: at,
+                what: field,
+                len: len as u64,
+                remaining: self.remaining() as u64,
+            });
+        }
         self.take(len, field)
     }
 
