@@ -1,7 +1,12 @@
 //! Scores a detector configuration on the NAB corpus (all three profiles).
 //!
 //! `cargo run --release -p meshmon-alert --example nab_eval -- [basic|agile|robust] [CONFIG_JSON]`
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::needless_range_loop,
+    missing_docs
+)]
 
 use meshmon_alert::nab::{self, ScoredFile};
 use meshmon_alert::{Algorithm, Detector, DetectorConfig};
@@ -19,26 +24,51 @@ fn main() {
         cfg = serde_json::from_value(v).unwrap();
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/nab");
-    let windows = nab::parse_windows(&std::fs::read(root.join("labels/combined_windows.json")).unwrap()).unwrap();
-    let profiles = nab::parse_profiles(&std::fs::read(root.join("config/profiles.json")).unwrap()).unwrap();
+    let windows =
+        nab::parse_windows(&std::fs::read(root.join("labels/combined_windows.json")).unwrap())
+            .unwrap();
+    let profiles =
+        nab::parse_profiles(&std::fs::read(root.join("config/profiles.json")).unwrap()).unwrap();
     let mut data = Vec::new();
     for (name, w) in &windows {
-        let s = nab::parse_series_csv(&std::fs::read(root.join("data").join(name)).unwrap()).unwrap();
+        let s =
+            nab::parse_series_csv(&std::fs::read(root.join("data").join(name)).unwrap()).unwrap();
         let mut d = Detector::new(cfg.clone());
         let mut st = 42u64;
         let scores: Vec<f64> = if std::env::var_os("RANDOM").is_some() {
-            s.values.iter().map(|_| { st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407); (st >> 11) as f64 / (1u64 << 53) as f64 }).collect()
+            s.values
+                .iter()
+                .map(|_| {
+                    st = st
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    (st >> 11) as f64 / (1u64 << 53) as f64
+                })
+                .collect()
         } else {
-            s.timestamps.iter().zip(&s.values).map(|(&t, &v)| d.update(t, v).score).collect()
+            s.timestamps
+                .iter()
+                .zip(&s.values)
+                .map(|(&t, &v)| d.update(t, v).score)
+                .collect()
         };
         if std::env::var_os("VERBOSE").is_some() {
-            eprintln!("{name}: seasonality {:?} episodes {}", d.seasonality(), d.stats().episodes);
+            eprintln!(
+                "{name}: seasonality {:?} episodes {}",
+                d.seasonality(),
+                d.stats().episodes
+            );
         }
         data.push((name.clone(), s, scores, w.clone()));
     }
     let files: Vec<ScoredFile<'_>> = data
         .iter()
-        .map(|(n, s, sc, w)| ScoredFile { name: n, timestamps: &s.timestamps, scores: sc, windows: w })
+        .map(|(n, s, sc, w)| ScoredFile {
+            name: n,
+            timestamps: &s.timestamps,
+            scores: sc,
+            windows: w,
+        })
         .collect();
     if std::env::var_os("DIAG").is_some() {
         for f in &files {
@@ -51,12 +81,29 @@ fn main() {
                 let r = f.timestamps.partition_point(|&t| t <= b);
                 let mut m: f64 = 0.0;
                 let mut at = 0;
-                for i in l.max(prob)..r { inw[i] = true; if f.scores[i] > m { m = f.scores[i]; at = i - l; } }
+                for i in l.max(prob)..r {
+                    inw[i] = true;
+                    if f.scores[i] > m {
+                        m = f.scores[i];
+                        at = i - l;
+                    }
+                }
                 wmax.push(format!("{m:.3}@{at}/{}", r - l));
             }
-            let mut out: Vec<f64> = (prob..n).filter(|&i| !inw[i]).map(|i| f.scores[i]).collect();
+            let mut out: Vec<f64> = (prob..n)
+                .filter(|&i| !inw[i])
+                .map(|i| f.scores[i])
+                .collect();
             out.sort_by(|a, b| b.total_cmp(a));
-            println!("{:<55} win {:?} out top {:?}", f.name, wmax, &out[..out.len().min(4)].iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>());
+            println!(
+                "{:<55} win {:?} out top {:?}",
+                f.name,
+                wmax,
+                &out[..out.len().min(4)]
+                    .iter()
+                    .map(|x| format!("{x:.3}"))
+                    .collect::<Vec<_>>()
+            );
         }
     }
     for p in &profiles {

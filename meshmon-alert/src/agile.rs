@@ -40,10 +40,21 @@ impl AgileModel {
             return None;
         }
         let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
-        Some(Prediction { expected: self.level + season.get(bucket), scale })
+        Some(Prediction {
+            expected: self.level + season.get(bucket),
+            scale,
+        })
     }
 
-    pub(crate) fn learn(&mut self, season: &mut SeasonProfile, bucket: usize, x: f64, expected: f64, sigma: f64, bounds: f64) {
+    pub(crate) fn learn(
+        &mut self,
+        season: &mut SeasonProfile,
+        bucket: usize,
+        x: f64,
+        expected: f64,
+        sigma: f64,
+        bounds: f64,
+    ) {
         self.n += 1;
         if self.n == 1 {
             self.level = x;
@@ -51,7 +62,11 @@ impl AgileModel {
         }
         let r = x - expected;
         let warm = 1.0 / self.n as f64;
-        let clip = if sigma > 0.0 { 6.0 * sigma } else { f64::INFINITY };
+        let clip = if sigma > 0.0 {
+            6.0 * sigma
+        } else {
+            f64::INFINITY
+        };
         self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(clip) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;
         self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
@@ -74,7 +89,11 @@ impl AgileModel {
         } else {
             self.run_len = 0;
         }
-        let c = if sigma > 0.0 { 3.0 * sigma } else { f64::INFINITY };
+        let c = if sigma > 0.0 {
+            3.0 * sigma
+        } else {
+            f64::INFINITY
+        };
         self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level).clamp(-c, c);
         if season.is_active() {
             season.learn(bucket, x - self.level, SEASON_RATE);

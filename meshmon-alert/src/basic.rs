@@ -25,7 +25,13 @@ pub(crate) struct BasicModel {
 impl BasicModel {
     pub(crate) fn new(window: usize) -> Self {
         let cap = window.max(4);
-        Self { cap, ring: Vec::with_capacity(cap), head: 0, sorted: Vec::with_capacity(cap), long_scale: 0.0 }
+        Self {
+            cap,
+            ring: Vec::with_capacity(cap),
+            head: 0,
+            sorted: Vec::with_capacity(cap),
+            long_scale: 0.0,
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -43,7 +49,10 @@ impl BasicModel {
 
     pub(crate) fn predict(&self) -> Option<Prediction> {
         if self.sorted.len() < 2 {
-            return self.sorted.first().map(|&v| Prediction { expected: v, scale: 0.0 });
+            return self.sorted.first().map(|&v| Prediction {
+                expected: v,
+                scale: 0.0,
+            });
         }
         let median = self.quantile(0.5);
         let iqr = self.quantile(0.75) - self.quantile(0.25);
@@ -54,8 +63,16 @@ impl BasicModel {
         let (mut l, mut r) = (mid, mid);
         let mut last = 0.0;
         for _ in 0..n.div_ceil(2) {
-            let dl = if l > 0 { median - self.sorted[l - 1] } else { f64::INFINITY };
-            let dr = if r < n { self.sorted[r] - median } else { f64::INFINITY };
+            let dl = if l > 0 {
+                median - self.sorted[l - 1]
+            } else {
+                f64::INFINITY
+            };
+            let dr = if r < n {
+                self.sorted[r] - median
+            } else {
+                f64::INFINITY
+            };
             if dl <= dr {
                 last = dl;
                 l -= 1;
@@ -65,7 +82,10 @@ impl BasicModel {
             }
         }
         let sigma = (iqr / 1.349).max(1.4826 * last);
-        Some(Prediction { expected: median, scale: sigma.max(0.2 * self.long_scale) })
+        Some(Prediction {
+            expected: median,
+            scale: sigma.max(0.2 * self.long_scale),
+        })
     }
 
     pub(crate) fn learn(&mut self, x: f64, scale: f64) {

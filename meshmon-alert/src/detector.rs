@@ -150,7 +150,10 @@ impl Default for DetectorConfig {
 impl DetectorConfig {
     /// The default configuration for `algorithm`.
     pub fn new(algorithm: Algorithm) -> Self {
-        Self { algorithm, ..Self::default() }
+        Self {
+            algorithm,
+            ..Self::default()
+        }
     }
 }
 
@@ -189,10 +192,16 @@ pub(crate) struct SeasonProfile {
 
 impl SeasonProfile {
     pub(crate) fn new(period_secs: Option<i64>, interval_ns: i64, max_buckets: u32) -> Self {
-        let Some(p) = period_secs else { return Self::default() };
+        let Some(p) = period_secs else {
+            return Self::default();
+        };
         let period_ns = p * 1_000_000_000;
         let n = (period_ns / interval_ns.max(1)).clamp(1, i64::from(max_buckets.max(1))) as usize;
-        Self { period_ns, values: vec![0.0; n], counts: vec![0; n] }
+        Self {
+            period_ns,
+            values: vec![0.0; n],
+            counts: vec![0; n],
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -287,7 +296,8 @@ impl Detector {
             Algorithm::Agile => Model::Agile(AgileModel::default()),
             Algorithm::Robust => Model::Robust(RobustModel::default()),
         };
-        let season_detector = (config.algorithm != Algorithm::Basic && config.seasonality == Seasonality::Auto)
+        let season_detector = (config.algorithm != Algorithm::Basic
+            && config.seasonality == Seasonality::Auto)
             .then(SeasonalityDetector::default);
         let half_life = config.history_half_life;
         Self {
@@ -304,7 +314,13 @@ impl Detector {
             short_dev: 0.0,
             tail: TailHistogram::new(half_life),
             tail_short: TailHistogram::new(half_life),
-            last: Estimate { expected: f64::NAN, lower: f64::NAN, upper: f64::NAN, score: 0.0, anomalous: false },
+            last: Estimate {
+                expected: f64::NAN,
+                lower: f64::NAN,
+                upper: f64::NAN,
+                score: 0.0,
+                anomalous: false,
+            },
             stats: DetectorStats::default(),
         }
     }
@@ -326,7 +342,11 @@ impl Detector {
             return Seasonality::None;
         }
         match self.config.seasonality {
-            Seasonality::Auto => self.season_detector.as_ref().and_then(|d| d.detected()).unwrap_or(Seasonality::None),
+            Seasonality::Auto => self
+                .season_detector
+                .as_ref()
+                .and_then(|d| d.detected())
+                .unwrap_or(Seasonality::None),
             s => s,
         }
     }
@@ -344,7 +364,11 @@ impl Detector {
     }
 
     fn skipped(&self) -> Estimate {
-        Estimate { score: 0.0, anomalous: false, ..self.last }
+        Estimate {
+            score: 0.0,
+            anomalous: false,
+            ..self.last
+        }
     }
 
     /// Scores one point and learns from it.
@@ -378,7 +402,11 @@ impl Detector {
         if let Some(det) = self.season_detector.as_mut() {
             if det.observe(ts, value) {
                 let period = det.detected().and_then(|s| s.period_secs());
-                self.season = SeasonProfile::new(period, self.first_interval_ns, self.config.max_season_buckets);
+                self.season = SeasonProfile::new(
+                    period,
+                    self.first_interval_ns,
+                    self.config.max_season_buckets,
+                );
                 if let Some(p) = period {
                     let shape = det.profile(p, self.season.len());
                     self.season.seed(&shape);
@@ -408,7 +436,13 @@ impl Detector {
             // First point: nothing to compare against.
             self.learn(ts, value, bucket, value, 0.0, false);
             self.warm_left = self.warm_left.saturating_sub(1);
-            self.last = Estimate { expected: value, lower: value, upper: value, score: 0.0, anomalous: false };
+            self.last = Estimate {
+                expected: value,
+                lower: value,
+                upper: value,
+                score: 0.0,
+                anomalous: false,
+            };
             return self.last;
         };
         let b = self.config.bounds;
@@ -468,13 +502,28 @@ impl Detector {
         self.last
     }
 
-    fn learn(&mut self, _ts: Timestamp, value: f64, bucket: usize, expected: f64, sigma: f64, anomalous: bool) {
+    fn learn(
+        &mut self,
+        _ts: Timestamp,
+        value: f64,
+        bucket: usize,
+        expected: f64,
+        sigma: f64,
+        anomalous: bool,
+    ) {
         let bounds = self.config.bounds;
         match &mut self.model {
             Model::Basic(m) => m.learn(value, sigma),
             Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
-            Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, anomalous, bounds),
+            Model::Robust(m) => m.learn(
+                &mut self.season,
+                bucket,
+                value,
+                expected,
+                sigma,
+                anomalous,
+                bounds,
+            ),
         }
     }
 }
-

@@ -70,7 +70,11 @@ pub struct Query {
 impl Query {
     /// Builds a query.
     pub fn new(metric: &str, filter: Tags, group_by: &[&str]) -> Self {
-        Self { metric: metric.to_string(), filter, group_by: group_by.iter().map(|s| s.to_string()).collect() }
+        Self {
+            metric: metric.to_string(),
+            filter,
+            group_by: group_by.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     /// Whether `metric` is selected.
@@ -251,8 +255,16 @@ pub struct Alert {
 impl Alert {
     /// The Datadog-event-shaped notification.
     pub fn to_notification(&self) -> Notification {
-        let tag = if self.renotification { "[Re-notify] " } else { "" };
-        let scope = if self.group.is_empty() { String::new() } else { format!(" on {}", self.group) };
+        let tag = if self.renotification {
+            "[Re-notify] "
+        } else {
+            ""
+        };
+        let scope = if self.group.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", self.group)
+        };
         let title = format!("{tag}[{}] {}{scope}", self.state.as_str(), self.monitor);
         let mut text = format!(
             "{} → {} at {}s: value {}",
@@ -264,7 +276,10 @@ impl Alert {
         if let (Some(e), Some((lo, hi))) = (self.expected, self.bounds) {
             text.push_str(&format!(", expected {e:.4} (band {lo:.4} .. {hi:.4})"));
         }
-        text.push_str(&format!(", {:.0}% of the trigger window bad", 100.0 * self.bad_fraction));
+        text.push_str(&format!(
+            ", {:.0}% of the trigger window bad",
+            100.0 * self.bad_fraction
+        ));
         let alert_type = match self.state {
             MonitorState::Ok => AlertType::Success,
             MonitorState::Warn | MonitorState::NoData => AlertType::Warning,
@@ -326,7 +341,11 @@ pub struct Monitor {
 impl Monitor {
     /// Validates the configuration.
     pub fn new(config: MonitorConfig) -> Result<Self, MonitorError> {
-        let invalid = |field, reason| MonitorError::Invalid { monitor: config.name.clone(), field, reason };
+        let invalid = |field, reason| MonitorError::Invalid {
+            monitor: config.name.clone(),
+            field,
+            reason,
+        };
         if !(config.trigger_fraction > 0.0 && config.trigger_fraction <= 1.0) {
             return Err(invalid("trigger_fraction", "must be in (0, 1]"));
         }
@@ -334,10 +353,16 @@ impl Monitor {
             return Err(invalid("trigger_window", "must be positive"));
         }
         if let Condition::Threshold(t) = &config.condition {
-            ThresholdDetector::new(t.clone())
-                .map_err(|source| MonitorError::Threshold { monitor: config.name.clone(), source })?;
+            ThresholdDetector::new(t.clone()).map_err(|source| MonitorError::Threshold {
+                monitor: config.name.clone(),
+                source,
+            })?;
         }
-        Ok(Self { config, groups: BTreeMap::new(), stats: MonitorStats::default() })
+        Ok(Self {
+            config,
+            groups: BTreeMap::new(),
+            stats: MonitorStats::default(),
+        })
     }
 
     /// The configuration.
@@ -429,7 +454,11 @@ impl Monitor {
                 }
                 g.recent.push_back((now, level));
             }
-            while g.recent.front().is_some_and(|&(t, _)| now.saturating_since(t) > keep) {
+            while g
+                .recent
+                .front()
+                .is_some_and(|&(t, _)| now.saturating_since(t) > keep)
+            {
                 g.recent.pop_front();
             }
             let (mut n, mut alert, mut warn) = (0usize, 0usize, 0usize);
@@ -441,20 +470,22 @@ impl Monitor {
                 }
             }
             let frac = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-            let clean_for_recovery = g.last_bad.is_none_or(|b| now.saturating_since(b) >= cfg.recovery_window);
+            let clean_for_recovery = g
+                .last_bad
+                .is_none_or(|b| now.saturating_since(b) >= cfg.recovery_window);
             let no_data = cfg
                 .no_data_timeframe
                 .is_some_and(|nd| g.last_data.is_none_or(|t| now.saturating_since(t) >= nd));
             let prev = g.state;
             let next = if no_data {
                 MonitorState::NoData
-            } else if frac(alert) >= cfg.trigger_fraction && alert > 0 {
+            } else if (frac(alert) >= cfg.trigger_fraction && alert > 0)
+                || (prev == MonitorState::Alert && !clean_for_recovery)
+            {
                 MonitorState::Alert
-            } else if prev == MonitorState::Alert && !clean_for_recovery {
-                MonitorState::Alert
-            } else if frac(warn) >= cfg.trigger_fraction && warn > 0 {
-                MonitorState::Warn
-            } else if prev == MonitorState::Warn && !clean_for_recovery {
+            } else if (frac(warn) >= cfg.trigger_fraction && warn > 0)
+                || (prev == MonitorState::Warn && !clean_for_recovery)
+            {
                 MonitorState::Warn
             } else if prev == MonitorState::NoData && n == 0 {
                 MonitorState::NoData
@@ -463,10 +494,10 @@ impl Monitor {
             };
             let mut renotify = false;
             if next == prev {
-                if next != MonitorState::Ok {
-                    if let (Some(every), Some(last)) = (cfg.renotify_interval, g.last_notified) {
-                        renotify = now.saturating_since(last) >= every;
-                    }
+                if next != MonitorState::Ok
+                    && let (Some(every), Some(last)) = (cfg.renotify_interval, g.last_notified)
+                {
+                    renotify = now.saturating_since(last) >= every;
                 }
                 if !renotify {
                     continue;

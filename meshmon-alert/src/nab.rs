@@ -96,15 +96,30 @@ pub struct Profile {
 impl Profile {
     /// NAB's `standard` profile (tp 1, fp 0.11, fn 1).
     pub fn standard() -> Self {
-        Self { name: "standard".into(), tp_weight: 1.0, fp_weight: 0.11, fn_weight: 1.0 }
+        Self {
+            name: "standard".into(),
+            tp_weight: 1.0,
+            fp_weight: 0.11,
+            fn_weight: 1.0,
+        }
     }
     /// NAB's `reward_low_FP_rate` profile (tp 1, fp 0.22, fn 1).
     pub fn reward_low_fp_rate() -> Self {
-        Self { name: "reward_low_FP_rate".into(), tp_weight: 1.0, fp_weight: 0.22, fn_weight: 1.0 }
+        Self {
+            name: "reward_low_FP_rate".into(),
+            tp_weight: 1.0,
+            fp_weight: 0.22,
+            fn_weight: 1.0,
+        }
     }
     /// NAB's `reward_low_FN_rate` profile (tp 1, fp 0.11, fn 2).
     pub fn reward_low_fn_rate() -> Self {
-        Self { name: "reward_low_FN_rate".into(), tp_weight: 1.0, fp_weight: 0.11, fn_weight: 2.0 }
+        Self {
+            name: "reward_low_FN_rate".into(),
+            tp_weight: 1.0,
+            fp_weight: 0.11,
+            fn_weight: 2.0,
+        }
     }
 }
 
@@ -127,7 +142,8 @@ pub fn parse_profiles(json: &[u8]) -> Result<Vec<Profile>, NabError> {
         serde_json::from_slice(json).map_err(|e| NabError::Json(e.to_string()))?;
     map.into_iter()
         .map(|(name, v)| {
-            let e: Entry = serde_json::from_value(v).map_err(|e| NabError::Json(format!("{name}: {e}")))?;
+            let e: Entry =
+                serde_json::from_value(v).map_err(|e| NabError::Json(format!("{name}: {e}")))?;
             Ok(Profile {
                 name,
                 tp_weight: e.cost_matrix.tp_weight,
@@ -171,7 +187,10 @@ pub struct Series {
 /// plain seconds since the epoch.
 pub fn parse_series_csv(bytes: &[u8]) -> Result<Series, NabError> {
     let text = std::str::from_utf8(bytes).map_err(|e| NabError::Csv {
-        line: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
         reason: "not UTF-8".into(),
     })?;
     let mut out = Series::default();
@@ -188,7 +207,10 @@ pub fn parse_series_csv(bytes: &[u8]) -> Result<Series, NabError> {
             continue;
         }
         let Some(val) = val else {
-            return Err(NabError::Csv { line: lineno, reason: "missing value column".into() });
+            return Err(NabError::Csv {
+                line: lineno,
+                reason: "missing value column".into(),
+            });
         };
         let t = parse_timestamp(ts, lineno)?;
         let v = if val.is_empty() {
@@ -208,12 +230,21 @@ pub fn parse_series_csv(bytes: &[u8]) -> Result<Series, NabError> {
 /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` (also with `T`, UTC) or seconds since the
 /// epoch.
 pub fn parse_timestamp(s: &str, line: usize) -> Result<Timestamp, NabError> {
-    let bad = || NabError::Timestamp { line, text: s.to_string() };
+    let bad = || NabError::Timestamp {
+        line,
+        text: s.to_string(),
+    };
     if let Ok(secs) = s.parse::<f64>() {
         return Timestamp::from_secs_f64(secs).ok_or_else(bad);
     }
     let b = s.as_bytes();
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| -> Result<i64, NabError> {
@@ -227,13 +258,19 @@ pub fn parse_timestamp(s: &str, line: usize) -> Result<Timestamp, NabError> {
     let mut nanos = 0i64;
     if b.len() > 19 {
         let frac = s.get(20..).ok_or_else(bad)?;
-        if b[19] != b'.' || frac.is_empty() || frac.len() > 9 || !frac.bytes().all(|c| c.is_ascii_digit()) {
+        if b[19] != b'.'
+            || frac.is_empty()
+            || frac.len() > 9
+            || !frac.bytes().all(|c| c.is_ascii_digit())
+        {
             return Err(bad());
         }
         nanos = frac.parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - frac.len() as u32);
     }
     let days = days_from_civil(y, mo, d);
-    Ok(Timestamp::from_nanos((days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000 + nanos))
+    Ok(Timestamp::from_nanos(
+        (days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000 + nanos,
+    ))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -307,9 +344,17 @@ struct Point {
 
 /// The sweep scores of one file (NAB's `Sweeper.calcSweepScore`), appended to `out`;
 /// window ids are offset by `window_base`. Returns the number of windows.
-fn sweep_file(file: &ScoredFile<'_>, profile: &Profile, probation_percent: f64, window_base: u32, out: &mut Vec<Point>) -> u32 {
+fn sweep_file(
+    file: &ScoredFile<'_>,
+    profile: &Profile,
+    probation_percent: f64,
+    window_base: u32,
+    out: &mut Vec<Point>,
+) -> u32 {
     let n = file.timestamps.len();
-    let probation = (probation_percent * n as f64).floor().min(probation_percent * 5000.0);
+    let probation = (probation_percent * n as f64)
+        .floor()
+        .min(probation_percent * 5000.0);
     let max_tp = scaled_sigmoid(-1.0);
     // Resolve windows to row indices: first row >= start, last row <= end.
     let mut wins: Vec<(usize, usize)> = Vec::with_capacity(file.windows.len());
@@ -346,13 +391,17 @@ fn sweep_file(file: &ScoredFile<'_>, profile: &Profile, probation_percent: f64, 
         if (i as f64) >= probation {
             let a = file.scores.get(i).copied().unwrap_or(0.0);
             let a = if a.is_finite() { a } else { 0.0 };
-            out.push(Point { anomaly: a, sweep, window: cur.map(|c| c.2) });
+            out.push(Point {
+                anomaly: a,
+                sweep,
+                window: cur.map(|c| c.2),
+            });
         }
-        if let Some((l, r, _)) = cur {
-            if r == i {
-                prev = Some((r, (r - l + 1) as f64));
-                cur = None;
-            }
+        if let Some((l, r, _)) = cur
+            && r == i
+        {
+            prev = Some((r, (r - l + 1) as f64));
+            cur = None;
         }
     }
     wins.len() as u32
@@ -360,7 +409,11 @@ fn sweep_file(file: &ScoredFile<'_>, profile: &Profile, probation_percent: f64, 
 
 /// Finds the threshold maximising the corpus score under `profile` (NAB's sweep
 /// optimiser) and normalises the score.
-pub fn optimize(files: &[ScoredFile<'_>], profile: &Profile, probation_percent: f64) -> ProfileScore {
+pub fn optimize(
+    files: &[ScoredFile<'_>],
+    profile: &Profile,
+    probation_percent: f64,
+) -> ProfileScore {
     let mut points = Vec::with_capacity(files.iter().map(|f| f.timestamps.len()).sum());
     let mut base = 0u32;
     let mut total_windows = 0usize;
@@ -419,7 +472,11 @@ pub fn optimize(files: &[ScoredFile<'_>], profile: &Profile, probation_percent: 
         }
     }
     let (threshold, raw, tp, fp, detected) = best;
-    let normalized = if perfect > null { 100.0 * (raw - null) / (perfect - null) } else { 0.0 };
+    let normalized = if perfect > null {
+        100.0 * (raw - null) / (perfect - null)
+    } else {
+        0.0
+    };
     ProfileScore {
         profile: profile.name.clone(),
         threshold,
@@ -437,12 +494,20 @@ pub fn optimize(files: &[ScoredFile<'_>], profile: &Profile, probation_percent: 
 }
 
 /// Checks that every window of `file` overlaps its timestamps.
-pub fn check_windows(name: &str, timestamps: &[Timestamp], windows: &[(Timestamp, Timestamp)]) -> Result<(), NabError> {
+pub fn check_windows(
+    name: &str,
+    timestamps: &[Timestamp],
+    windows: &[(Timestamp, Timestamp)],
+) -> Result<(), NabError> {
     for &(start, end) in windows {
         let l = timestamps.partition_point(|&t| t < start);
         let r = timestamps.partition_point(|&t| t <= end);
         if r <= l {
-            return Err(NabError::Window { file: name.to_string(), start, end });
+            return Err(NabError::Window {
+                file: name.to_string(),
+                start,
+                end,
+            });
         }
     }
     Ok(())
@@ -453,7 +518,9 @@ mod tests {
     use super::*;
 
     fn ts(n: usize) -> Vec<Timestamp> {
-        (0..n as i64).map(|i| Timestamp::from_secs(i * 60)).collect()
+        (0..n as i64)
+            .map(|i| Timestamp::from_secs(i * 60))
+            .collect()
     }
 
     #[test]
@@ -467,7 +534,10 @@ mod tests {
 
     #[test]
     fn timestamps_parse() {
-        assert_eq!(parse_timestamp("1970-01-02 00:00:01", 1).unwrap(), Timestamp::from_secs(86_401));
+        assert_eq!(
+            parse_timestamp("1970-01-02 00:00:01", 1).unwrap(),
+            Timestamp::from_secs(86_401)
+        );
         assert_eq!(
             parse_timestamp("2014-04-10 07:15:00.000000", 1).unwrap(),
             Timestamp::from_secs(1_397_114_100)
@@ -478,9 +548,13 @@ mod tests {
 
     #[test]
     fn csv_errors_carry_lines() {
-        let err = parse_series_csv(b"timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,x\n").unwrap_err();
+        let err =
+            parse_series_csv(b"timestamp,value\n2014-01-01 00:00:00,1\n2014-01-01 00:05:00,x\n")
+                .unwrap_err();
         assert!(matches!(err, NabError::Csv { line: 3, .. }), "{err}");
-        let s = parse_series_csv(b"timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:05:00,\n").unwrap();
+        let s =
+            parse_series_csv(b"timestamp,value\n2014-01-01 00:00:00,1.5\n2014-01-01 00:05:00,\n")
+                .unwrap();
         assert_eq!(s.values[0], 1.5);
         assert!(s.values[1].is_nan());
     }
@@ -495,7 +569,12 @@ mod tests {
             for &i in idx {
                 s[i] = 1.0;
             }
-            let f = ScoredFile { name: "x", timestamps: &t, scores: &s, windows: &windows };
+            let f = ScoredFile {
+                name: "x",
+                timestamps: &t,
+                scores: &s,
+                windows: &windows,
+            };
             optimize(&[f], &p, PROBATION_PERCENT)
         };
         let early = score_at(&[600]);
@@ -521,7 +600,12 @@ mod tests {
         let mut s = vec![0.1; 1000];
         s[650] = 0.7; // in window, mid-way
         s[400] = 0.6; // FP below the TP
-        let f = ScoredFile { name: "x", timestamps: &t, scores: &s, windows: &windows };
+        let f = ScoredFile {
+            name: "x",
+            timestamps: &t,
+            scores: &s,
+            windows: &windows,
+        };
         let r = optimize(&[f], &Profile::standard(), PROBATION_PERCENT);
         assert_eq!(r.threshold, 0.7);
         assert_eq!((r.tp, r.fp), (1, 0));

@@ -43,20 +43,34 @@ pub struct MadOutliers {
 
 impl Default for MadOutliers {
     fn default() -> Self {
-        Self { tolerance: 3.0, pct: 20.0, min_group: 3 }
+        Self {
+            tolerance: 3.0,
+            pct: 20.0,
+            min_group: 3,
+        }
     }
 }
 
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]) }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
 }
 
 impl MadOutliers {
     /// Judges every member of `values` (non-finite members are never outliers and do
     /// not count towards the group).
     pub fn detect(&self, values: &[f64]) -> Vec<Outlier> {
-        let mut out = vec![Outlier { score: 0.0, outlier: false }; values.len()];
+        let mut out = vec![
+            Outlier {
+                score: 0.0,
+                outlier: false
+            };
+            values.len()
+        ];
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
         if v.len() < self.min_group.max(1) {
             return out;

@@ -42,7 +42,10 @@ impl RobustModel {
             return None;
         }
         let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
-        Some(Prediction { expected: self.level + self.trend + season.get(bucket), scale })
+        Some(Prediction {
+            expected: self.level + self.trend + season.get(bucket),
+            scale,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -94,7 +97,11 @@ impl RobustModel {
                 self.pending.clear();
             }
         }
-        let c = if sigma > 0.0 { CLIP * sigma } else { f64::INFINITY };
+        let c = if sigma > 0.0 {
+            CLIP * sigma
+        } else {
+            f64::INFINITY
+        };
         let rc = r.clamp(-c, c);
         let rate = warm.max(LEVEL_RATE);
         let prev = self.level;

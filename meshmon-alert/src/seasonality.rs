@@ -78,10 +78,9 @@ impl std::str::FromStr for Seasonality {
             "daily" => Self::Daily,
             "weekly" => Self::Weekly,
             other => {
-                return other
-                    .parse::<u32>()
-                    .map(Self::Custom)
-                    .map_err(|_| format!("unknown seasonality {other:?} (auto|none|hourly|daily|weekly|SECONDS)"));
+                return other.parse::<u32>().map(Self::Custom).map_err(|_| {
+                    format!("unknown seasonality {other:?} (auto|none|hourly|daily|weekly|SECONDS)")
+                });
             }
         })
     }
@@ -135,10 +134,10 @@ impl SeasonalityDetector {
             return false;
         }
         let t = ts.as_nanos();
-        if let Some(last) = self.last {
-            if t < last {
-                return false;
-            }
+        if let Some(last) = self.last
+            && t < last
+        {
+            return false;
         }
         self.points += 1;
         let start = match self.start {
@@ -210,20 +209,23 @@ impl SeasonalityDetector {
             if lag < 4 {
                 continue; // too coarse to see this period
             }
-            if let Some(r) = self.acf(lag, lag) {
-                if r >= MIN_ACF {
-                    // A longer period must explain clearly more than the current one on
-                    // the same (longer-detrended) remainder.
-                    let replace = match self.best {
-                        None => true,
-                        Some((shorter, _)) => {
-                            let short_lag = (shorter.period_secs().unwrap_or(1) * NS_PER_SEC / self.width_ns.max(1)) as usize;
-                            self.acf(lag, short_lag).is_none_or(|rs| r >= rs + LONGER_MARGIN)
-                        }
-                    };
-                    if replace {
-                        self.best = Some((*cand, r));
+            if let Some(r) = self.acf(lag, lag)
+                && r >= MIN_ACF
+            {
+                // A longer period must explain clearly more than the current one on
+                // the same (longer-detrended) remainder.
+                let replace = match self.best {
+                    None => true,
+                    Some((shorter, _)) => {
+                        let short_lag = (shorter.period_secs().unwrap_or(1) * NS_PER_SEC
+                            / self.width_ns.max(1))
+                            as usize;
+                        self.acf(lag, short_lag)
+                            .is_none_or(|rs| r >= rs + LONGER_MARGIN)
                     }
+                };
+                if replace {
+                    self.best = Some((*cand, r));
                 }
             }
         }
@@ -343,7 +345,9 @@ mod tests {
         let mut state = 12345u64;
         for i in 0..(days * 86_400 / step_s) {
             let t = (i * step_s) as f64;
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let noise = ((state >> 33) as f64 / (1u64 << 31) as f64 - 0.5) * 0.4;
             let mut v = 50.0 + 10.0 * (t / period_s * std::f64::consts::TAU).sin() + noise;
             if weekend && ((t / 86_400.0) as i64 % 7) >= 5 {

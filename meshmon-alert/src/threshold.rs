@@ -36,7 +36,9 @@ pub enum Comparator {
 }
 
 /// How bad one point is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     /// Normal.
@@ -107,10 +109,10 @@ impl ThresholdDetector {
             ("warning_recovery", config.warning_recovery),
         ];
         for (field, v) in fields {
-            if let Some(value) = v {
-                if !value.is_finite() {
-                    return Err(ThresholdError::NotFinite { field, value });
-                }
+            if let Some(value) = v
+                && !value.is_finite()
+            {
+                return Err(ThresholdError::NotFinite { field, value });
             }
         }
         let sign = match config.comparator {
@@ -118,17 +120,28 @@ impl ThresholdDetector {
             Comparator::Below => -1.0,
         };
         let check = |field, value: Option<f64>, other, other_value: f64| match value {
-            Some(v) if sign * v > sign * other_value => {
-                Err(ThresholdError::Order { field, value: v, other, other_value })
-            }
+            Some(v) if sign * v > sign * other_value => Err(ThresholdError::Order {
+                field,
+                value: v,
+                other,
+                other_value,
+            }),
             _ => Ok(()),
         };
         check("warning", config.warning, "critical", config.critical)?;
-        check("critical_recovery", config.critical_recovery, "critical", config.critical)?;
+        check(
+            "critical_recovery",
+            config.critical_recovery,
+            "critical",
+            config.critical,
+        )?;
         if let Some(w) = config.warning {
             check("warning_recovery", config.warning_recovery, "warning", w)?;
         }
-        Ok(Self { config, level: Level::Ok })
+        Ok(Self {
+            config,
+            level: Level::Ok,
+        })
     }
 
     /// The current level.
@@ -161,7 +174,11 @@ impl ThresholdDetector {
         }
         if let Some(w) = c.warning {
             let warn_rec = c.warning_recovery.unwrap_or(w);
-            let warn = if self.level >= Level::Warn { self.past(value, warn_rec) } else { self.past(value, w) };
+            let warn = if self.level >= Level::Warn {
+                self.past(value, warn_rec)
+            } else {
+                self.past(value, w)
+            };
             if warn {
                 self.level = Level::Warn;
                 return self.level;
@@ -197,7 +214,22 @@ mod tests {
             ..Default::default()
         })
         .unwrap_err();
-        assert!(matches!(err, ThresholdError::Order { field: "warning", .. }), "{err}");
-        assert!(ThresholdDetector::new(ThresholdConfig { critical: f64::NAN, ..Default::default() }).is_err());
+        assert!(
+            matches!(
+                err,
+                ThresholdError::Order {
+                    field: "warning",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            ThresholdDetector::new(ThresholdConfig {
+                critical: f64::NAN,
+                ..Default::default()
+            })
+            .is_err()
+        );
     }
 }

@@ -121,13 +121,21 @@ impl Story {
     pub fn to_notification(&self) -> Notification {
         let dir = if self.increase { "increase" } else { "drop" };
         let mut tags = Tags::new();
-        for (k, v) in [("service", &self.service), ("resource_name", &self.resource)] {
+        for (k, v) in [
+            ("service", &self.service),
+            ("resource_name", &self.resource),
+        ] {
             if let Ok(t) = Tag::new(k, v) {
                 tags.insert(t);
             }
         }
         Notification {
-            title: format!("[Watchdog] {} {dir} on {} {}", self.signal.as_str(), self.service, self.resource),
+            title: format!(
+                "[Watchdog] {} {dir} on {} {}",
+                self.signal.as_str(),
+                self.service,
+                self.resource
+            ),
             text: format!(
                 "{} is {:.4}, expected {:.4} (band {:.4} .. {:.4}); anomalous since {}s",
                 self.signal.as_str(),
@@ -138,7 +146,10 @@ impl Story {
                 self.started.as_secs()
             ),
             alert_type: AlertType::Warning,
-            aggregation_key: Some(format!("watchdog:{}:{}:{:?}", self.service, self.resource, self.signal)),
+            aggregation_key: Some(format!(
+                "watchdog:{}:{}:{:?}",
+                self.service, self.resource, self.signal
+            )),
             source: Arc::from("meshmon-alert/watchdog"),
             tags,
             timestamp: self.timestamp,
@@ -204,7 +215,15 @@ struct Track {
 
 impl Track {
     fn new(cfg: &DetectorConfig) -> Self {
-        Self { detector: Detector::new(cfg.clone()), up: 0, down: 0, normal_run: 0, active: false, started: None, first_score: 0.0 }
+        Self {
+            detector: Detector::new(cfg.clone()),
+            up: 0,
+            down: 0,
+            normal_run: 0,
+            active: false,
+            started: None,
+            first_score: 0.0,
+        }
     }
 }
 
@@ -221,7 +240,11 @@ impl Watchdog {
     pub fn new(mut config: WatchdogConfig) -> Self {
         config.window_points = config.window_points.clamp(1, 32);
         config.trigger_points = config.trigger_points.clamp(1, config.window_points);
-        Self { config, endpoints: HashMap::new(), stats: WatchdogStats::default() }
+        Self {
+            config,
+            endpoints: HashMap::new(),
+            stats: WatchdogStats::default(),
+        }
     }
 
     /// Counters.
@@ -239,7 +262,7 @@ impl Watchdog {
         self.stats.points += 1;
         let secs = p.interval.as_secs_f64();
         let rate = if secs > 0.0 { p.hits / secs } else { f64::NAN };
-        if !(rate >= self.config.min_hits_per_second) {
+        if rate.is_nan() || rate < self.config.min_hits_per_second {
             self.stats.low_traffic += 1;
             return Vec::new();
         }
@@ -250,11 +273,26 @@ impl Watchdog {
                 return Vec::new();
             }
             let d = &self.config.detector;
-            self.endpoints.insert(key.clone(), [Track::new(d), Track::new(d), Track::new(d)]);
+            self.endpoints
+                .insert(key.clone(), [Track::new(d), Track::new(d), Track::new(d)]);
         }
-        let Some(tracks) = self.endpoints.get_mut(&key) else { return Vec::new() };
-        let values = [rate, if p.hits > 0.0 { p.errors / p.hits } else { f64::NAN }, p.p95_latency];
-        let mask = if self.config.window_points >= 32 { u32::MAX } else { (1u32 << self.config.window_points) - 1 };
+        let Some(tracks) = self.endpoints.get_mut(&key) else {
+            return Vec::new();
+        };
+        let values = [
+            rate,
+            if p.hits > 0.0 {
+                p.errors / p.hits
+            } else {
+                f64::NAN
+            },
+            p.p95_latency,
+        ];
+        let mask = if self.config.window_points >= 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.config.window_points) - 1
+        };
         let mut out = Vec::new();
         for ((track, signal), value) in tracks.iter_mut().zip(Signal::ALL).zip(values) {
             if !value.is_finite() {
@@ -283,7 +321,9 @@ impl Watchdog {
             }
             let n_up = track.up.count_ones();
             let n_down = track.down.count_ones();
-            if !track.active && (n_up >= self.config.trigger_points || n_down >= self.config.trigger_points) {
+            if !track.active
+                && (n_up >= self.config.trigger_points || n_down >= self.config.trigger_points)
+            {
                 track.active = true;
                 out.push(Story {
                     service: p.service.clone(),

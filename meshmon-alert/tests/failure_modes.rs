@@ -9,7 +9,9 @@ use meshmon_core::{Metric, MetricValue, Tags, Timestamp};
 
 /// Deterministic noise in [-0.5, 0.5).
 fn noise(state: &mut u64) -> f64 {
-    *state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (*state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
 }
 
@@ -47,28 +49,49 @@ fn level_shift_is_accepted_after_the_recovery_window() {
             let level = if minute < 500 { 100.0 } else { 300.0 };
             alerts.extend(feed(&mut m, minute, level + 4.0 * noise(&mut st)));
         }
-        let states: Vec<(i64, MonitorState)> = alerts.iter().map(|a| (a.timestamp.as_secs() / 60, a.state)).collect();
+        let states: Vec<(i64, MonitorState)> = alerts
+            .iter()
+            .map(|a| (a.timestamp.as_secs() / 60, a.state))
+            .collect();
         // One ALERT at the shift, one recovery once the new level is normal, then quiet.
         assert_eq!(states.len(), 2, "{alg}: {states:?}");
         assert_eq!(states[0].1, MonitorState::Alert, "{alg}: {states:?}");
         assert!((500..510).contains(&states[0].0), "{alg}: {states:?}");
         assert_eq!(states[1].1, MonitorState::Ok, "{alg}: {states:?}");
-        assert!(states[1].0 < 500 + 60 + 64, "{alg}: recovered too late {states:?}");
-        assert_eq!(m.state(&"service:reviews".parse().unwrap()), Some(MonitorState::Ok));
-        assert!(alerts[0].to_notification().title.starts_with("[ALERT] requests"));
+        assert!(
+            states[1].0 < 500 + 60 + 64,
+            "{alg}: recovered too late {states:?}"
+        );
+        assert_eq!(
+            m.state(&"service:reviews".parse().unwrap()),
+            Some(MonitorState::Ok)
+        );
+        assert!(
+            alerts[0]
+                .to_notification()
+                .title
+                .starts_with("[ALERT] requests")
+        );
     }
 }
 
 #[test]
 fn a_past_burst_does_not_poison_the_baseline() {
     for alg in ALL {
-        let mut d = Detector::new(DetectorConfig { seasonality: Seasonality::None, ..DetectorConfig::new(alg) });
+        let mut d = Detector::new(DetectorConfig {
+            seasonality: Seasonality::None,
+            ..DetectorConfig::new(alg)
+        });
         let mut st = 2;
         let mut band_before = 0.0;
         let mut after = Vec::new();
         for i in 0..1200i64 {
             let burst = (600..620).contains(&i);
-            let v = if burst { 1000.0 } else { 100.0 + 4.0 * noise(&mut st) };
+            let v = if burst {
+                1000.0
+            } else {
+                100.0 + 4.0 * noise(&mut st)
+            };
             let e = d.update(Timestamp::from_secs(i * 60), v);
             if i == 599 {
                 band_before = e.upper - e.lower;
@@ -78,11 +101,21 @@ fn a_past_burst_does_not_poison_the_baseline() {
             }
         }
         // Back to normal: no alarms, expectation back on the baseline, band not inflated.
-        assert!(after.iter().all(|e| !e.anomalous), "{alg}: anomalous after the burst");
+        assert!(
+            after.iter().all(|e| !e.anomalous),
+            "{alg}: anomalous after the burst"
+        );
         let last = after.last().unwrap();
-        assert!((last.expected - 100.0).abs() < 3.0, "{alg}: expected {}", last.expected);
+        assert!(
+            (last.expected - 100.0).abs() < 3.0,
+            "{alg}: expected {}",
+            last.expected
+        );
         let band_after = last.upper - last.lower;
-        assert!(band_after < 2.0 * band_before, "{alg}: band {band_before} -> {band_after}");
+        assert!(
+            band_after < 2.0 * band_before,
+            "{alg}: band {band_before} -> {band_after}"
+        );
         // And the burst itself was caught.
         assert!(d.stats().episodes >= 1);
     }
@@ -98,14 +131,24 @@ fn no_alert_during_warm_up() {
         for i in 0..warm {
             let v = if i % 2 == 0 { 1.0 } else { 1e6 };
             let e = d.update(Timestamp::from_secs(i * 60), v);
-            assert!(!e.anomalous && e.score == 0.0, "{alg}: point {i} flagged during warm-up");
+            assert!(
+                !e.anomalous && e.score == 0.0,
+                "{alg}: point {i} flagged during warm-up"
+            );
         }
         // A monitor over it emits nothing during warm-up either.
         let mut m = anomaly_monitor(alg);
         let mut st = 3;
         for minute in 0..warm {
-            let v = if minute == 5 { 1e4 } else { 100.0 + noise(&mut st) };
-            assert!(feed(&mut m, minute, v).is_empty(), "{alg}: alert during warm-up");
+            let v = if minute == 5 {
+                1e4
+            } else {
+                100.0 + noise(&mut st)
+            };
+            assert!(
+                feed(&mut m, minute, v).is_empty(),
+                "{alg}: alert during warm-up"
+            );
         }
     }
 }
@@ -119,7 +162,10 @@ fn weekly_series(weekend_dip: f64, weeks: i64) -> impl Iterator<Item = (Timestam
         let hour = (t % 86_400) as f64 / 3_600.0;
         let daily = 30.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
         let weekend = if day >= 5 { -weekend_dip } else { 0.0 };
-        (Timestamp::from_secs(t), 200.0 + daily + weekend + 3.0 * noise(&mut st))
+        (
+            Timestamp::from_secs(t),
+            200.0 + daily + weekend + 3.0 * noise(&mut st),
+        )
     })
 }
 
@@ -137,7 +183,11 @@ fn weekly_seasonality_is_found() {
         assert_eq!(weekly.seasonality(), Seasonality::Weekly, "{alg}");
         assert_eq!(daily.seasonality(), Seasonality::Daily, "{alg}");
         // Detection is done: the bounded history is freed.
-        assert!(weekly.heap_bytes() < 8 * 1024, "{alg}: {} bytes", weekly.heap_bytes());
+        assert!(
+            weekly.heap_bytes() < 8 * 1024,
+            "{alg}: {} bytes",
+            weekly.heap_bytes()
+        );
     }
 }
 
@@ -165,6 +215,9 @@ fn nan_gaps_and_out_of_order_points_are_handled() {
     let mut back: Detector = serde_json::from_str(&json).unwrap();
     for i in 0..50i64 {
         let t = Timestamp::from_secs(300_000 + i * 60);
-        assert_eq!(d.update(t, 50.0 + i as f64), back.update(t, 50.0 + i as f64));
+        assert_eq!(
+            d.update(t, 50.0 + i as f64),
+            back.update(t, 50.0 + i as f64)
+        );
     }
 }

@@ -8,11 +8,17 @@ use meshmon_alert::nab::{self, ScoredFile, Series};
 use meshmon_alert::{Algorithm, Detector, DetectorConfig};
 
 fn nab_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/nab"));
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/nab"
+    ));
     if dir.join("labels/combined_windows.json").is_file() {
         Some(dir)
     } else {
-        eprintln!("NAB corpus absent at {}; skipping the NAB evaluation", dir.display());
+        eprintln!(
+            "NAB corpus absent at {}; skipping the NAB evaluation",
+            dir.display()
+        );
         None
     }
 }
@@ -20,20 +26,27 @@ fn nab_dir() -> Option<PathBuf> {
 #[test]
 fn nab_floor_and_profiles() {
     let Some(dir) = nab_dir() else { return };
-    let windows = nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap()).unwrap();
-    let profiles = nab::parse_profiles(&std::fs::read(dir.join("config/profiles.json")).unwrap()).unwrap();
+    let windows =
+        nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap())
+            .unwrap();
+    let profiles =
+        nab::parse_profiles(&std::fs::read(dir.join("config/profiles.json")).unwrap()).unwrap();
     assert_eq!(windows.len(), 58);
     assert_eq!(windows.values().map(Vec::len).sum::<usize>(), 116);
     assert_eq!(profiles.len(), 3);
     let data: Vec<(String, Series)> = windows
         .keys()
         .map(|name| {
-            let s = nab::parse_series_csv(&std::fs::read(dir.join("data").join(name)).unwrap()).unwrap();
+            let s = nab::parse_series_csv(&std::fs::read(dir.join("data").join(name)).unwrap())
+                .unwrap();
             nab::check_windows(name, &s.timestamps, &windows[name]).unwrap();
             (name.clone(), s)
         })
         .collect();
-    assert_eq!(data.iter().map(|(_, s)| s.values.len()).sum::<usize>(), 365_558);
+    assert_eq!(
+        data.iter().map(|(_, s)| s.values.len()).sum::<usize>(),
+        365_558
+    );
 
     let mut best_standard = f64::MIN;
     for alg in [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust] {
@@ -41,7 +54,11 @@ fn nab_floor_and_profiles() {
             .iter()
             .map(|(_, s)| {
                 let mut d = Detector::new(DetectorConfig::new(alg));
-                s.timestamps.iter().zip(&s.values).map(|(&t, &v)| d.update(t, v).score).collect()
+                s.timestamps
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(&t, &v)| d.update(t, v).score)
+                    .collect()
             })
             .collect();
         for sc in &scores {
@@ -50,7 +67,12 @@ fn nab_floor_and_profiles() {
         let files: Vec<ScoredFile<'_>> = data
             .iter()
             .zip(&scores)
-            .map(|((n, s), sc)| ScoredFile { name: n, timestamps: &s.timestamps, scores: sc, windows: &windows[n] })
+            .map(|((n, s), sc)| ScoredFile {
+                name: n,
+                timestamps: &s.timestamps,
+                scores: sc,
+                windows: &windows[n],
+            })
             .collect();
         for p in &profiles {
             let r = nab::optimize(&files, p, nab::PROBATION_PERCENT);
@@ -64,16 +86,26 @@ fn nab_floor_and_profiles() {
             }
         }
     }
-    assert!(best_standard >= 50.0, "best standard-profile NAB score {best_standard:.2} < 50");
+    assert!(
+        best_standard >= 50.0,
+        "best standard-profile NAB score {best_standard:.2} < 50"
+    );
 }
 
 #[test]
 fn null_and_perfect_detectors_normalise_to_0_and_100() {
     let Some(dir) = nab_dir() else { return };
-    let windows = nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap()).unwrap();
-    let names: Vec<&String> = windows.keys().filter(|n| n.starts_with("realKnownCause")).collect();
-    let data: Vec<Series> =
-        names.iter().map(|n| nab::parse_series_csv(&std::fs::read(dir.join("data").join(n)).unwrap()).unwrap()).collect();
+    let windows =
+        nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap())
+            .unwrap();
+    let names: Vec<&String> = windows
+        .keys()
+        .filter(|n| n.starts_with("realKnownCause"))
+        .collect();
+    let data: Vec<Series> = names
+        .iter()
+        .map(|n| nab::parse_series_csv(&std::fs::read(dir.join("data").join(n)).unwrap()).unwrap())
+        .collect();
     let perfect: Vec<Vec<f64>> = names
         .iter()
         .zip(&data)
@@ -91,11 +123,26 @@ fn null_and_perfect_detectors_normalise_to_0_and_100() {
             .iter()
             .zip(&data)
             .zip(scores)
-            .map(|((n, s), sc)| ScoredFile { name: n, timestamps: &s.timestamps, scores: sc, windows: &windows[*n] })
+            .map(|((n, s), sc)| ScoredFile {
+                name: n,
+                timestamps: &s.timestamps,
+                scores: sc,
+                windows: &windows[*n],
+            })
             .collect();
-        for p in [nab::Profile::standard(), nab::Profile::reward_low_fp_rate(), nab::Profile::reward_low_fn_rate()] {
+        for p in [
+            nab::Profile::standard(),
+            nab::Profile::reward_low_fp_rate(),
+            nab::Profile::reward_low_fn_rate(),
+        ] {
             let r = nab::optimize(&files, &p, nab::PROBATION_PERCENT);
-            assert!((r.normalized - want).abs() < 1e-9, "{} {}: {}", p.name, want, r.normalized);
+            assert!(
+                (r.normalized - want).abs() < 1e-9,
+                "{} {}: {}",
+                p.name,
+                want,
+                r.normalized
+            );
         }
     }
 }
