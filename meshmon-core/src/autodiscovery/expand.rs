@@ -30,8 +30,8 @@
 //! annotation. Services (both kinds) are also subject to the filter's
 //! `kube_namespace:` rules and to `ad.datadoghq.com/exclude`.
 //!
-//! Output order is deterministic: objects in input order; for each, templates in
-//! annotation order; for each template, targets in object order.
+//! Output order is deterministic: objects in input order; for each, targets in object
+//! order (cluster check first); for each target, templates in annotation order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -146,7 +146,7 @@ pub struct ExpandStats {
     pub ignored_objects: usize,
     /// Templates found.
     pub templates: usize,
-    /// Targets considered (after the node filter).
+    /// Targets templates were resolved against (after the node filter).
     pub targets: usize,
     /// Targets dropped by the node filter.
     pub other_node: usize,
@@ -273,6 +273,25 @@ fn normalize(mut tags: Vec<String>) -> Vec<String> {
     tags
 }
 
+/// Whether any string of the templates mentions `%%kube…` / `%%extra…` (a superset of
+/// the templates that read extra data): targets of other templates skip building it,
+/// since nothing can observe it.
+fn reads_extra(templates: &[Template]) -> bool {
+    fn mentions(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains("%%kube") || s.contains("%%extra"),
+            Value::Array(items) => items.iter().any(mentions),
+            Value::Object(map) => map.values().any(mentions),
+            _ => false,
+        }
+    }
+    templates.iter().any(|t| {
+        mentions(&t.init_config)
+            || t.instance.as_ref().is_some_and(mentions)
+            || t.logs.as_ref().is_some_and(mentions)
+    })
+}
+
 impl Expander<'_> {
     fn templates(&mut self, kind: &str, meta: &kube::ObjectMeta, id: &str) -> Vec<Template> {
         let t = extract_templates(&meta.annotations, id);
@@ -324,25 +343,28 @@ impl Expander<'_> {
         let base_tags = object_tags(meta, &mut self.out.errors, "Service");
 
         if !cluster_tpls.is_empty() {
-            let target = service_target(svc, &base_tags);
-            self.run(&cluster_tpls, std::slice::from_ref(&target));
+            self.run_target(&cluster_tpls, None, || service_target(svc, &base_tags));
         }
-        if !endpoint_tpls.is_empty() {
-            let tolerate = tolerates_unready(&meta.annotations);
-            let by_ip = meta
-                .annotations
-                .get(ENDPOINTS_RESOLVE_ANNOTATION)
-                .map(String::as_str)
-                == Some("ip");
-            let targets = match (endpoints, slices) {
-                (Some(e), _) => endpoints_targets(svc, e, &base_tags, tolerate, by_ip),
-                (None, s) if !s.is_empty() => slice_targets(svc, s, &base_tags, tolerate, by_ip),
-                _ => {
-                    self.skip_all(&endpoint_tpls, &object, SkipReason::NoEndpoints);
-                    return;
-                }
-            };
-            self.run(&endpoint_tpls, &targets);
+        if endpoint_tpls.is_empty() {
+            return;
+        }
+        let tolerate = tolerates_unready(&meta.annotations);
+        let by_ip = meta
+            .annotations
+            .get(ENDPOINTS_RESOLVE_ANNOTATION)
+            .map(String::as_str)
+            == Some("ip");
+        let extra = reads_extra(&endpoint_tpls);
+        let mut each = |e: EndpointRef<'_>, ports: &[Port]| {
+            let node = e.node(by_ip);
+            self.run_target(&endpoint_tpls, node, || {
+                endpoint_target(svc, &e, ports, &base_tags, by_ip, extra)
+            });
+        };
+        match (endpoints, slices) {
+            (Some(eps), _) => each_endpoint(eps, tolerate, &mut each),
+            (None, s) if !s.is_empty() => each_slice_endpoint(s, tolerate, &mut each),
+            _ => self.skip_all(&endpoint_tpls, &object, SkipReason::NoEndpoints),
         }
     }
 
@@ -354,11 +376,9 @@ impl Expander<'_> {
             if tpls.is_empty() {
                 continue;
             }
-            let target = {
-                let base =
-                    base_tags.get_or_insert_with(|| object_tags(meta, &mut self.out.errors, "Pod"));
-                container_target(pod, c, base)
-            };
+            let base = base_tags
+                .get_or_insert_with(|| object_tags(meta, &mut self.out.errors, "Pod"))
+                .clone();
             let excluded = if excluded_by_annotation(
                 &meta.annotations,
                 Some(&c.name),
@@ -375,43 +395,67 @@ impl Expander<'_> {
                 None
             };
             if let Some(why) = excluded {
-                self.skip_all(&tpls, &target.service.id, SkipReason::Excluded(why));
+                self.skip_all(&tpls, &container_id(pod, c), SkipReason::Excluded(why));
                 continue;
             }
-            self.run(&tpls, std::slice::from_ref(&target));
+            self.run_target(&tpls, pod.spec.node_name.as_ref(), || {
+                container_target(pod, c, &base)
+            });
         }
     }
 
-    fn run(&mut self, templates: &[Template], targets: &[Target]) {
-        for tpl in templates {
-            for t in targets {
-                if let Some(want) = &self.opts.node
-                    && t.node.as_deref() != Some(want.as_str())
-                {
-                    self.out.stats.other_node += 1;
-                    continue;
-                }
-                self.out.stats.targets += 1;
-                if self.out.configs.len() >= self.opts.max_configs {
-                    self.out.stats.dropped_by_limit += 1;
-                    continue;
-                }
-                match self.resolver.resolve_template(tpl, &t.service) {
-                    Ok(r) => self.out.configs.push(CheckConfig {
-                        id: t.service.id.clone(),
+    /// Resolves every template against one target, built only if it passes the node
+    /// filter. The last config takes the target's strings instead of copying them.
+    fn run_target(
+        &mut self,
+        templates: &[Template],
+        node: Option<&String>,
+        build: impl FnOnce() -> Target,
+    ) {
+        if let Some(want) = &self.opts.node
+            && node != Some(want)
+        {
+            self.out.stats.other_node += 1;
+            return;
+        }
+        self.out.stats.targets += 1;
+        let Target {
+            mut service,
+            mut node,
+        } = build();
+        let n = templates.len();
+        for (i, tpl) in templates.iter().enumerate() {
+            if self.out.configs.len() >= self.opts.max_configs {
+                self.out.stats.dropped_by_limit += 1;
+                continue;
+            }
+            match self.resolver.resolve_template(tpl, &service) {
+                Ok(r) => {
+                    let last = i + 1 == n;
+                    let (id, tags, node) = if last {
+                        (
+                            std::mem::take(&mut service.id),
+                            std::mem::take(&mut service.tags),
+                            node.take(),
+                        )
+                    } else {
+                        (service.id.clone(), service.tags.clone(), node.clone())
+                    };
+                    self.out.configs.push(CheckConfig {
+                        id,
                         check: tpl.name.clone(),
-                        node: t.node.clone(),
+                        node,
                         init_config: r.init_config,
                         instance: r.instance.unwrap_or(Value::Null),
-                        tags: t.service.tags.clone(),
+                        tags,
                         logs: r.logs,
-                    }),
-                    Err(e) => self.out.skipped.push(Skipped {
-                        service_id: t.service.id.clone(),
-                        check: tpl.name.clone(),
-                        reason: SkipReason::Resolve(e),
-                    }),
+                    });
                 }
+                Err(e) => self.out.skipped.push(Skipped {
+                    service_id: service.id.clone(),
+                    check: tpl.name.clone(),
+                    reason: SkipReason::Resolve(e),
+                }),
             }
         }
     }
@@ -450,54 +494,34 @@ pub fn service_target(svc: &kube::Service, object_tags: &[String]) -> Target {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn endpoint_target(
-    svc: &kube::Service,
-    ip: &str,
-    ports: &[Port],
-    node: Option<&String>,
-    target_ref: Option<&kube::ObjectReference>,
-    object_tags: &[String],
+/// One address of an Endpoints or EndpointSlice, borrowed.
+struct EndpointRef<'a> {
+    ip: &'a str,
+    node_name: Option<&'a String>,
+    target_ref: Option<&'a kube::ObjectReference>,
     ready: bool,
-    by_ip: bool,
-) -> Target {
-    let meta = &svc.metadata;
-    let mut extra = BTreeMap::from([("namespace".to_owned(), meta.namespace.clone())]);
-    let pod = target_ref.filter(|r| r.kind == "Pod");
-    if let Some(r) = pod {
-        extra.insert("pod_name".to_owned(), r.name.clone());
-        extra.insert("pod_uid".to_owned(), r.uid.clone());
+}
+
+impl<'a> EndpointRef<'a> {
+    fn pod(&self) -> Option<&'a kube::ObjectReference> {
+        self.target_ref.filter(|r| r.kind == "Pod")
     }
-    let mut tags = Vec::with_capacity(3 + object_tags.len());
-    tags.push(format!("kube_service:{}", meta.name));
-    tags.push(format!("kube_namespace:{}", meta.namespace));
-    tags.push(format!("kube_endpoint_ip:{ip}"));
-    tags.extend_from_slice(object_tags);
-    Target {
-        service: AdService {
-            id: format!("kube_endpoint_uid://{}/{}/{ip}", meta.namespace, meta.name),
-            hosts: BTreeMap::from([("endpoint".to_owned(), ip.to_owned())]),
-            ports: ports.to_vec(),
-            extra,
-            tags: normalize(tags),
-            ready,
-            ..AdService::default()
-        },
-        // Only pod-backed endpoints are pinned to a node (the Agent's "auto" resolve).
-        node: if by_ip { None } else { pod.and(node.cloned()) },
+
+    /// Only pod-backed endpoints are pinned to a node (the Agent's "auto" resolve).
+    fn node(&self, by_ip: bool) -> Option<&'a String> {
+        if by_ip {
+            None
+        } else {
+            self.pod().and(self.node_name)
+        }
     }
 }
 
-/// One target per address of an Endpoints object (not-ready addresses marked unready
-/// unless `tolerate_unready`).
-pub fn endpoints_targets(
-    svc: &kube::Service,
-    eps: &Endpoints,
-    object_tags: &[String],
+fn each_endpoint<'a>(
+    eps: &'a Endpoints,
     tolerate_unready: bool,
-    by_ip: bool,
-) -> Vec<Target> {
-    let mut out = Vec::new();
+    f: &mut impl FnMut(EndpointRef<'a>, &[Port]),
+) {
     for subset in &eps.subsets {
         let ports: Vec<Port> = subset
             .ports
@@ -512,32 +536,23 @@ pub fn endpoints_targets(
             (&subset.not_ready_addresses, tolerate_unready),
         ] {
             for a in list {
-                out.push(endpoint_target(
-                    svc,
-                    &a.ip,
-                    &ports,
-                    a.node_name.as_ref(),
-                    a.target_ref.as_ref(),
-                    object_tags,
+                let e = EndpointRef {
+                    ip: &a.ip,
+                    node_name: a.node_name.as_ref(),
+                    target_ref: a.target_ref.as_ref(),
                     ready,
-                    by_ip,
-                ));
+                };
+                f(e, &ports);
             }
         }
     }
-    out
 }
 
-/// One target per address of a Service's EndpointSlices (`conditions.ready: false`
-/// marks an endpoint unready unless `tolerate_unready`).
-pub fn slice_targets(
-    svc: &kube::Service,
-    slices: &[&EndpointSlice],
-    object_tags: &[String],
+fn each_slice_endpoint<'a>(
+    slices: &[&'a EndpointSlice],
     tolerate_unready: bool,
-    by_ip: bool,
-) -> Vec<Target> {
-    let mut out = Vec::new();
+    f: &mut impl FnMut(EndpointRef<'a>, &[Port]),
+) {
     for s in slices {
         let ports: Vec<Port> = s
             .ports
@@ -552,27 +567,90 @@ pub fn slice_targets(
         for e in &s.endpoints {
             let ready = e.conditions.ready.unwrap_or(true) || tolerate_unready;
             for ip in &e.addresses {
-                out.push(endpoint_target(
-                    svc,
+                let r = EndpointRef {
                     ip,
-                    &ports,
-                    e.node_name.as_ref(),
-                    e.target_ref.as_ref(),
-                    object_tags,
+                    node_name: e.node_name.as_ref(),
+                    target_ref: e.target_ref.as_ref(),
                     ready,
-                    by_ip,
-                ));
+                };
+                f(r, &ports);
             }
         }
     }
+}
+
+fn endpoint_target(
+    svc: &kube::Service,
+    e: &EndpointRef<'_>,
+    ports: &[Port],
+    object_tags: &[String],
+    by_ip: bool,
+    with_extra: bool,
+) -> Target {
+    let meta = &svc.metadata;
+    let ip = e.ip;
+    let mut extra = BTreeMap::new();
+    if with_extra {
+        extra.insert("namespace".to_owned(), meta.namespace.clone());
+        if let Some(r) = e.pod() {
+            extra.insert("pod_name".to_owned(), r.name.clone());
+            extra.insert("pod_uid".to_owned(), r.uid.clone());
+        }
+    }
+    let mut tags = Vec::with_capacity(3 + object_tags.len());
+    tags.push(format!("kube_service:{}", meta.name));
+    tags.push(format!("kube_namespace:{}", meta.namespace));
+    tags.push(format!("kube_endpoint_ip:{ip}"));
+    tags.extend_from_slice(object_tags);
+    Target {
+        service: AdService {
+            id: format!("kube_endpoint_uid://{}/{}/{ip}", meta.namespace, meta.name),
+            hosts: BTreeMap::from([("endpoint".to_owned(), ip.to_owned())]),
+            ports: ports.to_vec(),
+            extra,
+            tags: normalize(tags),
+            ready: e.ready,
+            ..AdService::default()
+        },
+        node: e.node(by_ip).cloned(),
+    }
+}
+
+/// One target per address of an Endpoints object (not-ready addresses marked unready
+/// unless `tolerate_unready`; `by_ip` drops the node, as `endpoints.resolve: ip`).
+pub fn endpoints_targets(
+    svc: &kube::Service,
+    eps: &Endpoints,
+    object_tags: &[String],
+    tolerate_unready: bool,
+    by_ip: bool,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    each_endpoint(eps, tolerate_unready, &mut |e, ports| {
+        out.push(endpoint_target(svc, &e, ports, object_tags, by_ip, true));
+    });
     out
 }
 
-/// The target of one container of a pod.
-pub fn container_target(pod: &Pod, c: &kube::Container, object_tags: &[String]) -> Target {
+/// One target per address of a Service's EndpointSlices (`conditions.ready: false`
+/// marks an endpoint unready unless `tolerate_unready`).
+pub fn slice_targets(
+    svc: &kube::Service,
+    slices: &[&EndpointSlice],
+    object_tags: &[String],
+    tolerate_unready: bool,
+    by_ip: bool,
+) -> Vec<Target> {
+    let mut out = Vec::new();
+    each_slice_endpoint(slices, tolerate_unready, &mut |e, ports| {
+        out.push(endpoint_target(svc, &e, ports, object_tags, by_ip, true));
+    });
+    out
+}
+
+fn container_id(pod: &Pod, c: &kube::Container) -> String {
     let meta = &pod.metadata;
-    let id = pod
-        .status
+    pod.status
         .container_statuses
         .iter()
         .find(|s| s.name == c.name && !s.container_id.is_empty())
@@ -582,7 +660,12 @@ pub fn container_target(pod: &Pod, c: &kube::Container, object_tags: &[String]) 
                 "kube_container://{}/{}/{}",
                 meta.namespace, meta.name, c.name
             )
-        });
+        })
+}
+
+/// The target of one container of a pod.
+pub fn container_target(pod: &Pod, c: &kube::Container, object_tags: &[String]) -> Target {
+    let meta = &pod.metadata;
     let mut ports: Vec<Port> = c
         .ports
         .iter()
@@ -604,7 +687,7 @@ pub fn container_target(pod: &Pod, c: &kube::Container, object_tags: &[String]) 
     tags.extend_from_slice(object_tags);
     Target {
         service: AdService {
-            id,
+            id: container_id(pod, c),
             hosts,
             ports,
             extra: BTreeMap::from([
@@ -700,6 +783,36 @@ mod tests {
             matches!(&out.skipped[0].reason, SkipReason::Resolve(e) if e.kind() == "service_not_ready")
         );
         assert_eq!(out.stats.configs, 3);
+    }
+
+    #[test]
+    fn endpoint_extra_data() {
+        let mut o = objs(EPS);
+        let KubeObject::Service(s) = &mut o[0] else {
+            panic!()
+        };
+        s.metadata.annotations.insert(
+            "ad.datadoghq.com/endpoints.instances".into(),
+            r#"[{"pod": "%%kube_pod_name%%", "uid": "%%extra_pod_uid%%", "ns": "%%kube_namespace%%"}]"#.into(),
+        );
+        let out = expand(&o, &ExpandOptions::default());
+        let eps: Vec<_> = out
+            .configs
+            .iter()
+            .filter(|c| c.check == "http_check")
+            .collect();
+        assert_eq!(eps.len(), 1, "{:?}", out.skipped);
+        assert_eq!(
+            (
+                &eps[0].instance["pod"],
+                &eps[0].instance["uid"],
+                &eps[0].instance["ns"]
+            ),
+            (&json!("web-a"), &json!("u1"), &json!("shop"))
+        );
+        // the address not backed by a pod has no pod_name
+        assert!(out.skipped.iter().any(|s| s.service_id.ends_with("10.1.0.2")
+            && matches!(&s.reason, SkipReason::Resolve(e) if e.kind() == "extra_not_found")));
     }
 
     #[test]

@@ -492,35 +492,34 @@ impl Resolver {
         s: &str,
         svc: Option<&AdService>,
     ) -> Result<Option<Value>, ResolveError> {
-        let Some(first) = s.find("%%") else {
+        let Some(first) = find_marker(s, 0) else {
             return Ok(None);
         };
-        // `%%` markers, left to right, non-overlapping (the Agent's `%%` → `‰` pass).
-        let mut markers = Vec::new();
-        let mut at = first;
-        while let Some(i) = s[at..].find("%%") {
-            markers.push(at + i);
-            at += i + 2;
-        }
-        let mut out = String::with_capacity(s.len() + 32);
+        // `%%` markers are found left to right, non-overlapping (the Agent's `%%` → `‰`
+        // pass); `at` is the candidate opening marker.
+        let next = |from: usize| find_marker(s, from);
+        let mut out = String::new();
         let mut copied = 0;
         let mut vars = 0;
         let mut whole: Option<&str> = None;
-        let mut k = 0;
-        while k + 1 < markers.len() {
-            let open = markers[k];
+        let mut at = first;
+        loop {
+            let open = at;
+            let Some(m1) = next(open + 2) else { break };
             // A variable needs at least one character between its `%%`s; an adjacent
             // marker is swallowed into the name (and makes it unknown), as the Agent's
-            // lazy regex does.
-            let close_idx = if markers[k + 1] > open + 2 {
-                k + 1
-            } else if k + 2 < markers.len() {
-                k + 2
+            // lazy regex does. With nothing after it, the adjacent marker opens instead.
+            let close = if m1 > open + 2 {
+                m1
+            } else if let Some(m2) = next(m1 + 2) {
+                m2
             } else {
-                k += 1;
+                at = m1;
                 continue;
             };
-            let close = markers[close_idx];
+            if out.capacity() == 0 {
+                out.reserve(s.len() + 32);
+            }
             let variable = &s[open..close + 2];
             let (name, key) = split_variable(&s[open + 2..close]);
             out.push_str(&s[copied..open]);
@@ -543,7 +542,10 @@ impl Resolver {
             if open == 0 && close + 2 == s.len() {
                 whole = Some(name);
             }
-            k = close_idx + 1;
+            match next(close + 2) {
+                Some(m) => at = m,
+                None => break,
+            }
         }
         if vars == 0 {
             return Ok(None);
@@ -619,6 +621,19 @@ impl Resolver {
             }),
         }
     }
+}
+
+/// Byte offset of the first `%%` at or after `from`.
+fn find_marker(s: &str, from: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = from;
+    while i + 1 < b.len() {
+        if b[i] == b'%' && b[i + 1] == b'%' {
+            return Some(i);
+        }
+        i += 1 + b[i + 1..].iter().position(|&c| c == b'%')?;
+    }
+    None
 }
 
 /// Splits `kube_pod_name` into (`kube`, `pod_name`): the name ends at the first `_`
@@ -1117,6 +1132,15 @@ mod tests {
             s("%%port_0%%%%port_1%%", Some(&sv)).unwrap(),
             json!("808015014")
         );
+    }
+
+    #[test]
+    fn markers() {
+        assert_eq!(find_marker("é%x%%y", 0), Some(4));
+        assert_eq!(find_marker("%%", 0), Some(0));
+        assert_eq!(find_marker("%%%", 1), Some(1));
+        assert_eq!(find_marker("a%b%", 0), None);
+        assert_eq!(find_marker("%%", 2), None);
     }
 
     #[test]
