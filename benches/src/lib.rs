@@ -1,6 +1,8 @@
 //! Shared helpers for meshmon's criterion benchmarks: locating the real-world corpora in
 //! `../shared/data/` and generating deterministic synthetic inputs.
 
+pub mod prom;
+
 use std::path::PathBuf;
 
 /// The shared data directory (`<workspace>/../shared/data`), or `MESHMON_DATA` if set.

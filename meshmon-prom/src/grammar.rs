@@ -105,21 +105,46 @@ pub enum Line<'a> {
     Eof,
 }
 
+/// Byte classes: bit 0 metric-name start, bit 1 metric-name char, bit 2 label-name
+/// start, bit 3 label-name char.
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0usize;
+    while c < 256 {
+        let b = c as u8;
+        let alpha = b.is_ascii_alphabetic();
+        let digit = b.is_ascii_digit();
+        let mut v = 0u8;
+        if alpha || b == b'_' || b == b':' {
+            v |= 1 | 2;
+        }
+        if digit {
+            v |= 2 | 8;
+        }
+        if alpha || b == b'_' {
+            v |= 4 | 8;
+        }
+        t[c] = v;
+        c += 1;
+    }
+    t
+};
+
 #[inline(always)]
 fn is_name_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_' || c == b':'
+    CLASS[c as usize] & 1 != 0
 }
 #[inline(always)]
 fn is_name_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+    CLASS[c as usize] & 2 != 0
 }
 #[inline(always)]
 fn is_label_start(c: u8) -> bool {
-    c.is_ascii_alphabetic() || c == b'_'
+    CLASS[c as usize] & 4 != 0
 }
 #[inline(always)]
 fn is_label_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASS[c as usize] & 8 != 0
 }
 #[inline(always)]
 fn is_blank(c: u8) -> bool {
@@ -154,6 +179,34 @@ fn label_name(i: &str) -> Res<'_, &str> {
     Ok((&i[n..], &i[..n]))
 }
 
+/// The first `"` or `\\` at or after `from`: 8 bytes at a time (SWAR), the tail bytewise.
+#[inline(always)]
+fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while i + 8 <= b.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let q = w ^ (LO * u64::from(b'"'));
+        let s = w ^ (LO * u64::from(b'\\'));
+        // The lowest set bit of `haszero` marks the first matching byte exactly.
+        let hit = (q.wrapping_sub(LO) & !q & HI) | (s.wrapping_sub(LO) & !s & HI);
+        if hit != 0 {
+            return Some(i + (hit.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    while i < b.len() {
+        if b[i] == b'"' || b[i] == b'\\' {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// `"…"` with backslash escapes; returns the text between the quotes.
 #[inline]
 fn quoted(i: &str) -> Res<'_, &str> {
@@ -163,9 +216,8 @@ fn quoted(i: &str) -> Res<'_, &str> {
     }
     let mut j = 1;
     loop {
-        match memchr::memchr2(b'"', b'\\', &b[j..]) {
-            Some(k) => {
-                let p = j + k;
+        match find_quote_or_backslash(b, j) {
+            Some(p) => {
                 if b[p] == b'\\' {
                     if p + 1 >= b.len() {
                         return fail(&i[p..], "an escaped character");
@@ -190,17 +242,6 @@ fn skip_blanks(i: &str) -> &str {
     &i[n..]
 }
 
-#[inline]
-fn bloom_bit(name: &str) -> u64 {
-    let b = name.as_bytes();
-    let h = (b.len() as u32)
-        .wrapping_mul(31)
-        .wrapping_add(u32::from(b[0]))
-        .wrapping_mul(31)
-        .wrapping_add(u32::from(b[b.len() - 1]));
-    1u64 << (h & 63)
-}
-
 /// `{ label="value", … }`: validates the set (syntax, duplicate names) and returns it
 /// as its raw inner text.
 #[inline]
@@ -214,22 +255,31 @@ fn label_set<const OM: bool>(i: &str) -> Res<'_, Labels<'_>> {
         rest = skip_blanks(rest);
     }
     let mut count: u32 = 0;
-    let mut bloom: u64 = 0;
+    // Duplicate names: exporters write labels sorted, so while each name is greater
+    // than the previous one there can be no duplicate; otherwise compare with the
+    // names seen so far.
+    let mut prev: &str = "";
+    let mut names: [&str; 32] = [""; 32];
     if let Some(after) = rest.strip_prefix('}') {
         let raw = &inner[..inner.len() - rest.len()];
         return Ok((after, Labels::new(raw, 0)));
     }
     loop {
         let (r, name) = label_name(rest)?;
-        let bit = bloom_bit(name);
-        if bloom & bit != 0 && count > 0 {
-            // Possible duplicate: compare with the names seen so far (rare).
-            let seen = Labels::new(&inner[..inner.len() - rest.len()], count);
-            if seen.iter().any(|l| l.name == name) {
+        if count > 0 && name <= prev {
+            let dup = if (count as usize) <= names.len() {
+                names[..count as usize].contains(&name)
+            } else {
+                Labels::new(&inner[..inner.len() - rest.len()], count).iter().any(|l| l.name == name)
+            };
+            if dup {
                 return fail_kind(rest, ErrorKind::DuplicateLabel);
             }
         }
-        bloom |= bit;
+        if let Some(slot) = names.get_mut(count as usize) {
+            *slot = name;
+        }
+        prev = name;
         let mut r = r;
         if !OM {
             r = skip_blanks(r);
