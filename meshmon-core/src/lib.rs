@@ -26,7 +26,13 @@
 //! - [`pipeline`]: object-safe async traits the agent plugs implementations into:
 //!   [`MetricSink`], [`Notifier`] and (with `autodiscovery`) `ConfigProvider`.
 //! - `autodiscovery` (feature `autodiscovery`, on by default): Datadog's Kubernetes
-//!   annotation templates expanded into one check configuration per endpoint.
+//!   annotation templates expanded into one check configuration per endpoint, as the
+//!   Datadog Cluster Agent's endpoints checks do: `autodiscovery::kube` (Service,
+//!   Endpoints, EndpointSlice, Pod, `List`; JSON and multi-document YAML),
+//!   `autodiscovery::annotations` (v2 / v1 / legacy formats), `autodiscovery::template`
+//!   (`%%host%%`, `%%port_<name>%%`, `%%env_<VAR>%%`, … and the fixed set of error
+//!   kinds), `autodiscovery::filter` (`DD_CONTAINER_EXCLUDE` rules) and
+//!   `autodiscovery::expand` (`expand()` → `CheckConfig`s).
 //!
 //! # Features
 //!

@@ -355,6 +355,24 @@ impl Expander<'_> {
             .map(String::as_str)
             == Some("ip");
         let extra = reads_extra(&endpoint_tpls);
+        let addresses: usize = match (endpoints, slices) {
+            (Some(eps), _) => eps
+                .subsets
+                .iter()
+                .map(|s| s.addresses.len() + s.not_ready_addresses.len())
+                .sum(),
+            (None, s) => s
+                .iter()
+                .flat_map(|s| &s.endpoints)
+                .map(|e| e.addresses.len())
+                .sum(),
+        };
+        if self.opts.node.is_none() {
+            let room = self.opts.max_configs.saturating_sub(self.out.configs.len());
+            self.out
+                .configs
+                .reserve(room.min(addresses.saturating_mul(endpoint_tpls.len())));
+        }
         let mut each = |e: EndpointRef<'_>, ports: &[Port]| {
             let node = e.node(by_ip);
             self.run_target(&endpoint_tpls, node, || {
@@ -932,6 +950,37 @@ mod tests {
         assert_eq!(
             out.skipped[0].reason,
             SkipReason::Excluded("container filter rule")
+        );
+    }
+
+    #[test]
+    fn logs_are_carried_and_serialized() {
+        let pod = r#"{"kind": "Pod", "metadata": {"name": "web-0", "namespace": "shop", "annotations": {
+            "ad.datadoghq.com/nginx.checks": "{\"nginx\": {\"instances\": [{\"url\": \"http://%%host%%/status\"}], \"logs\": [{\"source\": \"nginx\", \"service\": \"%%kube_pod_name%%\"}]}}",
+            "ad.datadoghq.com/tolerate-unready": "true"}},
+          "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}, "status": {"podIP": "10.3.0.1"}}"#;
+        let out = expand(
+            &parse_objects(pod.as_bytes()).unwrap(),
+            &ExpandOptions::default(),
+        );
+        assert_eq!(out.configs.len(), 1, "{:?}", out.skipped);
+        let c = &out.configs[0];
+        assert_eq!(
+            c.logs,
+            Some(json!([{"source": "nginx", "service": "web-0"}]))
+        );
+        let text = serde_json::to_string(c).unwrap();
+        assert!(
+            text.ends_with(r#","logs":[{"service":"web-0","source":"nginx"}]}"#),
+            "{text}"
+        );
+        assert!(
+            !serde_json::to_string(&CheckConfig {
+                logs: None,
+                ..c.clone()
+            })
+            .unwrap()
+            .contains("logs")
         );
     }
 
