@@ -167,14 +167,17 @@ impl Variable {
         if b.is_empty() {
             self.empty = true;
         }
-        if !b.iter().all(u8::is_ascii_digit) {
-            self.digits = false;
-        }
-        if !b.iter().all(u8::is_ascii_hexdigit) {
-            self.hex = false;
-        }
-        if b.iter().any(|&c| is_ws(c)) {
-            self.spaces = true;
+        // One pass, skipped once nothing is left to learn.
+        if self.digits || self.hex || !self.spaces {
+            let (mut digits, mut hex, mut spaces) = (true, true, false);
+            for &c in b {
+                digits &= c.is_ascii_digit();
+                hex &= c.is_ascii_hexdigit();
+                spaces |= is_ws(c);
+            }
+            self.digits &= digits;
+            self.hex &= hex;
+            self.spaces |= spaces;
         }
         self.values
             .add(cut(value, cfg.max_value_len), n, cfg.value_slots);
@@ -483,6 +486,21 @@ fn similarity(pat: &[Position], msg: &str, toks: &[Token]) -> Option<f64> {
     })
 }
 
+/// Whether every position of the message matches the template (equal, or a variable on
+/// either side), with identical punctuation.
+#[inline]
+fn compatible(pat: &[Position], msg: &str, toks: &[Token]) -> bool {
+    pat.len() == toks.len()
+        && pat.iter().zip(toks).all(|(p, t)| match (&p.slot, t.kind) {
+            (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
+            (Slot::Word { .. }, TokenKind::Var(_)) => true,
+            (Slot::Word { text }, TokenKind::Word) | (Slot::Punct { text }, TokenKind::Punct) => {
+                text.as_bytes() == t.text(msg).as_bytes()
+            }
+            _ => false,
+        })
+}
+
 /// Similarity of two templates (for merging pattern sets).
 fn template_similarity(a: &[Position], b: &[Position]) -> Option<f64> {
     if a.len() != b.len() {
@@ -638,20 +656,25 @@ impl Miner {
 
     fn add_tokens(&mut self, msg: &str, toks: &[Token]) -> PatternId {
         let key = key_of_tokens(msg, toks);
+        let full = self.live >= self.config.max_patterns;
         let mut best: Option<(f64, u32)> = None;
         if let Some(ids) = self.buckets.get(&key) {
             for &i in ids {
                 let Some(Some(p)) = self.patterns.get(i as usize) else {
                     continue;
                 };
-                if let Some(sim) = similarity(&p.positions, msg, toks)
+                if compatible(&p.positions, msg, toks) {
+                    best = Some((1.0, i));
+                    break;
+                }
+                if full
+                    && let Some(sim) = similarity(&p.positions, msg, toks)
                     && best.is_none_or(|(b, _)| sim > b)
                 {
                     best = Some((sim, i));
                 }
             }
         }
-        let full = self.live >= self.config.max_patterns;
         match best {
             Some((sim, i)) if sim >= 1.0 || full => {
                 if sim < 1.0 {

@@ -448,6 +448,7 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             && t.kind == TokenKind::Word
             && t.space_before
             && out[w - 1].kind == TokenKind::Var(VarKind::Number)
+            && t.end - t.start <= 3
             && SIZE_UNITS.contains(&text(&t))
         {
             out[w - 1].end = t.end;
@@ -464,6 +465,9 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             continue;
         }
         let word = text(&t);
+        if word.len() != 3 || !word[0].is_ascii_uppercase() {
+            continue;
+        }
         let next_dateish = out.get(r + 1).is_some_and(|nx| {
             nx.space_before
                 && (MONTHS.contains(&text(nx)) || text(nx).first().is_some_and(u8::is_ascii_digit))
@@ -473,6 +477,27 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
         }
     }
 }
+
+const C_ALPHA: u8 = 1;
+const C_DIGIT: u8 = 2;
+const C_OTHER: u8 = 4;
+
+/// Byte classes for the fast paths: letters, `_` and `-` are [`C_ALPHA`], ASCII digits
+/// [`C_DIGIT`], everything else (punctuation, dots, slashes, non-ASCII) [`C_OTHER`].
+static CLASS: [u8; 256] = {
+    let mut t = [C_OTHER; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        if c.is_ascii_alphabetic() || c == b'_' || c == b'-' {
+            t[i] = C_ALPHA;
+        } else if c.is_ascii_digit() {
+            t[i] = C_DIGIT;
+        }
+        i += 1;
+    }
+    t
+};
 
 fn push(out: &mut Vec<Token>, start: usize, end: usize, kind: TokenKind, space: bool) {
     out.push(Token {
@@ -493,6 +518,24 @@ fn word(
     mut space: bool,
     out: &mut Vec<Token>,
 ) -> usize {
+    // Fast paths: plain words (letters, `_`, `-`) and plain numbers, most tokens.
+    let mut class = 0u8;
+    for &c in &b[s..e] {
+        class |= CLASS[c as usize];
+    }
+    if class & !(C_ALPHA) == 0 {
+        let kind = if e - s <= 5 && is_bool(&b[s..e]) {
+            TokenKind::Var(VarKind::Bool)
+        } else {
+            TokenKind::Word
+        };
+        push(out, s, e, kind, space);
+        return e;
+    }
+    if class == C_DIGIT {
+        push(out, s, e, TokenKind::Var(VarKind::Number), space);
+        return e;
+    }
     // `[v6addr]:port` before brackets are split off.
     if b[s] == b'[' {
         let mut x = e;
