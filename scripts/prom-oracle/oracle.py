@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("MESHMON_DATA", ROOT.parent / "shared" / "data"))
 FIXTURES = DATA / "istio-fixtures"
-OUT = ROOT / "meshmon-prom" / "testdata" / "oracle"
+CASES = ROOT / "meshmon-prom" / "testdata" / "oracle" / "cases.json"
+# Where the expected outputs go (the committed test data unless told otherwise).
+OUT = Path(os.environ.get("MESHMON_ORACLE_OUT", ROOT / "meshmon-prom" / "testdata" / "oracle"))
 
 # The stub aggregator rejects "generic" tag names (version, host…) that Istio labels use.
 os.environ.setdefault("DDEV_SKIP_GENERIC_TAGS_CHECK", "1")
@@ -136,7 +138,8 @@ def run_case(case, maps, port):
 
 def main():
     maps = json.loads((FIXTURES / "datadog-istio-metrics-mapping.json").read_text())["maps"]
-    cases = json.loads((OUT / "cases.json").read_text())
+    cases = json.loads(CASES.read_text())
+    OUT.mkdir(parents=True, exist_ok=True)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
