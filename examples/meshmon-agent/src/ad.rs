@@ -133,9 +133,13 @@ fn run_expand(args: ExpandArgs) -> anyhow::Result<ExitCode> {
     let disabled = args.no_env
         || std::env::var("DD_AD_DISABLE_ENV_VAR_RESOLUTION")
             .is_ok_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
-    let env = EnvPolicy::new(std::env::vars())
-        .with_allowed(allowed)
-        .disabled(disabled);
+    let env = EnvPolicy::new(
+        // `vars()` panics on a non-UTF-8 variable; such variables cannot be used anyway.
+        std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),
+    )
+    .with_allowed(allowed)
+    .disabled(disabled);
     let opts = ExpandOptions {
         env,
         filter,

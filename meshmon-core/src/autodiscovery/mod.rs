@@ -49,6 +49,8 @@
 //!   [`AdService`] ([`Resolver`]), with the fixed set of [`ResolveError`] kinds.
 //! - [`filter`]: `DD_CONTAINER_INCLUDE` / `DD_CONTAINER_EXCLUDE` rules
 //!   ([`ContainerFilter`]).
+//! - [`provider`]: [`provider::ManifestProvider`], the `ConfigProvider` over in-memory
+//!   manifests.
 //! - [`expand`](mod@expand): endpoints checks, cluster checks and pod containers expanded into
 //!   [`CheckConfig`]s ([`expand()`]).
 //!
@@ -64,6 +66,7 @@ pub mod annotations;
 pub mod expand;
 pub mod filter;
 pub mod kube;
+pub mod provider;
 pub mod template;
 
 pub use annotations::{AnnotationError, AnnotationFormat, Template, Templates, extract_templates};
@@ -116,6 +119,6 @@ pub enum ProviderError {
         source_name: String,
         /// The parse error.
         #[source]
-        error: ParseError,
+        error: Box<ParseError>,
     },
 }
