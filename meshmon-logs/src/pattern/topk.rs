@@ -14,9 +14,12 @@ pub struct ValueCount {
 }
 
 /// A bounded sketch of the most frequent values of one variable position.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TopK {
     slots: Vec<ValueCount>,
+    /// Hash of each slot's value (compared before the bytes); rebuilt after loading.
+    #[serde(skip)]
+    hashes: Vec<u64>,
     /// Values that evicted another slot's value (so the counts became estimates).
     pub evictions: u64,
 }
@@ -25,8 +28,14 @@ impl TopK {
     /// Records one occurrence of `value`, tracking at most `capacity` distinct values.
     /// Allocates only when a new value is inserted or replaces a shorter one.
     pub fn add(&mut self, value: &str, n: u64, capacity: usize) {
-        if let Some(s) = self.slots.iter_mut().find(|s| s.value == value) {
-            s.count += n;
+        if self.hashes.len() != self.slots.len() {
+            self.rehash();
+        }
+        let h = hash(value);
+        if let Some(i) = self.hashes.iter().position(|&x| x == h)
+            && self.slots[i].value == value
+        {
+            self.slots[i].count += n;
             return;
         }
         if self.slots.len() < capacity {
@@ -34,15 +43,23 @@ impl TopK {
                 value: value.to_owned(),
                 count: n,
             });
+            self.hashes.push(h);
             return;
         }
         // Replace the minimum: the newcomer inherits its count (Space-Saving).
-        if let Some(min) = self.slots.iter_mut().min_by_key(|s| s.count) {
-            min.value.clear();
-            min.value.push_str(value);
-            min.count += n;
-            self.evictions += 1;
-        }
+        let Some((i, _)) = self.slots.iter().enumerate().min_by_key(|(_, s)| s.count) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        slot.value.clear();
+        slot.value.push_str(value);
+        slot.count += n;
+        self.hashes[i] = h;
+        self.evictions += 1;
+    }
+
+    fn rehash(&mut self) {
+        self.hashes = self.slots.iter().map(|s| hash(&s.value)).collect();
     }
 
     /// Merges another sketch into this one.
@@ -61,3 +78,17 @@ impl TopK {
         v
     }
 }
+
+fn hash(s: &str) -> u64 {
+    let mut h = super::hash::Fx::default();
+    h.bytes(s.as_bytes());
+    h.finish()
+}
+
+impl PartialEq for TopK {
+    fn eq(&self, other: &Self) -> bool {
+        self.slots == other.slots && self.evictions == other.evictions
+    }
+}
+
+impl Eq for TopK {}
