@@ -2,9 +2,8 @@
 //!
 //! The model keeps the last `window_points` values (a ring buffer plus the same values
 //! kept sorted, `16·window_points` bytes). The expected value is the window median; the
-//! scale is the larger of the inter-quartile range and the median absolute deviation
-//! turned into standard deviations (`IQR/1.349`, `1.4826·MAD` are both σ for normal
-//! data), floored by a slow average of past scales so a briefly flat window does not
+//! scale is the inter-quartile range turned into a standard deviation (`IQR/1.349` is
+//! σ for normal data), floored by a fifth of a slow average of past scales so a briefly flat window does not
 //! make every wiggle infinitely surprising. The window lags: the current point is scored
 //! before it enters, so a burst is judged against the past, adapts within
 //! `window_points/2` points to a new level, and leaves no trace once it has slid out.
@@ -56,32 +55,7 @@ impl BasicModel {
         }
         let median = self.quantile(0.5);
         let iqr = self.quantile(0.75) - self.quantile(0.25);
-        // MAD from the sorted window: the median of |x - median|, found by merging
-        // outward from the median (O(n)).
-        let n = self.sorted.len();
-        let mid = self.sorted.partition_point(|&v| v < median);
-        let (mut l, mut r) = (mid, mid);
-        let mut last = 0.0;
-        for _ in 0..n.div_ceil(2) {
-            let dl = if l > 0 {
-                median - self.sorted[l - 1]
-            } else {
-                f64::INFINITY
-            };
-            let dr = if r < n {
-                self.sorted[r] - median
-            } else {
-                f64::INFINITY
-            };
-            if dl <= dr {
-                last = dl;
-                l -= 1;
-            } else {
-                last = dr;
-                r += 1;
-            }
-        }
-        let sigma = (iqr / 1.349).max(1.4826 * last);
+        let sigma = iqr / 1.349;
         Some(Prediction {
             expected: median,
             scale: sigma.max(0.2 * self.long_scale),

@@ -280,6 +280,7 @@ pub struct Detector {
     warm_left: u32,
     since_anomalous: u32,
     peak: f64,
+    peak_decay: f64,
     run_side: i8,
     short_dev: f64,
     tail: TailHistogram,
@@ -300,6 +301,7 @@ impl Detector {
             && config.seasonality == Seasonality::Auto)
             .then(SeasonalityDetector::default);
         let half_life = config.history_half_life;
+        let peak_decay = 0.5f64.powf(1.0 / f64::from(config.episode_points.max(1)));
         Self {
             warm_left: config.warmup_points,
             config,
@@ -310,6 +312,7 @@ impl Detector {
             first_interval_ns: 0,
             since_anomalous: u32::MAX,
             peak: 0.0,
+            peak_decay,
             run_side: 0,
             short_dev: 0.0,
             tail: TailHistogram::new(half_life),
@@ -460,7 +463,7 @@ impl Detector {
         self.tail.add(dev);
         self.tail_short.add(self.short_dev);
         let p = (2.0 * p_point.min(p_short)).clamp(1e-300, 1.0);
-        let l = -p.log10();
+        let l = -crate::tail::fast_log2(p) * std::f64::consts::LOG10_2;
         let e = self.config.rarity_half;
         let mut score = l * l / (l * l + e * e);
         // Out of band and either rarer than a normal band edge, or continuing an
@@ -489,8 +492,7 @@ impl Detector {
             score *= self.config.episode_damping;
         }
 
-        let decay = 0.5f64.powf(1.0 / f64::from(self.config.episode_points.max(1)));
-        self.peak = (self.peak * decay).max(raw);
+        self.peak = (self.peak * self.peak_decay).max(raw);
         self.learn(ts, value, bucket, pred.expected, sigma, anomalous);
         self.last = Estimate {
             expected: pred.expected,
