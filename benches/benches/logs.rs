@@ -148,6 +148,36 @@ fn corpora() -> &'static [(usize, Corpus)] {
     })
 }
 
+fn run_ours(corpus: &Corpus) -> usize {
+    let mut m = meshmon_logs::pattern::Miner::default();
+    let mut acc = 0u64;
+    for line in corpus.lines() {
+        acc = acc.wrapping_add(m.add(line).0);
+    }
+    black_box(acc);
+    m.len()
+}
+
+fn run_logdrain(corpus: &Corpus) -> usize {
+    let m = logdrain::Miner::from_options(logdrain::Options::default());
+    for line in corpus.lines() {
+        black_box(m.add(line));
+    }
+    m.len()
+}
+
+fn run_drain3(corpus: &Corpus) -> usize {
+    let mut m = drain3::Matcher::new(drain3::Config::default());
+    // Cluster ids are sequential: the largest one seen counts the clusters.
+    let mut clusters = 0;
+    for line in corpus.lines() {
+        if let Ok(t) = m.add_log_message(line) {
+            clusters = clusters.max(t.id());
+        }
+    }
+    clusters
+}
+
 fn mine(c: &mut Criterion) {
     let corpora = corpora();
     if corpora.is_empty() {
@@ -157,40 +187,17 @@ fn mine(c: &mut Criterion) {
     g.sample_size(10);
     for (n, corpus) in corpora {
         g.throughput(Throughput::Elements(*n as u64));
+        cpu_once("meshmon-logs", *n, || run_ours(corpus));
+        cpu_once("logdrain", *n, || run_logdrain(corpus));
+        cpu_once("drain3", *n, || run_drain3(corpus));
         g.bench_with_input(BenchmarkId::new("meshmon-logs", n), corpus, |b, corpus| {
-            b.iter(|| {
-                let mut m = meshmon_logs::pattern::Miner::default();
-                let mut acc = 0u64;
-                for line in corpus.lines() {
-                    acc = acc.wrapping_add(m.add(line).0);
-                }
-                report("meshmon-logs", corpus.ends.len(), m.len());
-                black_box((acc, m.len()))
-            })
+            b.iter(|| black_box(run_ours(corpus)))
         });
         g.bench_with_input(BenchmarkId::new("logdrain", n), corpus, |b, corpus| {
-            b.iter(|| {
-                let m = logdrain::Miner::from_options(logdrain::Options::default());
-                for line in corpus.lines() {
-                    black_box(m.add(line));
-                }
-                report("logdrain", corpus.ends.len(), m.len());
-                black_box(m.len())
-            })
+            b.iter(|| black_box(run_logdrain(corpus)))
         });
         g.bench_with_input(BenchmarkId::new("drain3", n), corpus, |b, corpus| {
-            b.iter(|| {
-                let mut m = drain3::Matcher::new(drain3::Config::default());
-                // Cluster ids are sequential: the largest one seen counts the clusters.
-                let mut clusters = 0;
-                for line in corpus.lines() {
-                    if let Ok(t) = m.add_log_message(line) {
-                        clusters = clusters.max(t.id());
-                    }
-                }
-                report("drain3", corpus.ends.len(), clusters);
-                black_box(clusters)
-            })
+            b.iter(|| black_box(run_drain3(corpus)))
         });
     }
     g.finish();
@@ -207,16 +214,30 @@ fn tokenize(c: &mut Criterion) {
     });
 }
 
-/// Prints, once per miner and corpus, how many patterns the miner ended with (a miner
-/// that is fast because it collapses everything, or slow because it never merges, shows
-/// here).
-fn report(name: &str, n: usize, patterns: usize) {
-    static SEEN: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
-    let Ok(mut seen) = SEEN.lock() else { return };
-    if !seen.iter().any(|(s, m)| s == name && *m == n) {
-        seen.push((name.to_owned(), n));
-        eprintln!("logs/mine/{name}/{n}: {patterns} patterns");
+/// Nanoseconds this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`),
+/// so a one-core throughput can be read on a loaded machine where wall time is shared.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `f` once (outside criterion's timing) and prints lines per CPU-second and per
+/// wall-second and the pattern count `f` returns.
+fn cpu_once(name: &str, n: usize, f: impl FnOnce() -> usize) {
+    if test_mode() {
+        return;
     }
+    let (c0, w0) = (thread_cpu_ns(), std::time::Instant::now());
+    let patterns = f();
+    let (c1, wall) = (thread_cpu_ns(), w0.elapsed());
+    let cpu = match (c0, c1) {
+        (Some(a), Some(b)) if b > a => format!("{:.0}", n as f64 / ((b - a) as f64 / 1e9)),
+        _ => "n/a".to_owned(),
+    };
+    eprintln!(
+        "logs/cpu/{name}/{n}: {cpu} lines per CPU-second, {:.0} lines per wall-second, {patterns} patterns",
+        n as f64 / wall.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, mine, tokenize);
