@@ -23,7 +23,8 @@
 //!   `pod_name`, `pod_uid`, ready when the pod's `Ready` condition is `True` or the pod
 //!   tolerates unready, tags `kube_namespace`, `pod_name`, `kube_container_name`.
 //!   Containers excluded by the [`ContainerFilter`] or the `exclude` annotations are
-//!   skipped and reported.
+//!   skipped and reported (check templates obey `exclude` / `metrics_exclude`,
+//!   logs-only templates `exclude` / `logs_exclude`).
 //!
 //! Every target also carries the standard tags of its object's
 //! `tags.datadoghq.com/{env,service,version}` labels and the `ad.datadoghq.com/tags`
@@ -273,6 +274,15 @@ fn normalize(mut tags: Vec<String>) -> Vec<String> {
     tags
 }
 
+/// Check templates obey `[metrics_]exclude`, logs-only templates `[logs_]exclude`.
+fn scope(t: &Template) -> ExcludeScope {
+    if t.instance.is_some() {
+        ExcludeScope::Metrics
+    } else {
+        ExcludeScope::Logs
+    }
+}
+
 /// Whether any string of the templates mentions `%%kube…` / `%%extra…` (a superset of
 /// the templates that read extra data): targets of other templates skip building it,
 /// since nothing can observe it.
@@ -305,6 +315,35 @@ impl Expander<'_> {
         t.templates
     }
 
+    /// The templates not excluded by the `exclude` annotations (scoped per template) or
+    /// by a filter rule (`filtered`: why); the others are reported as skipped.
+    fn keep(
+        &mut self,
+        templates: Vec<Template>,
+        service_id: &str,
+        annotations: &BTreeMap<String, String>,
+        container: Option<&str>,
+        filtered: Option<&'static str>,
+    ) -> Vec<Template> {
+        let mut kept = Vec::with_capacity(templates.len());
+        for t in templates {
+            let why = if excluded_by_annotation(annotations, container, scope(&t)) {
+                Some("exclude annotation")
+            } else {
+                filtered
+            };
+            match why {
+                Some(why) => self.out.skipped.push(Skipped {
+                    service_id: service_id.to_owned(),
+                    check: t.name.clone(),
+                    reason: SkipReason::Excluded(why),
+                }),
+                None => kept.push(t),
+            }
+        }
+        kept
+    }
+
     fn skip_all(&mut self, templates: &[Template], service_id: &str, reason: SkipReason) {
         for t in templates {
             self.out.skipped.push(Skipped {
@@ -328,16 +367,14 @@ impl Expander<'_> {
             return;
         }
         let object = object_name("Service", meta);
-        let excluded = if excluded_by_annotation(&meta.annotations, None, ExcludeScope::Metrics) {
-            Some("ad.datadoghq.com/exclude annotation")
-        } else if self.opts.filter.is_excluded("", "", &meta.namespace) {
-            Some("kube_namespace filter rule")
-        } else {
-            None
-        };
-        if let Some(why) = excluded {
-            self.skip_all(&endpoint_tpls, &object, SkipReason::Excluded(why));
-            self.skip_all(&cluster_tpls, &object, SkipReason::Excluded(why));
+        let ns_excluded = self
+            .opts
+            .filter
+            .is_excluded("", "", &meta.namespace)
+            .then_some("kube_namespace filter rule");
+        let endpoint_tpls = self.keep(endpoint_tpls, &object, &meta.annotations, None, ns_excluded);
+        let cluster_tpls = self.keep(cluster_tpls, &object, &meta.annotations, None, ns_excluded);
+        if endpoint_tpls.is_empty() && cluster_tpls.is_empty() {
             return;
         }
         let base_tags = object_tags(meta, &mut self.out.errors, "Service");
@@ -397,23 +434,19 @@ impl Expander<'_> {
             let base = base_tags
                 .get_or_insert_with(|| object_tags(meta, &mut self.out.errors, "Pod"))
                 .clone();
-            let excluded = if excluded_by_annotation(
-                &meta.annotations,
-                Some(&c.name),
-                ExcludeScope::Metrics,
-            ) {
-                Some("exclude annotation")
-            } else if self
+            let filtered = self
                 .opts
                 .filter
                 .is_excluded(&c.name, &c.image, &meta.namespace)
-            {
-                Some("container filter rule")
-            } else {
-                None
-            };
-            if let Some(why) = excluded {
-                self.skip_all(&tpls, &container_id(pod, c), SkipReason::Excluded(why));
+                .then_some("container filter rule");
+            let tpls = self.keep(
+                tpls,
+                &container_id(pod, c),
+                &meta.annotations,
+                Some(&c.name),
+                filtered,
+            );
+            if tpls.is_empty() {
                 continue;
             }
             self.run_target(&tpls, pod.spec.node_name.as_ref(), || {
@@ -981,6 +1014,43 @@ mod tests {
             })
             .unwrap()
             .contains("logs")
+        );
+    }
+
+    #[test]
+    fn exclusion_scopes_per_template_kind() {
+        let pod = |extra: &str| {
+            format!(
+                r#"{{"kind": "Pod", "metadata": {{"name": "w", "namespace": "n", "annotations": {{
+                "ad.datadoghq.com/c.check_names": "[\"nginx\"]", "ad.datadoghq.com/c.init_configs": "[{{}}]",
+                "ad.datadoghq.com/c.instances": "[{{\"u\": \"%%host%%\"}}]",
+                "ad.datadoghq.com/c.logs": "[{{\"source\": \"nginx\"}}]" {extra} }}}},
+                "spec": {{"containers": [{{"name": "c", "image": "nginx"}}]}},
+                "status": {{"podIP": "10.0.0.1", "conditions": [{{"type": "Ready", "status": "True"}}]}}}}"#
+            )
+        };
+        let run = |extra: &str| {
+            let out = expand(
+                &parse_objects(pod(extra).as_bytes()).unwrap(),
+                &ExpandOptions::default(),
+            );
+            let kept: Vec<bool> = out.configs.iter().map(|c| c.instance.is_null()).collect();
+            (kept, out.skipped.len())
+        };
+        // kept: [check config, logs-only config]
+        assert_eq!(run(""), (vec![false, true], 0));
+        assert_eq!(
+            run(r#", "ad.datadoghq.com/c.logs_exclude": "true""#),
+            (vec![false], 1)
+        );
+        assert_eq!(
+            run(r#", "ad.datadoghq.com/c.metrics_exclude": "true""#),
+            (vec![true], 1)
+        );
+        assert_eq!(run(r#", "ad.datadoghq.com/exclude": "true""#), (vec![], 2));
+        assert_eq!(
+            run(r#", "ad.datadoghq.com/other.exclude": "true""#),
+            (vec![false, true], 0)
         );
     }
 
