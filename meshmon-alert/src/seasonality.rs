@@ -145,8 +145,8 @@ impl SeasonalityDetector {
             None => {
                 self.start = Some(t);
                 self.last = Some(t);
-                self.sums = Vec::with_capacity(Self::CAPACITY);
-                self.counts = Vec::with_capacity(Self::CAPACITY);
+                self.sums = Vec::new();
+                self.counts = Vec::new();
                 self.sums.push(value);
                 self.counts.push(1);
                 return false;
