@@ -40,7 +40,9 @@ pub enum AdCommand {
     },
     /// Resolve one template against one service, from a JSON request
     /// (`{"template", "target", "service", "agent_env", "allowed_env_vars",
-    /// "ignore_autodiscovery_tags"}`).
+    /// "disable_env_var_resolution", "ignore_autodiscovery_tags"}`; all but `template`
+    /// optional). Prints `{"ok":true,"instance"|"logs":…}` or
+    /// `{"ok":false,"error_kind","message"}`.
     Resolve {
         /// The request (`-` for stdin).
         file: PathBuf,
