@@ -19,7 +19,10 @@ fn synthetic() -> &'static [u8] {
 
 fn inputs() -> Vec<(&'static str, Vec<u8>)> {
     let mut v = Vec::new();
-    for (label, rel) in [("mesh-1.1", "istio-fixtures/1.1/mesh.txt"), ("istio-proxy-1.5", "istio-fixtures/1.5/istio-proxy.txt")] {
+    for (label, rel) in [
+        ("mesh-1.1", "istio-fixtures/1.1/mesh.txt"),
+        ("istio-proxy-1.5", "istio-fixtures/1.5/istio-proxy.txt"),
+    ] {
         if let Some(b) = meshmon_benches::read_corpus(rel) {
             v.push((label, b));
         }
@@ -44,8 +47,10 @@ fn peers_accept(label: &str, text: &str) {
     // Say once which peers reject or lose samples on this input.
     let ours = meshmon_parse(text.as_bytes());
     let a = prom_text_format_parser::Scrape::parse(text).map(|s| s.metrics.len());
-    let b = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).map(|s| s.samples.len());
-    let c = nom_openmetrics::parser::prometheus(text).map(|(rest, f)| (rest.len(), f.iter().map(|f| f.samples.len()).sum::<usize>()));
+    let b = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .map(|s| s.samples.len());
+    let c = nom_openmetrics::parser::prometheus(text)
+        .map(|(rest, f)| (rest.len(), f.iter().map(|f| f.samples.len()).sum::<usize>()));
     eprintln!(
         "prom bench input {label}: meshmon samples={ours}; prom_text_format_parser={:?}; prometheus-parse samples={:?}; nom-openmetrics (unparsed bytes, samples)={:?}",
         a.map_err(|e| format!("{e:?}").chars().take(80).collect::<String>()),
@@ -61,14 +66,23 @@ fn parse(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("prom_parse/{label}"));
         g.throughput(Throughput::Bytes(text.len() as u64));
         if text.len() > (1 << 20) {
-            g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_millis(500));
+            g.sample_size(10)
+                .measurement_time(Duration::from_secs(4))
+                .warm_up_time(Duration::from_millis(500));
         }
-        g.bench_function("meshmon-prom", |b| b.iter(|| meshmon_parse(black_box(text.as_bytes()))));
+        g.bench_function("meshmon-prom", |b| {
+            b.iter(|| meshmon_parse(black_box(text.as_bytes())))
+        });
         g.bench_function("prom_text_format_parser", |b| {
-            b.iter(|| prom_text_format_parser::Scrape::parse(black_box(&text)).map(|s| s.metrics.len()))
+            b.iter(|| {
+                prom_text_format_parser::Scrape::parse(black_box(&text)).map(|s| s.metrics.len())
+            })
         });
         g.bench_function("prometheus-parse", |b| {
-            b.iter(|| prometheus_parse::Scrape::parse(black_box(&text).lines().map(|l| Ok(l.to_owned()))).map(|s| s.samples.len()))
+            b.iter(|| {
+                prometheus_parse::Scrape::parse(black_box(&text).lines().map(|l| Ok(l.to_owned())))
+                    .map(|s| s.samples.len())
+            })
         });
         g.bench_function("nom-openmetrics", |b| {
             b.iter(|| nom_openmetrics::parser::prometheus(black_box(&text)).map(|(_, f)| f.len()))
@@ -82,15 +96,39 @@ fn parse_map(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("prom_parse_map/{label}"));
         g.throughput(Throughput::Bytes(bytes.len() as u64));
         if bytes.len() > (1 << 20) {
-            g.sample_size(10).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_millis(500));
+            g.sample_size(10)
+                .measurement_time(Duration::from_secs(4))
+                .warm_up_time(Duration::from_millis(500));
         }
+        // Cold: a new mapper per scrape (every tag built).
+        g.bench_function("meshmon-prom istio preset, cold", |b| {
+            b.iter(|| {
+                let mut mapper = Mapper::new(ScraperConfig::istio_mesh()).expect("preset compiles");
+                let mut n = 0usize;
+                let _ = mapper.map(
+                    black_box(&bytes),
+                    Format::PrometheusText,
+                    Timestamp::EPOCH,
+                    &mut |m| {
+                        n += black_box(m).tags.len();
+                    },
+                );
+                n
+            })
+        });
+        // Steady state: one mapper across scrapes of the same series (tags cached).
         let mut mapper = Mapper::new(ScraperConfig::istio_mesh()).expect("preset compiles");
-        g.bench_function("meshmon-prom istio preset", |b| {
+        g.bench_function("meshmon-prom istio preset, steady", |b| {
             b.iter(|| {
                 let mut n = 0usize;
-                let _ = mapper.map(black_box(&bytes), Format::PrometheusText, Timestamp::EPOCH, &mut |m| {
-                    n += black_box(m).tags.len();
-                });
+                let _ = mapper.map(
+                    black_box(&bytes),
+                    Format::PrometheusText,
+                    Timestamp::EPOCH,
+                    &mut |m| {
+                        n += black_box(m).tags.len();
+                    },
+                );
                 n
             })
         });

@@ -4,10 +4,22 @@
 
 use std::fmt::Write as _;
 
-const APPS: &[&str] = &["productpage", "reviews", "ratings", "details", "mongodb", "istio-ingressgateway", "checkout", "cart"];
+const APPS: &[&str] = &[
+    "productpage",
+    "reviews",
+    "ratings",
+    "details",
+    "mongodb",
+    "istio-ingressgateway",
+    "checkout",
+    "cart",
+];
 const VERSIONS: &[&str] = &["v1", "v2", "v3"];
 const CODES: &[&str] = &["200", "201", "304", "404", "500", "503"];
-const BOUNDS: &[&str] = &["0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"];
+const BOUNDS: &[&str] = &[
+    "0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000",
+    "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf",
+];
 
 fn labels(out: &mut String, i: usize) {
     let src = APPS[i % APPS.len()];
@@ -34,13 +46,22 @@ pub fn synthetic_mesh(target_bytes: usize) -> Vec<u8> {
     labels(&mut lbl, 0);
     let per_series = (lbl.len() + 60) * (1 + BOUNDS.len() + 2) * 2 + (lbl.len() + 40);
     let series = (target_bytes / per_series).max(1);
-    out.push_str("# HELP istio_requests_total Total requests.\n# TYPE istio_requests_total counter\n");
+    out.push_str(
+        "# HELP istio_requests_total Total requests.\n# TYPE istio_requests_total counter\n",
+    );
     for i in 0..series {
         lbl.clear();
         labels(&mut lbl, i);
-        let _ = writeln!(out, "istio_requests_total{{{lbl}}} {}", (i * 7919) % 100_000);
+        let _ = writeln!(
+            out,
+            "istio_requests_total{{{lbl}}} {}",
+            (i * 7919) % 100_000
+        );
     }
-    for (name, scale) in [("istio_request_duration_milliseconds", 13usize), ("istio_request_bytes", 101)] {
+    for (name, scale) in [
+        ("istio_request_duration_milliseconds", 13usize),
+        ("istio_request_bytes", 101),
+    ] {
         let _ = write!(out, "# HELP {name} {name}\n# TYPE {name} histogram\n");
         for i in 0..series {
             lbl.clear();

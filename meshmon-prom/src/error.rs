@@ -66,7 +66,10 @@ impl ParseError {
         let column = offset - line_start + 1;
         let rest = &input[offset..];
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        let found: String = String::from_utf8_lossy(&rest[..end]).chars().take(40).collect();
+        let found: String = String::from_utf8_lossy(&rest[..end])
+            .chars()
+            .take(40)
+            .collect();
         Self {
             line: u32::try_from(line).unwrap_or(u32::MAX),
             column: u32::try_from(column).unwrap_or(u32::MAX),

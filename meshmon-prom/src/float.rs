@@ -250,7 +250,9 @@ mod tests {
             assert_eq!(parse_f64(s), s.parse::<f64>().ok(), "{s}");
         }
         assert!(parse_f64("NaN").is_some_and(f64::is_nan));
-        for bad in ["", ".", "-", "1_2", "0x1", "0x1p-3", "1.1.1", "z", "1z", "0b1", "1 "] {
+        for bad in [
+            "", ".", "-", "1_2", "0x1", "0x1p-3", "1.1.1", "z", "1z", "0b1", "1 ",
+        ] {
             assert_eq!(parse_f64(bad), None, "{bad}");
         }
     }
@@ -266,7 +268,11 @@ mod tests {
             let int = x % 1_000_000_000;
             let frac = (x >> 32) % 1_000_000;
             let s = format!("{int}.{frac:06}");
-            assert_eq!(parse_f64(&s).map(f64::to_bits), s.parse::<f64>().ok().map(f64::to_bits), "{s}");
+            assert_eq!(
+                parse_f64(&s).map(f64::to_bits),
+                s.parse::<f64>().ok().map(f64::to_bits),
+                "{s}"
+            );
         }
     }
 

@@ -21,10 +21,10 @@ use nom::combinator::opt;
 use nom::sequence::preceded;
 use nom::{IResult, Parser as _};
 
+use crate::Format;
 use crate::error::ErrorKind;
 use crate::float::{parse_f64, parse_i64};
 use crate::sample::{Exemplar, LabelValue, Labels, MetricType, Sample};
-use crate::Format;
 
 /// A grammar error: where (the remaining input) and what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,7 +270,9 @@ fn label_set<const OM: bool>(i: &str) -> Res<'_, Labels<'_>> {
             let dup = if (count as usize) <= names.len() {
                 names[..count as usize].contains(&name)
             } else {
-                Labels::new(&inner[..inner.len() - rest.len()], count).iter().any(|l| l.name == name)
+                Labels::new(&inner[..inner.len() - rest.len()], count)
+                    .iter()
+                    .any(|l| l.name == name)
             };
             if dup {
                 return fail_kind(rest, ErrorKind::DuplicateLabel);
@@ -343,7 +345,10 @@ fn text_timestamp(i: &str) -> Res<'_, f64> {
     let (rest, tok) = token::<false>(i);
     match parse_i64(tok) {
         Some(ms) => Ok((rest, ms as f64 / 1000.0)),
-        None => fail(i, "a timestamp (integer milliseconds) or the end of the line"),
+        None => fail(
+            i,
+            "a timestamp (integer milliseconds) or the end of the line",
+        ),
     }
 }
 
@@ -363,7 +368,10 @@ fn exemplar(i: &str) -> Res<'_, Exemplar<'_>> {
         tag(" # "),
         (
             expect(label_set::<true>, "'{' opening the exemplar's label set"),
-            expect(preceded(char(' '), value::<true>), "' ' and an exemplar value"),
+            expect(
+                preceded(char(' '), value::<true>),
+                "' ' and an exemplar value",
+            ),
             opt(preceded(char(' '), om_timestamp)),
         ),
     )
@@ -440,7 +448,10 @@ pub(crate) fn om_sample(line: &str) -> Res<'_, Sample<'_>> {
     let (r, ts) = if r.is_empty() || r.starts_with(" # ") {
         (r, None)
     } else {
-        let (r, t) = expect(preceded(char(' '), om_timestamp), "' # ', ' ' and a timestamp, or the end of the line")(r)?;
+        let (r, t) = expect(
+            preceded(char(' '), om_timestamp),
+            "' # ', ' ' and a timestamp, or the end of the line",
+        )(r)?;
         (r, Some(t))
     };
     let (r, ex) = if r.is_empty() {
@@ -547,10 +558,12 @@ pub(crate) fn text_line(line: &str) -> Result<Line<'_>, GErr<'_>> {
 #[inline]
 pub(crate) fn om_line(line: &str) -> Result<Line<'_>, GErr<'_>> {
     let res = match line.as_bytes().first() {
-        None => return Err(GErr {
-            input: line,
-            kind: ErrorKind::Invalid("blank lines are not allowed in OpenMetrics"),
-        }),
+        None => {
+            return Err(GErr {
+                input: line,
+                kind: ErrorKind::Invalid("blank lines are not allowed in OpenMetrics"),
+            });
+        }
         Some(b'#') => om_comment(line).map(|(_, l)| l),
         Some(_) => om_sample(line).map(|(_, s)| Line::Sample(s)),
     };
@@ -603,12 +616,21 @@ mod tests {
     fn comments() {
         assert_eq!(
             text_line("# TYPE a counter").unwrap(),
-            Line::Type { name: "a", kind: MetricType::Counter }
+            Line::Type {
+                name: "a",
+                kind: MetricType::Counter
+            }
         );
         assert_eq!(text_line("#HELP a b").unwrap(), Line::Comment);
         assert_eq!(text_line("  ").unwrap(), Line::Blank);
         assert!(text_line("# TYPE a meh").is_err());
-        assert_eq!(om_line("# UNIT a_s s").unwrap(), Line::Unit { name: "a_s", unit: "s" });
+        assert_eq!(
+            om_line("# UNIT a_s s").unwrap(),
+            Line::Unit {
+                name: "a_s",
+                unit: "s"
+            }
+        );
         assert!(om_line("# HELP a").is_err());
         assert!(om_line("# random comment here").is_err());
     }

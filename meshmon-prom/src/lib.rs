@@ -55,7 +55,7 @@ pub mod scrape;
 
 pub use error::{ErrorKind, ParseError};
 pub use grammar::Line;
-pub use mapping::{MapStats, Mapper, MonotonicDeltas, ScraperConfig};
+pub use mapping::{CacheStats, MapStats, Mapper, MonotonicDeltas, ScraperConfig};
 pub use owned::{OwnedExemplar, OwnedFamily, OwnedSample, parse};
 pub use parser::{Family, ParseOptions, Parser, count, count_with};
 pub use sample::{Exemplar, Format, Label, LabelIter, LabelValue, Labels, MetricType, Sample};

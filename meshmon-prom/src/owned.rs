@@ -1,9 +1,9 @@
 //! Owned families and samples, for what must outlive the input buffer.
 
+use crate::Format;
 use crate::error::ParseError;
 use crate::parser::{Family, Parser};
 use crate::sample::{Exemplar, Labels, MetricType, Sample, unescape};
-use crate::Format;
 
 /// An owned metric family (label values and HELP decoded).
 #[derive(Clone, Debug, PartialEq)]

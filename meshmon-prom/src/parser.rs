@@ -18,11 +18,11 @@
 
 use std::collections::HashSet;
 
+use crate::Format;
 use crate::error::{ErrorKind, ParseError};
 use crate::float::parse_f64;
 use crate::grammar::{self, GErr, Line};
 use crate::sample::{Labels, MetricType, Sample};
-use crate::Format;
 
 /// Parser options: limits (hitting one is an error of kind [`ErrorKind::Limit`]) and
 /// how strictly OpenMetrics' family rules are enforced.
@@ -389,7 +389,10 @@ fn group_hash(labels: Labels<'_>, skip: Option<&str>) -> u64 {
         if Some(l.name) == skip {
             continue;
         }
-        let h = fnv(fnv(FNV_OFFSET, l.name.as_bytes()) ^ 0xff, l.value.raw().as_bytes());
+        let h = fnv(
+            fnv(FNV_OFFSET, l.name.as_bytes()) ^ 0xff,
+            l.value.raw().as_bytes(),
+        );
         acc = acc.wrapping_add(mix(h));
     }
     acc
@@ -426,17 +429,27 @@ fn is_integer(v: f64) -> bool {
     v.is_finite() && v.fract() == 0.0
 }
 
-fn check_om_sample(c: &mut Cur<'_>, s: &Sample<'_>, seen_groups: &mut HashSet<u64>) -> Result<(), ErrorKind> {
+fn check_om_sample(
+    c: &mut Cur<'_>,
+    s: &Sample<'_>,
+    seen_groups: &mut HashSet<u64>,
+) -> Result<(), ErrorKind> {
     let name = c.name;
     let kind = c.kind.unwrap_or(MetricType::Unknown);
     let suffix = &s.name[name.len()..];
     if kind == MetricType::StateSet && s.labels.get(name).is_none() {
-        return Err(ErrorKind::Invalid("stateset sample without the label named after its family"));
+        return Err(ErrorKind::Invalid(
+            "stateset sample without the label named after its family",
+        ));
     }
     if suffix == "_bucket" {
         match s.labels.get("le") {
             Some(le) if canonical_number(le.raw()).is_some() => {}
-            _ => return Err(ErrorKind::Invalid("bucket without a canonical numeric 'le' label")),
+            _ => {
+                return Err(ErrorKind::Invalid(
+                    "bucket without a canonical numeric 'le' label",
+                ));
+            }
         }
         if !is_integer(s.value) {
             return Err(ErrorKind::Invalid("bucket value must be an integer"));
@@ -446,9 +459,17 @@ fn check_om_sample(c: &mut Cur<'_>, s: &Sample<'_>, seen_groups: &mut HashSet<u6
         return Err(ErrorKind::Invalid("count value must be an integer"));
     }
     if kind == MetricType::Summary && suffix.is_empty() {
-        match s.labels.get("quantile").and_then(|q| canonical_number(q.raw())) {
+        match s
+            .labels
+            .get("quantile")
+            .and_then(|q| canonical_number(q.raw()))
+        {
             Some(q) if (0.0..=1.0).contains(&q) => {}
-            _ => return Err(ErrorKind::Invalid("summary quantile label must be a number in [0, 1]")),
+            _ => {
+                return Err(ErrorKind::Invalid(
+                    "summary quantile label must be a number in [0, 1]",
+                ));
+            }
         }
     }
     // Label groups are contiguous; within a group timestamps are all present or all
@@ -457,17 +478,23 @@ fn check_om_sample(c: &mut Cur<'_>, s: &Sample<'_>, seen_groups: &mut HashSet<u6
     match c.group {
         Some(cur) if cur == g => {
             if s.timestamp.is_none() != c.group_ts.is_none() {
-                return Err(ErrorKind::Invalid("mix of samples with and without timestamps in a group"));
+                return Err(ErrorKind::Invalid(
+                    "mix of samples with and without timestamps in a group",
+                ));
             }
             if let (Some(prev), Some(t)) = (c.group_ts, s.timestamp)
                 && prev > t
                 && kind != MetricType::Info
             {
-                return Err(ErrorKind::Invalid("timestamps went backwards within a group"));
+                return Err(ErrorKind::Invalid(
+                    "timestamps went backwards within a group",
+                ));
             }
         }
         Some(_) if seen_groups.contains(&g) => {
-            return Err(ErrorKind::Invalid("samples of one label group are not contiguous"));
+            return Err(ErrorKind::Invalid(
+                "samples of one label group are not contiguous",
+            ));
         }
         _ => {}
     }
@@ -484,7 +511,10 @@ fn check_om_sample(c: &mut Cur<'_>, s: &Sample<'_>, seen_groups: &mut HashSet<u6
     if kind == MetricType::Summary && suffix.is_empty() && v < 0.0 {
         return Err(ErrorKind::Invalid("quantile values cannot be negative"));
     }
-    let counter_like = matches!(suffix, "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum");
+    let counter_like = matches!(
+        suffix,
+        "_total" | "_sum" | "_count" | "_bucket" | "_gcount" | "_gsum"
+    );
     if counter_like && v.is_nan() {
         return Err(ErrorKind::Invalid("counter-like values cannot be NaN"));
     }
@@ -492,10 +522,13 @@ fn check_om_sample(c: &mut Cur<'_>, s: &Sample<'_>, seen_groups: &mut HashSet<u6
         return Err(ErrorKind::Invalid("counter-like values cannot be negative"));
     }
     if s.exemplar.is_some() {
-        let ok = (matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram) && suffix == "_bucket")
+        let ok = (matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram)
+            && suffix == "_bucket")
             || (kind == MetricType::Counter && suffix == "_total");
         if !ok {
-            return Err(ErrorKind::Invalid("exemplars are only allowed on buckets and counter totals"));
+            return Err(ErrorKind::Invalid(
+                "exemplars are only allowed on buckets and counter totals",
+            ));
         }
     }
     Ok(())
@@ -512,12 +545,18 @@ fn type_suffixes(kind: MetricType) -> &'static [&'static str] {
     }
 }
 
-fn check_om_family(c: &Cur<'_>, samples: &[Sample<'_>], seen_names: &mut HashSet<u64>) -> Result<(), ErrorKind> {
+fn check_om_family(
+    c: &Cur<'_>,
+    samples: &[Sample<'_>],
+    seen_names: &mut HashSet<u64>,
+) -> Result<(), ErrorKind> {
     let kind = c.kind.unwrap_or(MetricType::Unknown);
     for suffix in type_suffixes(kind) {
         let h = fnv(fnv(FNV_OFFSET, c.name.as_bytes()), suffix.as_bytes());
         if !seen_names.insert(h) {
-            return Err(ErrorKind::Invalid("family name clashes with an earlier family"));
+            return Err(ErrorKind::Invalid(
+                "family name clashes with an earlier family",
+            ));
         }
     }
     if let Some(unit) = c.unit.filter(|u| !u.is_empty()) {
@@ -525,10 +564,14 @@ fn check_om_family(c: &Cur<'_>, samples: &[Sample<'_>], seen_names: &mut HashSet
             && c.name.ends_with(unit)
             && c.name.as_bytes()[c.name.len() - unit.len() - 1] == b'_';
         if !ok {
-            return Err(ErrorKind::Invalid("UNIT must be a suffix of the family name"));
+            return Err(ErrorKind::Invalid(
+                "UNIT must be a suffix of the family name",
+            ));
         }
         if matches!(kind, MetricType::Info | MetricType::StateSet) {
-            return Err(ErrorKind::Invalid("info and stateset families cannot have a UNIT"));
+            return Err(ErrorKind::Invalid(
+                "info and stateset families cannot have a UNIT",
+            ));
         }
     }
     if matches!(kind, MetricType::Histogram | MetricType::GaugeHistogram) {
@@ -554,22 +597,30 @@ impl HistGroup {
             return Err(ErrorKind::Invalid("histogram without a '+Inf' bucket"));
         }
         if self.count.is_some_and(|c| c != self.value) {
-            return Err(ErrorKind::Invalid("histogram count does not match the '+Inf' bucket"));
+            return Err(ErrorKind::Invalid(
+                "histogram count does not match the '+Inf' bucket",
+            ));
         }
         if self.has_sum && self.count.is_none() {
             return Err(ErrorKind::Invalid("histogram has _sum but no _count"));
         }
         if self.has_gsum && self.count.is_none() {
-            return Err(ErrorKind::Invalid("gauge histogram has _gsum but no _gcount"));
+            return Err(ErrorKind::Invalid(
+                "gauge histogram has _gsum but no _gcount",
+            ));
         }
         if !(self.has_sum || self.has_gsum) && self.count.is_some() {
             return Err(ErrorKind::Invalid("histogram has a count but no sum"));
         }
         if self.negative_buckets && self.has_sum {
-            return Err(ErrorKind::Invalid("histogram with negative buckets cannot have _sum"));
+            return Err(ErrorKind::Invalid(
+                "histogram with negative buckets cannot have _sum",
+            ));
         }
         if !self.negative_buckets && self.negative_gsum {
-            return Err(ErrorKind::Invalid("negative _gsum with non-negative buckets"));
+            return Err(ErrorKind::Invalid(
+                "negative _gsum with non-negative buckets",
+            ));
         }
         Ok(())
     }
@@ -593,7 +644,11 @@ fn check_histogram(name: &str, kind: MetricType, samples: &[Sample<'_>]) -> Resu
         group = Some(g);
         match suffix {
             "_bucket" => {
-                let b = s.labels.get("le").and_then(|le| parse_f64(le.raw())).unwrap_or(f64::NAN);
+                let b = s
+                    .labels
+                    .get("le")
+                    .and_then(|le| parse_f64(le.raw()))
+                    .unwrap_or(f64::NAN);
                 if b < 0.0 {
                     st.negative_buckets = true;
                 }
@@ -635,7 +690,11 @@ pub fn count(input: &[u8], format: Format) -> Result<(usize, usize), ParseError>
 }
 
 /// [`count`] with explicit options.
-pub fn count_with(input: &[u8], format: Format, options: ParseOptions) -> Result<(usize, usize), ParseError> {
+pub fn count_with(
+    input: &[u8],
+    format: Format,
+    options: ParseOptions,
+) -> Result<(usize, usize), ParseError> {
     let mut p = Parser::with_options(input, format, options);
     let mut families = 0;
     let mut samples = 0;

@@ -31,7 +31,8 @@ use hyper_util::rt::TokioExecutor;
 use crate::Format;
 
 /// The `Accept` header Prometheus sends: OpenMetrics preferred, text format accepted.
-pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+pub const ACCEPT_HEADER: &str =
+    "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
 
 /// Scrape options; every limit has a default.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -170,10 +171,12 @@ impl Scraper {
     }
 
     async fn scrape_inner(&self, url: &str) -> Result<ScrapeResponse, ScrapeError> {
-        let uri: hyper::Uri = url.parse().map_err(|e: hyper::http::uri::InvalidUri| ScrapeError::InvalidUrl {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
+        let uri: hyper::Uri =
+            url.parse()
+                .map_err(|e: hyper::http::uri::InvalidUri| ScrapeError::InvalidUrl {
+                    url: url.to_owned(),
+                    message: e.to_string(),
+                })?;
         if uri.scheme_str() != Some("http") {
             return Err(ScrapeError::InvalidUrl {
                 url: url.to_owned(),
@@ -185,19 +188,28 @@ impl Scraper {
             req = req.header(ACCEPT_ENCODING, "gzip");
         }
         if let Some(path) = &self.opts.bearer_token_path {
-            let token = tokio::fs::read_to_string(path).await.map_err(|source| ScrapeError::Token {
-                path: path.clone(),
-                source,
-            })?;
+            let token =
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|source| ScrapeError::Token {
+                        path: path.clone(),
+                        source,
+                    })?;
             req = req.header(AUTHORIZATION, format!("Bearer {}", token.trim()));
         }
         let http_err = |message: String| ScrapeError::Http {
             url: url.to_owned(),
             message,
         };
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| http_err(e.to_string()))?;
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| http_err(e.to_string()))?;
         let start = Instant::now();
-        let resp = self.client.request(req).await.map_err(|e| http_err(format!("{e:#}")))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| http_err(format!("{e:#}")))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ScrapeError::Status {
@@ -205,7 +217,12 @@ impl Scraper {
                 status: status.as_u16(),
             });
         }
-        let header = |name| resp.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+        let header = |name| {
+            resp.headers()
+                .get(name)
+                .and_then(|v: &hyper::header::HeaderValue| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let content_type = header(CONTENT_TYPE);
         let gzipped = header(CONTENT_ENCODING).is_some_and(|e| e.eq_ignore_ascii_case("gzip"));
         let limit = self.opts.max_body_bytes;
@@ -213,7 +230,9 @@ impl Scraper {
             .collect()
             .await
             .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     ScrapeError::BodyTooLarge {
                         url: url.to_owned(),
                         limit,
@@ -227,10 +246,11 @@ impl Scraper {
         let body = if gzipped {
             let mut out = Vec::with_capacity(body.len() * 4);
             let mut dec = flate2::read::GzDecoder::new(&body[..]).take(limit as u64 + 1);
-            dec.read_to_end(&mut out).map_err(|source| ScrapeError::Gzip {
-                url: url.to_owned(),
-                source,
-            })?;
+            dec.read_to_end(&mut out)
+                .map_err(|source| ScrapeError::Gzip {
+                    url: url.to_owned(),
+                    source,
+                })?;
             if out.len() > limit {
                 return Err(ScrapeError::BodyTooLarge {
                     url: url.to_owned(),

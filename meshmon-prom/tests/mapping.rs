@@ -1,5 +1,7 @@
 //! Mapping semantics (Datadog OpenMetrics v2), one behaviour per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use meshmon_core::{Metric, MetricValue, Timestamp};
 use meshmon_prom::mapping::{MetricSpec, SubmitType};
 use meshmon_prom::{Format, Mapper, ScraperConfig};
@@ -8,12 +10,22 @@ fn run(cfg: ScraperConfig, body: &str) -> Vec<String> {
     let mut mapper = Mapper::new(cfg).unwrap();
     let mut out: Vec<Metric> = Vec::new();
     mapper
-        .map(body.as_bytes(), Format::PrometheusText, Timestamp::EPOCH, &mut |m| out.push(m))
+        .map(
+            body.as_bytes(),
+            Format::PrometheusText,
+            Timestamp::EPOCH,
+            &mut |m| out.push(m),
+        )
         .unwrap();
     out.iter()
         .map(|m| {
             let v = match &m.value {
-                MetricValue::HistogramBucket { count, lower_bound, upper_bound, monotonic } => {
+                MetricValue::HistogramBucket {
+                    count,
+                    lower_bound,
+                    upper_bound,
+                    monotonic,
+                } => {
                     format!("bucket({count},{lower_bound},{upper_bound},{monotonic})")
                 }
                 v => format!("{}", v.as_f64().unwrap()),
@@ -26,7 +38,10 @@ fn run(cfg: ScraperConfig, body: &str) -> Vec<String> {
 fn cfg(metrics: &[(&str, &str)]) -> ScraperConfig {
     ScraperConfig {
         namespace: "ns".into(),
-        metrics: metrics.iter().map(|(r, n)| MetricSpec::renamed(r, n)).collect(),
+        metrics: metrics
+            .iter()
+            .map(|(r, n)| MetricSpec::renamed(r, n))
+            .collect(),
         ..ScraperConfig::default()
     }
 }
@@ -44,7 +59,10 @@ fn counters_gauges_and_nonfinite() {
     let body = "# TYPE req_total counter\nreq_total{code=\"200\"} 5\nreq_total{code=\"500\"} NaN\n# TYPE up gauge\nup 1\nup{x=\"y\"} +Inf\n# TYPE other gauge\nother 3\n";
     assert_eq!(
         run(cfg(&[("req", "requests"), ("up", "up")]), body),
-        ["ns.requests.count monotonic_count 5 [code:200]", "ns.up gauge 1 []"]
+        [
+            "ns.requests.count monotonic_count 5 [code:200]",
+            "ns.up gauge 1 []"
+        ]
     );
 }
 
@@ -104,7 +122,10 @@ fn histogram_buckets_off() {
     c.collect_histogram_buckets = false;
     assert_eq!(
         run(c, HIST),
-        ["ns.latency.sum monotonic_count 12.5 [svc:a]", "ns.latency.count monotonic_count 7 [svc:a]"]
+        [
+            "ns.latency.sum monotonic_count 12.5 [svc:a]",
+            "ns.latency.count monotonic_count 7 [svc:a]"
+        ]
     );
 }
 
@@ -134,7 +155,9 @@ fn labels_filtered_then_renamed_static_tags_endpoint() {
     let body = "# TYPE up gauge\nup{app=\"reviews\",pod=\"p-1\",zone=\"a\"} 1\n";
     assert_eq!(
         run(c.clone(), body),
-        ["ns.up gauge 1 [endpoint:http://10.0.0.1:15090/stats/prometheus,env:prod,service:reviews,zone:a]"]
+        [
+            "ns.up gauge 1 [endpoint:http://10.0.0.1:15090/stats/prometheus,env:prod,service:reviews,zone:a]"
+        ]
     );
     c.include_labels = vec!["app".into(), "pod".into()];
     c.tag_by_endpoint = false;
@@ -148,15 +171,30 @@ fn exclusions_prefix_types_and_patterns() {
         namespace: "ns".into(),
         raw_metric_prefix: "app_".into(),
         metrics: vec![
-            MetricSpec { raw: "x.*".into(), name: None, kind: SubmitType::Native },
-            MetricSpec { raw: "untyped_thing".into(), name: Some("thing".into()), kind: SubmitType::Gauge },
-            MetricSpec { raw: "skipped".into(), name: None, kind: SubmitType::Native },
+            MetricSpec {
+                raw: "x.*".into(),
+                name: None,
+                kind: SubmitType::Native,
+            },
+            MetricSpec {
+                raw: "untyped_thing".into(),
+                name: Some("thing".into()),
+                kind: SubmitType::Gauge,
+            },
+            MetricSpec {
+                raw: "skipped".into(),
+                name: None,
+                kind: SubmitType::Native,
+            },
         ],
         exclude_metrics: vec!["x_drop.*".into()],
         ..ScraperConfig::default()
     };
     let body = "# TYPE app_x_keep gauge\napp_x_keep 1\n# TYPE app_x_drop_me gauge\napp_x_drop_me 2\napp_untyped_thing 3\napp_skipped 4\n";
-    assert_eq!(run(c.clone(), body), ["ns.x_keep gauge 1 []", "ns.thing gauge 3 []"]);
+    assert_eq!(
+        run(c.clone(), body),
+        ["ns.x_keep gauge 1 []", "ns.thing gauge 3 []"]
+    );
     c.namespace.clear();
     assert_eq!(run(c, body)[0], "x_keep gauge 1 []");
 }
@@ -174,7 +212,11 @@ fn istio_preset_names() {
     );
     // the non-conforming gauge keeps its `_total`
     let spec = ScraperConfig::istio_istiod();
-    assert!(spec.metrics.iter().any(|m| m.raw == "galley_runtime_state_type_instances_total"));
+    assert!(
+        spec.metrics
+            .iter()
+            .any(|m| m.raw == "galley_runtime_state_type_instances_total")
+    );
 }
 
 #[cfg(feature = "serde")]
@@ -187,13 +229,63 @@ fn v1_option_names_are_aliases() {
             "send_distribution_buckets":false,"ignore_metrics":["go_*"],"exclude_labels":["pod"]}"#,
     )
     .unwrap();
-    assert_eq!(v1.openmetrics_endpoint.as_deref(), Some("http://h:1/metrics"));
+    assert_eq!(
+        v1.openmetrics_endpoint.as_deref(),
+        Some("http://h:1/metrics")
+    );
     assert_eq!(v1.raw_metric_prefix, "app_");
     assert!(!v1.collect_histogram_buckets && v1.non_cumulative_histogram_buckets);
     assert_eq!(v1.rename_labels, [("a".to_string(), "b".to_string())]);
     assert_eq!(v1.metrics[1].kind, SubmitType::Gauge);
     let body = "go_goroutines 5\napp_up 1\n";
     let mut c = v1.clone();
-    c.metrics.push(MetricSpec { raw: "go_goroutines".into(), name: None, kind: SubmitType::Gauge });
-    assert_eq!(run(c, body), ["ns.up gauge 1 [endpoint:http://h:1/metrics]"]);
+    c.metrics.push(MetricSpec {
+        raw: "go_goroutines".into(),
+        name: None,
+        kind: SubmitType::Gauge,
+    });
+    assert_eq!(
+        run(c, body),
+        ["ns.up gauge 1 [endpoint:http://h:1/metrics]"]
+    );
+}
+
+#[test]
+fn tag_cache_gives_identical_results_and_is_bounded() {
+    let mut c = cfg(&[("lat", "latency"), ("rpc", "rpc")]);
+    c.max_cached_label_sets = 3;
+    let body =
+        format!("{HIST}# TYPE rpc summary\nrpc{{quantile=\"0.5\"}} 2\nrpc_sum 10\nrpc_count 4\n");
+    let mut mapper = Mapper::new(c).unwrap();
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let mut out = Vec::new();
+        mapper
+            .map(
+                body.as_bytes(),
+                Format::PrometheusText,
+                Timestamp::EPOCH,
+                &mut |m| out.push(m),
+            )
+            .unwrap();
+        runs.push(out);
+    }
+    assert_eq!(runs[0], runs[1]);
+    assert_eq!(runs[1], runs[2]);
+    let st = mapper.cache_stats();
+    assert!(st.entries <= 3 && st.clears > 0, "{st:?}");
+    // an uncached mapper agrees
+    let mut c0 = cfg(&[("lat", "latency"), ("rpc", "rpc")]);
+    c0.max_cached_label_sets = 0;
+    let mut m0 = Mapper::new(c0).unwrap();
+    let mut out = Vec::new();
+    m0.map(
+        body.as_bytes(),
+        Format::PrometheusText,
+        Timestamp::EPOCH,
+        &mut |m| out.push(m),
+    )
+    .unwrap();
+    assert_eq!(out, runs[0]);
+    assert_eq!(m0.cache_stats().entries, 0);
 }

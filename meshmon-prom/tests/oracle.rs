@@ -14,7 +14,9 @@ use meshmon_prom::{Format, Mapper, ScraperConfig};
 use serde_json::Value;
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
 }
 
 /// The case's instance options (v2 names, and the v1 aliases the cases use) applied to
@@ -25,17 +27,32 @@ fn config(case: &Value) -> ScraperConfig {
     for (k, v) in o.as_object().unwrap() {
         match k.as_str() {
             "tag_by_endpoint" => c.tag_by_endpoint = v.as_bool().unwrap(),
-            "non_cumulative_histogram_buckets" => c.non_cumulative_histogram_buckets = v.as_bool().unwrap(),
-            "histogram_buckets_as_distributions" => c.histogram_buckets_as_distributions = v.as_bool().unwrap(),
-            "collect_counters_with_distributions" => c.collect_counters_with_distributions = v.as_bool().unwrap(),
-            "collect_histogram_buckets" | "send_histograms_buckets" => c.collect_histogram_buckets = v.as_bool().unwrap(),
+            "non_cumulative_histogram_buckets" => {
+                c.non_cumulative_histogram_buckets = v.as_bool().unwrap()
+            }
+            "histogram_buckets_as_distributions" => {
+                c.histogram_buckets_as_distributions = v.as_bool().unwrap()
+            }
+            "collect_counters_with_distributions" => {
+                c.collect_counters_with_distributions = v.as_bool().unwrap()
+            }
+            "collect_histogram_buckets" | "send_histograms_buckets" => {
+                c.collect_histogram_buckets = v.as_bool().unwrap()
+            }
             "exclude_labels" => c.exclude_labels = strings(v),
             "include_labels" => c.include_labels = strings(v),
             "exclude_metrics" => c.exclude_metrics = strings(v),
-            "ignore_metrics" => c.exclude_metrics = strings(v).iter().map(|g| glob_to_regex(g)).collect(),
+            "ignore_metrics" => {
+                c.exclude_metrics = strings(v).iter().map(|g| glob_to_regex(g)).collect()
+            }
             "tags" => c.tags = strings(v),
             "rename_labels" | "labels_mapper" => {
-                c.rename_labels = v.as_object().unwrap().iter().map(|(a, b)| (a.clone(), b.as_str().unwrap().to_owned())).collect();
+                c.rename_labels = v
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(a, b)| (a.clone(), b.as_str().unwrap().to_owned()))
+                    .collect();
             }
             other => panic!("option {other} not handled by the test"),
         }
@@ -65,29 +82,53 @@ fn expected(path: &Path) -> Vec<Row> {
         .map(|l| {
             let v: Value = serde_json::from_str(l).unwrap();
             let kind = v["type"].as_str().unwrap().to_owned();
-            let bounds = (kind == "histogram_bucket")
-                .then(|| (f(&v["lower_bound"]), f(&v["upper_bound"]), v["monotonic"].as_bool().unwrap()));
+            let bounds = (kind == "histogram_bucket").then(|| {
+                (
+                    f(&v["lower_bound"]),
+                    f(&v["upper_bound"]),
+                    v["monotonic"].as_bool().unwrap(),
+                )
+            });
             let mut tags = strings(&v["tags"]);
             tags.sort();
             tags.dedup();
-            Row { name: v["name"].as_str().unwrap().to_owned(), kind, tags, value: f(&v["value"]), bounds }
+            Row {
+                name: v["name"].as_str().unwrap().to_owned(),
+                kind,
+                tags,
+                value: f(&v["value"]),
+                bounds,
+            }
         })
         .collect()
 }
 
 fn key(r: &Row) -> String {
-    format!("{} {} {:?} {:?}", r.name, r.kind, r.tags, r.bounds.map(|b| (b.0.to_bits(), b.1.to_bits())))
+    format!(
+        "{} {} {:?} {:?}",
+        r.name,
+        r.kind,
+        r.tags,
+        r.bounds.map(|b| (b.0.to_bits(), b.1.to_bits()))
+    )
 }
 
 #[test]
 fn mapping_matches_datadog_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/oracle");
-    let data = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/istio-fixtures"));
+    let data = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/istio-fixtures"
+    ));
     if !data.exists() {
-        eprintln!("shared data {} is absent; skipping the oracle comparison", data.display());
+        eprintln!(
+            "shared data {} is absent; skipping the oracle comparison",
+            data.display()
+        );
         return;
     }
-    let cases: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let mut report = Vec::new();
     for case in cases.as_array().unwrap() {
         let id = case["id"].as_str().unwrap();
@@ -97,9 +138,12 @@ fn mapping_matches_datadog_check() {
         mapper
             .map(&body, Format::PrometheusText, Timestamp::EPOCH, &mut |m| {
                 let (value, bounds) = match m.value {
-                    MetricValue::HistogramBucket { count, lower_bound, upper_bound, monotonic } => {
-                        (count as f64, Some((lower_bound, upper_bound, monotonic)))
-                    }
+                    MetricValue::HistogramBucket {
+                        count,
+                        lower_bound,
+                        upper_bound,
+                        monotonic,
+                    } => (count as f64, Some((lower_bound, upper_bound, monotonic))),
                     ref v => (v.as_f64().unwrap(), None),
                 };
                 got.push(Row {
@@ -127,15 +171,43 @@ fn mapping_matches_datadog_check() {
         }
         // serde_json's default float parsing may be 1 ulp off: compare to 1e-12 relative.
         let same = |a: &Vec<f64>, b: Option<&Vec<f64>>| {
-            b.is_some_and(|b| a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(y.abs())))
+            b.is_some_and(|b| {
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(b)
+                        .all(|(x, y)| (x - y).abs() <= 1e-12 * x.abs().max(y.abs()))
+            })
         };
-        let missing: Vec<_> = w.iter().filter(|(k, v)| !same(v, g.get(*k))).map(|(k, v)| format!("  want {k} = {v:?} got {:?}", g.get(k))).collect();
-        let extra: Vec<_> = g.keys().filter(|k| !w.contains_key(*k)).map(|k| format!("  extra {k}")).collect();
+        let missing: Vec<_> = w
+            .iter()
+            .filter(|(k, v)| !same(v, g.get(*k)))
+            .map(|(k, v)| format!("  want {k} = {v:?} got {:?}", g.get(k)))
+            .collect();
+        let extra: Vec<_> = g
+            .keys()
+            .filter(|k| !w.contains_key(*k))
+            .map(|k| format!("  extra {k}"))
+            .collect();
         if !missing.is_empty() || !extra.is_empty() {
-            report.push(format!("{id}: {} differ, {} extra\n{}\n{}", missing.len(), extra.len(),
-                missing.iter().take(5).cloned().collect::<Vec<_>>().join("\n"), extra.iter().take(5).cloned().collect::<Vec<_>>().join("\n")));
+            report.push(format!(
+                "{id}: {} differ, {} extra\n{}\n{}",
+                missing.len(),
+                extra.len(),
+                missing
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                extra.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+            ));
         }
-        assert_eq!(got.len(), want.len(), "{id}: number of submissions\n{}", report.join("\n"));
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{id}: number of submissions\n{}",
+            report.join("\n")
+        );
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
 }

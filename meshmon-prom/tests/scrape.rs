@@ -34,7 +34,10 @@ async fn serve(responses: Vec<Vec<u8>>) -> (String, tokio::sync::mpsc::Unbounded
 }
 
 fn response(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut r = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut r = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         r.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -55,22 +58,37 @@ async fn negotiates_gzip_token_and_format() {
     let om = b"# TYPE up gauge\nup 1\n# EOF\n";
     let (url, mut heads) = serve(vec![response(
         "200 OK",
-        &[("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8"), ("Content-Encoding", "gzip")],
+        &[
+            (
+                "Content-Type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ),
+            ("Content-Encoding", "gzip"),
+        ],
         &gzip(om),
     )])
     .await;
     let dir = std::env::temp_dir().join(format!("meshmon-prom-token-{}", std::process::id()));
     std::fs::write(&dir, "s3cret\n").unwrap();
-    let scraper = Scraper::new(ScrapeOptions { bearer_token_path: Some(dir.clone()), ..ScrapeOptions::default() });
+    let scraper = Scraper::new(ScrapeOptions {
+        bearer_token_path: Some(dir.clone()),
+        ..ScrapeOptions::default()
+    });
     let resp = scraper.scrape(&url).await.unwrap();
     let head = heads.recv().await.unwrap().to_ascii_lowercase();
-    assert!(head.contains(&format!("accept: {}", ACCEPT_HEADER.to_ascii_lowercase())), "{head}");
+    assert!(
+        head.contains(&format!("accept: {}", ACCEPT_HEADER.to_ascii_lowercase())),
+        "{head}"
+    );
     assert!(head.contains("accept-encoding: gzip"));
     assert!(head.contains("authorization: bearer s3cret"));
     assert_eq!(resp.body, om);
     assert_eq!(resp.format, Format::OpenMetrics);
     assert!(resp.wire_bytes > 0 && resp.wire_bytes != om.len());
-    assert_eq!(meshmon_prom::count(&resp.body, resp.format).unwrap(), (1, 1));
+    assert_eq!(
+        meshmon_prom::count(&resp.body, resp.format).unwrap(),
+        (1, 1)
+    );
     let _ = std::fs::remove_file(dir);
 }
 
@@ -83,12 +101,27 @@ async fn limits_status_and_timeout() {
         response("503 Service Unavailable", &[], b"down"),
     ])
     .await;
-    let scraper = Scraper::new(ScrapeOptions { max_body_bytes: 1000, ..ScrapeOptions::default() });
-    assert!(matches!(scraper.scrape(&url).await, Err(ScrapeError::BodyTooLarge { limit: 1000, .. })));
+    let scraper = Scraper::new(ScrapeOptions {
+        max_body_bytes: 1000,
+        ..ScrapeOptions::default()
+    });
+    assert!(matches!(
+        scraper.scrape(&url).await,
+        Err(ScrapeError::BodyTooLarge { limit: 1000, .. })
+    ));
     // the compressed body fits, the decompressed one does not
-    assert!(matches!(scraper.scrape(&url).await, Err(ScrapeError::BodyTooLarge { .. })));
-    assert!(matches!(scraper.scrape(&url).await, Err(ScrapeError::Status { status: 503, .. })));
-    assert!(matches!(scraper.scrape("https://x/metrics").await, Err(ScrapeError::InvalidUrl { .. })));
+    assert!(matches!(
+        scraper.scrape(&url).await,
+        Err(ScrapeError::BodyTooLarge { .. })
+    ));
+    assert!(matches!(
+        scraper.scrape(&url).await,
+        Err(ScrapeError::Status { status: 503, .. })
+    ));
+    assert!(matches!(
+        scraper.scrape("https://x/metrics").await,
+        Err(ScrapeError::InvalidUrl { .. })
+    ));
 
     // a server that accepts and never answers
     let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -97,7 +130,10 @@ async fn limits_status_and_timeout() {
         let _keep = silent.accept().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let quick = Scraper::new(ScrapeOptions { timeout: Duration::from_millis(200), ..ScrapeOptions::default() });
+    let quick = Scraper::new(ScrapeOptions {
+        timeout: Duration::from_millis(200),
+        ..ScrapeOptions::default()
+    });
     let r = quick.scrape(&format!("http://{addr}/metrics")).await;
     assert!(matches!(r, Err(ScrapeError::Timeout { .. })), "{r:?}");
 }
@@ -106,36 +142,71 @@ async fn limits_status_and_timeout() {
 #[tokio::test]
 async fn node_exporter_scraped_and_mapped() {
     let Ok(url) = std::env::var("MESHMON_NODE_EXPORTER_URL") else {
-        eprintln!("MESHMON_NODE_EXPORTER_URL is not set: run scripts/it/prom.sh for the node exporter test");
+        eprintln!(
+            "MESHMON_NODE_EXPORTER_URL is not set: run scripts/it/prom.sh for the node exporter test"
+        );
         return;
     };
     let scraper = Scraper::new(ScrapeOptions::default());
     let resp = scraper.scrape(&url).await.unwrap();
     assert!(resp.body.len() > 10_000, "{} bytes", resp.body.len());
     let (families, samples) = meshmon_prom::count(&resp.body, resp.format).unwrap();
-    assert!(families > 50 && samples > 200, "{families} families, {samples} samples");
+    assert!(
+        families > 50 && samples > 200,
+        "{families} families, {samples} samples"
+    );
     let cfg = ScraperConfig {
         namespace: "node".into(),
         raw_metric_prefix: "node_".into(),
-        metrics: vec![MetricSpec { raw: ".*".into(), name: None, kind: SubmitType::Native }],
+        metrics: vec![MetricSpec {
+            raw: ".*".into(),
+            name: None,
+            kind: SubmitType::Native,
+        }],
         openmetrics_endpoint: Some(url.clone()),
         ..ScraperConfig::default()
     };
     let mut mapper = Mapper::new(cfg).unwrap();
     let mut out = Vec::new();
-    let stats = mapper.map(&resp.body, resp.format, Timestamp::from_secs(1), &mut |m| out.push(m)).unwrap();
+    let stats = mapper
+        .map(&resp.body, resp.format, Timestamp::from_secs(1), &mut |m| {
+            out.push(m)
+        })
+        .unwrap();
     eprintln!(
         "node exporter: {} bytes ({:?}, {} on the wire) in {:?}: {families} families, {samples} samples, {} metrics",
-        resp.body.len(), resp.format, resp.wire_bytes, resp.duration, stats.submitted
+        resp.body.len(),
+        resp.format,
+        resp.wire_bytes,
+        resp.duration,
+        stats.submitted
     );
     // node_cpu_seconds_total{cpu,mode} counter → node.cpu_seconds.count
-    let cpu: Vec<_> = out.iter().filter(|m| &*m.name == "node.cpu_seconds.count").collect();
+    let cpu: Vec<_> = out
+        .iter()
+        .filter(|m| &*m.name == "node.cpu_seconds.count")
+        .collect();
     assert!(!cpu.is_empty());
-    assert!(cpu.iter().all(|m| matches!(m.value, MetricValue::MonotonicCount(v) if v >= 0.0)));
-    assert!(cpu.iter().all(|m| m.tags.get("cpu").is_some() && m.tags.get("mode").is_some()));
-    assert!(out.iter().all(|m| m.tags.get("endpoint") == Some(url.as_str())));
+    assert!(
+        cpu.iter()
+            .all(|m| matches!(m.value, MetricValue::MonotonicCount(v) if v >= 0.0))
+    );
+    assert!(
+        cpu.iter()
+            .all(|m| m.tags.get("cpu").is_some() && m.tags.get("mode").is_some())
+    );
+    assert!(
+        out.iter()
+            .all(|m| m.tags.get("endpoint") == Some(url.as_str()))
+    );
     // go_gc_duration_seconds summary → quantile gauges with Python-formatted tags
-    let q: Vec<_> = out.iter().filter(|m| &*m.name == "node.go_gc_duration_seconds.quantile").collect();
+    let q: Vec<_> = out
+        .iter()
+        .filter(|m| &*m.name == "node.go_gc_duration_seconds.quantile")
+        .collect();
     let tags: Vec<_> = q.iter().filter_map(|m| m.tags.get("quantile")).collect();
-    assert!(tags.contains(&"0") && tags.contains(&"0.5") && tags.contains(&"1.0"), "{tags:?}");
+    assert!(
+        tags.contains(&"0") && tags.contains(&"0.5") && tags.contains(&"1.0"),
+        "{tags:?}"
+    );
 }

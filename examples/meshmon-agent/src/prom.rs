@@ -26,7 +26,7 @@ pub enum PromCommand {
     },
     /// Map an exposition file the way Datadog's OpenMetrics check does: one JSON line
     /// `{"name","type","value","tags"}` per submitted metric.
-    Map(MapArgs),
+    Map(Box<MapArgs>),
     /// Parse a file from memory repeatedly: `{"bytes","samples","mb_per_s"}`.
     Bench {
         /// The exposition file.
@@ -125,8 +125,12 @@ pub struct MapArgs {
 pub fn run(cmd: PromCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         PromCommand::Parse { file, format } => parse(&file, format),
-        PromCommand::Map(args) => map(args),
-        PromCommand::Bench { file, seconds, format } => bench(&file, seconds, format),
+        PromCommand::Map(args) => map(*args),
+        PromCommand::Bench {
+            file,
+            seconds,
+            format,
+        } => bench(&file, seconds, format),
     }
 }
 
@@ -157,7 +161,8 @@ fn parse(file: &Path, format: FormatArgs) -> anyhow::Result<ExitCode> {
 
 fn config(args: &MapArgs) -> anyhow::Result<ScraperConfig> {
     let mut cfg = match &args.preset {
-        Some(p) => ScraperConfig::preset(p).with_context(|| format!("unknown preset {p:?} (istio, istiod)"))?,
+        Some(p) => ScraperConfig::preset(p)
+            .with_context(|| format!("unknown preset {p:?} (istio, istiod)"))?,
         None => ScraperConfig::default(),
     };
     if let Some(ns) = &args.namespace {
@@ -166,21 +171,34 @@ fn config(args: &MapArgs) -> anyhow::Result<ScraperConfig> {
     for m in &args.metrics {
         let spec = match m.split_once('=') {
             Some((raw, name)) => MetricSpec::renamed(raw, name),
-            None => MetricSpec { raw: m.clone(), name: None, kind: SubmitType::Native },
+            None => MetricSpec {
+                raw: m.clone(),
+                name: None,
+                kind: SubmitType::Native,
+            },
         };
         cfg.metrics.push(spec);
     }
     if args.all {
-        cfg.metrics.push(MetricSpec { raw: ".*".into(), name: None, kind: SubmitType::Native });
+        cfg.metrics.push(MetricSpec {
+            raw: ".*".into(),
+            name: None,
+            kind: SubmitType::Native,
+        });
     }
     if let Some(p) = &args.raw_metric_prefix {
         cfg.raw_metric_prefix = p.clone();
     }
-    cfg.exclude_metrics.extend(args.exclude_metrics.iter().cloned());
-    cfg.exclude_labels.extend(args.exclude_labels.iter().cloned());
-    cfg.include_labels.extend(args.include_labels.iter().cloned());
+    cfg.exclude_metrics
+        .extend(args.exclude_metrics.iter().cloned());
+    cfg.exclude_labels
+        .extend(args.exclude_labels.iter().cloned());
+    cfg.include_labels
+        .extend(args.include_labels.iter().cloned());
     for r in &args.rename_labels {
-        let (a, b) = r.split_once('=').with_context(|| format!("--rename-label {r:?}: expected from=to"))?;
+        let (a, b) = r
+            .split_once('=')
+            .with_context(|| format!("--rename-label {r:?}: expected from=to"))?;
         cfg.rename_labels.push((a.to_owned(), b.to_owned()));
     }
     cfg.tags.extend(args.tags.iter().cloned());
@@ -204,13 +222,22 @@ fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
             "tags": m.tags.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
         });
         match m.value {
-            MetricValue::HistogramBucket { count, lower_bound, upper_bound, monotonic } => {
+            MetricValue::HistogramBucket {
+                count,
+                lower_bound,
+                upper_bound,
+                monotonic,
+            } => {
                 obj["value"] = count.into();
                 obj["lower_bound"] = bound(lower_bound);
                 obj["upper_bound"] = bound(upper_bound);
                 obj["monotonic"] = monotonic.into();
             }
-            ref v => obj["value"] = v.as_f64().map_or(serde_json::Value::Null, serde_json::Value::from),
+            ref v => {
+                obj["value"] = v
+                    .as_f64()
+                    .map_or(serde_json::Value::Null, serde_json::Value::from)
+            }
         }
         lines.push(obj.to_string());
     });

@@ -25,7 +25,9 @@ pub enum ConfigError {
         message: String,
     },
     /// A metric type name is unknown.
-    #[error("metric {metric:?}: unknown type {kind:?} (native, counter, gauge, histogram, summary, rate)")]
+    #[error(
+        "metric {metric:?}: unknown type {kind:?} (native, counter, gauge, histogram, summary, rate)"
+    )]
     UnknownType {
         /// The raw metric name.
         metric: String,
@@ -127,6 +129,9 @@ pub struct ScraperConfig {
     pub histogram_buckets_as_distributions: bool,
     /// `collect_counters_with_distributions`: also `.sum`/`.count` with distributions.
     pub collect_counters_with_distributions: bool,
+    /// Most distinct label sets whose tags the mapper keeps built (default 100,000;
+    /// 0 disables the cache). A meshmon limit, not a Datadog option.
+    pub max_cached_label_sets: usize,
 }
 
 impl Default for ScraperConfig {
@@ -146,6 +151,7 @@ impl Default for ScraperConfig {
             non_cumulative_histogram_buckets: false,
             histogram_buckets_as_distributions: false,
             collect_counters_with_distributions: false,
+            max_cached_label_sets: 100_000,
         }
     }
 }
@@ -159,7 +165,11 @@ fn istio_metrics(map: &[(&str, &str)]) -> Vec<MetricSpec> {
                 let cut = |s: &str| s[..s.len().saturating_sub(6)].to_owned();
                 MetricSpec {
                     raw: cut(raw),
-                    name: Some(if name.len() >= 6 { cut(name) } else { String::new() }),
+                    name: Some(if name.len() >= 6 {
+                        cut(name)
+                    } else {
+                        String::new()
+                    }),
                     kind: SubmitType::Native,
                 }
             } else {
@@ -304,7 +314,9 @@ mod de {
     fn kind_of(raw: &str, kind: Option<&str>) -> Result<SubmitType, String> {
         match kind {
             None => Ok(SubmitType::Native),
-            Some(k) => SubmitType::parse(k).ok_or_else(|| format!("metric {raw:?}: unknown type {k:?}")),
+            Some(k) => {
+                SubmitType::parse(k).ok_or_else(|| format!("metric {raw:?}: unknown type {k:?}"))
+            }
         }
     }
 
@@ -316,16 +328,24 @@ mod de {
                 match entry {
                     Entry::Name(n) => {
                         let kind = raw.type_overrides.remove(&n);
-                        let kind = kind_of(&n, kind.as_deref()).map_err(serde::de::Error::custom)?;
-                        metrics.push(MetricSpec { raw: n, name: None, kind });
+                        let kind =
+                            kind_of(&n, kind.as_deref()).map_err(serde::de::Error::custom)?;
+                        metrics.push(MetricSpec {
+                            raw: n,
+                            name: None,
+                            kind,
+                        });
                     }
                     Entry::Map(m) => {
                         for (k, t) in m {
                             let (name, kind) = match t {
                                 Target::Name(n) => (Some(n), raw.type_overrides.remove(&k)),
-                                Target::Spec { name, kind } => (name, kind.or_else(|| raw.type_overrides.remove(&k))),
+                                Target::Spec { name, kind } => {
+                                    (name, kind.or_else(|| raw.type_overrides.remove(&k)))
+                                }
                             };
-                            let kind = kind_of(&k, kind.as_deref()).map_err(serde::de::Error::custom)?;
+                            let kind =
+                                kind_of(&k, kind.as_deref()).map_err(serde::de::Error::custom)?;
                             metrics.push(MetricSpec { raw: k, name, kind });
                         }
                     }
@@ -333,7 +353,11 @@ mod de {
             }
             for (k, t) in raw.type_overrides {
                 let kind = kind_of(&k, Some(&t)).map_err(serde::de::Error::custom)?;
-                metrics.push(MetricSpec { raw: glob_to_regex(&k), name: None, kind });
+                metrics.push(MetricSpec {
+                    raw: glob_to_regex(&k),
+                    name: None,
+                    kind,
+                });
             }
             let mut exclude_metrics = raw.exclude_metrics;
             exclude_metrics.extend(raw.ignore_metrics.iter().map(|g| glob_to_regex(g)));
@@ -352,6 +376,7 @@ mod de {
                 non_cumulative_histogram_buckets: raw.non_cumulative_histogram_buckets,
                 histogram_buckets_as_distributions: raw.histogram_buckets_as_distributions,
                 collect_counters_with_distributions: raw.collect_counters_with_distributions,
+                max_cached_label_sets: ScraperConfig::default().max_cached_label_sets,
             })
         }
     }

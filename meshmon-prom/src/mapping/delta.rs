@@ -94,12 +94,18 @@ impl MonotonicDeltas {
     }
 
     fn key(m: &Metric) -> u64 {
-        BuildHasherDefault::<DefaultHasher>::default().hash_one((&*m.name, &m.tags, bucket_bounds(&m.value)))
+        BuildHasherDefault::<DefaultHasher>::default().hash_one((
+            &*m.name,
+            &m.tags,
+            bucket_bounds(&m.value),
+        ))
     }
 
     /// Forgets series not seen since `now - expiry`.
     pub fn expire(&mut self, now: Timestamp) {
-        let horizon = now.0.saturating_sub(i64::try_from(self.limits.expiry.as_nanos()).unwrap_or(i64::MAX));
+        let horizon = now
+            .0
+            .saturating_sub(i64::try_from(self.limits.expiry.as_nanos()).unwrap_or(i64::MAX));
         let before = self.state.len();
         self.state.retain(|_, e| e.seen.0 >= horizon);
         self.stats.expired_series += (before - self.state.len()) as u64;
@@ -113,13 +119,20 @@ impl MonotonicDeltas {
     pub fn apply(&mut self, mut m: Metric) -> Option<Metric> {
         let current = match m.value {
             MetricValue::MonotonicCount(v) => v,
-            MetricValue::HistogramBucket { count, monotonic: true, .. } => count as f64,
+            MetricValue::HistogramBucket {
+                count,
+                monotonic: true,
+                ..
+            } => count as f64,
             _ => return Some(m),
         };
         let now = m.timestamp;
         // Sweep expired series at most once per expiry period.
         let period = i64::try_from(self.limits.expiry.as_nanos()).unwrap_or(i64::MAX);
-        if self.last_sweep.is_none_or(|t| now.0.saturating_sub(t.0) >= period) {
+        if self
+            .last_sweep
+            .is_none_or(|t| now.0.saturating_sub(t.0) >= period)
+        {
             self.expire(now);
         }
         let key = Self::key(&m);
@@ -143,7 +156,13 @@ impl MonotonicDeltas {
                         return None;
                     }
                 }
-                self.state.insert(key, Entry { value: current, seen: now });
+                self.state.insert(
+                    key,
+                    Entry {
+                        value: current,
+                        seen: now,
+                    },
+                );
                 if !self.limits.flush_first_value {
                     return None;
                 }
@@ -152,7 +171,9 @@ impl MonotonicDeltas {
         };
         m.value = match m.value {
             MetricValue::HistogramBucket {
-                lower_bound, upper_bound, ..
+                lower_bound,
+                upper_bound,
+                ..
             } => MetricValue::HistogramBucket {
                 count: delta.max(0.0).round() as u64,
                 lower_bound,
@@ -168,7 +189,9 @@ impl MonotonicDeltas {
 fn bucket_bounds(v: &MetricValue) -> (u64, u64) {
     match v {
         MetricValue::HistogramBucket {
-            lower_bound, upper_bound, ..
+            lower_bound,
+            upper_bound,
+            ..
         } => (lower_bound.to_bits(), upper_bound.to_bits()),
         _ => (0, 0),
     }
@@ -180,7 +203,12 @@ mod tests {
     use meshmon_core::Tags;
 
     fn mc(name: &str, tags: &str, v: f64, secs: i64) -> Metric {
-        Metric::new(name, MetricValue::MonotonicCount(v), tags.parse::<Tags>().unwrap(), Timestamp::from_secs(secs))
+        Metric::new(
+            name,
+            MetricValue::MonotonicCount(v),
+            tags.parse::<Tags>().unwrap(),
+            Timestamp::from_secs(secs),
+        )
     }
 
     #[test]
@@ -188,8 +216,14 @@ mod tests {
         let mut d = MonotonicDeltas::default();
         assert!(d.apply(mc("a", "x:1", 1.0, 0)).is_none());
         assert!(d.apply(mc("a", "x:2", 100.0, 0)).is_none());
-        assert_eq!(d.apply(mc("a", "x:1", 4.0, 10)).unwrap().value, MetricValue::Count(3.0));
-        assert_eq!(d.apply(mc("a", "x:2", 100.0, 10)).unwrap().value, MetricValue::Count(0.0));
+        assert_eq!(
+            d.apply(mc("a", "x:1", 4.0, 10)).unwrap().value,
+            MetricValue::Count(3.0)
+        );
+        assert_eq!(
+            d.apply(mc("a", "x:2", 100.0, 10)).unwrap().value,
+            MetricValue::Count(0.0)
+        );
         // gauges pass through
         let g = Metric::new("g", MetricValue::Gauge(1.0), Tags::new(), Timestamp::EPOCH);
         assert_eq!(d.apply(g.clone()), Some(g));
@@ -198,15 +232,28 @@ mod tests {
 
     #[test]
     fn flush_first_value_and_reset() {
-        let mut d = MonotonicDeltas::new(DeltaLimits { flush_first_value: true, ..DeltaLimits::default() });
-        assert_eq!(d.apply(mc("a", "", 5.0, 0)).unwrap().value, MetricValue::Count(5.0));
-        assert_eq!(d.apply(mc("a", "", 2.0, 10)).unwrap().value, MetricValue::Count(2.0));
+        let mut d = MonotonicDeltas::new(DeltaLimits {
+            flush_first_value: true,
+            ..DeltaLimits::default()
+        });
+        assert_eq!(
+            d.apply(mc("a", "", 5.0, 0)).unwrap().value,
+            MetricValue::Count(5.0)
+        );
+        assert_eq!(
+            d.apply(mc("a", "", 2.0, 10)).unwrap().value,
+            MetricValue::Count(2.0)
+        );
         assert_eq!(d.stats().resets, 1);
     }
 
     #[test]
     fn bounded_and_expiring() {
-        let limits = DeltaLimits { max_series: 2, expiry: Duration::from_secs(60), flush_first_value: false };
+        let limits = DeltaLimits {
+            max_series: 2,
+            expiry: Duration::from_secs(60),
+            flush_first_value: false,
+        };
         let mut d = MonotonicDeltas::new(limits);
         assert!(d.apply(mc("a", "", 1.0, 0)).is_none());
         assert!(d.apply(mc("b", "", 1.0, 0)).is_none());
@@ -218,7 +265,10 @@ mod tests {
         assert!(d.apply(mc("c", "", 1.0, 100)).is_none());
         let s = d.stats();
         assert_eq!((s.series, s.expired_series, s.dropped_series), (2, 1, 1));
-        assert_eq!(d.apply(mc("a", "", 7.0, 105)).unwrap().value, MetricValue::Count(5.0));
+        assert_eq!(
+            d.apply(mc("a", "", 7.0, 105)).unwrap().value,
+            MetricValue::Count(5.0)
+        );
     }
 
     #[test]
@@ -227,7 +277,12 @@ mod tests {
         let b = |c, s| {
             Metric::new(
                 "h",
-                MetricValue::HistogramBucket { count: c, lower_bound: 0.0, upper_bound: 1.0, monotonic: true },
+                MetricValue::HistogramBucket {
+                    count: c,
+                    lower_bound: 0.0,
+                    upper_bound: 1.0,
+                    monotonic: true,
+                },
                 Tags::new(),
                 Timestamp::from_secs(s),
             )
@@ -235,7 +290,12 @@ mod tests {
         assert!(d.apply(b(3, 0)).is_none());
         assert_eq!(
             d.apply(b(5, 10)).unwrap().value,
-            MetricValue::HistogramBucket { count: 2, lower_bound: 0.0, upper_bound: 1.0, monotonic: false }
+            MetricValue::HistogramBucket {
+                count: 2,
+                lower_bound: 0.0,
+                upper_bound: 1.0,
+                monotonic: false
+            }
         );
     }
 }

@@ -99,6 +99,28 @@ pub struct Mapper {
     native_kinds: HashMap<String, SubmitType>,
     tag_buf: Vec<Tag>,
     text_buf: String,
+    cache: hashbrown::HashMap<u128, (Tags, Option<f64>)>,
+    hash_a: hashbrown::DefaultHashBuilder,
+    hash_b: hashbrown::DefaultHashBuilder,
+    cache_stats: CacheStats,
+}
+
+/// Counters of the mapper's tag cache.
+///
+/// Tags are built once per distinct label set (with its family type and bound) and
+/// reused on later samples and scrapes: a steady-state scrape of unchanged series
+/// allocates nothing for tags. The cache holds at most
+/// [`ScraperConfig::max_cached_label_sets`] entries and is cleared when full.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Label sets found in the cache.
+    pub hits: u64,
+    /// Label sets built.
+    pub misses: u64,
+    /// Times the cache was full and cleared.
+    pub clears: u64,
+    /// Entries now.
+    pub entries: usize,
 }
 
 /// Where a sample's value goes.
@@ -179,6 +201,10 @@ impl Mapper {
             native_kinds: HashMap::new(),
             tag_buf: Vec::with_capacity(32),
             text_buf: String::with_capacity(256),
+            cache: hashbrown::HashMap::new(),
+            hash_a: hashbrown::DefaultHashBuilder::default(),
+            hash_b: hashbrown::DefaultHashBuilder::default(),
+            cache_stats: CacheStats::default(),
             cfg,
         })
     }
@@ -186,6 +212,50 @@ impl Mapper {
     /// The configuration.
     pub fn config(&self) -> &ScraperConfig {
         &self.cfg
+    }
+
+    /// Counters of the tag cache.
+    pub fn cache_stats(&self) -> CacheStats {
+        CacheStats {
+            entries: self.cache.len(),
+            ..self.cache_stats
+        }
+    }
+
+    /// Tags (and the parsed `le` bound, for histograms) of a sample, from the cache or
+    /// built and cached.
+    fn cached_tags(
+        &mut self,
+        parsed: MetricType,
+        s: &Sample<'_>,
+        lower: Option<f64>,
+    ) -> (Tags, Option<f64>) {
+        use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+        let raw = s.labels.raw();
+        let kind = parsed as u8;
+        let lower_bits = lower.map_or(u64::MAX, f64::to_bits);
+        let mut ha = self.hash_a.build_hasher();
+        let mut hb = self.hash_b.build_hasher();
+        for h in [&mut ha, &mut hb] {
+            kind.hash(h);
+            lower_bits.hash(h);
+            h.write(raw.as_bytes());
+        }
+        let key = (u128::from(ha.finish()) << 64) | u128::from(hb.finish());
+        if let Some((tags, upper)) = self.cache.get(&key) {
+            self.cache_stats.hits += 1;
+            return (tags.clone(), *upper);
+        }
+        self.cache_stats.misses += 1;
+        let built = self.tags(parsed, s, lower);
+        if self.cache.len() >= self.cfg.max_cached_label_sets {
+            self.cache.clear();
+            self.cache_stats.clears += 1;
+        }
+        if self.cfg.max_cached_label_sets > 0 {
+            self.cache.insert(key, built.clone());
+        }
+        built
     }
 
     /// Parses `input` and maps every family, calling `out` for each submitted metric
@@ -216,7 +286,9 @@ impl Mapper {
             name = name.strip_suffix("_total").unwrap_or(name);
         }
         if !self.cfg.raw_metric_prefix.is_empty() {
-            name = name.strip_prefix(self.cfg.raw_metric_prefix.as_str()).unwrap_or(name);
+            name = name
+                .strip_prefix(self.cfg.raw_metric_prefix.as_str())
+                .unwrap_or(name);
         }
         name
     }
@@ -256,7 +328,9 @@ impl Mapper {
         out: &mut dyn FnMut(Metric),
     ) {
         let name = self.family_name(fam);
-        if self.exclude_exact.contains(name) || self.exclude_re.as_ref().is_some_and(|re| re.is_match(name)) {
+        if self.exclude_exact.contains(name)
+            || self.exclude_re.as_ref().is_some_and(|re| re.is_match(name))
+        {
             stats.skipped_families += 1;
             return;
         }
@@ -330,7 +404,8 @@ impl Mapper {
         out: &mut dyn FnMut(Metric),
     ) {
         let cfg = &self.cfg;
-        let as_dist = cfg.histogram_buckets_as_distributions || cfg.collect_counters_with_distributions;
+        let as_dist =
+            cfg.histogram_buckets_as_distributions || cfg.collect_counters_with_distributions;
         let collect_buckets = as_dist || cfg.collect_histogram_buckets;
         let non_cumulative = as_dist || cfg.non_cumulative_histogram_buckets;
         let with_counters = !as_dist || cfg.collect_counters_with_distributions;
@@ -354,18 +429,38 @@ impl Mapper {
                     self.submit(fam.kind, s, &count, &Out::Monotonic, None, now, stats, out);
                 }
             } else if collect_buckets && s.name.ends_with("_bucket") {
-                let Some(upper) = s.labels.get("le").and_then(|le| parse_f64(&le.unescape())) else {
-                    continue;
-                };
                 match &bounds {
                     None => {
+                        if !s.value.is_finite() {
+                            stats.dropped_non_finite += 1;
+                            continue;
+                        }
+                        // The cached entry carries the parsed `le`: no label scan.
+                        let (tags, upper) = if fam.kind == MetricType::Histogram {
+                            self.cached_tags(fam.kind, s, None)
+                        } else {
+                            let u = s.labels.get("le").and_then(|le| parse_f64(&le.unescape()));
+                            (self.cached_tags(fam.kind, s, None).0, u)
+                        };
+                        let Some(upper) = upper else { continue };
                         if upper.is_infinite() {
                             continue;
                         }
-                        self.submit(fam.kind, s, &bucket, &Out::Monotonic, None, now, stats, out);
+                        stats.submitted += 1;
+                        out(Metric::new(
+                            bucket.clone(),
+                            MetricValue::MonotonicCount(s.value),
+                            tags,
+                            now,
+                        ));
                     }
                     Some(b) => {
                         let Some(&(lower, value)) = b.get(i).and_then(Option::as_ref) else {
+                            continue;
+                        };
+                        let Some(upper) =
+                            s.labels.get("le").and_then(|le| parse_f64(&le.unescape()))
+                        else {
                             continue;
                         };
                         if !value.is_finite() || !s.value.is_finite() {
@@ -376,7 +471,7 @@ impl Mapper {
                             if lower == upper && lower.is_infinite() {
                                 continue;
                             }
-                            let tags = self.tags(fam.kind, s, Some(lower));
+                            let (tags, _) = self.cached_tags(fam.kind, s, Some(lower));
                             let value = MetricValue::HistogramBucket {
                                 count: value.max(0.0).round() as u64,
                                 lower_bound: lower,
@@ -390,7 +485,16 @@ impl Mapper {
                                 continue;
                             }
                             let d = Sample { value, ..*s };
-                            self.submit(fam.kind, &d, &bucket, &Out::Monotonic, Some(lower), now, stats, out);
+                            self.submit(
+                                fam.kind,
+                                &d,
+                                &bucket,
+                                &Out::Monotonic,
+                                Some(lower),
+                                now,
+                                stats,
+                                out,
+                            );
                         }
                     }
                 }
@@ -401,7 +505,12 @@ impl Mapper {
     /// Builds the tags of a sample: labels normalised by the family's parsed type
     /// (`le` → `upper_bound`, canonical `quantile`), filtered, renamed, then the static
     /// tags and an optional `lower_bound`.
-    fn tags(&mut self, parsed: MetricType, s: &Sample<'_>, lower: Option<f64>) -> Tags {
+    fn tags(
+        &mut self,
+        parsed: MetricType,
+        s: &Sample<'_>,
+        lower: Option<f64>,
+    ) -> (Tags, Option<f64>) {
         let mut tags = std::mem::take(&mut self.tag_buf);
         tags.clear();
         let mut upper: Option<f64> = None;
@@ -414,11 +523,12 @@ impl Mapper {
                 continue;
             }
             self.text_buf.clear();
-            if parsed == MetricType::Summary && name == "quantile" {
-                if let Some(q) = parse_f64(&value) {
-                    write_py_float(&mut self.text_buf, q);
-                    text = &self.text_buf;
-                }
+            if parsed == MetricType::Summary
+                && name == "quantile"
+                && let Some(q) = parse_f64(&value)
+            {
+                write_py_float(&mut self.text_buf, q);
+                text = &self.text_buf;
             }
             if self.exclude_labels.contains(name) {
                 continue;
@@ -456,7 +566,7 @@ impl Mapper {
         }
         let out: Tags = tags.drain(..).collect();
         self.tag_buf = tags;
-        out
+        (out, upper)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -475,7 +585,7 @@ impl Mapper {
             stats.dropped_non_finite += 1;
             return;
         }
-        let tags = self.tags(parsed, s, lower);
+        let (tags, _) = self.cached_tags(parsed, s, lower);
         let value = match how {
             Out::Gauge => MetricValue::Gauge(s.value),
             Out::Monotonic => MetricValue::MonotonicCount(s.value),
@@ -507,7 +617,8 @@ fn decumulate(fam: &Family<'_, '_>) -> Vec<Option<(f64, f64)>> {
                 continue;
             }
             use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            let h = BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
+            let h =
+                BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
             key = key.wrapping_add(h);
         }
         let v = contexts.entry(key).or_default();
@@ -546,7 +657,8 @@ fn decumulate(fam: &Family<'_, '_>) -> Vec<Option<(f64, f64)>> {
                 continue;
             }
             use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            let h = BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
+            let h =
+                BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
             key = key.wrapping_add(h);
         }
         res[i] = by_bound.get(&(key, upper.to_bits())).copied();
