@@ -247,3 +247,55 @@ fn regex_property_on_edge_cases() {
     assert!(long >= 2);
     assert_eq!(m.stats().truncated, long as u64);
 }
+
+#[test]
+fn first_word_generalises_with_evidence_and_persists() {
+    let mut m = Miner::default();
+    let progs = [
+        "chrome.exe",
+        "Dropbox.exe",
+        "svchost.exe",
+        "outlook.exe",
+        "git.exe",
+        "curl.exe",
+    ];
+    let ids: Vec<PatternId> = progs
+        .iter()
+        .map(|p| {
+            m.add(&format!(
+                "{p} - proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS"
+            ))
+        })
+        .collect();
+    assert_ne!(
+        m.resolve(ids[0]),
+        m.resolve(ids[1]).max(PatternId(99)),
+        "sanity"
+    );
+    for id in &ids {
+        assert_eq!(m.resolve(*id), ids[0]);
+    }
+    let p = m.pattern(ids[0]).unwrap();
+    assert_eq!(p.template(), "<*> - <*> open through proxy <*> HTTPS");
+    // A new program joins directly, also after a restart.
+    let mut back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    let line =
+        "firefox.exe - proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS";
+    assert_eq!(back.add(line), ids[0]);
+    assert_eq!(m.add(line), ids[0]);
+    // Single-word messages are events, never generalised.
+    for w in [
+        "closeQs",
+        "cancelAutohide",
+        "suspendAutohide",
+        "instantCollapse",
+        "resumeAutohide",
+        "isMusicActive",
+    ] {
+        m.add(w);
+    }
+    assert!(m.patterns().all(|p| p.template() != "<*>"));
+    // Nor do messages whose first token is a typed variable join a generalised word.
+    let n = m.add("12345 - proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS");
+    assert_ne!(n, ids[0]);
+}

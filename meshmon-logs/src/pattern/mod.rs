@@ -236,6 +236,10 @@ pub struct Pattern {
     count: u64,
     positions: Vec<Position>,
     samples: Vec<String>,
+    /// The first word was generalised by [`MinerConfig::distinct_values`] (the pattern
+    /// lives in the buckets of generalised first words).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    first_word_variable: bool,
     #[serde(skip)]
     key: u64,
 }
@@ -339,6 +343,9 @@ pub struct Miner {
     /// Merged ids → the id they were merged into.
     aliases: HashMap<PatternId, PatternId>,
     buckets: HashMap<u64, Vec<u32>, IdBuild>,
+    /// Patterns whose first word is constant, by their key with that word as a variable:
+    /// where patterns differing only in their first word are found.
+    first_words: HashMap<u64, Vec<u32>, IdBuild>,
     live: usize,
     stats: MinerStats,
     scratch: Vec<Token>,
@@ -382,9 +389,12 @@ impl From<MinerState> for Miner {
             if p.id.0 == 0 || p.id.0 > n {
                 continue;
             }
-            p.key = key_of_positions(&p.positions);
+            p.key = key_of_pattern(&p);
             let idx = (p.id.0 - 1) as usize;
             m.buckets.entry(p.key).or_default().push(idx as u32);
+            if let Some(k) = var_first_key(&p.positions) {
+                m.first_words.entry(k).or_default().push(idx as u32);
+            }
             m.patterns[idx] = Some(p);
             m.live += 1;
         }
@@ -400,6 +410,13 @@ enum Class {
 }
 
 fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u64 {
+    key_hash_with(items, false)
+}
+
+fn key_hash_with<'a>(
+    items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>,
+    var_first: bool,
+) -> u64 {
     // (class, text, space_before, is_constant_word)
     let mut h = Fx::default();
     let mut n = 0u64;
@@ -415,7 +432,11 @@ fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u
             Class::Word => {
                 h.word(0x400 | (u64::from(space) << 9));
                 if !first_done {
-                    if is_const {
+                    if var_first {
+                        // Generalised first word: its own buckets, apart from patterns
+                        // whose first token was a typed variable.
+                        h.word(0x7b7b);
+                    } else if is_const {
                         h.bytes(text);
                     } else {
                         h.word(0x7a7a);
@@ -429,6 +450,25 @@ fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u
     h.finish()
 }
 
+fn key_of_pattern(p: &Pattern) -> u64 {
+    if p.first_word_variable {
+        key_hash_with(classes(&p.positions), true)
+    } else {
+        key_of_positions(&p.positions)
+    }
+}
+
+fn classes(pos: &[Position]) -> impl Iterator<Item = (Class, &[u8], bool, bool)> {
+    pos.iter().enumerate().map(|(i, p)| {
+        let space = p.space_before && i > 0;
+        match &p.slot {
+            Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
+            Slot::Var(_) => (Class::Word, &[][..], space, false),
+        }
+    })
+}
+
 fn key_of_positions(pos: &[Position]) -> u64 {
     key_hash(pos.iter().enumerate().map(|(i, p)| {
         let space = p.space_before && i > 0;
@@ -440,16 +480,48 @@ fn key_of_positions(pos: &[Position]) -> u64 {
     }))
 }
 
+/// The index of the first word position (the one in the bucket key).
+fn first_word(pos: &[Position]) -> Option<usize> {
+    pos.iter()
+        .position(|p| !matches!(p.slot, Slot::Punct { .. }))
+}
+
+/// For a template whose first word is constant: its key with that word as a variable.
+fn var_first_key(pos: &[Position]) -> Option<u64> {
+    let f = first_word(pos)?;
+    if !matches!(pos[f].slot, Slot::Word { .. }) {
+        return None;
+    }
+    Some(key_hash_with(
+        pos.iter().enumerate().map(|(i, p)| {
+            let space = p.space_before && i > 0;
+            match &p.slot {
+                Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+                Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
+                Slot::Var(_) => (Class::Word, &[][..], space, false),
+            }
+        }),
+        true,
+    ))
+}
+
 fn key_of_tokens(msg: &str, toks: &[Token]) -> u64 {
-    key_hash(toks.iter().enumerate().map(|(i, t)| {
-        let space = t.space_before && i > 0;
-        let text = t.text(msg).as_bytes();
-        match t.kind {
-            TokenKind::Punct => (Class::Punct, text, space, false),
-            TokenKind::Word => (Class::Word, text, space, true),
-            TokenKind::Var(_) => (Class::Word, text, space, false),
-        }
-    }))
+    key_of_tokens_with(msg, toks, false)
+}
+
+fn key_of_tokens_with(msg: &str, toks: &[Token], var_first: bool) -> u64 {
+    key_hash_with(
+        toks.iter().enumerate().map(|(i, t)| {
+            let space = t.space_before && i > 0;
+            let text = t.text(msg).as_bytes();
+            match t.kind {
+                TokenKind::Punct => (Class::Punct, text, space, false),
+                TokenKind::Word => (Class::Word, text, space, true),
+                TokenKind::Var(_) => (Class::Word, text, space, false),
+            }
+        }),
+        var_first,
+    )
 }
 
 /// Similarity of a message with a template: the fraction of word positions that are
@@ -675,6 +747,25 @@ impl Miner {
                 }
             }
         }
+        // Patterns whose first word became a variable live under the variable-first key.
+        if best.is_none_or(|(sim, _)| sim < 1.0)
+            && toks
+                .iter()
+                .find(|t| t.kind != TokenKind::Punct)
+                .is_some_and(|t| t.kind == TokenKind::Word)
+        {
+            let vkey = key_of_tokens_with(msg, toks, true);
+            if let Some(ids) = self.buckets.get(&vkey) {
+                for &i in ids {
+                    if let Some(Some(p)) = self.patterns.get(i as usize)
+                        && compatible(&p.positions, msg, toks)
+                    {
+                        best = Some((1.0, i));
+                        break;
+                    }
+                }
+            }
+        }
         match best {
             Some((sim, i)) if sim >= 1.0 || full => {
                 if sim < 1.0 {
@@ -688,10 +779,82 @@ impl Miner {
             }
             _ => {
                 let id = self.create(key, msg, toks);
-                self.siblings(key, (id.0 - 1) as u32);
+                let idx = (id.0 - 1) as u32;
+                self.siblings(key, idx);
+                if self.patterns.get(idx as usize).is_some_and(Option::is_some) {
+                    self.first_word_siblings(idx);
+                }
                 self.resolve(id)
             }
         }
+    }
+
+    /// The same evidence rule as [`Miner::siblings`] for the first word, which is part of
+    /// the bucket key: patterns differing only there are found through `first_words`, and
+    /// the merged pattern moves to the bucket of its variable-first key.
+    fn first_word_siblings(&mut self, idx: u32) {
+        let k = self.config.distinct_values;
+        if k < 2 {
+            return;
+        }
+        let Some(Some(me)) = self.patterns.get(idx as usize) else {
+            return;
+        };
+        let (Some(vkey), Some(f)) = (var_first_key(&me.positions), first_word(&me.positions))
+        else {
+            return;
+        };
+        // The rest must say something: three more constant words at least (single-word
+        // messages such as `closeQs` / `cancelAutohide` are events, not a variable).
+        let consts = me
+            .positions
+            .iter()
+            .filter(|p| matches!(p.slot, Slot::Word { .. }))
+            .count();
+        if consts < 4 {
+            return;
+        }
+        let Some(ids) = self.first_words.get(&vkey) else {
+            return;
+        };
+        if ids.len() < k {
+            return;
+        }
+        let mut members: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&j| j != idx)
+            .filter(|&j| {
+                self.patterns
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|o| single_difference(&me.positions, &o.positions) == Some(f))
+            })
+            .collect();
+        if members.len() + 1 < k {
+            return;
+        }
+        members.push(idx);
+        members.sort_unstable();
+        let keep = members[0];
+        for &j in &members[1..] {
+            self.merge_into(keep, j);
+        }
+        // `keep` now has a variable first word: re-key it.
+        let Some(Some(p)) = self.patterns.get_mut(keep as usize) else {
+            return;
+        };
+        let old = p.key;
+        p.key = vkey;
+        p.first_word_variable = true;
+        if let Some(v) = self.buckets.get_mut(&old) {
+            v.retain(|&j| j != keep);
+        }
+        if let Some(v) = self.first_words.get_mut(&vkey) {
+            v.retain(|&j| j != keep);
+        }
+        self.buckets.entry(vkey).or_default().push(keep);
+        self.converge(vkey, keep);
     }
 
     /// Generalises a position once enough patterns of a bucket differ only there: when
@@ -781,9 +944,15 @@ impl Miner {
             count: 1,
             positions,
             samples,
+            first_word_variable: false,
             key,
         }));
         self.buckets.entry(key).or_default().push(idx as u32);
+        if let Some(Some(p)) = self.patterns.last()
+            && let Some(k) = var_first_key(&p.positions)
+        {
+            self.first_words.entry(k).or_default().push(idx as u32);
+        }
         self.live += 1;
         self.stats.created += 1;
         id
@@ -870,6 +1039,11 @@ impl Miner {
         if let Some(ids) = self.buckets.get_mut(&src.key) {
             ids.retain(|&j| j != from);
         }
+        if let Some(k) = var_first_key(&src.positions)
+            && let Some(ids) = self.first_words.get_mut(&k)
+        {
+            ids.retain(|&j| j != from);
+        }
         self.live -= 1;
         self.stats.merged += 1;
         let Some(Some(dst)) = self.patterns.get_mut(into as usize) else {
@@ -885,7 +1059,7 @@ impl Miner {
     pub fn merge(&mut self, other: &Miner) -> HashMap<PatternId, PatternId> {
         let mut map = HashMap::new();
         for p in other.patterns() {
-            let key = key_of_positions(&p.positions);
+            let key = key_of_pattern(p);
             let mut best: Option<(f64, u32)> = None;
             if let Some(ids) = self.buckets.get(&key) {
                 for &i in ids {

@@ -594,12 +594,15 @@ fn word(
         space = false;
     } else if let Some(kind) = digit_word(core) {
         // A word with a digit and no `key=value` structure is one variable, except for a
-        // leading `identifier:` which stays constant (`onExtend:1514038530000`).
+        // leading `identifier:` which stays constant (`onExtend:1514038530000`,
+        // `ib_sm_sweep.c:1234`); a prefix with two dots is a host: `proxy.example.org:5070`
+        // is one variable.
         let p = core.iter().position(|&c| is_split(c)).unwrap_or(core.len());
         if p > 0
             && p + 1 < core.len()
             && core[p] == b':'
             && !core[..p].iter().any(u8::is_ascii_digit)
+            && core[..p].iter().filter(|&&c| c == b'.').count() < 2
         {
             push(out, s, s + p, TokenKind::Word, space);
             push(out, s + p, s + p + 1, TokenKind::Punct, false);
