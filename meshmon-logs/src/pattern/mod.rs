@@ -16,7 +16,9 @@
 //! 3. **Evidence-based generalisation** instead of a threshold: a constant word becomes a
 //!    variable only when [`MinerConfig::distinct_values`] patterns differ in that one
 //!    position alone (`removing chargen`, `removing daytime`, ...). Two or three values
-//!    are more often distinct events (`VM Paused`, `VM Resumed`) than a variable.
+//!    are more often distinct events (`VM Paused`, `VM Resumed`) than a variable. The
+//!    first word (part of the bucket key) follows the same rule through a second index
+//!    when at least three other constant words agree.
 //! 4. **Convergence merge**: when a pattern gains a variable, patterns of its bucket that
 //!    its template now covers are merged into the oldest; the other ids become aliases
 //!    ([`Miner::resolve`]), so ids handed out earlier stay valid.

@@ -478,6 +478,10 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
     }
 }
 
+/// How far a quoted `key="..."` value is searched for its closing quote (bounds the work
+/// on lines full of unmatched quotes).
+const MAX_QUOTED: usize = 1024;
+
 const C_ALPHA: u8 = 1;
 const C_DIGIT: u8 = 2;
 const C_OTHER: u8 = 4;
@@ -648,7 +652,10 @@ fn split(b: &[u8], s: usize, e: usize, n: usize, mut space: bool, out: &mut Vec<
                 if b[i] == b'"' || b[i] == b'\'' {
                     let q = b[i];
                     // Quoted value: up to the closing quote, possibly past whitespace.
-                    if let Some(off) = b[i + 1..n].iter().position(|&x| x == q) {
+                    if let Some(off) = b[i + 1..n.min(i + 1 + MAX_QUOTED)]
+                        .iter()
+                        .position(|&x| x == q)
+                    {
                         let close = i + 1 + off;
                         push(out, i, i + 1, TokenKind::Punct, false);
                         push(out, i + 1, close, TokenKind::Var(VarKind::KeyValue), false);
