@@ -2,6 +2,8 @@
 //! synthetic mesh, with the peer parsers `prom_text_format_parser`, `prometheus-parse` and
 //! `nom-openmetrics` measured in the same run on the same bytes.
 //!
+//! Times are this thread's CPU time ([`ThreadCpu`]), not wall time: the machine is shared.
+//!
 //! `cargo bench -p meshmon-benches --no-default-features --features prom --bench prom`
 
 use std::hint::black_box;
@@ -59,7 +61,7 @@ fn peers_accept(label: &str, text: &str) {
     );
 }
 
-fn parse(c: &mut Criterion) {
+fn parse(c: &mut Criterion<ThreadCpu>) {
     for (label, bytes) in inputs() {
         let text = String::from_utf8(bytes).expect("utf-8 corpus");
         peers_accept(label, &text);
@@ -91,7 +93,7 @@ fn parse(c: &mut Criterion) {
     }
 }
 
-fn parse_map(c: &mut Criterion) {
+fn parse_map(c: &mut Criterion<ThreadCpu>) {
     for (label, bytes) in inputs() {
         let mut g = c.benchmark_group(format!("prom_parse_map/{label}"));
         g.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -136,5 +138,55 @@ fn parse_map(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, parse, parse_map);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(ThreadCpu);
+    targets = parse, parse_map
+}
 criterion_main!(benches);
+
+/// A criterion measurement of this thread's CPU time (Linux
+/// `/proc/thread-self/schedstat`), so throughput figures stay meaningful on a machine
+/// shared with other jobs: a benchmark that is descheduled does not get charged for the
+/// time it waits. Falls back to wall time where the file is missing.
+pub struct ThreadCpu;
+
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
+static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn now_ns() -> u64 {
+    thread_cpu_ns().unwrap_or_else(|| {
+        let t0 = START.get_or_init(std::time::Instant::now);
+        u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    })
+}
+
+static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
+
+impl criterion::measurement::Measurement for ThreadCpu {
+    type Intermediate = u64;
+    type Value = std::time::Duration;
+
+    fn start(&self) -> u64 {
+        now_ns()
+    }
+    fn end(&self, start: u64) -> std::time::Duration {
+        std::time::Duration::from_nanos(now_ns().saturating_sub(start))
+    }
+    fn add(&self, a: &std::time::Duration, b: &std::time::Duration) -> std::time::Duration {
+        *a + *b
+    }
+    fn zero(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, v: &std::time::Duration) -> f64 {
+        v.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        criterion::measurement::Measurement::formatter(&WALL)
+    }
+}

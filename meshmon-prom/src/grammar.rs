@@ -242,6 +242,21 @@ fn skip_blanks(i: &str) -> &str {
     &i[n..]
 }
 
+/// `a > b` for label names, inline (names are short; a `memcmp` call costs more).
+#[inline(always)]
+fn name_gt(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i < n {
+        if a[i] != b[i] {
+            return a[i] > b[i];
+        }
+        i += 1;
+    }
+    a.len() > b.len()
+}
+
 /// `{ label="value", … }`: validates the set (syntax, duplicate names) and returns it
 /// as its raw inner text.
 #[inline]
@@ -266,7 +281,7 @@ fn label_set<const OM: bool>(i: &str) -> Res<'_, Labels<'_>> {
     }
     loop {
         let (r, name) = label_name(rest)?;
-        if count > 0 && name <= prev {
+        if count > 0 && !name_gt(name, prev) {
             let dup = if (count as usize) <= names.len() {
                 names[..count as usize].contains(&name)
             } else {
