@@ -61,6 +61,7 @@ pub mod assembly;
 pub mod decode;
 pub mod encode;
 pub mod error;
+pub mod meta;
 mod msgpack;
 pub mod normalize;
 pub mod receiver;
@@ -71,4 +72,4 @@ pub mod stats;
 
 pub use decode::{Format, Limits};
 pub use error::DecodeError;
-pub use span::{OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};
+pub use span::{Meta, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

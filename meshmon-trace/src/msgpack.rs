@@ -52,6 +52,11 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    /// The bytes between two offsets already read.
+    pub(crate) fn slice(&self, from: usize, to: usize) -> &'a [u8] {
+        self.buf.get(from..to).unwrap_or(&[])
+    }
+
     /// Bytes not read yet.
     #[inline]
     pub(crate) fn remaining(&self) -> usize {
@@ -231,6 +236,19 @@ impl<'a> Reader<'a> {
             0xc0 => 0,
             _ => return Err(self.type_err(at, m, field, "integer")),
         })
+    }
+
+    /// [`Reader::u64`] with the positive-fixint case (string-table indices below 128)
+    /// inlined.
+    #[inline(always)]
+    pub(crate) fn index_fast(&mut self) -> Result<u64, DecodeError> {
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.u64("string index"),
+        }
     }
 
     /// A signed 64-bit integer (int, uint reinterpreted, or `nil`).

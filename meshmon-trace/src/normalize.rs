@@ -287,7 +287,12 @@ impl Normalizer {
             s.r#type = Cow::Owned(truncate_utf8(&s.r#type, MAX_TYPE_LEN).to_string());
         }
         let mut bad_status = false;
-        for (k, v) in &mut s.meta {
+        let needs_edit = s.meta.get(HTTP_STATUS_CODE_KEY).is_some_and(|v| !valid_status_code(v))
+            || (s.meta.max_entry_len() > MAX_META_KEY_LEN
+                && s.meta.iter().any(|(k, v)| k.len() > MAX_META_KEY_LEN || v.len() > MAX_META_VALUE_LEN));
+        let empty = &mut Vec::new();
+        let pairs = if needs_edit { s.meta.to_mut() } else { empty };
+        for (k, v) in pairs.iter_mut() {
             if k.len() > MAX_META_KEY_LEN {
                 st.meta_truncated += 1;
                 *k = Cow::Owned(format!("{}...", truncate_utf8(k, MAX_META_KEY_LEN)));

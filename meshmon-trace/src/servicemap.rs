@@ -87,14 +87,16 @@ impl ServiceMap {
         for (i, s) in spans.iter().enumerate() {
             by_id.entry(s.span_id).or_default().push(i);
         }
+        // One scan of each span's tags for its kind.
+        let kinds: Vec<&str> = spans.iter().map(Span::kind).collect();
         let mut has_remote_child = vec![false; spans.len()];
         for (i, s) in spans.iter().enumerate() {
-            let kind = s.kind();
+            let kind = kinds[i];
             // Shared span: SERVER with the same id as a CLIENT of the trace.
             let shared_client = if kind == "server" {
                 by_id
                     .get(&s.span_id)
-                    .and_then(|ix| ix.iter().find(|&j| j != i && spans[j].kind() == "client"))
+                    .and_then(|ix| ix.iter().find(|&j| j != i && kinds[j] == "client"))
             } else {
                 None
             };
@@ -106,7 +108,7 @@ impl ServiceMap {
                 // Children of a shared id hang under the span of their own service.
                 ix.iter()
                     .find(|&j| spans[j].service == s.service)
-                    .or_else(|| ix.iter().find(|&j| spans[j].kind() == "server"))
+                    .or_else(|| ix.iter().find(|&j| kinds[j] == "server"))
                     .or_else(|| ix.iter().next())
             });
             if let Some(p) = parent
@@ -118,7 +120,7 @@ impl ServiceMap {
             }
         }
         for (i, s) in spans.iter().enumerate() {
-            if has_remote_child[i] || s.kind() != "client" {
+            if has_remote_child[i] || kinds[i] != "client" {
                 continue;
             }
             let callee = s

@@ -11,6 +11,8 @@
 
 use std::borrow::Cow;
 
+pub use crate::meta::Meta;
+
 /// `meta` key holding the high 64 bits of a 128-bit trace id, as 16 lower-case hex digits.
 pub const TRACE_ID_HIGH_KEY: &str = "_dd.p.tid";
 /// `metrics` key of the sampling priority.
@@ -48,8 +50,8 @@ pub struct Span<'a> {
     pub duration: i64,
     /// 1 when the span is an error.
     pub error: i32,
-    /// String tags, in wire order.
-    pub meta: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// String tags, in wire order (a lazily decoded view after msgpack decoding).
+    pub meta: Meta<'a>,
     /// Numeric tags, in wire order.
     pub metrics: Vec<(Cow<'a, str>, f64)>,
     /// Span type (`web`, `http`, `db`…).
@@ -142,7 +144,7 @@ impl<'a> Span<'a> {
 
     /// The value of a `meta` key (first occurrence).
     pub fn meta(&self, key: &str) -> Option<&str> {
-        self.meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_ref())
+        self.meta.get(key)
     }
 
     /// The value of a `metrics` key (first occurrence).
@@ -154,9 +156,10 @@ impl<'a> Span<'a> {
     pub fn set_meta(&mut self, key: impl Into<Cow<'a, str>>, value: impl Into<Cow<'a, str>>) {
         let key = key.into();
         let value = value.into();
-        match self.meta.iter_mut().find(|(k, _)| *k == key) {
+        let meta = self.meta.to_mut();
+        match meta.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.meta.push((key, value)),
+            None => meta.push((key, value)),
         }
     }
 
@@ -171,9 +174,11 @@ impl<'a> Span<'a> {
 
     /// Removes a `meta` key; true if it was present.
     pub fn remove_meta(&mut self, key: &str) -> bool {
-        let before = self.meta.len();
-        self.meta.retain(|(k, _)| k != key);
-        before != self.meta.len()
+        if self.meta.get(key).is_none() {
+            return false;
+        }
+        self.meta.to_mut().retain(|(k, _)| k != key);
+        true
     }
 
     /// The sampling priority (`metrics["_sampling_priority_v1"]`), if set.
@@ -229,7 +234,7 @@ impl<'a> Span<'a> {
             start: self.start,
             duration: self.duration,
             error: self.error,
-            meta: own_pairs(self.meta),
+            meta: self.meta.into_owned(),
             metrics: self.metrics.into_iter().map(|(k, v)| (own(k), v)).collect(),
             r#type: own(self.r#type),
             meta_struct: self
@@ -411,9 +416,7 @@ impl<'a> TracerPayload<'a> {
 impl Span<'_> {
     /// The span as a JSON object (ids as numbers, plus `trace_id_128` as 32 hex digits).
     pub fn to_json(&self) -> serde_json::Value {
-        let pairs = |v: &[(Cow<'_, str>, Cow<'_, str>)]| {
-            serde_json::Value::Object(v.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v.as_ref()))).collect())
-        };
+
         serde_json::json!({
             "trace_id_128": format!("{:032x}", self.trace_id_128()),
             "trace_id": self.trace_id,
@@ -426,7 +429,7 @@ impl Span<'_> {
             "start": self.start,
             "duration": self.duration,
             "error": self.error,
-            "meta": pairs(&self.meta),
+            "meta": serde_json::Value::Object(self.meta.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect()),
             "metrics": serde_json::Value::Object(self.metrics.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect()),
         })
     }

@@ -190,14 +190,19 @@ impl Concentrator {
     /// Counts the eligible spans of a chunk.
     pub fn add_spans(&mut self, spans: &[Span<'_>]) {
         for s in spans {
-            if is_stats_eligible(s) {
-                self.add_span(s);
+            let kind = s.kind();
+            if s.is_top_level() || s.is_measured() || matches!(kind, "server" | "client" | "producer" | "consumer") {
+                self.add_span_with_kind(s, kind);
             }
         }
     }
 
     /// Counts one span (eligibility not checked).
     pub fn add_span(&mut self, s: &Span<'_>) {
+        self.add_span_with_kind(s, s.kind());
+    }
+
+    fn add_span_with_kind(&mut self, s: &Span<'_>, kind: &str) {
         let end = s.start.saturating_add(s.duration);
         let b = end - end.rem_euclid(self.config.bucket_ns);
         let bucket = self.buckets.entry(b).or_default();
@@ -205,7 +210,7 @@ impl Concentrator {
             service: &s.service,
             resource: &s.resource,
             name: &s.name,
-            span_kind: s.kind(),
+            span_kind: kind,
             top_level: s.is_top_level(),
             status_class: status_class(s),
         };

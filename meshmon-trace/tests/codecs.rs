@@ -94,6 +94,15 @@ fn leniency_matches_the_agent() {
     assert_eq!(s.name, "a\u{FFFD}b!", "a run of invalid bytes becomes one U+FFFD, as Go's strings.ToValidUTF8");
     assert_eq!(s.metric("m"), Some(1.0));
     assert!(s.meta.is_empty() && s.resource.is_empty(), "missing keys keep zero values");
+
+    // Invalid UTF-8 inside meta is repaired too; valid meta stays a view and still reads.
+    let mut f = Vec::new();
+    f.extend_from_slice(b"\xa8trace_id\x01\xa7span_id\x02");
+    f.extend_from_slice(b"\xa4meta\x82\xa3env\xa4pr\xc3\x28\xa9span.kind\xc4\x06server");
+    let p = decode::decode_v04(&v04_with(&f, 3), &Limits::default()).unwrap();
+    let s = &p.chunks[0].spans[0];
+    assert_eq!(s.meta("env"), Some("pr\u{FFFD}("));
+    assert_eq!(s.kind(), "server");
 }
 
 #[test]

@@ -158,7 +158,8 @@ impl<'de> de::Deserialize<'de> for JsonSpan<'de> {
                                 .0
                                 .into_iter()
                                 .map(|(k, v)| (k, v.0))
-                                .collect()
+                                .collect::<Vec<_>>()
+                                .into()
                         }
                         "metrics" => {
                             s.metrics = map

@@ -6,8 +6,8 @@ use std::borrow::Cow;
 
 use super::Limits;
 use crate::error::DecodeError;
-use crate::msgpack::Reader;
-use crate::span::{AttributeValue, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+use crate::msgpack::{Reader, utf8_lossy_go};
+use crate::span::{AttributeValue, Meta, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
 
 pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
     let mut r = Reader::new(body, limits.max_depth);
@@ -65,17 +65,27 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
             b"type" => span.r#type = r.str("type", sl)?,
             b"meta" => {
                 let m = r.map_len("meta", limits.max_map_entries)?;
-                span.meta.reserve_exact(m);
+                let start = r.pos();
+                // Check every entry now (types, bounds, UTF-8); keep a view, not pairs.
+                let mut valid = true;
+                let mut max_len = 0usize;
                 for _ in 0..m {
-                    let k = r.str("meta key", sl)?;
-                    let v = r.str("meta value", sl)?;
-                    if k == TRACE_ID_HIGH_KEY
-                        && let Some(h) = parse_hex_u64(&v)
+                    let k = r.str_bytes("meta key", sl)?;
+                    let v = r.str_bytes("meta value", sl)?;
+                    valid &= utf8_ok(k) && utf8_ok(v);
+                    max_len = max_len.max(k.len()).max(v.len());
+                    if k == TRACE_ID_HIGH_KEY.as_bytes()
+                        && let Some(h) = std::str::from_utf8(v).ok().and_then(parse_hex_u64)
                     {
                         span.trace_id_high = h;
                     }
-                    span.meta.push((k, v));
                 }
+                let bytes = r.slice(start, r.pos());
+                span.meta = if valid {
+                    Meta::from_msgpack(bytes, m as u32, max_len.min(u32::MAX as usize) as u32)
+                } else {
+                    repair_meta(bytes, m)?
+                };
             }
             b"metrics" => {
                 let m = r.map_len("metrics", limits.max_map_entries)?;
@@ -110,6 +120,24 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
         }
     }
     Ok(span)
+}
+
+#[inline]
+fn utf8_ok(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
+}
+
+/// A meta map with invalid UTF-8, repaired into pairs (Go's `strings.ToValidUTF8`).
+#[cold]
+fn repair_meta(bytes: &[u8], m: usize) -> Result<Meta<'_>, DecodeError> {
+    let mut r = Reader::new(bytes, 0);
+    let mut pairs = Vec::with_capacity(m);
+    for _ in 0..m {
+        let k = utf8_lossy_go(r.str_bytes("meta key", usize::MAX)?);
+        let v = utf8_lossy_go(r.str_bytes("meta value", usize::MAX)?);
+        pairs.push((k, v));
+    }
+    Ok(Meta::from(pairs))
 }
 
 fn read_link<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<SpanLink<'a>, DecodeError> {

@@ -4,11 +4,13 @@
 //! `decoder_v05.go`, `UnmarshalMsgDictionary`).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::Limits;
 use crate::error::DecodeError;
 use crate::msgpack::Reader;
-use crate::span::{Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+use crate::meta::StringTable;
+use crate::span::{Meta, Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
 
 pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
     let mut r = Reader::new(body, limits.max_depth);
@@ -22,10 +24,12 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
         });
     }
     let n = r.array_len("string table", limits.max_string_table)?;
-    let mut table: Vec<Cow<'a, str>> = Vec::with_capacity(n);
+    let mut strings: Vec<Cow<'a, str>> = Vec::with_capacity(n);
     for _ in 0..n {
-        table.push(r.str("string table entry", limits.max_string_bytes)?);
+        strings.push(r.str("string table entry", limits.max_string_bytes)?);
     }
+    let max_len = strings.iter().map(|s| s.len()).max().unwrap_or(0).min(u32::MAX as usize) as u32;
+    let table = Arc::new(StringTable::new(strings));
     let n = r.array_len("traces", limits.max_traces)?;
     let mut chunks = Vec::with_capacity(n);
     let mut total = 0usize;
@@ -43,7 +47,7 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
         }
         let mut spans = Vec::with_capacity(m);
         for _ in 0..m {
-            spans.push(read_span(&mut r, &table, limits)?);
+            spans.push(read_span(&mut r, &table, max_len, limits)?);
         }
         chunks.push(TraceChunk::from_spans(spans));
     }
@@ -51,7 +55,22 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
 }
 
 #[inline]
-fn string<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], field: &'static str) -> Result<Cow<'a, str>, DecodeError> {
+fn index(r: &mut Reader<'_>, table: &StringTable<'_>, field: &'static str) -> Result<usize, DecodeError> {
+    let at = r.pos();
+    let idx = r.u64(field)?;
+    if (idx as usize) < table.strings.len() && idx <= usize::MAX as u64 {
+        Ok(idx as usize)
+    } else {
+        Err(DecodeError::StringIndex {
+            offset: at,
+            index: idx,
+            len: table.strings.len(),
+        })
+    }
+}
+
+#[inline]
+fn string<'a>(r: &mut Reader<'a>, table: &StringTable<'a>, field: &'static str) -> Result<Cow<'a, str>, DecodeError> {
     let at = r.pos();
     let idx = r.u64(field)?;
     match table.get(idx as usize) {
@@ -59,12 +78,12 @@ fn string<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], field: &'static str) -
         None => Err(DecodeError::StringIndex {
             offset: at,
             index: idx,
-            len: table.len(),
+            len: table.strings.len(),
         }),
     }
 }
 
-fn read_span<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], limits: &Limits) -> Result<Span<'a>, DecodeError> {
+fn read_span<'a>(r: &mut Reader<'a>, table: &Arc<StringTable<'a>>, max_len: u32, limits: &Limits) -> Result<Span<'a>, DecodeError> {
     let at = r.pos();
     let n = r.array_len("v0.5 span", 12)?;
     if n != 12 {
@@ -87,17 +106,18 @@ fn read_span<'a>(r: &mut Reader<'a>, table: &[Cow<'a, str>], limits: &Limits) ->
         ..Span::default()
     };
     let m = r.map_len("meta", limits.max_map_entries)?;
-    span.meta.reserve_exact(m);
+    let start = r.pos();
+    // Check every index now; keep a view over them, not pairs.
     for _ in 0..m {
-        let k = string(r, table, "meta key")?;
-        let v = string(r, table, "meta value")?;
-        if k == TRACE_ID_HIGH_KEY
-            && let Some(h) = parse_hex_u64(&v)
+        let k = index(r, table, "meta key")?;
+        let v = index(r, table, "meta value")?;
+        if table.strings[k] == TRACE_ID_HIGH_KEY
+            && let Some(h) = parse_hex_u64(&table.strings[v])
         {
             span.trace_id_high = h;
         }
-        span.meta.push((k, v));
     }
+    span.meta = Meta::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table), max_len);
     let m = r.map_len("metrics", limits.max_map_entries)?;
     span.metrics.reserve_exact(m);
     for _ in 0..m {

@@ -184,7 +184,7 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
             }),
             ..Span::default()
         };
-        span.meta.reserve(tags.len() + 4);
+        span.meta.to_mut().reserve(tags.len() + 4);
         for (k, v) in tags {
             if k == "error" {
                 span.error = 1;

@@ -1,0 +1,180 @@
+//! meshmon-trace benchmarks: decoding a ~100 k-span Envoy-shaped payload (v0.4 and v0.5)
+//! beside libdatadog's decoder (`libdd-trace-utils`) and plain `rmp-serde`, and the full
+//! pipeline (decode + normalise + sample + RED stats + service map).
+//!
+//! `cargo bench -p meshmon-benches --no-default-features --features trace --bench trace`
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use meshmon_core::Timestamp;
+use meshmon_trace::decode::{self, Limits};
+use meshmon_trace::normalize::Normalizer;
+use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
+use meshmon_trace::sampler::{AgentSampler, SamplerConfig};
+use meshmon_trace::servicemap::ServiceMap;
+use meshmon_trace::stats::{Concentrator, StatsConfig};
+use meshmon_trace::{encode, sampler};
+
+const SPANS: usize = 100_000;
+
+struct Payloads {
+    spans: usize,
+    v04: Vec<u8>,
+    v05: Vec<u8>,
+}
+
+fn payloads() -> &'static Payloads {
+    static P: OnceLock<Payloads> = OnceLock::new();
+    P.get_or_init(|| {
+        let traces = meshmon_benches::trace::envoy_traces(SPANS, 7);
+        Payloads {
+            spans: traces.iter().map(Vec::len).sum(),
+            v04: encode::encode_v04(&traces),
+            v05: encode::encode_v05(&traces),
+        }
+    })
+}
+
+/// What a plain serde user would write for a v0.4 span.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct RmpSpan {
+    #[serde(default)]
+    service: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    trace_id: u64,
+    #[serde(default)]
+    span_id: u64,
+    #[serde(default)]
+    parent_id: u64,
+    #[serde(default)]
+    start: i64,
+    #[serde(default)]
+    duration: i64,
+    #[serde(default)]
+    error: i32,
+    #[serde(default)]
+    meta: HashMap<String, String>,
+    #[serde(default)]
+    metrics: HashMap<String, f64>,
+    #[serde(default, rename = "type")]
+    span_type: String,
+}
+
+fn decode_v04(c: &mut Criterion) {
+    let p = payloads();
+    // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
+    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let mut g = c.benchmark_group("decode_v04");
+    g.throughput(Throughput::Elements(p.spans as u64));
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    g.bench_function("meshmon", |b| {
+        b.iter(|| {
+            let d = decode::decode_v04(black_box(&p.v04), &limits).unwrap();
+            assert_eq!(d.span_count(), p.spans);
+            d
+        })
+    });
+    g.bench_function("libdatadog", |b| {
+        b.iter(|| {
+            let (d, _) = libdd_trace_utils::msgpack_decoder::v04::from_slice(black_box(&p.v04)).unwrap();
+            assert_eq!(d.iter().map(Vec::len).sum::<usize>(), p.spans);
+            d
+        })
+    });
+    g.bench_function("rmp-serde", |b| {
+        b.iter(|| {
+            let d: Vec<Vec<RmpSpan>> = rmp_serde::from_slice(black_box(&p.v04)).unwrap();
+            assert_eq!(d.iter().map(Vec::len).sum::<usize>(), p.spans);
+            d
+        })
+    });
+    g.finish();
+}
+
+fn decode_v05(c: &mut Criterion) {
+    let p = payloads();
+    // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
+    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let mut g = c.benchmark_group("decode_v05");
+    g.throughput(Throughput::Elements(p.spans as u64));
+    g.sample_size(10).measurement_time(Duration::from_secs(6));
+    g.bench_function("meshmon", |b| {
+        b.iter(|| {
+            let d = decode::decode_v05(black_box(&p.v05), &limits).unwrap();
+            assert_eq!(d.span_count(), p.spans);
+            d
+        })
+    });
+    g.bench_function("libdatadog", |b| {
+        b.iter(|| {
+            let (d, _) = libdd_trace_utils::msgpack_decoder::v05::from_slice(black_box(&p.v05)).unwrap();
+            assert_eq!(d.iter().map(Vec::len).sum::<usize>(), p.spans);
+            d
+        })
+    });
+    g.finish();
+}
+
+fn pipeline(c: &mut Criterion) {
+    let p = payloads();
+    // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
+    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let now = Timestamp::from_secs(1_795_341_500);
+    let mut g = c.benchmark_group("pipeline");
+    g.throughput(Throughput::Elements(p.spans as u64));
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    // decode v0.5 + normalise + sample + RED stats + service map, all spans.
+    g.bench_function("meshmon_v05", |b| {
+        let mut normalizer = Normalizer::new();
+        let mut samplers = AgentSampler::new(SamplerConfig::default());
+        let mut stats = Concentrator::new(StatsConfig::default());
+        let mut map = ServiceMap::new();
+        b.iter(|| {
+            let payload = decode::decode_v05(black_box(&p.v05), &limits).unwrap();
+            let mut kept = 0usize;
+            for mut chunk in payload.chunks {
+                if normalizer.normalize_chunk(&mut chunk, "cpp", now).is_err() {
+                    continue;
+                }
+                stats.add_spans(&chunk.spans);
+                if samplers.decide(now, &chunk, "prod").keep() {
+                    kept += chunk.spans.len();
+                }
+                map.add_trace(&chunk.spans);
+            }
+            let _ = stats.flush(now, true);
+            kept
+        })
+    });
+    // The same through the Receiver (HTTP semantics, owned copies of kept chunks).
+    g.bench_function("receiver_v05", |b| {
+        let mut rx = Receiver::new(ReceiverConfig { limits, ..ReceiverConfig::default() });
+        let headers = [("Content-Type", "application/msgpack"), ("Datadog-Meta-Lang", "cpp"), ("Datadog-Client-Computed-Top-Level", "1")];
+        b.iter(|| {
+            let r = rx.handle(&Request { method: "POST", path: "/v0.5/traces", headers: &headers, body: black_box(&p.v05) }, now);
+            assert_eq!(r.status, 200);
+            let kept = rx.drain().len();
+            let _ = rx.stats.flush(now, true);
+            kept
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("sample_by_rate");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("knuth_1000_ids", |b| {
+        b.iter(|| (0..1000u64).filter(|&i| sampler::sample_by_rate(black_box(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)), 0.25)).count())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode_v04, decode_v05, pipeline);
+criterion_main!(benches);
