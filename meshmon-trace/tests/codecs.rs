@@ -99,7 +99,8 @@ fn leniency_matches_the_agent() {
     let mut f = Vec::new();
     f.extend_from_slice(b"\xa8trace_id\x01\xa7span_id\x02");
     f.extend_from_slice(b"\xa4meta\x82\xa3env\xa4pr\xc3\x28\xa9span.kind\xc4\x06server");
-    let p = decode::decode_v04(&v04_with(&f, 3), &Limits::default()).unwrap();
+    let body = v04_with(&f, 3);
+    let p = decode::decode_v04(&body, &Limits::default()).unwrap();
     let s = &p.chunks[0].spans[0];
     assert_eq!(s.meta("env"), Some("pr\u{FFFD}("));
     assert_eq!(s.kind(), "server");
