@@ -143,12 +143,33 @@ fn is_label_start(c: u8) -> bool {
     CLASS[c as usize] & 4 != 0
 }
 #[inline(always)]
-fn is_label_char(c: u8) -> bool {
-    CLASS[c as usize] & 8 != 0
-}
-#[inline(always)]
 fn is_blank(c: u8) -> bool {
     c == b' ' || c == b'\t'
+}
+
+/// The end of the run of bytes of class `bit` starting at `n`: 8 bytes per step
+/// (eight independent table loads, one branch), then bytewise.
+#[inline(always)]
+fn scan_class(b: &[u8], mut n: usize, bit: u8) -> usize {
+    while n + 8 <= b.len() {
+        let c = &b[n..n + 8];
+        let all = CLASS[c[0] as usize]
+            & CLASS[c[1] as usize]
+            & CLASS[c[2] as usize]
+            & CLASS[c[3] as usize]
+            & CLASS[c[4] as usize]
+            & CLASS[c[5] as usize]
+            & CLASS[c[6] as usize]
+            & CLASS[c[7] as usize];
+        if all & bit == 0 {
+            break;
+        }
+        n += 8;
+    }
+    while n < b.len() && CLASS[b[n] as usize] & bit != 0 {
+        n += 1;
+    }
+    n
 }
 
 /// `[a-zA-Z_:][a-zA-Z0-9_:]*`
@@ -158,10 +179,7 @@ pub(crate) fn metric_name(i: &str) -> Res<'_, &str> {
     if b.is_empty() || !is_name_start(b[0]) {
         return fail(i, "a metric name");
     }
-    let mut n = 1;
-    while n < b.len() && is_name_char(b[n]) {
-        n += 1;
-    }
+    let n = scan_class(b, 1, 2);
     Ok((&i[n..], &i[..n]))
 }
 
@@ -172,10 +190,7 @@ fn label_name(i: &str) -> Res<'_, &str> {
     if b.is_empty() || !is_label_start(b[0]) {
         return fail(i, "a label name");
     }
-    let mut n = 1;
-    while n < b.len() && is_label_char(b[n]) {
-        n += 1;
-    }
+    let n = scan_class(b, 1, 8);
     Ok((&i[n..], &i[..n]))
 }
 
