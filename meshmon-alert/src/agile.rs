@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Prediction, SeasonProfile};
+use crate::detector::{Phase, Prediction, SeasonProfile};
 
 pub(crate) const LEVEL_RATE: f64 = 0.3;
 pub(crate) const SEASON_RATE: f64 = 0.1;
@@ -35,7 +35,7 @@ pub(crate) struct AgileModel {
 pub(crate) const SHIFT_POINTS: usize = 3;
 
 impl AgileModel {
-    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: usize) -> Option<Prediction> {
+    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
         if self.n == 0 {
             return None;
         }
@@ -49,7 +49,7 @@ impl AgileModel {
     pub(crate) fn learn(
         &mut self,
         season: &mut SeasonProfile,
-        bucket: usize,
+        bucket: Phase,
         x: f64,
         expected: f64,
         sigma: f64,
@@ -96,7 +96,7 @@ impl AgileModel {
         };
         self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level).clamp(-c, c);
         if season.is_active() {
-            season.learn(bucket, x - self.level, SEASON_RATE);
+            season.observe(bucket, x, SEASON_RATE, c);
         }
     }
 }

@@ -18,8 +18,9 @@
 //!
 //! # Input handling
 //!
-//! - NaN / infinite values are skipped: the state is untouched, the estimate carries
-//!   the current expectation with score 0, and [`DetectorStats::non_finite`] counts it.
+//! - NaN / infinite values (and values beyond ±[`MAX_VALUE`]) are skipped: the state
+//!   is untouched, the estimate carries the current expectation with score 0, and
+//!   [`DetectorStats::non_finite`] counts it.
 //! - Timestamps going backwards are skipped the same way
 //!   ([`DetectorStats::out_of_order`]); equal timestamps are accepted.
 //! - Irregular spacing is fine: the seasonal phase comes from the timestamp, the rest
@@ -44,6 +45,10 @@ use crate::basic::BasicModel;
 use crate::robust::RobustModel;
 use crate::seasonality::{Seasonality, SeasonalityDetector};
 use crate::tail::TailHistogram;
+
+/// Values beyond `±1e150` are treated like NaN (skipped and counted), so no arithmetic
+/// on the state can overflow to infinity (and the state always serialises to JSON).
+pub const MAX_VALUE: f64 = 1e150;
 
 /// What a detector says about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +186,14 @@ pub(crate) struct Prediction {
     pub scale: f64,
 }
 
+/// A position within the seasonal period (see [`SeasonProfile::bucket`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Phase {
+    b0: usize,
+    b1: usize,
+    w: f64,
+}
+
 /// A seasonal profile: `buckets` additive offsets over one period, indexed by the
 /// timestamp's phase.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -188,6 +201,11 @@ pub(crate) struct SeasonProfile {
     period_ns: i64,
     values: Vec<f64>,
     counts: Vec<u32>,
+    /// Slow de-seasonalised baseline the profile learns against (so a fast level
+    /// cannot absorb the seasonal shape), its point count and rate (one period).
+    base: f64,
+    base_n: u64,
+    base_rate: f64,
 }
 
 impl SeasonProfile {
@@ -196,11 +214,15 @@ impl SeasonProfile {
             return Self::default();
         };
         let period_ns = p * 1_000_000_000;
-        let n = (period_ns / interval_ns.max(1)).clamp(1, i64::from(max_buckets.max(1))) as usize;
+        let per_period = (period_ns / interval_ns.max(1)).max(1);
+        let n = per_period.clamp(1, i64::from(max_buckets.max(1))) as usize;
         Self {
             period_ns,
             values: vec![0.0; n],
             counts: vec![0; n],
+            base: 0.0,
+            base_n: 0,
+            base_rate: (1.0 / per_period as f64).clamp(0.001, 0.1),
         }
     }
 
@@ -222,25 +244,66 @@ impl SeasonProfile {
         !self.values.is_empty()
     }
 
-    pub(crate) fn bucket(&self, ts: Timestamp) -> usize {
-        if self.values.is_empty() {
-            return 0;
+    /// Where `ts` falls in the period: between bucket centres `b0` and `b1`, weight `w`
+    /// on `b1` (the profile is interpolated linearly, so it is continuous in phase).
+    pub(crate) fn bucket(&self, ts: Timestamp) -> Phase {
+        let n = self.values.len();
+        if n == 0 {
+            return Phase {
+                b0: 0,
+                b1: 0,
+                w: 0.0,
+            };
         }
         let phase = ts.as_nanos().rem_euclid(self.period_ns);
-        ((phase as i128 * self.values.len() as i128) / self.period_ns as i128) as usize
-    }
-
-    pub(crate) fn get(&self, b: usize) -> f64 {
-        self.values.get(b).copied().unwrap_or(0.0)
-    }
-
-    /// Moves bucket `b` towards `target` at rate `max(1/n, rate)`.
-    pub(crate) fn learn(&mut self, b: usize, target: f64, rate: f64) {
-        if let (Some(v), Some(c)) = (self.values.get_mut(b), self.counts.get_mut(b)) {
-            *c = c.saturating_add(1);
-            let r = (1.0 / f64::from(*c)).max(rate);
-            *v += r * (target - *v);
+        let x = phase as f64 / self.period_ns as f64 * n as f64 - 0.5;
+        let f = x.floor();
+        let b0 = (f as i64).rem_euclid(n as i64) as usize;
+        Phase {
+            b0,
+            b1: (b0 + 1) % n,
+            w: x - f,
         }
+    }
+
+    pub(crate) fn get(&self, p: Phase) -> f64 {
+        match (self.values.get(p.b0), self.values.get(p.b1)) {
+            (Some(a), Some(b)) => a + p.w * (b - a),
+            _ => 0.0,
+        }
+    }
+
+    /// Moves the interpolated value at `p` towards `target` (each of the two buckets by
+    /// its interpolation weight) at rate `max(1/n, rate)`, `n` the nearer bucket's count.
+    pub(crate) fn learn(&mut self, p: Phase, target: f64, rate: f64) {
+        let err = target - self.get(p);
+        let near = if p.w < 0.5 { p.b0 } else { p.b1 };
+        let Some(c) = self.counts.get_mut(near) else {
+            return;
+        };
+        *c = c.saturating_add(1);
+        let r = (1.0 / f64::from(*c)).max(rate);
+        if let Some(v) = self.values.get_mut(p.b0) {
+            *v += r * (1.0 - p.w) * err;
+        }
+        if let Some(v) = self.values.get_mut(p.b1) {
+            *v += r * p.w * err;
+        }
+    }
+
+    /// Learns from one value: the slow baseline moves (residual clipped to `±clip`),
+    /// and the profile at `p` moves towards `x − baseline` (clipped likewise).
+    pub(crate) fn observe(&mut self, p: Phase, x: f64, rate: f64, clip: f64) {
+        let s = self.get(p);
+        if self.base_n == 0 {
+            self.base = x - s;
+        } else {
+            let r = (1.0 / self.base_n as f64).max(self.base_rate);
+            self.base += r * (x - s - self.base).clamp(-clip, clip);
+        }
+        self.base_n += 1;
+        let target = s + (x - self.base - s).clamp(-clip, clip);
+        self.learn(p, target, rate);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -317,10 +380,11 @@ impl Detector {
             short_dev: 0.0,
             tail: TailHistogram::new(half_life),
             tail_short: TailHistogram::new(half_life),
+            // All zeros until the first point (finite, so the state always serialises).
             last: Estimate {
-                expected: f64::NAN,
-                lower: f64::NAN,
-                upper: f64::NAN,
+                expected: 0.0,
+                lower: 0.0,
+                upper: 0.0,
                 score: 0.0,
                 anomalous: false,
             },
@@ -376,7 +440,7 @@ impl Detector {
 
     /// Scores one point and learns from it.
     pub fn update(&mut self, ts: Timestamp, value: f64) -> Estimate {
-        if !value.is_finite() {
+        if !value.is_finite() || value.abs() > MAX_VALUE {
             self.stats.non_finite += 1;
             return self.skipped();
         }
@@ -414,10 +478,8 @@ impl Detector {
                     let shape = det.profile(p, self.season.len());
                     self.season.seed(&shape);
                 }
-                // The residuals of the old model say nothing about the new one.
-                let half_life = self.config.history_half_life;
-                self.tail = TailHistogram::new(half_life);
-                self.tail_short = TailHistogram::new(half_life);
+                // The rarity history is kept: it only makes the first points of the new
+                // model conservative. A short re-warm-up covers the switch itself.
                 self.warm_left = self.warm_left.max(self.config.warmup_points);
             }
             if det.is_done() {
@@ -508,7 +570,7 @@ impl Detector {
         &mut self,
         _ts: Timestamp,
         value: f64,
-        bucket: usize,
+        bucket: Phase,
         expected: f64,
         sigma: f64,
         anomalous: bool,

@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Prediction, SeasonProfile};
+use crate::detector::{Phase, Prediction, SeasonProfile};
 
 const LEVEL_RATE: f64 = 0.05;
 const TREND_RATE: f64 = 0.01;
@@ -37,7 +37,7 @@ pub(crate) struct RobustModel {
 }
 
 impl RobustModel {
-    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: usize) -> Option<Prediction> {
+    pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
         if self.n == 0 {
             return None;
         }
@@ -52,7 +52,7 @@ impl RobustModel {
     pub(crate) fn learn(
         &mut self,
         season: &mut SeasonProfile,
-        bucket: usize,
+        bucket: Phase,
         x: f64,
         expected: f64,
         sigma: f64,
@@ -110,8 +110,7 @@ impl RobustModel {
             self.trend = DAMPING * self.trend + TREND_RATE * (self.level - prev - self.trend);
         }
         if season.is_active() {
-            let target = s_val + (x - self.level - s_val).clamp(-c, c);
-            season.learn(bucket, target, SEASON_RATE);
+            season.observe(bucket, x, SEASON_RATE, c);
         }
         self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(c) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;

@@ -9,11 +9,14 @@
 //! (6 KiB) whatever the history length.
 //!
 //! Each candidate period `p` (hourly, daily, weekly) is tested once, when the history
-//! first spans `2.5p` and holds at least 4 bins per period: the binned series is
+//! first spans `2.5p` (and gives at least 32 pairs of bins one period apart; otherwise
+//! the test is retried as the history grows by half, up to `8p`) and holds at least 4 bins per period: the binned series is
 //! detrended by a centred moving average of length `p` (which removes level and trend
 //! but keeps a `p`-periodic shape), and the lag-`p` autocorrelation of the remainder,
 //! `r(p)`, is computed over the bins present at both ends of the lag. A period is
-//! accepted when `r(p) ≥ 0.3`; a longer period replaces a shorter one only when, on
+//! accepted when `r(p) ≥ max(0.3, 2.5/√pairs)` (significant against white noise) and
+//! `r(p) ≥ r(p/2) + 0.1` (a smooth remainder, e.g. a slower cycle, correlates better at
+//! the shorter lag); a longer period replaces a shorter one only when, on
 //! the same remainder, its `r` beats the shorter period's by 0.1 (a daily pattern also
 //! repeats weekly, so weekly must explain clearly more). Once the weekly test has run, the history is freed.
 //!
@@ -96,6 +99,8 @@ pub struct SeasonalityDetector {
     counts: Vec<u32>,
     /// Bit i set: candidate i has been tested.
     tested: u8,
+    /// Span (ns) before which candidate i is not retried.
+    next_try: [i64; 3],
     best: Option<(Seasonality, f64)>,
     done: bool,
     /// Points observed.
@@ -105,6 +110,8 @@ pub struct SeasonalityDetector {
 const CANDIDATES: [Seasonality; 3] = [Seasonality::Hourly, Seasonality::Daily, Seasonality::Weekly];
 /// Minimum lag autocorrelation for a period to be accepted.
 const MIN_ACF: f64 = 0.3;
+/// Minimum number of bin pairs behind an autocorrelation.
+const MIN_PAIRS: usize = 32;
 /// How much a longer period must beat a shorter one by.
 const LONGER_MARGIN: f64 = 0.1;
 
@@ -201,32 +208,51 @@ impl SeasonalityDetector {
                 continue;
             }
             let p = cand.period_secs().unwrap_or(1) * NS_PER_SEC;
-            if span_ns < 5 * p / 2 {
+            if span_ns < 5 * p / 2 || span_ns < self.next_try[i] {
                 continue;
             }
-            self.tested |= 1 << i;
             let lag = (p / self.width_ns.max(1)) as usize;
             if lag < 4 {
-                continue; // too coarse to see this period
+                self.tested |= 1 << i; // too coarse to see this period
+                continue;
             }
-            if let Some(r) = self.acf(lag, lag)
-                && r >= MIN_ACF
-            {
-                // A longer period must explain clearly more than the current one on
-                // the same (longer-detrended) remainder.
-                let replace = match self.best {
-                    None => true,
-                    Some((shorter, _)) => {
-                        let short_lag = (shorter.period_secs().unwrap_or(1) * NS_PER_SEC
-                            / self.width_ns.max(1))
-                            as usize;
-                        self.acf(lag, short_lag)
-                            .is_none_or(|rs| r >= rs + LONGER_MARGIN)
-                    }
-                };
-                if replace {
-                    self.best = Some((*cand, r));
+            let Some((r, pairs)) = self.acf(lag, lag).filter(|&(_, k)| k >= MIN_PAIRS) else {
+                // Not enough overlapping bins yet: retry when the history is 1.5× longer,
+                // give up after 8 periods.
+                if span_ns >= 8 * p {
+                    self.tested |= 1 << i;
+                } else {
+                    self.next_try[i] = span_ns + span_ns / 2;
                 }
+                continue;
+            };
+            self.tested |= 1 << i;
+            // Significance: r must clear both the floor and 2.5 standard errors of an
+            // autocorrelation estimated from `pairs` pairs of white noise.
+            if r < MIN_ACF.max(2.5 / (pairs as f64).sqrt()) {
+                continue;
+            }
+            // A period repeats at its full lag better than at half of it; a smooth
+            // remainder (slow drift, a longer cycle) is the other way round.
+            if self
+                .acf(lag, lag / 2)
+                .is_some_and(|(rh, _)| rh + LONGER_MARGIN > r)
+            {
+                continue;
+            }
+            // A longer period must explain clearly more than the current one on the same
+            // (longer-detrended) remainder.
+            let replace = match self.best {
+                None => true,
+                Some((shorter, _)) => {
+                    let short_lag = (shorter.period_secs().unwrap_or(1) * NS_PER_SEC
+                        / self.width_ns.max(1)) as usize;
+                    self.acf(lag, short_lag)
+                        .is_none_or(|(rs, _)| r >= rs + LONGER_MARGIN)
+                }
+            };
+            if replace {
+                self.best = Some((*cand, r));
             }
         }
         if self.tested == 0b111 {
@@ -304,7 +330,7 @@ impl SeasonalityDetector {
 
     /// Lag-`lag` autocorrelation of the bin means, detrended by a centred moving average
     /// of length `detrend`.
-    fn acf(&self, detrend: usize, lag: usize) -> Option<f64> {
+    fn acf(&self, detrend: usize, lag: usize) -> Option<(f64, usize)> {
         let n = self.sums.len();
         if n < 2 * detrend || lag == 0 {
             return None;
@@ -322,7 +348,7 @@ impl SeasonalityDetector {
                 k += 1;
             }
         }
-        if k < (detrend / 2).max(8) {
+        if k < 8 {
             return None;
         }
         let kf = k as f64;
@@ -332,7 +358,7 @@ impl SeasonalityDetector {
         if vx <= 0.0 || vy <= 0.0 {
             return None;
         }
-        Some(cov / (vx * vy).sqrt())
+        Some((cov / (vx * vy).sqrt(), k))
     }
 }
 

@@ -221,3 +221,35 @@ fn nan_gaps_and_out_of_order_points_are_handled() {
         );
     }
 }
+
+#[test]
+fn detected_seasonality_improves_the_fit() {
+    // A daily series: once the period is found (auto), the expectation must follow the
+    // cycle far better than a non-seasonal model of the same kind.
+    for alg in [Algorithm::Agile, Algorithm::Robust] {
+        let fit = |s: Seasonality| {
+            let mut d = Detector::new(DetectorConfig {
+                seasonality: s,
+                ..DetectorConfig::new(alg)
+            });
+            let (mut sum, mut n) = (0.0, 0);
+            for (t, v) in weekly_series(0.0, 3) {
+                let e = d.update(t, v);
+                if t.as_secs() > 2 * 604_800 {
+                    sum += (v - e.expected).abs();
+                    n += 1;
+                }
+            }
+            (sum / f64::from(n), d.seasonality())
+        };
+        let (auto, found) = fit(Seasonality::Auto);
+        let (none, _) = fit(Seasonality::None);
+        assert_eq!(found, Seasonality::Daily, "{alg}");
+        assert!(
+            auto < 0.5 * none,
+            "{alg}: mean |residual| {auto:.2} with the daily profile vs {none:.2} without"
+        );
+        // Noise is uniform on ±1.5 (mean |noise| 0.75).
+        assert!(auto < 2.0, "{alg}: mean |residual| {auto:.2}");
+    }
+}
