@@ -9,8 +9,9 @@
 //!
 //! - **→ ALERT / WARN** when, over the last `trigger_window`, at least
 //!   `trigger_fraction` of the points are ALERT-level (or at least WARN-level).
-//! - **ALERT / WARN → OK** only after a whole `recovery_window` with no bad point
-//!   (long enough to accept a new level instead of flapping).
+//! - **ALERT → WARN → OK**: ALERT holds until a whole `recovery_window` has passed
+//!   without an ALERT-level point, WARN until one has passed without a bad point (long
+//!   enough to accept a new level instead of flapping).
 //! - **→ NO DATA** when a group has had no point for `no_data_timeframe` (if set).
 //! - One [`Alert`] per transition (one per episode); while not OK, a reminder every
 //!   `renotify_interval` (if set).
@@ -324,6 +325,7 @@ struct Group {
     state: MonitorState,
     last_data: Option<Timestamp>,
     last_bad: Option<Timestamp>,
+    last_alert: Option<Timestamp>,
     last_notified: Option<Timestamp>,
     last_value: f64,
     last_expected: Option<f64>,
@@ -396,6 +398,7 @@ impl Monitor {
             state: MonitorState::Ok,
             last_data: None,
             last_bad: None,
+            last_alert: None,
             last_notified: None,
             last_value: f64::NAN,
             last_expected: None,
@@ -452,6 +455,9 @@ impl Monitor {
                 if level != Level::Ok {
                     g.last_bad = Some(now);
                 }
+                if level == Level::Alert {
+                    g.last_alert = Some(now);
+                }
                 g.recent.push_back((now, level));
             }
             while g
@@ -470,9 +476,11 @@ impl Monitor {
                 }
             }
             let frac = |k: usize| if n == 0 { 0.0 } else { k as f64 / n as f64 };
-            let clean_for_recovery = g
-                .last_bad
-                .is_none_or(|b| now.saturating_since(b) >= cfg.recovery_window);
+            let since = |t: Option<Timestamp>| {
+                t.is_none_or(|b| now.saturating_since(b) >= cfg.recovery_window)
+            };
+            let alert_clean = since(g.last_alert);
+            let bad_clean = since(g.last_bad);
             let no_data = cfg
                 .no_data_timeframe
                 .is_some_and(|nd| g.last_data.is_none_or(|t| now.saturating_since(t) >= nd));
@@ -480,11 +488,11 @@ impl Monitor {
             let next = if no_data {
                 MonitorState::NoData
             } else if (frac(alert) >= cfg.trigger_fraction && alert > 0)
-                || (prev == MonitorState::Alert && !clean_for_recovery)
+                || (prev == MonitorState::Alert && !alert_clean)
             {
                 MonitorState::Alert
             } else if (frac(warn) >= cfg.trigger_fraction && warn > 0)
-                || (prev == MonitorState::Warn && !clean_for_recovery)
+                || (matches!(prev, MonitorState::Alert | MonitorState::Warn) && !bad_clean)
             {
                 MonitorState::Warn
             } else if prev == MonitorState::NoData && n == 0 {
