@@ -33,7 +33,10 @@ pub(crate) struct RobustModel {
     long_scale: f64,
     votes: u32,
     side: i8,
-    pending: Vec<f64>,
+    /// Ring of the latest out-of-band de-seasonalised values.
+    pending: [f64; SHIFT_POINTS],
+    pending_len: u8,
+    pending_head: u8,
 }
 
 impl RobustModel {
@@ -75,26 +78,26 @@ impl RobustModel {
             if side != self.side {
                 self.side = side;
                 self.votes = 0;
-                self.pending.clear();
+                self.pending_len = 0;
             }
             self.votes += 1;
-            if self.pending.len() == SHIFT_POINTS {
-                self.pending.remove(0);
-            }
-            self.pending.push(x - s_val);
+            self.pending[usize::from(self.pending_head)] = x - s_val;
+            self.pending_head = (self.pending_head + 1) % SHIFT_POINTS as u8;
+            self.pending_len = (self.pending_len + 1).min(SHIFT_POINTS as u8);
             if self.votes as usize >= SHIFT_POINTS {
-                let mut p = self.pending.clone();
+                // The ring is full (every vote pushed a value): its median is the level.
+                let mut p = self.pending;
                 p.sort_by(f64::total_cmp);
-                self.level = p[p.len() / 2];
+                self.level = p[SHIFT_POINTS / 2];
                 self.trend = 0.0;
                 self.votes = 0;
-                self.pending.clear();
+                self.pending_len = 0;
                 return;
             }
         } else if self.votes > 0 {
             self.votes -= 1;
             if self.votes == 0 {
-                self.pending.clear();
+                self.pending_len = 0;
             }
         }
         let c = if sigma > 0.0 {
