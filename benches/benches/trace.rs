@@ -3,6 +3,9 @@
 //! pipeline (decode + normalise + sample + RED stats + service map).
 //!
 //! `cargo bench -p meshmon-benches --no-default-features --features trace --bench trace`
+//!
+//! Times are this thread's CPU time (the machine is shared), so throughputs read as
+//! millions of spans per CPU-second, i.e. per core.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -69,10 +72,13 @@ struct RmpSpan {
     span_type: String,
 }
 
-fn decode_v04(c: &mut Criterion) {
+fn decode_v04(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let limits = Limits {
+        max_body_bytes: 1 << 30,
+        ..Limits::default()
+    };
     let mut g = c.benchmark_group("decode_v04");
     g.throughput(Throughput::Elements(p.spans as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(6));
@@ -85,7 +91,8 @@ fn decode_v04(c: &mut Criterion) {
     });
     g.bench_function("libdatadog", |b| {
         b.iter(|| {
-            let (d, _) = libdd_trace_utils::msgpack_decoder::v04::from_slice(black_box(&p.v04)).unwrap();
+            let (d, _) =
+                libdd_trace_utils::msgpack_decoder::v04::from_slice(black_box(&p.v04)).unwrap();
             assert_eq!(d.iter().map(Vec::len).sum::<usize>(), p.spans);
             d
         })
@@ -100,10 +107,13 @@ fn decode_v04(c: &mut Criterion) {
     g.finish();
 }
 
-fn decode_v05(c: &mut Criterion) {
+fn decode_v05(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let limits = Limits {
+        max_body_bytes: 1 << 30,
+        ..Limits::default()
+    };
     let mut g = c.benchmark_group("decode_v05");
     g.throughput(Throughput::Elements(p.spans as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(6));
@@ -116,7 +126,8 @@ fn decode_v05(c: &mut Criterion) {
     });
     g.bench_function("libdatadog", |b| {
         b.iter(|| {
-            let (d, _) = libdd_trace_utils::msgpack_decoder::v05::from_slice(black_box(&p.v05)).unwrap();
+            let (d, _) =
+                libdd_trace_utils::msgpack_decoder::v05::from_slice(black_box(&p.v05)).unwrap();
             assert_eq!(d.iter().map(Vec::len).sum::<usize>(), p.spans);
             d
         })
@@ -124,10 +135,13 @@ fn decode_v05(c: &mut Criterion) {
     g.finish();
 }
 
-fn pipeline(c: &mut Criterion) {
+fn pipeline(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits { max_body_bytes: 1 << 30, ..Limits::default() };
+    let limits = Limits {
+        max_body_bytes: 1 << 30,
+        ..Limits::default()
+    };
     let now = Timestamp::from_secs(1_795_341_500);
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(p.spans as u64));
@@ -157,10 +171,25 @@ fn pipeline(c: &mut Criterion) {
     });
     // The same through the Receiver (HTTP semantics, owned copies of kept chunks).
     g.bench_function("receiver_v05", |b| {
-        let mut rx = Receiver::new(ReceiverConfig { limits, ..ReceiverConfig::default() });
-        let headers = [("Content-Type", "application/msgpack"), ("Datadog-Meta-Lang", "cpp"), ("Datadog-Client-Computed-Top-Level", "1")];
+        let mut rx = Receiver::new(ReceiverConfig {
+            limits,
+            ..ReceiverConfig::default()
+        });
+        let headers = [
+            ("Content-Type", "application/msgpack"),
+            ("Datadog-Meta-Lang", "cpp"),
+            ("Datadog-Client-Computed-Top-Level", "1"),
+        ];
         b.iter(|| {
-            let r = rx.handle(&Request { method: "POST", path: "/v0.5/traces", headers: &headers, body: black_box(&p.v05) }, now);
+            let r = rx.handle(
+                &Request {
+                    method: "POST",
+                    path: "/v0.5/traces",
+                    headers: &headers,
+                    body: black_box(&p.v05),
+                },
+                now,
+            );
             assert_eq!(r.status, 200);
             let kept = rx.drain().len();
             let _ = rx.stats.flush(now, true);
@@ -171,10 +200,97 @@ fn pipeline(c: &mut Criterion) {
     let mut g = c.benchmark_group("sample_by_rate");
     g.throughput(Throughput::Elements(1000));
     g.bench_function("knuth_1000_ids", |b| {
-        b.iter(|| (0..1000u64).filter(|&i| sampler::sample_by_rate(black_box(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)), 0.25)).count())
+        b.iter(|| {
+            (0..1000u64)
+                .filter(|&i| {
+                    sampler::sample_by_rate(black_box(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)), 0.25)
+                })
+                .count()
+        })
     });
     g.finish();
 }
 
-criterion_group!(benches, decode_v04, decode_v05, pipeline);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = decode_v04, decode_v05, pipeline
+}
 criterion_main!(benches);
+
+/// A criterion measurement of this thread's CPU time (Linux `/proc/thread-self/schedstat`),
+/// so per-core throughput holds on a machine shared with other work.
+pub struct CpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+impl criterion::measurement::Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, i: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(i)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+struct CpuFormatter;
+
+impl criterion::measurement::ValueFormatter for CpuFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical >= 1e9 {
+            (1e9, "s(cpu)")
+        } else if typical >= 1e6 {
+            (1e6, "ms(cpu)")
+        } else if typical >= 1e3 {
+            (1e3, "µs(cpu)")
+        } else {
+            (1.0, "ns(cpu)")
+        };
+        for v in values.iter_mut() {
+            *v /= div;
+        }
+        unit
+    }
+
+    fn scale_throughputs(
+        &self,
+        _typical: f64,
+        throughput: &criterion::Throughput,
+        values: &mut [f64],
+    ) -> &'static str {
+        let n = match throughput {
+            criterion::Throughput::Elements(n)
+            | criterion::Throughput::Bytes(n)
+            | criterion::Throughput::BytesDecimal(n) => *n as f64,
+            _ => 1.0,
+        };
+        for v in values.iter_mut() {
+            // ns of CPU per iteration -> millions of elements per CPU second
+            *v = n * 1e9 / *v / 1e6;
+        }
+        "M/cpu-s"
+    }
+
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns(cpu)"
+    }
+}

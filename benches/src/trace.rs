@@ -19,14 +19,30 @@ impl Rng {
 
 /// (caller service, callee service, callee host, route)
 const HOPS: [(&str, &str, &str); 5] = [
-    ("istio-ingressgateway.istio-system", "productpage.bookinfo", "/productpage"),
+    (
+        "istio-ingressgateway.istio-system",
+        "productpage.bookinfo",
+        "/productpage",
+    ),
     ("productpage.bookinfo", "details.bookinfo", "/details/0"),
     ("productpage.bookinfo", "reviews.bookinfo", "/reviews/0"),
     ("reviews.bookinfo", "ratings.bookinfo", "/ratings/0"),
     ("productpage.bookinfo", "reviews.bookinfo", "/reviews/1"),
 ];
 
-fn envoy_span(rng: &mut Rng, trace_id: u64, tid_hi: &str, span_id: u64, parent_id: u64, service: &str, peer: &str, route: &str, server: bool, start: i64, err: bool) -> Span<'static> {
+fn envoy_span(
+    rng: &mut Rng,
+    trace_id: u64,
+    tid_hi: &str,
+    span_id: u64,
+    parent_id: u64,
+    service: &str,
+    peer: &str,
+    route: &str,
+    server: bool,
+    start: i64,
+    err: bool,
+) -> Span<'static> {
     let ns = service.split('.').nth(1).unwrap_or("default").to_string();
     let canonical = service.split('.').next().unwrap_or(service).to_string();
     let status = if err { "503" } else { "200" };
@@ -46,9 +62,25 @@ fn envoy_span(rng: &mut Rng, trace_id: u64, tid_hi: &str, span_id: u64, parent_i
     let ip = format!("10.0.{}.{}", rng.next() % 8, rng.next() % 250);
     let meta: [(&str, String); 28] = [
         ("component", "proxy".into()),
-        ("node_id", format!("sidecar~{ip}~{canonical}-v1-{:05x}.{ns}~{ns}.svc.cluster.local", rng.next() % 0xfffff)),
+        (
+            "node_id",
+            format!(
+                "sidecar~{ip}~{canonical}-v1-{:05x}.{ns}~{ns}.svc.cluster.local",
+                rng.next() % 0xfffff
+            ),
+        ),
         ("zone", "us-east1-b".into()),
-        ("guid:x-request-id", format!("{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}", rng.next() as u32, rng.next() as u16, rng.next() % 0xfff, rng.next() % 0xfff, rng.next() % 0xffff_ffff_ffff)),
+        (
+            "guid:x-request-id",
+            format!(
+                "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                rng.next() as u32,
+                rng.next() as u16,
+                rng.next() % 0xfff,
+                rng.next() % 0xfff,
+                rng.next() % 0xffff_ffff_ffff
+            ),
+        ),
         ("http.url", format!("http://{peer}:9080{route}")),
         ("http.method", "GET".into()),
         ("http.protocol", "HTTP/1.1".into()),
@@ -58,15 +90,36 @@ fn envoy_span(rng: &mut Rng, trace_id: u64, tid_hi: &str, span_id: u64, parent_i
         ("request_size", "0".into()),
         ("response_size", (rng.next() % 5000).to_string()),
         ("response_flags", if err { "UF".into() } else { "-".into() }),
-        ("upstream_cluster", if server { "inbound|9080||".into() } else { format!("outbound|9080||{peer}.svc.cluster.local") }),
-        ("upstream_cluster.name", if server { "inbound|9080||".into() } else { format!("outbound|9080||{peer}.svc.cluster.local") }),
+        (
+            "upstream_cluster",
+            if server {
+                "inbound|9080||".into()
+            } else {
+                format!("outbound|9080||{peer}.svc.cluster.local")
+            },
+        ),
+        (
+            "upstream_cluster.name",
+            if server {
+                "inbound|9080||".into()
+            } else {
+                format!("outbound|9080||{peer}.svc.cluster.local")
+            },
+        ),
         ("http.status_code", status.into()),
         ("istio.canonical_revision", "v1".into()),
         ("istio.canonical_service", canonical.clone()),
         ("istio.mesh_id", "cluster.local".into()),
         ("istio.namespace", ns.clone()),
         ("istio.cluster_id", "Kubernetes".into()),
-        ("span.kind", if server { "server".into() } else { "client".into() }),
+        (
+            "span.kind",
+            if server {
+                "server".into()
+            } else {
+                "client".into()
+            },
+        ),
         ("env", "prod".into()),
         ("version", "1.24.0".into()),
         ("_dd.p.dm", "-0".into()),
@@ -100,17 +153,48 @@ pub fn envoy_traces(spans: usize, seed: u64) -> Vec<Vec<Span<'static>>> {
         let mut parent_of: Vec<(&str, u64)> = Vec::new();
         let start = base + t * 1_000_000;
         for (i, (caller, callee, route)) in HOPS.iter().enumerate() {
-            let parent = parent_of.iter().rev().find(|(svc, _)| svc == caller).map_or(0, |(_, id)| *id);
+            let parent = parent_of
+                .iter()
+                .rev()
+                .find(|(svc, _)| svc == caller)
+                .map_or(0, |(_, id)| *id);
             let client_id = rng.next() | 1;
             let server_id = rng.next() | 1;
             let fail = err && i == 3;
             if parent == 0 && i == 0 {
                 // The ingress gateway's client span is the root.
-                chunk.push(envoy_span(&mut rng, trace_id, &tid_hi, client_id, 0, caller, callee, route, false, start, fail));
+                chunk.push(envoy_span(
+                    &mut rng, trace_id, &tid_hi, client_id, 0, caller, callee, route, false, start,
+                    fail,
+                ));
             } else {
-                chunk.push(envoy_span(&mut rng, trace_id, &tid_hi, client_id, parent, caller, callee, route, false, start + i as i64 * 1000, fail));
+                chunk.push(envoy_span(
+                    &mut rng,
+                    trace_id,
+                    &tid_hi,
+                    client_id,
+                    parent,
+                    caller,
+                    callee,
+                    route,
+                    false,
+                    start + i as i64 * 1000,
+                    fail,
+                ));
             }
-            chunk.push(envoy_span(&mut rng, trace_id, &tid_hi, server_id, client_id, callee, callee, route, true, start + i as i64 * 1000 + 100, fail));
+            chunk.push(envoy_span(
+                &mut rng,
+                trace_id,
+                &tid_hi,
+                server_id,
+                client_id,
+                callee,
+                callee,
+                route,
+                true,
+                start + i as i64 * 1000 + 100,
+                fail,
+            ));
             parent_of.push((callee, server_id));
         }
         made += chunk.len();

@@ -95,7 +95,11 @@ pub struct TraceAssembler {
 /// that carries it (tracers put `_dd.p.tid` on the chunk's first span only).
 pub fn chunk_trace_id(spans: &[OwnedSpan]) -> u128 {
     let low = spans.first().map_or(0, |s| s.trace_id);
-    let high = spans.iter().map(|s| s.trace_id_high).find(|&h| h != 0).unwrap_or(0);
+    let high = spans
+        .iter()
+        .map(|s| s.trace_id_high)
+        .find(|&h| h != 0)
+        .unwrap_or(0);
     (u128::from(high) << 64) | u128::from(low)
 }
 
@@ -123,7 +127,12 @@ impl TraceAssembler {
 
     /// Adds a chunk (spans of one trace) received at `now`; `keep` is its head-sampling
     /// decision. Returns traces completed early to respect `max_spans`.
-    pub fn add(&mut self, spans: Vec<OwnedSpan>, keep: bool, now: Timestamp) -> Vec<AssembledTrace> {
+    pub fn add(
+        &mut self,
+        spans: Vec<OwnedSpan>,
+        keep: bool,
+        now: Timestamp,
+    ) -> Vec<AssembledTrace> {
         if spans.is_empty() {
             return Vec::new();
         }
@@ -213,14 +222,27 @@ mod tests {
     use crate::span::Span;
 
     fn span(t: u64, id: u64) -> OwnedSpan {
-        Span { trace_id: t, span_id: id, ..Span::default() }
+        Span {
+            trace_id: t,
+            span_id: id,
+            ..Span::default()
+        }
     }
 
     #[test]
     fn memory_bound_evicts_oldest_and_counts() {
-        let mut a = TraceAssembler::new(AssemblerConfig { max_spans: 4, ..AssemblerConfig::default() });
-        assert!(a.add(vec![span(1, 1), span(1, 2)], false, Timestamp(1)).is_empty());
-        assert!(a.add(vec![span(2, 1), span(2, 2)], true, Timestamp(2)).is_empty());
+        let mut a = TraceAssembler::new(AssemblerConfig {
+            max_spans: 4,
+            ..AssemblerConfig::default()
+        });
+        assert!(
+            a.add(vec![span(1, 1), span(1, 2)], false, Timestamp(1))
+                .is_empty()
+        );
+        assert!(
+            a.add(vec![span(2, 1), span(2, 2)], true, Timestamp(2))
+                .is_empty()
+        );
         // Trace 1 is touched again: trace 2 is now the least recently updated and goes.
         let ev = a.add(vec![span(1, 3)], false, Timestamp(3));
         assert_eq!(ev.len(), 1);

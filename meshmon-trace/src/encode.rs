@@ -231,7 +231,12 @@ pub fn encode_v05(traces: &[Vec<Span<'_>>]) -> Vec<u8> {
     // Collect every string first, then write spans as indices.
     for t in traces {
         for s in t {
-            for v in [s.service.as_ref(), s.name.as_ref(), s.resource.as_ref(), s.r#type.as_ref()] {
+            for v in [
+                s.service.as_ref(),
+                s.name.as_ref(),
+                s.resource.as_ref(),
+                s.r#type.as_ref(),
+            ] {
                 add(&mut strings, &mut index, v);
             }
             for (k, v) in &s.meta {

@@ -61,7 +61,11 @@ pub struct Meta<'a> {
 #[derive(Clone)]
 enum View<'a> {
     /// `len` entries of msgpack str/bin/nil key-value pairs, all valid UTF-8.
-    Msgpack { bytes: &'a [u8], len: u32, max_len: u32 },
+    Msgpack {
+        bytes: &'a [u8],
+        len: u32,
+        max_len: u32,
+    },
     /// `len` entries of msgpack uint index pairs into `table`, all in range.
     Indexed {
         bytes: &'a [u8],
@@ -78,8 +82,15 @@ pub struct Iter<'s> {
 
 enum IterInner<'s> {
     Pairs(std::slice::Iter<'s, Pair<'s>>),
-    Msgpack { r: Reader<'s>, left: u32 },
-    Indexed { r: Reader<'s>, left: u32, table: &'s StringTable<'s> },
+    Msgpack {
+        r: Reader<'s>,
+        left: u32,
+    },
+    Indexed {
+        r: Reader<'s>,
+        left: u32,
+        table: &'s StringTable<'s>,
+    },
 }
 
 fn as_str(b: &[u8]) -> &str {
@@ -135,16 +146,30 @@ impl<'a> Meta<'a> {
     pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32, max_len: u32) -> Self {
         Meta {
             pairs: Vec::new(),
-            view: Some(View::Msgpack { bytes, len, max_len }),
+            view: Some(View::Msgpack {
+                bytes,
+                len,
+                max_len,
+            }),
         }
     }
 
     /// A view over `len` checked index pairs into `table`, whose longest string has
     /// at most `max_len` bytes.
-    pub(crate) fn from_indexed(bytes: &'a [u8], len: u32, table: Arc<StringTable<'a>>, max_len: u32) -> Self {
+    pub(crate) fn from_indexed(
+        bytes: &'a [u8],
+        len: u32,
+        table: Arc<StringTable<'a>>,
+        max_len: u32,
+    ) -> Self {
         Meta {
             pairs: Vec::new(),
-            view: Some(View::Indexed { bytes, len, table, max_len }),
+            view: Some(View::Indexed {
+                bytes,
+                len,
+                table,
+                max_len,
+            }),
         }
     }
 
@@ -152,8 +177,15 @@ impl<'a> Meta<'a> {
     /// pairs), so a caller can skip scanning for over-long entries.
     pub fn max_entry_len(&self) -> usize {
         match &self.view {
-            None => self.pairs.iter().map(|(k, v)| k.len().max(v.len())).max().unwrap_or(0),
-            Some(View::Msgpack { max_len, .. } | View::Indexed { max_len, .. }) => *max_len as usize,
+            None => self
+                .pairs
+                .iter()
+                .map(|(k, v)| k.len().max(v.len()))
+                .max()
+                .unwrap_or(0),
+            Some(View::Msgpack { max_len, .. } | View::Indexed { max_len, .. }) => {
+                *max_len as usize
+            }
         }
     }
 
@@ -178,7 +210,9 @@ impl<'a> Meta<'a> {
                 r: Reader::new(bytes, 0),
                 left: *len,
             },
-            Some(View::Indexed { bytes, len, table, .. }) => IterInner::Indexed {
+            Some(View::Indexed {
+                bytes, len, table, ..
+            }) => IterInner::Indexed {
                 r: Reader::new(bytes, 0),
                 left: *len,
                 table,
@@ -189,7 +223,9 @@ impl<'a> Meta<'a> {
 
     /// The value of a key (first occurrence).
     pub fn get(&self, key: &str) -> Option<&str> {
-        if let Some(View::Indexed { bytes, len, table, .. }) = &self.view
+        if let Some(View::Indexed {
+            bytes, len, table, ..
+        }) = &self.view
             && let Some(h) = HOT_KEYS.iter().position(|k| *k == key)
         {
             // Compare indices: a key absent from the table is absent from every span.
@@ -221,7 +257,9 @@ impl<'a> Meta<'a> {
                         })
                         .collect()
                 }
-                View::Indexed { bytes, len, table, .. } => {
+                View::Indexed {
+                    bytes, len, table, ..
+                } => {
                     let mut r = Reader::new(bytes, 0);
                     (0..len)
                         .filter_map(|_| {
@@ -253,14 +291,20 @@ impl<'a> Meta<'a> {
 
 impl<'a> From<Vec<(Cow<'a, str>, Cow<'a, str>)>> for Meta<'a> {
     fn from(v: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Self {
-        Meta { pairs: v, view: None }
+        Meta {
+            pairs: v,
+            view: None,
+        }
     }
 }
 
 impl<'a, K: Into<Cow<'a, str>>, V: Into<Cow<'a, str>>> FromIterator<(K, V)> for Meta<'a> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Meta {
-            pairs: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            pairs: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             view: None,
         }
     }
@@ -306,7 +350,10 @@ mod tests {
         edited.push(("c".into(), "3".into()));
         assert_eq!(edited.len(), 3);
         assert_eq!(view.len(), 2);
-        let table = Arc::new(StringTable::new(vec![Cow::Borrowed("env"), Cow::Borrowed("v")]));
+        let table = Arc::new(StringTable::new(vec![
+            Cow::Borrowed("env"),
+            Cow::Borrowed("v"),
+        ]));
         let idx = [0x00u8, 0x01];
         let m = Meta::from_indexed(&idx, 1, table, 1);
         assert_eq!(m.get("env"), Some("v"));

@@ -73,7 +73,10 @@ impl<'a> Reader<'a> {
 
     #[inline]
     pub(crate) fn peek(&self, what: &'static str) -> Result<u8, DecodeError> {
-        self.buf.get(self.pos).copied().ok_or_else(|| self.eof(what))
+        self.buf
+            .get(self.pos)
+            .copied()
+            .ok_or_else(|| self.eof(what))
     }
 
     #[inline]
@@ -106,7 +109,13 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
-    fn type_err(&self, at: usize, marker: u8, field: &'static str, expected: &'static str) -> DecodeError {
+    fn type_err(
+        &self,
+        at: usize,
+        marker: u8,
+        field: &'static str,
+        expected: &'static str,
+    ) -> DecodeError {
         DecodeError::Type {
             offset: at,
             found: marker_name(marker),
@@ -118,7 +127,11 @@ impl<'a> Reader<'a> {
     /// An array header; `nil` reads as an empty array. The length is checked against the
     /// remaining bytes (every element takes at least one byte) and `limit`.
     #[inline]
-    pub(crate) fn array_len(&mut self, field: &'static str, limit: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn array_len(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<usize, DecodeError> {
         let at = self.pos;
         let m = self.byte(field)?;
         let len = match m {
@@ -135,7 +148,11 @@ impl<'a> Reader<'a> {
     /// A map header; `nil` reads as an empty map. Checked like [`Reader::array_len`]
     /// (every entry takes at least two bytes).
     #[inline]
-    pub(crate) fn map_len(&mut self, field: &'static str, limit: usize) -> Result<usize, DecodeError> {
+    pub(crate) fn map_len(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<usize, DecodeError> {
         let at = self.pos;
         let m = self.byte(field)?;
         let len = match m {
@@ -179,7 +196,11 @@ impl<'a> Reader<'a> {
 
     /// Raw bytes of a `str` or `bin`; `nil` is empty.
     #[inline]
-    pub(crate) fn str_bytes(&mut self, field: &'static str, limit: usize) -> Result<&'a [u8], DecodeError> {
+    pub(crate) fn str_bytes(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
         let at = self.pos;
         let m = self.byte(field)?;
         let len = match m {
@@ -211,7 +232,11 @@ impl<'a> Reader<'a> {
 
     /// A string (`str`, `bin` or `nil`), borrowed when valid UTF-8, repaired otherwise.
     #[inline]
-    pub(crate) fn str(&mut self, field: &'static str, limit: usize) -> Result<Cow<'a, str>, DecodeError> {
+    pub(crate) fn str(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<Cow<'a, str>, DecodeError> {
         let b = self.str_bytes(field, limit)?;
         Ok(utf8_lossy_go(b))
     }
@@ -504,7 +529,23 @@ mod tests {
 
     #[test]
     fn integers_round_trip_and_cross_sign() {
-        for v in [0i64, 1, 127, 128, 255, 256, 65535, 65536, -1, -32, -33, -128, -129, i64::MIN, i64::MAX] {
+        for v in [
+            0i64,
+            1,
+            127,
+            128,
+            255,
+            256,
+            65535,
+            65536,
+            -1,
+            -32,
+            -33,
+            -128,
+            -129,
+            i64::MIN,
+            i64::MAX,
+        ] {
             let mut w = Writer::default();
             w.int(v);
             let mut r = Reader::new(&w.buf, 8);
@@ -520,16 +561,36 @@ mod tests {
     fn oversized_lengths_rejected_before_allocating() {
         // array32 claiming 4 billion elements in a 5-byte buffer
         let buf = [0xdd, 0xff, 0xff, 0xff, 0xff];
-        let err = Reader::new(&buf, 8).array_len("traces", usize::MAX).unwrap_err();
-        assert!(matches!(err, DecodeError::Truncated { offset: 0, .. }), "{err}");
-        let err = Reader::new(&[0x93, 1, 2, 3], 8).array_len("traces", 2).unwrap_err();
-        assert!(matches!(err, DecodeError::LimitExceeded { len: 3, limit: 2, .. }), "{err}");
+        let err = Reader::new(&buf, 8)
+            .array_len("traces", usize::MAX)
+            .unwrap_err();
+        assert!(
+            matches!(err, DecodeError::Truncated { offset: 0, .. }),
+            "{err}"
+        );
+        let err = Reader::new(&[0x93, 1, 2, 3], 8)
+            .array_len("traces", 2)
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                DecodeError::LimitExceeded {
+                    len: 3,
+                    limit: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn skip_is_depth_bounded() {
         let buf = vec![0x91u8; 100];
         let err = Reader::new(&buf, 10).skip("x").unwrap_err();
-        assert!(matches!(err, DecodeError::TooDeep { limit: 10, .. }), "{err}");
+        assert!(
+            matches!(err, DecodeError::TooDeep { limit: 10, .. }),
+            "{err}"
+        );
     }
 }

@@ -106,7 +106,10 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
 }
 
 fn is_service_char(c: char) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | ':' | '.' | '/') || (c.is_alphabetic() && !c.is_uppercase())
+    c.is_ascii_lowercase()
+        || c.is_ascii_digit()
+        || matches!(c, '_' | '-' | ':' | '.' | '/')
+        || (c.is_alphabetic() && !c.is_uppercase())
 }
 
 /// Normalises a service name like a Datadog tag value (`NormalizeService`): lower case,
@@ -117,7 +120,10 @@ pub fn normalize_service(s: &str) -> Cow<'_, str> {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len().min(MAX_SERVICE_LEN));
-    for c in truncate_utf8(s, MAX_SERVICE_LEN).chars().flat_map(char::to_lowercase) {
+    for c in truncate_utf8(s, MAX_SERVICE_LEN)
+        .chars()
+        .flat_map(char::to_lowercase)
+    {
         if is_service_char(c) && c != '_' {
             out.push(c);
         } else if !out.is_empty() && !out.ends_with('_') {
@@ -186,7 +192,12 @@ impl Normalizer {
     /// Normalises a chunk in place. `lang` is the tracer language (from
     /// `Datadog-Meta-Lang`) used for the fallback service name; `now` replaces
     /// implausible start times. On `Err` the chunk must be dropped (it is counted).
-    pub fn normalize_chunk(&mut self, chunk: &mut TraceChunk<'_>, lang: &str, now: Timestamp) -> Result<(), DropReason> {
+    pub fn normalize_chunk(
+        &mut self,
+        chunk: &mut TraceChunk<'_>,
+        lang: &str,
+        now: Timestamp,
+    ) -> Result<(), DropReason> {
         let r = self.check_chunk(chunk);
         if let Err(reason) = r {
             let st = &mut self.stats;
@@ -219,7 +230,9 @@ impl Normalizer {
             if s.span_id == 0 {
                 return Err(DropReason::SpanIdZero);
             }
-            if s.trace_id != tid || (s.trace_id_high != 0 && tid_hi != 0 && s.trace_id_high != tid_hi) {
+            if s.trace_id != tid
+                || (s.trace_id_high != 0 && tid_hi != 0 && s.trace_id_high != tid_hi)
+            {
                 return Err(DropReason::ForeignSpan);
             }
             let dup = if small {
@@ -261,7 +274,11 @@ impl Normalizer {
             } else {
                 st.name_invalid += 1;
             }
-            s.name = Cow::Owned(if n.is_empty() { DEFAULT_SPAN_NAME.to_string() } else { n });
+            s.name = Cow::Owned(if n.is_empty() {
+                DEFAULT_SPAN_NAME.to_string()
+            } else {
+                n
+            });
         }
         if s.resource.is_empty() {
             st.resource_empty += 1;
@@ -287,9 +304,14 @@ impl Normalizer {
             s.r#type = Cow::Owned(truncate_utf8(&s.r#type, MAX_TYPE_LEN).to_string());
         }
         let mut bad_status = false;
-        let needs_edit = s.meta.get(HTTP_STATUS_CODE_KEY).is_some_and(|v| !valid_status_code(v))
+        let needs_edit = s
+            .meta
+            .get(HTTP_STATUS_CODE_KEY)
+            .is_some_and(|v| !valid_status_code(v))
             || (s.meta.max_entry_len() > MAX_META_KEY_LEN
-                && s.meta.iter().any(|(k, v)| k.len() > MAX_META_KEY_LEN || v.len() > MAX_META_VALUE_LEN));
+                && s.meta
+                    .iter()
+                    .any(|(k, v)| k.len() > MAX_META_KEY_LEN || v.len() > MAX_META_VALUE_LEN));
         let empty = &mut Vec::new();
         let pairs = if needs_edit { s.meta.to_mut() } else { empty };
         for (k, v) in pairs.iter_mut() {
@@ -324,7 +346,11 @@ impl Normalizer {
 /// (no `Datadog-Client-Computed-Top-Level` header).
 pub fn compute_top_level(spans: &mut [Span<'_>]) {
     let lookup: Vec<(u64, usize)> = {
-        let mut v: Vec<(u64, usize)> = spans.iter().enumerate().map(|(i, s)| (s.span_id, i)).collect();
+        let mut v: Vec<(u64, usize)> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.span_id, i))
+            .collect();
         v.sort_unstable();
         v
     };
@@ -353,7 +379,10 @@ mod tests {
         assert_eq!(normalize_name("GET /users/{id}"), "GET_users_id");
         assert_eq!(normalize_name("9lives"), "lives");
         assert_eq!(normalize_name("???"), "");
-        assert_eq!(normalize_service("productpage.bookinfo"), "productpage.bookinfo");
+        assert_eq!(
+            normalize_service("productpage.bookinfo"),
+            "productpage.bookinfo"
+        );
         assert_eq!(normalize_service("Product Page!"), "product_page");
         assert_eq!(normalize_service(&"a".repeat(150)).len(), 100);
     }
@@ -362,13 +391,26 @@ mod tests {
     fn chunk_rules() {
         let now = Timestamp::from_secs(1_800_000_000);
         let mut n = Normalizer::new();
-        let span = |t, s| Span { trace_id: t, span_id: s, ..Span::default() };
+        let span = |t, s| Span {
+            trace_id: t,
+            span_id: s,
+            ..Span::default()
+        };
         let mut c = TraceChunk::from_spans(vec![span(1, 1), span(2, 2)]);
-        assert_eq!(n.normalize_chunk(&mut c, "", now), Err(DropReason::ForeignSpan));
+        assert_eq!(
+            n.normalize_chunk(&mut c, "", now),
+            Err(DropReason::ForeignSpan)
+        );
         let mut c = TraceChunk::from_spans(vec![span(1, 0)]);
-        assert_eq!(n.normalize_chunk(&mut c, "", now), Err(DropReason::SpanIdZero));
+        assert_eq!(
+            n.normalize_chunk(&mut c, "", now),
+            Err(DropReason::SpanIdZero)
+        );
         let mut c = TraceChunk::from_spans(vec![span(0, 1)]);
-        assert_eq!(n.normalize_chunk(&mut c, "", now), Err(DropReason::TraceIdZero));
+        assert_eq!(
+            n.normalize_chunk(&mut c, "", now),
+            Err(DropReason::TraceIdZero)
+        );
         assert_eq!(n.stats.spans_dropped, 4);
         let mut s = span(5, 5);
         s.parent_id = 5;
@@ -377,7 +419,14 @@ mod tests {
         let mut c = TraceChunk::from_spans(vec![s]);
         n.normalize_chunk(&mut c, "python", now).unwrap();
         let s = &c.spans[0];
-        assert_eq!((s.service.as_ref(), s.name.as_ref(), s.resource.as_ref()), ("unnamed-python-service", "unnamed_operation", "unnamed_operation"));
+        assert_eq!(
+            (s.service.as_ref(), s.name.as_ref(), s.resource.as_ref()),
+            (
+                "unnamed-python-service",
+                "unnamed_operation",
+                "unnamed_operation"
+            )
+        );
         assert_eq!((s.parent_id, s.duration, s.start), (0, 0, now.as_nanos()));
         assert_eq!(s.meta("http.status_code"), None);
         assert_eq!(n.stats.invalid_http_status_code, 1);

@@ -45,7 +45,10 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// First value of a header, case-insensitive.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
     }
 }
 
@@ -69,7 +72,11 @@ impl Response {
         }
     }
     fn text(status: u16, body: impl Into<String>) -> Self {
-        Self::new(status, "text/plain; charset=utf-8", body.into().into_bytes())
+        Self::new(
+            status,
+            "text/plain; charset=utf-8",
+            body.into().into_bytes(),
+        )
     }
 }
 
@@ -149,7 +156,10 @@ impl ReceiverCounters {
     /// True when every received span is accounted for.
     pub fn balanced(&self) -> bool {
         self.spans_received
-            == self.spans_kept + self.spans_sampled_out + self.spans_dropped_normalize + self.spans_dropped_queue_full
+            == self.spans_kept
+                + self.spans_sampled_out
+                + self.spans_dropped_normalize
+                + self.spans_dropped_queue_full
     }
 }
 
@@ -252,7 +262,10 @@ impl Receiver {
 
     /// Handles one request at time `now`.
     pub fn handle(&mut self, req: &Request<'_>, now: Timestamp) -> Response {
-        if req.header("Sec-Fetch-Site").is_some_and(|v| v.trim().eq_ignore_ascii_case("cross-site")) {
+        if req
+            .header("Sec-Fetch-Site")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("cross-site"))
+        {
             return Response::text(403, "cross-site requests are not accepted\n");
         }
         let path = req.path.split('?').next().unwrap_or("");
@@ -273,11 +286,14 @@ impl Receiver {
             _ => return Response::text(404, format!("404 page not found: {path}\n")),
         };
         let m = req.method;
-        let allowed = m.eq_ignore_ascii_case("POST") || (m.eq_ignore_ascii_case("PUT") && endpoint != "/api/v2/spans");
+        let allowed = m.eq_ignore_ascii_case("POST")
+            || (m.eq_ignore_ascii_case("PUT") && endpoint != "/api/v2/spans");
         if !allowed {
             return Response::text(405, "method not allowed\n");
         }
-        let declared = req.header("Content-Length").and_then(|v| v.trim().parse::<u64>().ok());
+        let declared = req
+            .header("Content-Length")
+            .and_then(|v| v.trim().parse::<u64>().ok());
         let limit = self.config.limits.max_body_bytes as u64;
         if req.body.len() as u64 > limit || declared.is_some_and(|d| d > limit) {
             if format.is_some() {
@@ -300,27 +316,49 @@ impl Receiver {
         let lang = req.header("Datadog-Meta-Lang").unwrap_or("").to_string();
         let client_stats = truthy(req.header("Datadog-Client-Computed-Stats"));
         let client_top_level = truthy(req.header("Datadog-Client-Computed-Top-Level"));
-        if let Some(n) = req.header("Datadog-Client-Dropped-P0-Traces").and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(n) = req
+            .header("Datadog-Client-Dropped-P0-Traces")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             self.counters.client_dropped_p0_traces += n;
         }
-        if let Some(n) = req.header("Datadog-Client-Dropped-P0-Spans").and_then(|v| v.trim().parse::<u64>().ok()) {
+        if let Some(n) = req
+            .header("Datadog-Client-Dropped-P0-Spans")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
             self.counters.client_dropped_p0_spans += n;
         }
         let payload = match decode::decode(format, req.body, &self.config.limits) {
             Ok(p) => p,
             Err(e) => {
                 self.counters.payloads_invalid += 1;
-                let status = if matches!(e, crate::DecodeError::BodyTooLarge { .. }) { 413 } else { 400 };
-                return Response::text(status, format!("unable to decode {} payload: {e}\n", format.as_str()));
+                let status = if matches!(e, crate::DecodeError::BodyTooLarge { .. }) {
+                    413
+                } else {
+                    400
+                };
+                return Response::text(
+                    status,
+                    format!("unable to decode {} payload: {e}\n", format.as_str()),
+                );
             }
         };
-        if let Some(n) = req.header("X-Datadog-Trace-Count").and_then(|v| v.trim().parse::<usize>().ok())
+        if let Some(n) = req
+            .header("X-Datadog-Trace-Count")
+            .and_then(|v| v.trim().parse::<usize>().ok())
             && n != payload.chunks.len()
         {
             self.counters.trace_count_mismatch += 1;
         }
         let real_status = req.header("Datadog-Send-Real-Http-Status").is_some();
-        let accepted = self.process(payload, &lang, endpoint, client_stats, client_top_level, now);
+        let accepted = self.process(
+            payload,
+            &lang,
+            endpoint,
+            client_stats,
+            client_top_level,
+            now,
+        );
         if !accepted && real_status {
             return Response::text(429, "too many requests: the trace queue is full\n");
         }
@@ -342,7 +380,12 @@ impl Receiver {
         client_computed_top_level: bool,
         now: Timestamp,
     ) -> bool {
-        let lang = if lang.is_empty() { payload.language_name.as_ref() } else { lang }.to_string();
+        let lang = if lang.is_empty() {
+            payload.language_name.as_ref()
+        } else {
+            lang
+        }
+        .to_string();
         let total: usize = payload.span_count();
         self.counters.traces_received += payload.chunks.len() as u64;
         self.counters.spans_received += total as u64;
@@ -355,7 +398,11 @@ impl Receiver {
         let payload_env = payload.env.to_string();
         for mut chunk in payload.chunks {
             let n = chunk.spans.len() as u64;
-            if self.normalizer.normalize_chunk(&mut chunk, &lang, now).is_err() {
+            if self
+                .normalizer
+                .normalize_chunk(&mut chunk, &lang, now)
+                .is_err()
+            {
                 self.counters.traces_dropped_normalize += 1;
                 self.counters.spans_dropped_normalize += n;
                 continue;
@@ -371,7 +418,13 @@ impl Receiver {
                 .and_then(|r| r.meta("env"))
                 .map(str::to_string)
                 .filter(|e| !e.is_empty())
-                .unwrap_or_else(|| if payload_env.is_empty() { self.config.default_env.clone() } else { payload_env.clone() });
+                .unwrap_or_else(|| {
+                    if payload_env.is_empty() {
+                        self.config.default_env.clone()
+                    } else {
+                        payload_env.clone()
+                    }
+                });
             let decision = if chunk.dropped_trace {
                 Decision::Drop
             } else {

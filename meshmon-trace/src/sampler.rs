@@ -144,7 +144,12 @@ impl RateByTps {
         let mut tps: Vec<(u64, f64)> = self
             .seen
             .iter()
-            .map(|(sig, b)| (*sig, b.iter().fold(0.0f64, |m, &c| m.max(c)) / BUCKET_SECS as f64))
+            .map(|(sig, b)| {
+                (
+                    *sig,
+                    b.iter().fold(0.0f64, |m, &c| m.max(c)) / BUCKET_SECS as f64,
+                )
+            })
             .collect();
         tps.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         // Fair share: small signatures keep all they send, the rest split what is left.
@@ -203,10 +208,14 @@ impl PrioritySampler {
         }
         let sig = service_signature(&root.service, env);
         if !self.names.contains_key(&sig) {
-            self.names.insert(sig, (root.service.to_string(), env.to_string()));
+            self.names
+                .insert(sig, (root.service.to_string(), env.to_string()));
         }
         // A trace kept at rate r stands for 1/r traces.
-        let weight = match root.metric("_dd.agent_psr").or_else(|| root.metric("_sample_rate")) {
+        let weight = match root
+            .metric("_dd.agent_psr")
+            .or_else(|| root.metric("_sample_rate"))
+        {
             Some(r) if r > 0.0 && r <= 1.0 => 1.0 / r,
             _ => 1.0,
         };
@@ -225,7 +234,10 @@ impl PrioritySampler {
             })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.push(("service:,env:".to_string(), self.fixed_rate.unwrap_or(self.core.default_rate)));
+        v.push((
+            "service:,env:".to_string(),
+            self.fixed_rate.unwrap_or(self.core.default_rate),
+        ));
         v
     }
 }
@@ -246,7 +258,13 @@ impl ScoreSampler {
     }
 
     /// Counts the chunk under its signature and keeps it by rate on its trace id.
-    pub fn sample(&mut self, now: Timestamp, spans: &[Span<'_>], root: &Span<'_>, env: &str) -> bool {
+    pub fn sample(
+        &mut self,
+        now: Timestamp,
+        spans: &[Span<'_>],
+        root: &Span<'_>,
+        env: &str,
+    ) -> bool {
         if self.core.target_tps <= 0.0 {
             return false;
         }
@@ -306,10 +324,14 @@ impl RareSampler {
     /// True when the chunk has a top-level span of a signature not seen within the TTL.
     pub fn sample(&mut self, now: Timestamp, spans: &[Span<'_>], env: &str) -> bool {
         let t = now.as_nanos();
-        self.tokens = (self.tokens + (t - self.last) as f64 / 1e9 * self.tps).min(self.tps.max(1.0));
+        self.tokens =
+            (self.tokens + (t - self.last) as f64 / 1e9 * self.tps).min(self.tps.max(1.0));
         self.last = t;
         let mut rare = false;
-        for s in spans.iter().filter(|s| s.is_top_level() || s.is_measured() || s.parent_id == 0) {
+        for s in spans
+            .iter()
+            .filter(|s| s.is_top_level() || s.is_measured() || s.parent_id == 0)
+        {
             let sig = hash_fields(&[
                 env,
                 &s.service,
@@ -452,7 +474,12 @@ impl AgentSampler {
             errors: ScoreSampler::new(cfg.errors_tps),
             no_priority: ScoreSampler::new(cfg.target_tps),
             rare: cfg.rare_enabled.then(RareSampler::new),
-            probabilistic: cfg.probabilistic_percentage.map(|percentage| ProbabilisticSampler { percentage, seed: 0 }),
+            probabilistic: cfg
+                .probabilistic_percentage
+                .map(|percentage| ProbabilisticSampler {
+                    percentage,
+                    seed: 0,
+                }),
         }
     }
 
@@ -588,14 +615,20 @@ mod tests {
         assert!(!sample_by_rate(1, 0.0));
         assert!(sample_by_rate(u64::MAX, 1.0));
         // The kept fraction converges on the rate.
-        let kept = (1..=100_000u64).filter(|&i| sample_by_rate(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), 0.3)).count();
+        let kept = (1..=100_000u64)
+            .filter(|&i| sample_by_rate(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), 0.3))
+            .count();
         assert!((29_000..31_000).contains(&kept), "{kept}");
     }
 
     #[test]
     fn priority_sampler_converges_to_target() {
         let mut p = PrioritySampler::new(10.0);
-        let root = Span { service: "web".into(), trace_id: 1, ..Span::default() };
+        let root = Span {
+            service: "web".into(),
+            trace_id: 1,
+            ..Span::default()
+        };
         // 100 traces/s for 60 s.
         for i in 0..6000i64 {
             p.sample(Timestamp::from_millis(i * 10), 1, &root, "prod");
@@ -626,22 +659,46 @@ mod tests {
 
     #[test]
     fn tail_sampler_policies() {
-        let mut t = TailSampler::new(TailConfig { keep_errors: true, latency_threshold_ns: Some(1000), rate_limit_tps: 1.0 });
-        let ok = Span { duration: 10, ..Span::default() };
-        let err = Span { error: 1, ..Span::default() };
-        let slow = Span { duration: 5000, ..Span::default() };
+        let mut t = TailSampler::new(TailConfig {
+            keep_errors: true,
+            latency_threshold_ns: Some(1000),
+            rate_limit_tps: 1.0,
+        });
+        let ok = Span {
+            duration: 10,
+            ..Span::default()
+        };
+        let err = Span {
+            error: 1,
+            ..Span::default()
+        };
+        let slow = Span {
+            duration: 5000,
+            ..Span::default()
+        };
         let now = Timestamp::from_secs(100);
         assert_eq!(t.decide(now, &[err]), TailDecision::KeepError);
         assert_eq!(t.decide(now, &[slow]), TailDecision::KeepSlow);
-        assert_eq!(t.decide(now, std::slice::from_ref(&ok)), TailDecision::KeepRate);
+        assert_eq!(
+            t.decide(now, std::slice::from_ref(&ok)),
+            TailDecision::KeepRate
+        );
         assert_eq!(t.decide(now, std::slice::from_ref(&ok)), TailDecision::Drop);
-        assert_eq!(t.decide(Timestamp::from_secs(101), &[ok]), TailDecision::KeepRate);
+        assert_eq!(
+            t.decide(Timestamp::from_secs(101), &[ok]),
+            TailDecision::KeepRate
+        );
     }
 
     #[test]
     fn probabilistic_is_deterministic_and_proportional() {
-        let p = ProbabilisticSampler { percentage: 25.0, seed: 0 };
-        let kept = (1..=40_000u128).filter(|&i| p.sample(i * 0x1234_5678_9abc_def1)).count();
+        let p = ProbabilisticSampler {
+            percentage: 25.0,
+            seed: 0,
+        };
+        let kept = (1..=40_000u128)
+            .filter(|&i| p.sample(i * 0x1234_5678_9abc_def1))
+            .count();
         assert!((9_000..11_000).contains(&kept), "{kept}");
         assert_eq!(p.sample(77), p.sample(77));
     }

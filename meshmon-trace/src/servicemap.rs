@@ -83,7 +83,8 @@ impl ServiceMap {
     pub fn add_trace(&mut self, spans: &[Span<'_>]) {
         self.traces += 1;
         // span_id → indices (Zipkin shared spans give two spans one id).
-        let mut by_id: hashbrown::HashMap<u64, smallvec_like::Two> = hashbrown::HashMap::with_capacity(spans.len());
+        let mut by_id: hashbrown::HashMap<u64, smallvec_like::Two> =
+            hashbrown::HashMap::with_capacity(spans.len());
         for (i, s) in spans.iter().enumerate() {
             by_id.entry(s.span_id).or_default().push(i);
         }
@@ -135,7 +136,10 @@ impl ServiceMap {
 
     /// A plain-text table: caller → callee, calls, errors, p50/p99 (ms).
     pub fn render(&self) -> String {
-        let mut out = format!("{:<28}    {:<28} {:>8} {:>7} {:>9} {:>9}\n", "caller", "callee", "calls", "errors", "p50_ms", "p99_ms");
+        let mut out = format!(
+            "{:<28}    {:<28} {:>8} {:>7} {:>9} {:>9}\n",
+            "caller", "callee", "calls", "errors", "p50_ms", "p99_ms"
+        );
         for ((a, b), e) in &self.edges {
             out.push_str(&format!(
                 "{:<28} -> {:<28} {:>8} {:>7} {:>9.3} {:>9.3}\n",
@@ -173,7 +177,10 @@ mod smallvec_like {
         }
 
         pub(super) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-            self.a.into_iter().chain(self.b).chain(self.rest.iter().copied())
+            self.a
+                .into_iter()
+                .chain(self.b)
+                .chain(self.rest.iter().copied())
         }
     }
 }
@@ -183,7 +190,14 @@ mod tests {
     use super::*;
 
     fn span(svc: &'static str, id: u64, parent: u64, kind: &'static str) -> Span<'static> {
-        let mut s = Span { service: svc.into(), trace_id: 1, span_id: id, parent_id: parent, duration: 1000, ..Span::default() };
+        let mut s = Span {
+            service: svc.into(),
+            trace_id: 1,
+            span_id: id,
+            parent_id: parent,
+            duration: 1000,
+            ..Span::default()
+        };
         s.set_meta("span.kind", kind);
         s
     }
@@ -192,15 +206,31 @@ mod tests {
     fn parent_child_shared_and_leaf_edges() {
         let mut m = ServiceMap::new();
         // Datadog style: a -> b by parent link.
-        m.add_trace(&[span("a", 1, 0, "server"), span("a", 2, 1, "client"), span("b", 3, 2, "server")]);
+        m.add_trace(&[
+            span("a", 1, 0, "server"),
+            span("a", 2, 1, "client"),
+            span("b", 3, 2, "server"),
+        ]);
         // Zipkin shared: b's SERVER span reuses a's CLIENT id and its parent.
-        m.add_trace(&[span("a", 1, 0, "server"), span("a", 2, 1, "client"), span("b", 2, 1, "server"), span("b", 4, 2, "internal")]);
+        m.add_trace(&[
+            span("a", 1, 0, "server"),
+            span("a", 2, 1, "client"),
+            span("b", 2, 1, "server"),
+            span("b", 4, 2, "internal"),
+        ]);
         // Envoy leaf: callee untraced.
         let mut leaf = span("a", 2, 1, "client");
-        leaf.set_meta("upstream_cluster", "outbound|9080||ratings.bookinfo.svc.cluster.local");
+        leaf.set_meta(
+            "upstream_cluster",
+            "outbound|9080||ratings.bookinfo.svc.cluster.local",
+        );
         leaf.error = 1;
         m.add_trace(&[span("a", 1, 0, "server"), leaf]);
-        let e = |a: &str, b: &str| m.edges.get(&(a.to_string(), b.to_string())).map(|e| (e.calls, e.errors));
+        let e = |a: &str, b: &str| {
+            m.edges
+                .get(&(a.to_string(), b.to_string()))
+                .map(|e| (e.calls, e.errors))
+        };
         assert_eq!(e("a", "b"), Some((2, 0)));
         assert_eq!(e("a", "ratings.bookinfo"), Some((1, 1)));
         assert_eq!(m.edges.len(), 2);

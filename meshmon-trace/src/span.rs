@@ -131,7 +131,9 @@ impl AttributeValue<'_> {
             AttributeValue::Bool(b) => AttributeValue::Bool(b),
             AttributeValue::Int(i) => AttributeValue::Int(i),
             AttributeValue::Double(d) => AttributeValue::Double(d),
-            AttributeValue::Array(a) => AttributeValue::Array(a.into_iter().map(|v| v.into_owned()).collect()),
+            AttributeValue::Array(a) => {
+                AttributeValue::Array(a.into_iter().map(|v| v.into_owned()).collect())
+            }
         }
     }
 }
@@ -260,7 +262,11 @@ impl<'a> Span<'a> {
                 .map(|e| SpanEvent {
                     time_unix_nano: e.time_unix_nano,
                     name: own(e.name),
-                    attributes: e.attributes.into_iter().map(|(k, v)| (own(k), v.into_owned())).collect(),
+                    attributes: e
+                        .attributes
+                        .into_iter()
+                        .map(|(k, v)| (own(k), v.into_owned()))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -299,9 +305,10 @@ impl<'a> TraceChunk<'a> {
             spans,
             ..TraceChunk::default()
         };
-        chunk.priority = chunk.root().and_then(Span::sampling_priority).or_else(|| {
-            chunk.spans.iter().find_map(Span::sampling_priority)
-        });
+        chunk.priority = chunk
+            .root()
+            .and_then(Span::sampling_priority)
+            .or_else(|| chunk.spans.iter().find_map(Span::sampling_priority));
         chunk
     }
 
@@ -404,7 +411,11 @@ impl<'a> TracerPayload<'a> {
             language_version: own(self.language_version),
             tracer_version: own(self.tracer_version),
             runtime_id: own(self.runtime_id),
-            chunks: self.chunks.into_iter().map(TraceChunk::into_owned).collect(),
+            chunks: self
+                .chunks
+                .into_iter()
+                .map(TraceChunk::into_owned)
+                .collect(),
             tags: own_pairs(self.tags),
             env: own(self.env),
             hostname: own(self.hostname),
@@ -416,7 +427,6 @@ impl<'a> TracerPayload<'a> {
 impl Span<'_> {
     /// The span as a JSON object (ids as numbers, plus `trace_id_128` as 32 hex digits).
     pub fn to_json(&self) -> serde_json::Value {
-
         serde_json::json!({
             "trace_id_128": format!("{:032x}", self.trace_id_128()),
             "trace_id": self.trace_id,

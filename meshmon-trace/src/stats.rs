@@ -21,7 +21,8 @@ pub const MAX_LATENCY_NS: u64 = 3_600_000_000_000;
 /// digits (≤ 1 % relative error).
 pub fn latency_histogram() -> Histogram<u64> {
     // Bounds are constants that hdrhistogram accepts; fall back to auto-resize otherwise.
-    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 2).unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable_hist()))
+    Histogram::new_with_bounds(1, MAX_LATENCY_NS, 2)
+        .unwrap_or_else(|_| Histogram::new(2).unwrap_or_else(|_| unreachable_hist()))
 }
 
 #[cold]
@@ -166,11 +167,16 @@ pub struct Concentrator {
 /// True when a span takes part in stats: top-level, measured, or of kind
 /// server/client/producer/consumer.
 pub fn is_stats_eligible(s: &Span<'_>) -> bool {
-    s.is_top_level() || s.is_measured() || matches!(s.kind(), "server" | "client" | "producer" | "consumer")
+    s.is_top_level()
+        || s.is_measured()
+        || matches!(s.kind(), "server" | "client" | "producer" | "consumer")
 }
 
 fn status_class(s: &Span<'_>) -> u16 {
-    match s.meta(HTTP_STATUS_CODE_KEY).and_then(|c| c.parse::<u16>().ok()) {
+    match s
+        .meta(HTTP_STATUS_CODE_KEY)
+        .and_then(|c| c.parse::<u16>().ok())
+    {
         Some(c @ 100..=599) => c / 100,
         _ => 0,
     }
@@ -191,7 +197,10 @@ impl Concentrator {
     pub fn add_spans(&mut self, spans: &[Span<'_>]) {
         for s in spans {
             let kind = s.kind();
-            if s.is_top_level() || s.is_measured() || matches!(kind, "server" | "client" | "producer" | "consumer") {
+            if s.is_top_level()
+                || s.is_measured()
+                || matches!(kind, "server" | "client" | "producer" | "consumer")
+            {
                 self.add_span_with_kind(s, kind);
             }
         }
@@ -291,16 +300,33 @@ impl RedTable {
     pub fn render(&self) -> String {
         let mut out = format!(
             "{:<28} {:<36} {:<8} {:>6} {:>8} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
-            "service", "resource", "kind", "status", "hits", "errors", "p50_ms", "p95_ms", "p99_ms", "max_ms"
+            "service",
+            "resource",
+            "kind",
+            "status",
+            "hits",
+            "errors",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "max_ms"
         );
         for (k, g) in &self.groups {
             let ms = |v: u64| v as f64 / 1e6;
-            let status = if k.status_class == 0 { "-".to_string() } else { format!("{}xx", k.status_class) };
+            let status = if k.status_class == 0 {
+                "-".to_string()
+            } else {
+                format!("{}xx", k.status_class)
+            };
             out.push_str(&format!(
                 "{:<28} {:<36} {:<8} {:>6} {:>8} {:>7} {:>9.3} {:>9.3} {:>9.3} {:>9.3}\n",
                 k.service,
                 k.resource,
-                if k.span_kind.is_empty() { "-" } else { &k.span_kind },
+                if k.span_kind.is_empty() {
+                    "-"
+                } else {
+                    &k.span_kind
+                },
                 status,
                 g.hits,
                 g.errors,
@@ -326,7 +352,15 @@ mod tests {
         for i in 1..=10_000i64 {
             let d = i * 12_345 + (i * i) % 977;
             durations.push(d);
-            let mut s = Span { service: "web".into(), resource: "GET /".into(), name: "http".into(), start: base, duration: d, error: i32::from(i % 10 == 0), ..Span::default() };
+            let mut s = Span {
+                service: "web".into(),
+                resource: "GET /".into(),
+                name: "http".into(),
+                start: base,
+                duration: d,
+                error: i32::from(i % 10 == 0),
+                ..Span::default()
+            };
             s.set_meta("span.kind", "server");
             s.set_meta("http.status_code", if i % 10 == 0 { "503" } else { "200" });
             c.add_spans(std::slice::from_ref(&s));
@@ -337,15 +371,32 @@ mod tests {
         for b in &buckets {
             t.merge(b);
         }
-        let ok = t.groups.iter().find(|(k, _)| k.status_class == 2).unwrap().1;
-        let err = t.groups.iter().find(|(k, _)| k.status_class == 5).unwrap().1;
-        assert_eq!((ok.hits, ok.errors, err.hits, err.errors), (9000, 0, 1000, 1000));
+        let ok = t
+            .groups
+            .iter()
+            .find(|(k, _)| k.status_class == 2)
+            .unwrap()
+            .1;
+        let err = t
+            .groups
+            .iter()
+            .find(|(k, _)| k.status_class == 5)
+            .unwrap()
+            .1;
+        assert_eq!(
+            (ok.hits, ok.errors, err.hits, err.errors),
+            (9000, 0, 1000, 1000)
+        );
         let mut all = ok.clone();
         all.merge(err);
         for q in [0.5, 0.95, 0.99] {
-            let exact = durations[((q * durations.len() as f64).ceil() as usize).saturating_sub(1)] as f64;
+            let exact =
+                durations[((q * durations.len() as f64).ceil() as usize).saturating_sub(1)] as f64;
             let got = all.quantile(q) as f64;
-            assert!((got - exact).abs() / exact <= 0.01, "q{q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact <= 0.01,
+                "q{q}: {got} vs {exact}"
+            );
         }
         let max = *durations.last().unwrap() as f64;
         assert!((all.latency.max() as f64 - max).abs() / max <= 0.01);

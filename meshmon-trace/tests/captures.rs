@@ -14,7 +14,10 @@ use meshmon_trace::{Span, TracerPayload};
 use serde_json::Value;
 
 fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/trace-payloads"));
+    let d = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/trace-payloads"
+    ));
     if d.is_dir() {
         Some(d.to_path_buf())
     } else {
@@ -54,7 +57,12 @@ fn format_of(path: &str) -> Option<Format> {
 fn assert_span_matches(s: &Span<'_>, want: &Value, ctx: &str) {
     let u = |k: &str| want.get(k).and_then(Value::as_u64).unwrap_or(0);
     let i = |k: &str| want.get(k).and_then(Value::as_i64).unwrap_or(0);
-    let st = |k: &str| want.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let st = |k: &str| {
+        want.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     assert_eq!(s.service, st("service"), "{ctx}");
     assert_eq!(s.name, st("name"), "{ctx}");
     assert_eq!(s.resource, st("resource"), "{ctx}");
@@ -65,23 +73,40 @@ fn assert_span_matches(s: &Span<'_>, want: &Value, ctx: &str) {
     assert_eq!(s.start, i("start"), "{ctx}");
     assert_eq!(s.duration, i("duration"), "{ctx}");
     assert_eq!(i64::from(s.error), i("error"), "{ctx}");
-    let meta: BTreeMap<String, String> = s.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let meta: BTreeMap<String, String> = s
+        .meta
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let want_meta: BTreeMap<String, String> = want
         .get("meta")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(meta, want_meta, "{ctx}");
-    let metrics: BTreeMap<String, f64> = s.metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let metrics: BTreeMap<String, f64> =
+        s.metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
     let want_metrics: BTreeMap<String, f64> = want
         .get("metrics")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_f64().unwrap())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_f64().unwrap()))
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(metrics, want_metrics, "{ctx}");
     // 128-bit ids: the high half travels in meta["_dd.p.tid"].
     match want_meta.get("_dd.p.tid") {
-        Some(h) => assert_eq!(s.trace_id_high, u64::from_str_radix(h, 16).unwrap(), "{ctx}"),
+        Some(h) => assert_eq!(
+            s.trace_id_high,
+            u64::from_str_radix(h, 16).unwrap(),
+            "{ctx}"
+        ),
         None => assert_eq!(s.trace_id_high, 0, "{ctx}"),
     }
 }
@@ -90,7 +115,14 @@ fn datadog_dirs(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().unwrap().to_str().unwrap().starts_with("ddtrace"))
+        .filter(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_str()
+                    .unwrap()
+                    .starts_with("ddtrace")
+        })
         .collect();
     v.sort();
     v
@@ -103,13 +135,20 @@ fn datadog_captures_decode_field_for_field_and_round_trip() {
     for dir in datadog_dirs(&root) {
         for (side, body) in requests(&dir) {
             let path = side["path"].as_str().unwrap();
-            let Some(format) = format_of(path) else { continue };
+            let Some(format) = format_of(path) else {
+                continue;
+            };
             let ctx = format!("{}/{}", dir.display(), side["body_file"]);
             assert_eq!(Format::sniff(&body), format, "{ctx}");
-            let p = decode::decode(format, &body, &Limits::default()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let p = decode::decode(format, &body, &Limits::default())
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
             let want = side["summary"]["traces"].as_array().unwrap();
             assert_eq!(p.chunks.len(), want.len(), "{ctx}");
-            let count: usize = side["headers"]["x-datadog-trace-count"].as_str().unwrap().parse().unwrap();
+            let count: usize = side["headers"]["x-datadog-trace-count"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert_eq!(p.chunks.len(), count, "{ctx}");
             for (c, wc) in p.chunks.iter().zip(want) {
                 let wc = wc.as_array().unwrap();
@@ -175,7 +214,12 @@ fn envoy_v04_and_v05_agree() {
     assert_eq!(a.chunks.len(), 3);
     assert_eq!(a, b);
     assert!(a.spans().filter(|s| s.name == "envoy.proxy").count() >= 10);
-    assert!(a.spans().filter(|s| s.meta("upstream_cluster").is_some()).count() >= 10);
+    assert!(
+        a.spans()
+            .filter(|s| s.meta("upstream_cluster").is_some())
+            .count()
+            >= 10
+    );
 }
 
 /// Every `_dd.p.dm=-1` (agent rate) and `-3` (rule rate) decision in the captures is the
@@ -192,26 +236,40 @@ fn every_captured_sampling_decision_is_reproduced() {
             .collect();
         let decoded: Vec<TracerPayload> = payloads
             .iter()
-            .map(|(path, b)| decode::decode(format_of(path).unwrap(), b, &Limits::default()).unwrap())
+            .map(|(path, b)| {
+                decode::decode(format_of(path).unwrap(), b, &Limits::default()).unwrap()
+            })
             .collect();
         // The rate each trace was decided at, wherever the tracer recorded it (the root's
         // chunk carries `_dd.agent_psr` or `_dd.rule_psr`; downstream chunks only the outcome).
         let mut rate_of: BTreeMap<u64, f64> = BTreeMap::new();
         for s in decoded.iter().flat_map(|p| p.spans()) {
-            if let Some(r) = s.metric("_dd.agent_psr").or_else(|| s.metric("_dd.rule_psr")) {
+            if let Some(r) = s
+                .metric("_dd.agent_psr")
+                .or_else(|| s.metric("_dd.rule_psr"))
+            {
                 rate_of.insert(s.trace_id, r);
             }
         }
         for p in &decoded {
             for c in &p.chunks {
                 let root_span = c.root().unwrap();
-                let dm = c.spans.iter().find_map(|s| s.meta("_dd.p.dm")).unwrap_or("");
+                let dm = c
+                    .spans
+                    .iter()
+                    .find_map(|s| s.meta("_dd.p.dm"))
+                    .unwrap_or("");
                 if dm != "-1" && dm != "-3" {
                     continue;
                 }
                 let rate = rate_of[&root_span.trace_id];
                 let priority = c.priority.unwrap();
-                assert_eq!(sample_by_rate(root_span.trace_id, rate), priority > 0, "trace {} dm {dm} rate {rate} priority {priority}", root_span.trace_id);
+                assert_eq!(
+                    sample_by_rate(root_span.trace_id, rate),
+                    priority > 0,
+                    "trace {} dm {dm} rate {rate} priority {priority}",
+                    root_span.trace_id
+                );
                 checked += 1;
             }
         }
@@ -222,7 +280,10 @@ fn every_captured_sampling_decision_is_reproduced() {
 #[test]
 fn zipkin_captures_decode() {
     let Some(root) = data_dir() else { return };
-    for name in ["zipkin-v2-otel-sdk-1.45", "zipkin-v2-py_zipkin-1.2.8-shared"] {
+    for name in [
+        "zipkin-v2-otel-sdk-1.45",
+        "zipkin-v2-py_zipkin-1.2.8-shared",
+    ] {
         for (side, body) in requests(&root.join(name)) {
             let ctx = format!("{name}/{}", side["body_file"]);
             assert_eq!(Format::sniff(&body), Format::Zipkin, "{ctx}");
@@ -234,14 +295,29 @@ fn zipkin_captures_decode() {
                 let id = u64::from_str_radix(w["id"].as_str().unwrap(), 16).unwrap();
                 let tid = u128::from_str_radix(w["traceId"].as_str().unwrap(), 16).unwrap();
                 // Shared span ids: match on id and kind.
-                let kind = w.get("kind").and_then(Value::as_str).unwrap_or("INTERNAL").to_ascii_lowercase();
-                let s = spans.iter().find(|s| s.span_id == id && s.kind() == kind).unwrap_or_else(|| panic!("{ctx}: span {id:x}"));
+                let kind = w
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("INTERNAL")
+                    .to_ascii_lowercase();
+                let s = spans
+                    .iter()
+                    .find(|s| s.span_id == id && s.kind() == kind)
+                    .unwrap_or_else(|| panic!("{ctx}: span {id:x}"));
                 assert_eq!(s.trace_id_128(), tid, "{ctx}");
-                assert_eq!(s.service, w["localEndpoint"]["serviceName"].as_str().unwrap(), "{ctx}");
+                assert_eq!(
+                    s.service,
+                    w["localEndpoint"]["serviceName"].as_str().unwrap(),
+                    "{ctx}"
+                );
                 assert_eq!(s.resource, w["name"].as_str().unwrap(), "{ctx}");
                 assert_eq!(s.start, w["timestamp"].as_i64().unwrap() * 1000, "{ctx}");
                 assert_eq!(s.duration, w["duration"].as_i64().unwrap() * 1000, "{ctx}");
-                let parent = w.get("parentId").and_then(Value::as_str).map(|p| u64::from_str_radix(p, 16).unwrap()).unwrap_or(0);
+                let parent = w
+                    .get("parentId")
+                    .and_then(Value::as_str)
+                    .map(|p| u64::from_str_radix(p, 16).unwrap())
+                    .unwrap_or(0);
                 assert_eq!(s.parent_id, parent, "{ctx}");
                 let is_err = w.get("tags").and_then(|t| t.get("error")).is_some();
                 assert_eq!(s.is_error(), is_err, "{ctx}");

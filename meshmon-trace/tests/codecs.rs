@@ -26,17 +26,34 @@ fn rich_span() -> Span<'static> {
     s.set_meta("_dd.p.tid", "6b02bca600000000");
     s.set_meta("error.message", "déjà vu");
     s.set_metric("_sampling_priority_v1", 2.0);
-    s.meta_struct.push(("appsec".into(), Cow::Owned(vec![0x81, 0xa1, b'k', 0x01])));
-    s.span_links.push(SpanLink { trace_id: 1, trace_id_high: 2, span_id: 3, attributes: vec![("link.kind".into(), "follows".into())], tracestate: "dd=s:1".into(), flags: 1 });
+    s.meta_struct
+        .push(("appsec".into(), Cow::Owned(vec![0x81, 0xa1, b'k', 0x01])));
+    s.span_links.push(SpanLink {
+        trace_id: 1,
+        trace_id_high: 2,
+        span_id: 3,
+        attributes: vec![("link.kind".into(), "follows".into())],
+        tracestate: "dd=s:1".into(),
+        flags: 1,
+    });
     s.span_events.push(SpanEvent {
         time_unix_nano: 1_795_341_478_324_314_699,
         name: "exception".into(),
         attributes: vec![
-            ("exception.message".into(), AttributeValue::String("boom".into())),
+            (
+                "exception.message".into(),
+                AttributeValue::String("boom".into()),
+            ),
             ("retry".into(), AttributeValue::Bool(true)),
             ("attempt".into(), AttributeValue::Int(-3)),
             ("ratio".into(), AttributeValue::Double(0.5)),
-            ("codes".into(), AttributeValue::Array(vec![AttributeValue::Int(1), AttributeValue::String("x".into())])),
+            (
+                "codes".into(),
+                AttributeValue::Array(vec![
+                    AttributeValue::Int(1),
+                    AttributeValue::String("x".into()),
+                ]),
+            ),
         ],
     });
     s
@@ -51,8 +68,23 @@ fn v07_round_trip_keeps_everything() {
         hostname: "node-1".into(),
         tags: vec![("_dd.tags.container".into(), "a:b".into())],
         chunks: vec![
-            TraceChunk { priority: Some(2), origin: "synthetics".into(), spans: vec![rich_span()], tags: vec![("_dd.p.dm".into(), "-4".into())], dropped_trace: false },
-            TraceChunk { priority: None, spans: vec![Span { trace_id: 9, span_id: 9, ..Span::default() }], dropped_trace: true, ..TraceChunk::default() },
+            TraceChunk {
+                priority: Some(2),
+                origin: "synthetics".into(),
+                spans: vec![rich_span()],
+                tags: vec![("_dd.p.dm".into(), "-4".into())],
+                dropped_trace: false,
+            },
+            TraceChunk {
+                priority: None,
+                spans: vec![Span {
+                    trace_id: 9,
+                    span_id: 9,
+                    ..Span::default()
+                }],
+                dropped_trace: true,
+                ..TraceChunk::default()
+            },
         ],
         ..TracerPayload::default()
     };
@@ -62,7 +94,10 @@ fn v07_round_trip_keeps_everything() {
     assert_eq!(back, p);
     // v0.4 carries links, events and meta_struct too.
     let v4 = encode::encode_v04(&[vec![rich_span()]]);
-    assert_eq!(decode::decode_v04(&v4, &Limits::default()).unwrap().chunks[0].spans[0], rich_span());
+    assert_eq!(
+        decode::decode_v04(&v4, &Limits::default()).unwrap().chunks[0].spans[0],
+        rich_span()
+    );
 }
 
 /// A v0.4 span map built by hand, to exercise the wire types tracers really use.
@@ -91,9 +126,15 @@ fn leniency_matches_the_agent() {
     assert_eq!(s.trace_id, u64::MAX - 1);
     assert_eq!((s.span_id, s.parent_id, s.error), (7, 0, 1));
     assert_eq!(s.service, "web");
-    assert_eq!(s.name, "a\u{FFFD}b!", "a run of invalid bytes becomes one U+FFFD, as Go's strings.ToValidUTF8");
+    assert_eq!(
+        s.name, "a\u{FFFD}b!",
+        "a run of invalid bytes becomes one U+FFFD, as Go's strings.ToValidUTF8"
+    );
     assert_eq!(s.metric("m"), Some(1.0));
-    assert!(s.meta.is_empty() && s.resource.is_empty(), "missing keys keep zero values");
+    assert!(
+        s.meta.is_empty() && s.resource.is_empty(),
+        "missing keys keep zero values"
+    );
 
     // Invalid UTF-8 inside meta is repaired too; valid meta stays a view and still reads.
     let mut f = Vec::new();
@@ -113,25 +154,73 @@ fn strict_errors_carry_offsets() {
     let e = decode::decode_v04(b"\x91\x91\xa1x", &limits).unwrap_err();
     assert!(matches!(e, DecodeError::Type { offset: 2, .. }), "{e}");
     // A str length past the end of the body (and one over the string limit).
-    let e = decode::decode_v04(b"\x91\x91\x81\xa7service\xdb\x00\x00\x10\x00", &limits).unwrap_err();
-    assert!(matches!(e, DecodeError::Truncated { offset: 11, len: 4096, .. }), "{e}");
-    let e = decode::decode_v04(b"\x91\x91\x81\xa7service\xdb\xff\xff\xff\xff", &limits).unwrap_err();
-    assert!(matches!(e, DecodeError::LimitExceeded { offset: 11, .. }), "{e}");
+    let e =
+        decode::decode_v04(b"\x91\x91\x81\xa7service\xdb\x00\x00\x10\x00", &limits).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DecodeError::Truncated {
+                offset: 11,
+                len: 4096,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e =
+        decode::decode_v04(b"\x91\x91\x81\xa7service\xdb\xff\xff\xff\xff", &limits).unwrap_err();
+    assert!(
+        matches!(e, DecodeError::LimitExceeded { offset: 11, .. }),
+        "{e}"
+    );
     // v0.5: a span with 11 elements; a string index out of range.
-    let e = decode::decode_v05(b"\x92\x91\xa0\x91\x91\x9b\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80", &limits).unwrap_err();
+    let e = decode::decode_v05(
+        b"\x92\x91\xa0\x91\x91\x9b\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80",
+        &limits,
+    )
+    .unwrap_err();
     assert!(matches!(e, DecodeError::Invalid { offset: 5, .. }), "{e}");
-    let e = decode::decode_v05(b"\x92\x91\xa0\x91\x91\x9c\x05\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80\x00", &limits).unwrap_err();
-    assert!(matches!(e, DecodeError::StringIndex { offset: 6, index: 5, len: 1 }), "{e}");
+    let e = decode::decode_v05(
+        b"\x92\x91\xa0\x91\x91\x9c\x05\x00\x00\x00\x00\x00\x00\x00\x00\x80\x80\x00",
+        &limits,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DecodeError::StringIndex {
+                offset: 6,
+                index: 5,
+                len: 1
+            }
+        ),
+        "{e}"
+    );
     // Body and count limits.
-    let small = Limits { max_body_bytes: 4, ..Limits::default() };
-    assert!(matches!(decode::decode_v04(b"\x91\x91\x80\x80\x80", &small), Err(DecodeError::BodyTooLarge { len: 5, limit: 4 })));
-    let few = Limits { max_spans: 2, ..Limits::default() };
+    let small = Limits {
+        max_body_bytes: 4,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        decode::decode_v04(b"\x91\x91\x80\x80\x80", &small),
+        Err(DecodeError::BodyTooLarge { len: 5, limit: 4 })
+    ));
+    let few = Limits {
+        max_spans: 2,
+        ..Limits::default()
+    };
     let e = decode::decode_v04(b"\x92\x92\x80\x80\x91\x80", &few).unwrap_err();
-    assert!(matches!(e, DecodeError::LimitExceeded { offset: 4, .. }), "{e}");
+    assert!(
+        matches!(e, DecodeError::LimitExceeded { offset: 4, .. }),
+        "{e}"
+    );
     // JSON errors: line, column and byte offset.
-    let e = decode::decode_json(b"[[{\"service\": \"a\",\n \"trace_id\": x}]]", &limits).unwrap_err();
+    let e =
+        decode::decode_json(b"[[{\"service\": \"a\",\n \"trace_id\": x}]]", &limits).unwrap_err();
     match e {
-        DecodeError::Json { line: 2, offset, .. } => assert_eq!(offset, 32),
+        DecodeError::Json {
+            line: 2, offset, ..
+        } => assert_eq!(offset, 32),
         other => panic!("{other}"),
     }
     // Zipkin: a bad hex id points at its bytes.
@@ -145,12 +234,17 @@ fn truncated_inputs_never_panic() {
     let bodies = [
         encode::encode_v04(&[vec![rich_span(), rich_span()]]),
         encode::encode_v05(&[vec![rich_span()], vec![rich_span()]]),
-        encode::encode_v07(&TracerPayload::from_chunks(vec![TraceChunk::from_spans(vec![rich_span()])])),
+        encode::encode_v07(&TracerPayload::from_chunks(vec![TraceChunk::from_spans(
+            vec![rich_span()],
+        )])),
     ];
     for (body, f) in bodies.iter().zip([Format::V04, Format::V05, Format::V07]) {
         assert!(decode::decode(f, body, &Limits::default()).is_ok());
         for cut in 0..body.len() {
-            assert!(decode::decode(f, &body[..cut], &Limits::default()).is_err(), "{f:?} cut at {cut}");
+            assert!(
+                decode::decode(f, &body[..cut], &Limits::default()).is_err(),
+                "{f:?} cut at {cut}"
+            );
         }
         // Flip every byte once: an error or a payload, never a panic.
         for i in 0..body.len() {

@@ -13,29 +13,71 @@ use serde_json::Value;
 
 const NOW: i64 = 1_795_341_490;
 
-fn post<'a>(rx: &mut Receiver, path: &'a str, headers: &'a [(&'a str, &'a str)], body: &'a [u8]) -> (u16, String) {
-    let r = rx.handle(&Request { method: "POST", path, headers, body }, Timestamp::from_secs(NOW));
+fn post<'a>(
+    rx: &mut Receiver,
+    path: &'a str,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+) -> (u16, String) {
+    let r = rx.handle(
+        &Request {
+            method: "POST",
+            path,
+            headers,
+            body,
+        },
+        Timestamp::from_secs(NOW),
+    );
     (r.status, String::from_utf8(r.body).unwrap())
 }
 
 fn replay_dir(rx: &mut Receiver, dir: &Path) -> (usize, u64) {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
     files.sort();
     let (mut n, mut p0) = (0, 0);
     for f in files {
         let side: Value = serde_json::from_slice(&std::fs::read(&f).unwrap()).unwrap();
         let body = std::fs::read(dir.join(side["body_file"].as_str().unwrap())).unwrap();
-        let headers: Vec<(String, String)> = side["headers"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
-        let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        p0 += side["headers"].get("datadog-client-dropped-p0-traces").and_then(Value::as_str).map_or(0, |v| v.parse::<u64>().unwrap());
+        let headers: Vec<(String, String)> = side["headers"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let hdrs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        p0 += side["headers"]
+            .get("datadog-client-dropped-p0-traces")
+            .and_then(Value::as_str)
+            .map_or(0, |v| v.parse::<u64>().unwrap());
         let method = side["method"].as_str().unwrap();
         let path = side["path"].as_str().unwrap();
-        let r = rx.handle(&Request { method, path, headers: &hdrs, body: &body }, Timestamp::from_secs(NOW));
+        let r = rx.handle(
+            &Request {
+                method,
+                path,
+                headers: &hdrs,
+                body: &body,
+            },
+            Timestamp::from_secs(NOW),
+        );
         match path {
             "/info" => {
                 assert_eq!(r.status, 200);
                 let v: Value = serde_json::from_slice(&r.body).unwrap();
-                assert!(v["endpoints"].as_array().unwrap().iter().any(|e| e == "/v0.5/traces"));
+                assert!(
+                    v["endpoints"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|e| e == "/v0.5/traces")
+                );
             }
             "/v0.6/stats" => assert_eq!(r.status, 200),
             "/api/v2/spans" => assert_eq!(r.status, 202),
@@ -52,14 +94,27 @@ fn replay_dir(rx: &mut Receiver, dir: &Path) -> (usize, u64) {
 
 #[test]
 fn captured_requests_replay_with_balanced_accounting() {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/trace-payloads"));
+    let root = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/trace-payloads"
+    ));
     if !root.is_dir() {
-        eprintln!("trace-payloads corpus absent at {}: skipping", root.display());
+        eprintln!(
+            "trace-payloads corpus absent at {}: skipping",
+            root.display()
+        );
         return;
     }
     let mut rx = Receiver::new(ReceiverConfig::default());
     let (mut payloads, mut p0) = (0, 0);
-    for d in ["ddtrace-4.16.0-default-v05", "ddtrace-4.16.0-v04", "ddtrace-4.16.0-v04-agentrate0.25", "ddtrace-4.16.0-v04-clientstats-rule0.5", "zipkin-v2-otel-sdk-1.45", "zipkin-v2-py_zipkin-1.2.8-shared"] {
+    for d in [
+        "ddtrace-4.16.0-default-v05",
+        "ddtrace-4.16.0-v04",
+        "ddtrace-4.16.0-v04-agentrate0.25",
+        "ddtrace-4.16.0-v04-clientstats-rule0.5",
+        "zipkin-v2-otel-sdk-1.45",
+        "zipkin-v2-py_zipkin-1.2.8-shared",
+    ] {
         let (n, p) = replay_dir(&mut rx, &root.join(d));
         payloads += n;
         p0 += p;
@@ -73,7 +128,10 @@ fn captured_requests_replay_with_balanced_accounting() {
     assert_eq!(c.client_dropped_p0_traces, p0);
     // Priority 0 (agent rate 0.25) and -1 (rule) chunks are sampled out, errors can be kept
     // by the errors sampler.
-    assert!(c.spans_sampled_out > 0 && c.spans_kept > c.spans_sampled_out, "{c:?}");
+    assert!(
+        c.spans_sampled_out > 0 && c.spans_kept > c.spans_sampled_out,
+        "{c:?}"
+    );
     assert_eq!(c.spans_dropped_normalize, 0);
     assert_eq!(c.stats_payloads, 2);
 
@@ -92,17 +150,39 @@ fn captured_requests_replay_with_balanced_accounting() {
         assert_eq!(t.spans.len(), 5);
         assert_ne!(t.trace_id >> 64, 0);
         let ids: Vec<u64> = t.spans.iter().map(|s| s.span_id).collect();
-        assert!(t.spans.iter().all(|s| s.parent_id == 0 || ids.contains(&s.parent_id)), "every parent link resolves");
+        assert!(
+            t.spans
+                .iter()
+                .all(|s| s.parent_id == 0 || ids.contains(&s.parent_id)),
+            "every parent link resolves"
+        );
         map.add_trace(&t.spans);
     }
     // One request failed (503 from reviews): exactly one trace holds the error spans.
-    assert_eq!(traces.iter().filter(|t| t.spans.iter().any(|s| s.is_error())).count(), 1);
-    let edge = &map.edges[&("productpage.bookinfo".to_string(), "reviews.bookinfo".to_string())];
+    assert_eq!(
+        traces
+            .iter()
+            .filter(|t| t.spans.iter().any(|s| s.is_error()))
+            .count(),
+        1
+    );
+    let edge = &map.edges[&(
+        "productpage.bookinfo".to_string(),
+        "reviews.bookinfo".to_string(),
+    )];
     assert_eq!(edge.calls, 3);
 }
 
 fn one_trace() -> Vec<u8> {
-    let s = Span { service: "web".into(), name: "req".into(), trace_id: 3, span_id: 4, start: NOW * 1_000_000_000, duration: 5, ..Span::default() };
+    let s = Span {
+        service: "web".into(),
+        name: "req".into(),
+        trace_id: 3,
+        span_id: 4,
+        start: NOW * 1_000_000_000,
+        duration: 5,
+        ..Span::default()
+    };
     encode::encode_v04(&[vec![s]])
 }
 
@@ -110,24 +190,71 @@ fn one_trace() -> Vec<u8> {
 fn status_codes() {
     let body = one_trace();
     let mut rx = Receiver::new(ReceiverConfig::default());
-    assert_eq!(post(&mut rx, "/v0.3/traces", &[], &body), (200, "OK\n".to_string()));
+    assert_eq!(
+        post(&mut rx, "/v0.3/traces", &[], &body),
+        (200, "OK\n".to_string())
+    );
     let (st, b) = post(&mut rx, "/v0.4/traces", &[], &body);
     assert_eq!(st, 200);
     assert!(b.starts_with("{\"rate_by_service\":"));
     assert_eq!(post(&mut rx, "/v0.6/stats", &[], b"\x80").0, 200);
     assert_eq!(post(&mut rx, "/nope", &[], &body).0, 404);
-    let r = rx.handle(&Request { method: "GET", path: "/v0.4/traces", headers: &[], body: &[] }, Timestamp::from_secs(NOW));
+    let r = rx.handle(
+        &Request {
+            method: "GET",
+            path: "/v0.4/traces",
+            headers: &[],
+            body: &[],
+        },
+        Timestamp::from_secs(NOW),
+    );
     assert_eq!(r.status, 405);
-    assert_eq!(post(&mut rx, "/v0.4/traces", &[("Sec-Fetch-Site", "cross-site")], &body).0, 403);
+    assert_eq!(
+        post(
+            &mut rx,
+            "/v0.4/traces",
+            &[("Sec-Fetch-Site", "cross-site")],
+            &body
+        )
+        .0,
+        403
+    );
     // 400 with the reason and the byte offset: a map where the span list should be.
     let (st, reason) = post(&mut rx, "/v0.4/traces", &[], b"\x91\x81\xa1a\x01");
     assert_eq!(st, 400);
     assert!(reason.contains("byte 1"), "{reason}");
     // JSON by Content-Type.
     let json = br#"[[{"service":"web","name":"req","trace_id":9,"span_id":1,"start":1795341490000000000,"duration":3}]]"#;
-    assert_eq!(post(&mut rx, "/v0.4/traces", &[("Content-Type", "application/json")], json).0, 200);
-    assert_eq!(post(&mut rx, "/api/v2/spans", &[], br#"[{"traceId":"1","id":"2"}]"#).0, 202);
-    assert_eq!(post(&mut rx, "/api/v2/spans", &[], br#"[{"traceId":"xyz","id":"2"}]"#).0, 400);
+    assert_eq!(
+        post(
+            &mut rx,
+            "/v0.4/traces",
+            &[("Content-Type", "application/json")],
+            json
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &mut rx,
+            "/api/v2/spans",
+            &[],
+            br#"[{"traceId":"1","id":"2"}]"#
+        )
+        .0,
+        202
+    );
+    assert_eq!(
+        post(
+            &mut rx,
+            "/api/v2/spans",
+            &[],
+            br#"[{"traceId":"xyz","id":"2"}]"#
+        )
+        .0,
+        400
+    );
     assert!(rx.counters.balanced());
 
     // 413 over the size limit.
@@ -138,20 +265,55 @@ fn status_codes() {
     assert_eq!(small.counters.payloads_too_large, 1);
 
     // Queue full: 429 when the client asks for real statuses, 200 otherwise; both counted.
-    let cfg = ReceiverConfig { max_queued_spans: 1, ..ReceiverConfig::default() };
+    let cfg = ReceiverConfig {
+        max_queued_spans: 1,
+        ..ReceiverConfig::default()
+    };
     let mut q = Receiver::new(cfg);
-    assert_eq!(post(&mut q, "/v0.4/traces", &[("Datadog-Send-Real-Http-Status", "1")], &body).0, 200);
-    assert_eq!(post(&mut q, "/v0.4/traces", &[("Datadog-Send-Real-Http-Status", "1")], &body).0, 429);
+    assert_eq!(
+        post(
+            &mut q,
+            "/v0.4/traces",
+            &[("Datadog-Send-Real-Http-Status", "1")],
+            &body
+        )
+        .0,
+        200
+    );
+    assert_eq!(
+        post(
+            &mut q,
+            "/v0.4/traces",
+            &[("Datadog-Send-Real-Http-Status", "1")],
+            &body
+        )
+        .0,
+        429
+    );
     assert_eq!(post(&mut q, "/v0.4/traces", &[], &body).0, 200);
     assert_eq!(q.counters.spans_dropped_queue_full, 2);
     assert!(q.counters.balanced());
     assert_eq!(q.drain().len(), 1);
-    assert_eq!(post(&mut q, "/v0.4/traces", &[("Datadog-Send-Real-Http-Status", "1")], &body).0, 200);
+    assert_eq!(
+        post(
+            &mut q,
+            "/v0.4/traces",
+            &[("Datadog-Send-Real-Http-Status", "1")],
+            &body
+        )
+        .0,
+        200
+    );
 }
 
 #[test]
 fn normalisation_drops_are_counted() {
-    let bad = Span { service: "web".into(), trace_id: 0, span_id: 4, ..Span::default() };
+    let bad = Span {
+        service: "web".into(),
+        trace_id: 0,
+        span_id: 4,
+        ..Span::default()
+    };
     let body = encode::encode_v04(&[vec![bad]]);
     let mut rx = Receiver::new(ReceiverConfig::default());
     assert_eq!(post(&mut rx, "/v0.4/traces", &[], &body).0, 200);

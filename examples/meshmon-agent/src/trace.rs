@@ -87,16 +87,32 @@ pub enum TraceCommand {
 /// Runs a `trace` subcommand.
 pub fn run(cmd: TraceCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TraceCommand::Decode { file, format, spans } => decode_cmd(&file, &format, spans),
+        TraceCommand::Decode {
+            file,
+            format,
+            spans,
+        } => decode_cmd(&file, &format, spans),
         TraceCommand::Sample { rate, trace_ids } => {
             let mut out = std::io::stdout().lock();
             for id in trace_ids {
                 let v = parse_trace_id(&id)?;
-                writeln!(out, "{id} {}", if sample_by_rate(v, rate) { "keep" } else { "drop" })?;
+                writeln!(
+                    out,
+                    "{id} {}",
+                    if sample_by_rate(v, rate) {
+                        "keep"
+                    } else {
+                        "drop"
+                    }
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
-        TraceCommand::Bench { file, seconds, format } => bench_cmd(&file, seconds, &format),
+        TraceCommand::Bench {
+            file,
+            seconds,
+            format,
+        } => bench_cmd(&file, seconds, &format),
         TraceCommand::Serve {
             listen,
             zipkin,
@@ -144,7 +160,8 @@ fn format_arg(s: &str, body: &[u8]) -> anyhow::Result<Format> {
 fn decode_cmd(file: &PathBuf, format: &str, spans: bool) -> anyhow::Result<ExitCode> {
     let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     let format = format_arg(format, &body)?;
-    let p = decode::decode(format, &body, &Limits::default()).with_context(|| format!("decoding {} as {}", file.display(), format.as_str()))?;
+    let p = decode::decode(format, &body, &Limits::default())
+        .with_context(|| format!("decoding {} as {}", file.display(), format.as_str()))?;
     let mut out = std::io::stdout().lock();
     if spans {
         for s in p.spans() {
@@ -174,16 +191,36 @@ fn bench_cmd(file: &PathBuf, seconds: f64, format: &str) -> anyhow::Result<ExitC
     let limits = Limits::default();
     let per = decode::decode(format, &body, &limits)?.span_count();
     let start = Instant::now();
+    let cpu0 = thread_cpu_ns();
     let mut spans = 0usize;
     while start.elapsed().as_secs_f64() < seconds {
         spans += std::hint::black_box(decode::decode(format, &body, &limits)?).span_count();
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = match (cpu0, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b > a => Some((b - a) as f64 / 1e9),
+        _ => None,
+    };
     println!(
         "{}",
-        serde_json::json!({"format": format.as_str(), "spans_per_payload": per, "spans": spans, "seconds": secs, "spans_per_s": spans as f64 / secs})
+        serde_json::json!({
+            "format": format.as_str(),
+            "spans_per_payload": per,
+            "spans": spans,
+            "seconds": secs,
+            "spans_per_s": spans as f64 / secs,
+            "cpu_seconds": cpu,
+            "spans_per_cpu_s": cpu.map(|c| spans as f64 / c),
+        })
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// CPU time of this thread (Linux `/proc/thread-self/schedstat`), so throughput per core
+/// can be reported on a busy machine.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 struct ServeOpts {
@@ -211,7 +248,9 @@ struct State {
 }
 
 fn now() -> Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     Timestamp::from_nanos(d.as_nanos() as i64)
 }
 
@@ -223,7 +262,11 @@ impl State {
             *self.endpoints.entry(q.endpoint).or_default() += 1;
             done.extend(self.assembler.add(q.chunk.spans, true, now));
         }
-        done.extend(if all { self.assembler.flush_all() } else { self.assembler.flush(now) });
+        done.extend(if all {
+            self.assembler.flush_all()
+        } else {
+            self.assembler.flush(now)
+        });
         for t in done {
             self.map.add_trace(&t.spans);
             if !self.tail.decide(now, &t.spans).keep() {
@@ -280,29 +323,50 @@ impl KeepExt for meshmon_trace::sampler::TailDecision {
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: hyper::Request<hyper::body::Incoming>, zipkin_only: bool) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    req: hyper::Request<hyper::body::Incoming>,
+    zipkin_only: bool,
+) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
-    let limit = state.lock().map(|s| s.receiver.config.limits.max_body_bytes).unwrap_or(25 << 20);
+    let limit = state
+        .lock()
+        .map(|s| s.receiver.config.limits.max_body_bytes)
+        .unwrap_or(25 << 20);
     let reply = |status: u16, msg: &str| {
-        let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(msg.to_string())));
-        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
+            msg.to_string(),
+        )));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
         r
     };
     let path = parts.uri.path().to_string();
     if zipkin_only && path != "/api/v2/spans" {
         return Ok(reply(404, "404 page not found\n"));
     }
-    let body = match http_body_util::Limited::new(body, limit + 1).collect().await {
+    let body = match http_body_util::Limited::new(body, limit + 1)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(_) => return Ok(reply(413, "payload too large\n")),
     };
     let headers: Vec<(String, String)> = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
-    let hdrs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let resp = match state.lock() {
         Ok(mut st) => st.receiver.handle(
             &Request {
@@ -316,21 +380,32 @@ async fn handle(state: Arc<Mutex<State>>, req: hyper::Request<hyper::body::Incom
         Err(_) => return Ok(reply(500, "internal error\n")),
     };
     let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(resp.body)));
-    *r.status_mut() = hyper::StatusCode::from_u16(resp.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() = hyper::StatusCode::from_u16(resp.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in resp.headers {
-        if let (Ok(k), Ok(v)) = (hyper::header::HeaderName::try_from(k), hyper::header::HeaderValue::try_from(v)) {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::try_from(k),
+            hyper::header::HeaderValue::try_from(v),
+        ) {
             r.headers_mut().insert(k, v);
         }
     }
     Ok(r)
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>, zipkin_only: bool) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    zipkin_only: bool,
+) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let state = state.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| handle(state.clone(), req, zipkin_only));
+            let svc =
+                hyper::service::service_fn(move |req| handle(state.clone(), req, zipkin_only));
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                 .await;
@@ -340,7 +415,9 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>
 
 async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
     let out: Box<dyn Write + Send> = match &o.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
         None => Box::new(std::io::stdout()),
     };
     let config = ReceiverConfig {
@@ -366,12 +443,22 @@ async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
         spans_written: 0,
         endpoints: std::collections::BTreeMap::new(),
     }));
-    let dd = tokio::net::TcpListener::bind(o.listen).await.with_context(|| format!("binding {}", o.listen))?;
-    eprintln!("meshmon-agent trace serve: Datadog intake on http://{}", dd.local_addr()?);
+    let dd = tokio::net::TcpListener::bind(o.listen)
+        .await
+        .with_context(|| format!("binding {}", o.listen))?;
+    eprintln!(
+        "meshmon-agent trace serve: Datadog intake on http://{}",
+        dd.local_addr()?
+    );
     tokio::spawn(accept_loop(dd, state.clone(), false));
     if let Some(z) = o.zipkin {
-        let zl = tokio::net::TcpListener::bind(z).await.with_context(|| format!("binding {z}"))?;
-        eprintln!("meshmon-agent trace serve: Zipkin intake on http://{}/api/v2/spans", zl.local_addr()?);
+        let zl = tokio::net::TcpListener::bind(z)
+            .await
+            .with_context(|| format!("binding {z}"))?;
+        eprintln!(
+            "meshmon-agent trace serve: Zipkin intake on http://{}/api/v2/spans",
+            zl.local_addr()?
+        );
         tokio::spawn(accept_loop(zl, state.clone(), true));
     }
     let pump_state = state.clone();
@@ -394,14 +481,23 @@ async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
     let mut st = state.lock().map_err(|_| anyhow!("state lock poisoned"))?;
     st.pump(now(), true)?;
     eprintln!("\nservice map:\n{}", st.map.render());
-    eprintln!("RED (per service, resource, kind, status class):\n{}", st.red.render());
+    eprintln!(
+        "RED (per service, resource, kind, status class):\n{}",
+        st.red.render()
+    );
     let c = st.receiver.counters;
     eprintln!(
         "spans: received {} = kept {} + sampled out {} + dropped {} (normalize) + {} (queue full); balanced: {}",
-        c.spans_received, c.spans_kept, c.spans_sampled_out, c.spans_dropped_normalize, c.spans_dropped_queue_full, c.balanced()
+        c.spans_received,
+        c.spans_kept,
+        c.spans_sampled_out,
+        c.spans_dropped_normalize,
+        c.spans_dropped_queue_full,
+        c.balanced()
     );
     if let Some(p) = &o.summary {
-        std::fs::write(p, serde_json::to_vec_pretty(&st.summary_json())?).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, serde_json::to_vec_pretty(&st.summary_json())?)
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -209,9 +209,9 @@ impl<'de> DeserializeSeed<'de> for &mut Traces<'de> {
                     if total > self.0.max_spans {
                         return Err(de::Error::custom("more spans than the limit"));
                     }
-                    self.0
-                        .chunks
-                        .push(TraceChunk::from_spans(trace.into_iter().map(|s| s.0).collect()));
+                    self.0.chunks.push(TraceChunk::from_spans(
+                        trace.into_iter().map(|s| s.0).collect(),
+                    ));
                 }
                 Ok(())
             }
@@ -220,7 +220,10 @@ impl<'de> DeserializeSeed<'de> for &mut Traces<'de> {
     }
 }
 
-pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub(super) fn decode<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     let mut traces = Traces {
         chunks: Vec::new(),
         max_traces: limits.max_traces,

@@ -115,7 +115,9 @@ impl Format {
                             _ => 1,
                         };
                         match body.get(1 + inner) {
-                            Some(0xa0..=0xbf) | Some(0xd9..=0xdb) | Some(0xc4..=0xc6) => Format::V05,
+                            Some(0xa0..=0xbf) | Some(0xd9..=0xdb) | Some(0xc4..=0xc6) => {
+                                Format::V05
+                            }
                             _ => Format::V04,
                         }
                     }
@@ -147,7 +149,11 @@ impl std::str::FromStr for Format {
             "v07" | "v0.7" => Format::V07,
             "json" => Format::Json,
             "zipkin" => Format::Zipkin,
-            other => return Err(format!("unknown format {other:?} (v04, v05, v07, json, zipkin)")),
+            other => {
+                return Err(format!(
+                    "unknown format {other:?} (v04, v05, v07, json, zipkin)"
+                ));
+            }
         })
     }
 }
@@ -163,7 +169,11 @@ impl std::str::FromStr for Format {
 /// assert_eq!(p.chunks[0].spans[0].trace_id, 7);
 /// # Ok::<(), meshmon_trace::DecodeError>(())
 /// ```
-pub fn decode<'a>(format: Format, body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub fn decode<'a>(
+    format: Format,
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     match format {
         Format::V04 => decode_v04(body, limits),
         Format::V05 => decode_v05(body, limits),

@@ -7,9 +7,15 @@ use std::borrow::Cow;
 use super::Limits;
 use crate::error::DecodeError;
 use crate::msgpack::{Reader, utf8_lossy_go};
-use crate::span::{AttributeValue, Meta, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+use crate::span::{
+    AttributeValue, Meta, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload,
+    parse_hex_u64,
+};
 
-pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub(super) fn decode<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     let mut r = Reader::new(body, limits.max_depth);
     let n = r.array_len("traces", limits.max_traces)?;
     let mut chunks = Vec::with_capacity(n);
@@ -189,7 +195,11 @@ fn read_event<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<SpanEvent<'a>, 
 
 /// `AttributeAnyValue`: `{type, string_value, bool_value, int_value, double_value,
 /// array_value: {values: [...]}}`.
-fn read_any_value<'a>(r: &mut Reader<'a>, limits: &Limits, depth: u32) -> Result<AttributeValue<'a>, DecodeError> {
+fn read_any_value<'a>(
+    r: &mut Reader<'a>,
+    limits: &Limits,
+    depth: u32,
+) -> Result<AttributeValue<'a>, DecodeError> {
     if depth > limits.max_depth {
         return Err(DecodeError::TooDeep {
             offset: r.pos(),
@@ -212,7 +222,8 @@ fn read_any_value<'a>(r: &mut Reader<'a>, limits: &Limits, depth: u32) -> Result
                 for _ in 0..m {
                     match r.str_bytes("attribute array key", sl)? {
                         b"values" => {
-                            let k = r.array_len("attribute array values", limits.max_map_entries)?;
+                            let k =
+                                r.array_len("attribute array values", limits.max_map_entries)?;
                             for _ in 0..k {
                                 a.push(read_any_value(r, limits, depth + 1)?);
                             }

@@ -8,11 +8,14 @@ use std::sync::Arc;
 
 use super::Limits;
 use crate::error::DecodeError;
-use crate::msgpack::Reader;
 use crate::meta::StringTable;
+use crate::msgpack::Reader;
 use crate::span::{Meta, Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
 
-pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub(super) fn decode<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     let mut r = Reader::new(body, limits.max_depth);
     let at = r.pos();
     let top = r.array_len("v0.5 payload", 2)?;
@@ -28,7 +31,12 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
     for _ in 0..n {
         strings.push(r.str("string table entry", limits.max_string_bytes)?);
     }
-    let max_len = strings.iter().map(|s| s.len()).max().unwrap_or(0).min(u32::MAX as usize) as u32;
+    let max_len = strings
+        .iter()
+        .map(|s| s.len())
+        .max()
+        .unwrap_or(0)
+        .min(u32::MAX as usize) as u32;
     let table = Arc::new(StringTable::new(strings));
     let n = r.array_len("traces", limits.max_traces)?;
     let mut chunks = Vec::with_capacity(n);
@@ -55,7 +63,11 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
 }
 
 #[inline]
-fn index(r: &mut Reader<'_>, table: &StringTable<'_>, field: &'static str) -> Result<usize, DecodeError> {
+fn index(
+    r: &mut Reader<'_>,
+    table: &StringTable<'_>,
+    field: &'static str,
+) -> Result<usize, DecodeError> {
     let at = r.pos();
     let idx = r.u64(field)?;
     if (idx as usize) < table.strings.len() && idx <= usize::MAX as u64 {
@@ -70,7 +82,11 @@ fn index(r: &mut Reader<'_>, table: &StringTable<'_>, field: &'static str) -> Re
 }
 
 #[inline]
-fn string<'a>(r: &mut Reader<'a>, table: &StringTable<'a>, field: &'static str) -> Result<Cow<'a, str>, DecodeError> {
+fn string<'a>(
+    r: &mut Reader<'a>,
+    table: &StringTable<'a>,
+    field: &'static str,
+) -> Result<Cow<'a, str>, DecodeError> {
     let at = r.pos();
     let idx = r.u64(field)?;
     match table.get(idx as usize) {
@@ -83,7 +99,12 @@ fn string<'a>(r: &mut Reader<'a>, table: &StringTable<'a>, field: &'static str) 
     }
 }
 
-fn read_span<'a>(r: &mut Reader<'a>, table: &Arc<StringTable<'a>>, max_len: u32, limits: &Limits) -> Result<Span<'a>, DecodeError> {
+fn read_span<'a>(
+    r: &mut Reader<'a>,
+    table: &Arc<StringTable<'a>>,
+    max_len: u32,
+    limits: &Limits,
+) -> Result<Span<'a>, DecodeError> {
     let at = r.pos();
     let n = r.array_len("v0.5 span", 12)?;
     if n != 12 {
@@ -117,7 +138,12 @@ fn read_span<'a>(r: &mut Reader<'a>, table: &Arc<StringTable<'a>>, max_len: u32,
             span.trace_id_high = h;
         }
     }
-    span.meta = Meta::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table), max_len);
+    span.meta = Meta::from_indexed(
+        r.slice(start, r.pos()),
+        m as u32,
+        Arc::clone(table),
+        max_len,
+    );
     let m = r.map_len("metrics", limits.max_map_entries)?;
     span.metrics.reserve_exact(m);
     for _ in 0..m {

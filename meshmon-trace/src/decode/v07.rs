@@ -13,7 +13,11 @@ use crate::span::{TraceChunk, TracerPayload};
 
 type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
-fn read_str_map<'a>(r: &mut Reader<'a>, limits: &Limits, field: &'static str) -> Result<Pairs<'a>, DecodeError> {
+fn read_str_map<'a>(
+    r: &mut Reader<'a>,
+    limits: &Limits,
+    field: &'static str,
+) -> Result<Pairs<'a>, DecodeError> {
     let n = r.map_len(field, limits.max_map_entries)?;
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
@@ -24,7 +28,10 @@ fn read_str_map<'a>(r: &mut Reader<'a>, limits: &Limits, field: &'static str) ->
     Ok(v)
 }
 
-pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub(super) fn decode<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     let mut r = Reader::new(body, limits.max_depth);
     let sl = limits.max_string_bytes;
     let mut p = TracerPayload::default();
@@ -54,7 +61,11 @@ pub(super) fn decode<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
     Ok(p)
 }
 
-fn read_chunk<'a>(r: &mut Reader<'a>, limits: &Limits, total: &mut usize) -> Result<TraceChunk<'a>, DecodeError> {
+fn read_chunk<'a>(
+    r: &mut Reader<'a>,
+    limits: &Limits,
+    total: &mut usize,
+) -> Result<TraceChunk<'a>, DecodeError> {
     let sl = limits.max_string_bytes;
     let mut c = TraceChunk::default();
     let mut priority = None;

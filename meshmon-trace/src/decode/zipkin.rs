@@ -26,7 +26,10 @@ use serde::Deserialize;
 use super::Limits;
 use super::json::{CowStr, Num, Pairs};
 use crate::error::DecodeError;
-use crate::span::{SAMPLING_PRIORITY_KEY, SPAN_KIND_KEY, Span, SpanEvent, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload};
+use crate::span::{
+    SAMPLING_PRIORITY_KEY, SPAN_KIND_KEY, Span, SpanEvent, TRACE_ID_HIGH_KEY, TraceChunk,
+    TracerPayload,
+};
 
 #[derive(Deserialize, Default)]
 struct Endpoint<'a> {
@@ -81,10 +84,19 @@ struct ZSpan<'a> {
 /// Byte offset of a string borrowed from `body` (0 when it was unescaped into a copy).
 fn offset_of(body: &[u8], s: &str) -> usize {
     let (b, p) = (body.as_ptr() as usize, s.as_ptr() as usize);
-    if p >= b && p <= b + body.len() { p - b } else { 0 }
+    if p >= b && p <= b + body.len() {
+        p - b
+    } else {
+        0
+    }
 }
 
-fn hex_id(s: &str, what: &'static str, offset: usize, allow_128: bool) -> Result<(u64, u64), DecodeError> {
+fn hex_id(
+    s: &str,
+    what: &'static str,
+    offset: usize,
+    allow_128: bool,
+) -> Result<(u64, u64), DecodeError> {
     let bad = |reason: &str| DecodeError::Invalid {
         offset,
         what,
@@ -123,9 +135,13 @@ fn hex_id(s: &str, what: &'static str, offset: usize, allow_128: bool) -> Result
 /// assert_eq!((s.duration, s.error), (1_500_000, 1));
 /// # Ok::<(), meshmon_trace::DecodeError>(())
 /// ```
-pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayload<'a>, DecodeError> {
+pub fn decode_zipkin<'a>(
+    body: &'a [u8],
+    limits: &Limits,
+) -> Result<TracerPayload<'a>, DecodeError> {
     limits.check_body(body)?;
-    let zspans: Vec<ZSpan<'a>> = serde_json::from_slice(body).map_err(|e| DecodeError::from_json(body, &e))?;
+    let zspans: Vec<ZSpan<'a>> =
+        serde_json::from_slice(body).map_err(|e| DecodeError::from_json(body, &e))?;
     if zspans.len() > limits.max_spans {
         return Err(DecodeError::LimitExceeded {
             offset: 0,
@@ -137,10 +153,17 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
     let mut chunks: Vec<TraceChunk<'a>> = Vec::new();
     let mut index: hashbrown::HashMap<(u64, u64), usize> = hashbrown::HashMap::new();
     for z in zspans {
-        let (hi, lo) = hex_id(&z.trace_id.0, "Zipkin traceId", offset_of(body, &z.trace_id.0), true)?;
+        let (hi, lo) = hex_id(
+            &z.trace_id.0,
+            "Zipkin traceId",
+            offset_of(body, &z.trace_id.0),
+            true,
+        )?;
         let (_, id) = hex_id(&z.id.0, "Zipkin id", offset_of(body, &z.id.0), false)?;
         let parent = match &z.parent_id {
-            Some(p) if !p.0.is_empty() => hex_id(&p.0, "Zipkin parentId", offset_of(body, &p.0), false)?.1,
+            Some(p) if !p.0.is_empty() => {
+                hex_id(&p.0, "Zipkin parentId", offset_of(body, &p.0), false)?.1
+            }
             _ => 0,
         };
         let kind_lower: Cow<'static, str> = match z.kind.as_ref().map(|k| k.0.as_ref()) {
@@ -174,8 +197,14 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
             trace_id_high: hi,
             span_id: id,
             parent_id: parent,
-            start: z.timestamp.map(|t| t.as_i64().saturating_mul(1000)).unwrap_or(0),
-            duration: z.duration.map(|t| t.as_i64().saturating_mul(1000)).unwrap_or(0),
+            start: z
+                .timestamp
+                .map(|t| t.as_i64().saturating_mul(1000))
+                .unwrap_or(0),
+            duration: z
+                .duration
+                .map(|t| t.as_i64().saturating_mul(1000))
+                .unwrap_or(0),
             error: 0,
             r#type: Cow::Borrowed(match kind_lower.as_ref() {
                 "server" => "web",
@@ -193,17 +222,24 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
         }
         span.meta.push((Cow::Borrowed(SPAN_KIND_KEY), kind_lower));
         if hi != 0 {
-            span.meta.push((Cow::Borrowed(TRACE_ID_HIGH_KEY), Cow::Owned(format!("{hi:016x}"))));
+            span.meta.push((
+                Cow::Borrowed(TRACE_ID_HIGH_KEY),
+                Cow::Owned(format!("{hi:016x}")),
+            ));
         }
         if z.shared == Some(true) {
-            span.meta.push((Cow::Borrowed("zipkin.shared"), Cow::Borrowed("true")));
+            span.meta
+                .push((Cow::Borrowed("zipkin.shared"), Cow::Borrowed("true")));
         }
         if let Some(ep) = z.local_endpoint {
             if let Some(ip) = ep.ipv4.or(ep.ipv6) {
                 span.meta.push((Cow::Borrowed("network.host.ip"), ip.0));
             }
             if let Some(port) = ep.port {
-                span.meta.push((Cow::Borrowed("network.host.port"), Cow::Owned(port.as_u64().to_string())));
+                span.meta.push((
+                    Cow::Borrowed("network.host.port"),
+                    Cow::Owned(port.as_u64().to_string()),
+                ));
             }
         }
         if let Some(ep) = z.remote_endpoint {
@@ -214,11 +250,14 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
                 span.meta.push((Cow::Borrowed("peer.service"), s.0));
             }
             if let Some(ip) = ep.ipv4.or(ep.ipv6) {
-                span.meta.push((Cow::Borrowed("network.destination.ip"), ip.0));
+                span.meta
+                    .push((Cow::Borrowed("network.destination.ip"), ip.0));
             }
             if let Some(port) = ep.port {
-                span.meta
-                    .push((Cow::Borrowed("network.destination.port"), Cow::Owned(port.as_u64().to_string())));
+                span.meta.push((
+                    Cow::Borrowed("network.destination.port"),
+                    Cow::Owned(port.as_u64().to_string()),
+                ));
             }
         }
         span.metrics.push((
@@ -227,7 +266,10 @@ pub fn decode_zipkin<'a>(body: &'a [u8], limits: &Limits) -> Result<TracerPayloa
         ));
         for a in z.annotations.unwrap_or_default() {
             span.span_events.push(SpanEvent {
-                time_unix_nano: a.timestamp.map(|t| t.as_u64().saturating_mul(1000)).unwrap_or(0),
+                time_unix_nano: a
+                    .timestamp
+                    .map(|t| t.as_u64().saturating_mul(1000))
+                    .unwrap_or(0),
                 name: a.value.map(|v| v.0).unwrap_or_default(),
                 attributes: Vec::new(),
             });
