@@ -2,6 +2,8 @@
 //! `../shared/data/` and generating deterministic synthetic inputs.
 
 pub mod prom;
+#[cfg(feature = "trace")]
+pub mod trace;
 
 use std::path::PathBuf;
 
