@@ -273,6 +273,54 @@ fn expand_exclusion_rules() {
 }
 
 #[test]
+fn expand_reads_datadog_environment_settings() {
+    let run_env = |vars: &[(&str, &str)], stdin: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["ad", "expand", "-"])
+            .env_remove("DD_CONTAINER_INCLUDE")
+            .env_remove("DD_AC_INCLUDE")
+            .env_remove("DD_AC_EXCLUDE")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let manifest = std::fs::read_to_string(MANIFEST).unwrap();
+    let o = run_env(
+        &[("DD_CONTAINER_EXCLUDE", "kube_namespace:istio-system")],
+        &manifest,
+    );
+    assert!(lines(&o).is_empty());
+    assert_eq!(stderr(&o).matches("excluded").count(), 4);
+    let o = run_env(
+        &[
+            ("DD_AD_ALLOWED_ENV_VARS", "SOMETHING_ELSE"),
+            ("MESHMON_TEST_ENV", "x"),
+            ("DD_CONTAINER_EXCLUDE", ""),
+        ],
+        MIXED,
+    );
+    assert!(stderr(&o).contains("env_not_allowed"), "{}", stderr(&o));
+    let o = run_env(
+        &[
+            ("DD_AD_DISABLE_ENV_VAR_RESOLUTION", "true"),
+            ("MESHMON_TEST_ENV", "x"),
+            ("DD_CONTAINER_EXCLUDE", ""),
+        ],
+        MIXED,
+    );
+    assert!(stderr(&o).contains("disabled"), "{}", stderr(&o));
+}
+
+#[test]
 fn templates_tool() {
     let ann = json!({
         "ad.datadoghq.com/web.check_names": "[\"nginx\", \"http_check\"]",

@@ -1037,6 +1037,12 @@ mod tests {
         let e = s("%%kube_pod_uid%%", Some(&sv)).unwrap_err();
         assert_eq!(e.kind(), "extra_not_found");
         assert!(e.to_string().contains("\"pod_uid\""));
+        let mut empty = sv.clone();
+        empty.extra.insert("pod_uid".into(), String::new());
+        assert_eq!(
+            s("uid=%%kube_pod_uid%%", Some(&empty)).unwrap_err().kind(),
+            "extra_not_found"
+        );
         let mut bare = sv.clone();
         bare.pid = None;
         bare.hostname = Some(String::new());
