@@ -520,10 +520,8 @@ impl Detector {
         let dev = (value - pred.expected).abs();
         let dev = if dev.is_finite() { dev } else { f64::MAX };
         self.short_dev += self.config.short_rate * (dev - self.short_dev);
-        let p_point = self.tail.tail(dev);
-        let p_short = self.tail_short.tail(self.short_dev);
-        self.tail.add(dev);
-        self.tail_short.add(self.short_dev);
+        let p_point = self.tail.observe(dev);
+        let p_short = self.tail_short.observe(self.short_dev);
         let p = (2.0 * p_point.min(p_short)).clamp(1e-300, 1.0);
         let l = -crate::tail::fast_log2(p) * std::f64::consts::LOG10_2;
         let e = self.config.rarity_half;

@@ -22,6 +22,7 @@ pub(crate) struct TailHistogram {
     weight: f64,
     growth: f64,
     reference: f64,
+    inv_reference: f64,
     max_bin: usize,
 }
 
@@ -33,6 +34,7 @@ impl TailHistogram {
             weight: 1.0,
             growth: 2f64.powf(1.0 / half_life.max(1.0)),
             reference: 0.0,
+            inv_reference: 0.0,
             max_bin: 0,
         }
     }
@@ -48,7 +50,7 @@ impl TailHistogram {
         // Two bins per octave straight from the float's bits: the exponent, and whether
         // the mantissa is at least √2 (an integer compare, no logarithm).
         const SQRT2_MANTISSA: u64 = 1_865_452_045_155_277; // (√2 − 1)·2⁵²
-        let bits = (d / self.reference).to_bits();
+        let bits = (d * self.inv_reference).to_bits();
         let exp = ((bits >> 52) & 0x7ff) as i64 - 1023;
         let half = i64::from(bits & ((1 << 52) - 1) >= SQRT2_MANTISSA);
         (exp * 2 + half + (BINS / 2) as i64).clamp(1, (BINS - 1) as i64) as usize
@@ -56,10 +58,13 @@ impl TailHistogram {
 
     /// Tail probability of deviation `d` (1 when there is no history).
     pub(crate) fn tail(&self, d: f64) -> f64 {
+        self.tail_at(self.bin(d))
+    }
+
+    fn tail_at(&self, b: usize) -> f64 {
         if self.total <= 0.0 {
             return 1.0;
         }
-        let b = self.bin(d);
         if b > self.max_bin {
             let beyond = b - self.max_bin;
             return 0.5 * self.weight / self.total * 0.5f64.powi(beyond as i32 - 1);
@@ -75,8 +80,27 @@ impl TailHistogram {
         }
         if self.reference <= 0.0 && d > 0.0 {
             self.reference = d;
+            self.inv_reference = 1.0 / d;
         }
         let b = self.bin(d);
+        self.add_bin(b);
+    }
+
+    /// The tail probability of `d` against the history so far, then `d` joins it (one
+    /// bin computation for both).
+    pub(crate) fn observe(&mut self, d: f64) -> f64 {
+        if self.reference <= 0.0 || self.bins.is_empty() {
+            let p = self.tail(d);
+            self.add(d);
+            return p;
+        }
+        let b = self.bin(d);
+        let p = self.tail_at(b);
+        self.add_bin(b);
+        p
+    }
+
+    fn add_bin(&mut self, b: usize) {
         self.max_bin = self.max_bin.max(b);
         self.weight *= self.growth;
         if self.weight > 1e100 {
