@@ -36,10 +36,14 @@ fuzz_target!(|data: &[u8]| {
     msgs.extend(parser.flush().into_iter().map(|r| r.message));
     msgs.extend(ml.flush().map(|r| r.message));
     let ids: Vec<_> = msgs.iter().map(|m| miner.add(m)).collect();
+    // Compiling regexes dominates the cost: one per pattern, checked on all its messages.
+    let mut compiled: std::collections::HashMap<_, regex::Regex> = std::collections::HashMap::new();
     for (m, id) in msgs.iter().zip(&ids) {
         let id = miner.resolve(*id);
         if let Some(p) = miner.pattern(id) {
-            let re = regex::Regex::new(&p.regex()).expect("pattern regex compiles");
+            let re = compiled
+                .entry(id)
+                .or_insert_with(|| regex::Regex::new(&p.regex()).expect("pattern regex compiles"));
             assert!(re.is_match(m), "{m:?} !~ {}", p.regex());
             let _ = p.template();
             let _ = p.typed_template();
