@@ -3,7 +3,7 @@
 //! Datadog tracer reports it, each span an `envoy.proxy` span with the 28 tags Envoy and
 //! Istio set (`upstream_cluster`, `istio.*`, `response_flags`, …) plus four metrics.
 
-use meshmon_trace::Span;
+use meshmon_trace::{Metrics, Span};
 
 /// Xorshift64*: a tiny deterministic generator.
 struct Rng(u64);
@@ -128,12 +128,12 @@ fn envoy_span(
         ("peer.service", peer.to_string()),
     ];
     s.meta = meta.into_iter().collect();
-    s.metrics = vec![
+    s.metrics = Metrics::from(vec![
         ("_dd.top_level".into(), 1.0),
         ("_dd.measured".into(), 1.0),
         ("_sampling_priority_v1".into(), 1.0),
         ("_dd.agent_psr".into(), 1.0),
-    ];
+    ]);
     s
 }
 

@@ -81,7 +81,7 @@ fn write_span_map(w: &mut Writer, s: &Span<'_>) {
         w.map(s.metrics.len());
         for (k, v) in &s.metrics {
             w.str(k);
-            w.f64(*v);
+            w.f64(v);
         }
     }
     if !s.meta_struct.is_empty() {
@@ -271,7 +271,7 @@ pub fn encode_v05(traces: &[Vec<Span<'_>>]) -> Vec<u8> {
             body.map(s.metrics.len());
             for (k, v) in &s.metrics {
                 body.uint(idx(k));
-                body.f64(*v);
+                body.f64(v);
             }
             body.uint(idx(&s.r#type));
         }

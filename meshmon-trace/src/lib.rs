@@ -72,4 +72,4 @@ pub mod stats;
 
 pub use decode::{Format, Limits};
 pub use error::DecodeError;
-pub use span::{Meta, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};
+pub use span::{Meta, Metrics, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

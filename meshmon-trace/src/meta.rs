@@ -110,8 +110,8 @@ impl<'s> Iterator for Iter<'s> {
                     return None;
                 }
                 *left -= 1;
-                let k = r.str_bytes("meta key", usize::MAX).ok()?;
-                let v = r.str_bytes("meta value", usize::MAX).ok()?;
+                let k = r.str_bytes_fast("meta key", usize::MAX).ok()?;
+                let v = r.str_bytes_fast("meta value", usize::MAX).ok()?;
                 Some((as_str(k), as_str(v)))
             }
             IterInner::Indexed { r, left, table } => {
@@ -360,5 +360,220 @@ mod tests {
         assert_eq!(m.get("span.kind"), None);
         assert_eq!(format!("{m:?}"), r#"{"env": "v"}"#);
         assert_eq!(m.into_owned().get("env"), Some("v"));
+    }
+}
+
+/// Numeric tags of a span, in wire order; like [`Meta`], a checked view after msgpack
+/// decoding, pairs after the first edit.
+#[derive(Clone, Default)]
+pub struct Metrics<'a> {
+    /// The entries when `view` is `None`.
+    pairs: Vec<(Cow<'a, str>, f64)>,
+    view: Option<MView<'a>>,
+}
+
+#[derive(Clone)]
+enum MView<'a> {
+    /// `len` entries of msgpack str/bin/nil keys (valid UTF-8) and numbers.
+    Msgpack { bytes: &'a [u8], len: u32 },
+    /// `len` entries of msgpack uint key indices into `table` and numbers.
+    Indexed {
+        bytes: &'a [u8],
+        len: u32,
+        table: Arc<StringTable<'a>>,
+    },
+}
+
+/// Iterator over `(key, value)` of [`Metrics`].
+pub struct MetricsIter<'s> {
+    inner: MIterInner<'s>,
+}
+
+enum MIterInner<'s> {
+    Pairs(std::slice::Iter<'s, (Cow<'s, str>, f64)>),
+    Msgpack {
+        r: Reader<'s>,
+        left: u32,
+    },
+    Indexed {
+        r: Reader<'s>,
+        left: u32,
+        table: &'s StringTable<'s>,
+    },
+}
+
+impl<'s> Iterator for MetricsIter<'s> {
+    type Item = (&'s str, f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.inner {
+            MIterInner::Pairs(it) => it.next().map(|(k, v)| (k.as_ref(), *v)),
+            MIterInner::Msgpack { r, left } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                let k = r.str_bytes("metrics key", usize::MAX).ok()?;
+                let v = r.f64("metrics value").ok()?;
+                Some((as_str(k), v))
+            }
+            MIterInner::Indexed { r, left, table } => {
+                if *left == 0 {
+                    return None;
+                }
+                *left -= 1;
+                let k = r.index_fast().ok()?;
+                let v = r.f64("metrics value").ok()?;
+                Some((table.get(k as usize).map_or("", |c| c.as_ref()), v))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match &self.inner {
+            MIterInner::Pairs(it) => it.len(),
+            MIterInner::Msgpack { left, .. } | MIterInner::Indexed { left, .. } => *left as usize,
+        };
+        (n, Some(n))
+    }
+}
+
+impl<'a> Metrics<'a> {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A view over `len` checked msgpack entries.
+    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32) -> Self {
+        Metrics {
+            pairs: Vec::new(),
+            view: Some(MView::Msgpack { bytes, len }),
+        }
+    }
+
+    /// A view over `len` checked (index, number) entries.
+    pub(crate) fn from_indexed(bytes: &'a [u8], len: u32, table: Arc<StringTable<'a>>) -> Self {
+        Metrics {
+            pairs: Vec::new(),
+            view: Some(MView::Indexed { bytes, len, table }),
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match &self.view {
+            None => self.pairs.len(),
+            Some(MView::Msgpack { len, .. } | MView::Indexed { len, .. }) => *len as usize,
+        }
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Iterates over `(key, value)` in wire order.
+    pub fn iter(&self) -> MetricsIter<'_> {
+        let inner = match &self.view {
+            None => MIterInner::Pairs(self.pairs.iter()),
+            Some(MView::Msgpack { bytes, len }) => MIterInner::Msgpack {
+                r: Reader::new(bytes, 0),
+                left: *len,
+            },
+            Some(MView::Indexed { bytes, len, table }) => MIterInner::Indexed {
+                r: Reader::new(bytes, 0),
+                left: *len,
+                table,
+            },
+        };
+        MetricsIter { inner }
+    }
+
+    /// The value of a key (first occurrence).
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// The pairs, materialised for editing.
+    pub fn to_mut(&mut self) -> &mut Vec<(Cow<'a, str>, f64)> {
+        if let Some(view) = self.view.take() {
+            self.pairs = match view {
+                MView::Msgpack { bytes, len } => {
+                    let mut r = Reader::new(bytes, 0);
+                    (0..len)
+                        .filter_map(|_| {
+                            let k = r.str_bytes("metrics key", usize::MAX).ok()?;
+                            let v = r.f64("metrics value").ok()?;
+                            Some((Cow::Borrowed(as_str(k)), v))
+                        })
+                        .collect()
+                }
+                MView::Indexed { bytes, len, table } => {
+                    let mut r = Reader::new(bytes, 0);
+                    (0..len)
+                        .filter_map(|_| {
+                            let k = table.get(r.u64("metrics key").ok()? as usize)?.clone();
+                            let v = r.f64("metrics value").ok()?;
+                            Some((k, v))
+                        })
+                        .collect()
+                }
+            };
+        }
+        &mut self.pairs
+    }
+
+    /// Appends a pair (no de-duplication).
+    pub fn push(&mut self, pair: (Cow<'a, str>, f64)) {
+        self.to_mut().push(pair);
+    }
+
+    /// Copies borrowed strings so the map outlives the payload.
+    pub fn into_owned(self) -> Metrics<'static> {
+        let pairs = self
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.to_owned()), v))
+            .collect();
+        Metrics { pairs, view: None }
+    }
+}
+
+impl<'a> From<Vec<(Cow<'a, str>, f64)>> for Metrics<'a> {
+    fn from(v: Vec<(Cow<'a, str>, f64)>) -> Self {
+        Metrics {
+            pairs: v,
+            view: None,
+        }
+    }
+}
+
+impl<'a, K: Into<Cow<'a, str>>> FromIterator<(K, f64)> for Metrics<'a> {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Self {
+        Metrics {
+            pairs: iter.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            view: None,
+        }
+    }
+}
+
+impl PartialEq for Metrics<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl fmt::Debug for Metrics<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<'s> IntoIterator for &'s Metrics<'_> {
+    type Item = (&'s str, f64);
+    type IntoIter = MetricsIter<'s>;
+    fn into_iter(self) -> MetricsIter<'s> {
+        self.iter()
     }
 }

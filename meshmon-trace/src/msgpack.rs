@@ -230,6 +230,29 @@ impl<'a> Reader<'a> {
         self.take(len, field)
     }
 
+    /// [`Reader::str_bytes`] with the `fixstr` case (strings under 32 bytes, most tags)
+    /// inlined.
+    #[inline(always)]
+    pub(crate) fn str_bytes_fast(
+        &mut self,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<&'a [u8], DecodeError> {
+        if let Some(&m) = self.buf.get(self.pos)
+            && m & 0xe0 == 0xa0
+        {
+            let len = (m & 0x1f) as usize;
+            let start = self.pos + 1;
+            if let Some(s) = self.buf.get(start..start + len)
+                && len <= limit
+            {
+                self.pos = start + len;
+                return Ok(s);
+            }
+        }
+        self.str_bytes(field, limit)
+    }
+
     /// A string (`str`, `bin` or `nil`), borrowed when valid UTF-8, repaired otherwise.
     #[inline]
     pub(crate) fn str(
@@ -237,7 +260,7 @@ impl<'a> Reader<'a> {
         field: &'static str,
         limit: usize,
     ) -> Result<Cow<'a, str>, DecodeError> {
-        let b = self.str_bytes(field, limit)?;
+        let b = self.str_bytes_fast(field, limit)?;
         Ok(utf8_lossy_go(b))
     }
 

@@ -331,7 +331,10 @@ impl Normalizer {
             st.invalid_http_status_code += 1;
             s.remove_meta(HTTP_STATUS_CODE_KEY);
         }
-        for (k, _) in &mut s.metrics {
+        let long_key = s.metrics.iter().any(|(k, _)| k.len() > MAX_META_KEY_LEN);
+        let empty = &mut Vec::new();
+        let metrics = if long_key { s.metrics.to_mut() } else { empty };
+        for (k, _) in metrics.iter_mut() {
             if k.len() > MAX_META_KEY_LEN {
                 st.meta_truncated += 1;
                 *k = Cow::Owned(format!("{}...", truncate_utf8(k, MAX_META_KEY_LEN)));

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-pub use crate::meta::Meta;
+pub use crate::meta::{Meta, Metrics};
 
 /// `meta` key holding the high 64 bits of a 128-bit trace id, as 16 lower-case hex digits.
 pub const TRACE_ID_HIGH_KEY: &str = "_dd.p.tid";
@@ -53,7 +53,7 @@ pub struct Span<'a> {
     /// String tags, in wire order (a lazily decoded view after msgpack decoding).
     pub meta: Meta<'a>,
     /// Numeric tags, in wire order.
-    pub metrics: Vec<(Cow<'a, str>, f64)>,
+    pub metrics: Metrics<'a>,
     /// Span type (`web`, `http`, `db`…).
     pub r#type: Cow<'a, str>,
     /// Structured tags: raw msgpack values by key.
@@ -151,7 +151,7 @@ impl<'a> Span<'a> {
 
     /// The value of a `metrics` key (first occurrence).
     pub fn metric(&self, key: &str) -> Option<f64> {
-        self.metrics.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+        self.metrics.get(key)
     }
 
     /// Sets a `meta` key, replacing an existing value.
@@ -168,9 +168,10 @@ impl<'a> Span<'a> {
     /// Sets a `metrics` key, replacing an existing value.
     pub fn set_metric(&mut self, key: impl Into<Cow<'a, str>>, value: f64) {
         let key = key.into();
-        match self.metrics.iter_mut().find(|(k, _)| *k == key) {
+        let metrics = self.metrics.to_mut();
+        match metrics.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.metrics.push((key, value)),
+            None => metrics.push((key, value)),
         }
     }
 
@@ -237,7 +238,7 @@ impl<'a> Span<'a> {
             duration: self.duration,
             error: self.error,
             meta: self.meta.into_owned(),
-            metrics: self.metrics.into_iter().map(|(k, v)| (own(k), v)).collect(),
+            metrics: self.metrics.into_owned(),
             r#type: own(self.r#type),
             meta_struct: self
                 .meta_struct
@@ -440,7 +441,7 @@ impl Span<'_> {
             "duration": self.duration,
             "error": self.error,
             "meta": serde_json::Value::Object(self.meta.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect()),
-            "metrics": serde_json::Value::Object(self.metrics.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect()),
+            "metrics": serde_json::Value::Object(self.metrics.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(v))).collect()),
         })
     }
 }

@@ -89,7 +89,7 @@ fn assert_span_matches(s: &Span<'_>, want: &Value, ctx: &str) {
         .unwrap_or_default();
     assert_eq!(meta, want_meta, "{ctx}");
     let metrics: BTreeMap<String, f64> =
-        s.metrics.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        s.metrics.iter().map(|(k, v)| (k.to_string(), v)).collect();
     let want_metrics: BTreeMap<String, f64> = want
         .get("metrics")
         .and_then(Value::as_object)

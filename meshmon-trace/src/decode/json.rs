@@ -167,7 +167,8 @@ impl<'de> de::Deserialize<'de> for JsonSpan<'de> {
                                 .0
                                 .into_iter()
                                 .map(|(k, v)| (k, v.as_f64()))
-                                .collect()
+                                .collect::<Vec<_>>()
+                                .into()
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;

@@ -8,8 +8,8 @@ use super::Limits;
 use crate::error::DecodeError;
 use crate::msgpack::{Reader, utf8_lossy_go};
 use crate::span::{
-    AttributeValue, Meta, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload,
-    parse_hex_u64,
+    AttributeValue, Meta, Metrics, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk,
+    TracerPayload, parse_hex_u64,
 };
 
 pub(super) fn decode<'a>(
@@ -57,7 +57,7 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
     let n = r.map_len("span", limits.max_map_entries)?;
     let sl = limits.max_string_bytes;
     for _ in 0..n {
-        let key = r.str_bytes("span key", sl)?;
+        let key = r.str_bytes_fast("span key", sl)?;
         match key {
             b"service" => span.service = r.str("service", sl)?,
             b"name" => span.name = r.str("name", sl)?,
@@ -76,8 +76,8 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
                 let mut valid = true;
                 let mut max_len = 0usize;
                 for _ in 0..m {
-                    let k = r.str_bytes("meta key", sl)?;
-                    let v = r.str_bytes("meta value", sl)?;
+                    let k = r.str_bytes_fast("meta key", sl)?;
+                    let v = r.str_bytes_fast("meta value", sl)?;
                     valid &= utf8_ok(k) && utf8_ok(v);
                     max_len = max_len.max(k.len()).max(v.len());
                     if k == TRACE_ID_HIGH_KEY.as_bytes()
@@ -95,12 +95,19 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
             }
             b"metrics" => {
                 let m = r.map_len("metrics", limits.max_map_entries)?;
-                span.metrics.reserve_exact(m);
+                let start = r.pos();
+                let mut valid = true;
                 for _ in 0..m {
-                    let k = r.str("metrics key", sl)?;
-                    let v = r.f64("metrics value")?;
-                    span.metrics.push((k, v));
+                    let k = r.str_bytes_fast("metrics key", sl)?;
+                    r.f64("metrics value")?;
+                    valid &= utf8_ok(k);
                 }
+                let bytes = r.slice(start, r.pos());
+                span.metrics = if valid {
+                    Metrics::from_msgpack(bytes, m as u32)
+                } else {
+                    repair_metrics(bytes, m)?
+                };
             }
             b"meta_struct" => {
                 let m = r.map_len("meta_struct", limits.max_map_entries)?;
@@ -144,6 +151,19 @@ fn repair_meta(bytes: &[u8], m: usize) -> Result<Meta<'_>, DecodeError> {
         pairs.push((k, v));
     }
     Ok(Meta::from(pairs))
+}
+
+/// Metrics with an invalid UTF-8 key, repaired into pairs.
+#[cold]
+fn repair_metrics(bytes: &[u8], m: usize) -> Result<Metrics<'_>, DecodeError> {
+    let mut r = Reader::new(bytes, 0);
+    let mut pairs = Vec::with_capacity(m);
+    for _ in 0..m {
+        let k = utf8_lossy_go(r.str_bytes("metrics key", usize::MAX)?);
+        let v = r.f64("metrics value")?;
+        pairs.push((k, v));
+    }
+    Ok(Metrics::from(pairs))
 }
 
 fn read_link<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<SpanLink<'a>, DecodeError> {

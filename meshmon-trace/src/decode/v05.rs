@@ -10,7 +10,9 @@ use super::Limits;
 use crate::error::DecodeError;
 use crate::meta::StringTable;
 use crate::msgpack::Reader;
-use crate::span::{Meta, Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64};
+use crate::span::{
+    Meta, Metrics, Span, TRACE_ID_HIGH_KEY, TraceChunk, TracerPayload, parse_hex_u64,
+};
 
 pub(super) fn decode<'a>(
     body: &'a [u8],
@@ -145,12 +147,12 @@ fn read_span<'a>(
         max_len,
     );
     let m = r.map_len("metrics", limits.max_map_entries)?;
-    span.metrics.reserve_exact(m);
+    let start = r.pos();
     for _ in 0..m {
-        let k = string(r, table, "metrics key")?;
-        let v = r.f64("metrics value")?;
-        span.metrics.push((k, v));
+        index(r, table, "metrics key")?;
+        r.f64("metrics value")?;
     }
+    span.metrics = Metrics::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table));
     span.r#type = string(r, table, "type")?;
     Ok(span)
 }
