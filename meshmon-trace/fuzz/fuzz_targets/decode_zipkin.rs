@@ -9,11 +9,17 @@ use meshmon_trace::decode::{self, Format, Limits};
 use meshmon_trace::normalize::Normalizer;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_spans: 10_000, max_map_entries: 1_000, ..Limits::default() };
+    let limits = Limits {
+        max_spans: 10_000,
+        max_map_entries: 1_000,
+        ..Limits::default()
+    };
     if let Ok(p) = decode::decode(Format::Zipkin, data, &limits) {
-        let traces: Vec<Vec<meshmon_trace::Span>> = p.chunks.iter().map(|c| c.spans.clone()).collect();
+        let traces: Vec<Vec<meshmon_trace::Span>> =
+            p.chunks.iter().map(|c| c.spans.clone()).collect();
         let again = meshmon_trace::encode::encode_v04(&traces);
-        let back = decode::decode_v04(&again, &Limits::default()).expect("re-encoded payload decodes");
+        let back =
+            decode::decode_v04(&again, &Limits::default()).expect("re-encoded payload decodes");
         assert_eq!(back.span_count(), p.span_count());
         let mut n = Normalizer::new();
         for mut c in p.chunks {
