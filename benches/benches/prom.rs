@@ -16,7 +16,9 @@ use meshmon_prom::{Format, Mapper, Parser, ScraperConfig};
 
 fn synthetic() -> &'static [u8] {
     static S: OnceLock<Vec<u8>> = OnceLock::new();
-    S.get_or_init(|| meshmon_benches::prom::synthetic_mesh(32 << 20))
+    // `cargo test --all-targets` runs benches once without `--bench`: keep that quick.
+    let full = std::env::args().any(|a| a == "--bench");
+    S.get_or_init(|| meshmon_benches::prom::synthetic_mesh(if full { 32 << 20 } else { 2 << 20 }))
 }
 
 fn inputs() -> Vec<(&'static str, Vec<u8>)> {

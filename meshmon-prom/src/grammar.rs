@@ -24,7 +24,7 @@ use nom::{IResult, Parser as _};
 use crate::Format;
 use crate::error::ErrorKind;
 use crate::float::{parse_f64, parse_i64};
-use crate::sample::{Exemplar, LabelValue, Labels, MetricType, Sample};
+use crate::sample::{Exemplar, Labels, MetricType, Sample};
 
 /// A grammar error: where (the remaining input) and what.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -608,12 +608,6 @@ fn unwrap_err(e: nom::Err<GErr<'_>>) -> GErr<'_> {
             kind: ErrorKind::Expected("more input"),
         },
     }
-}
-
-/// A label value view, for callers holding the raw text.
-#[allow(dead_code)]
-pub(crate) fn label_value(raw: &str) -> LabelValue<'_> {
-    LabelValue(raw)
 }
 
 #[cfg(test)]
