@@ -61,7 +61,9 @@ impl Status {
     /// assert_eq!(Status::remap("warning"), Some(Status::Warning));
     /// assert_eq!(Status::remap("3"), Some(Status::Error));
     /// assert_eq!(Status::remap("fatal"), Some(Status::Emergency));
-    /// assert_eq!(Status::remap("E"), None);
+    /// assert_eq!(Status::remap("W"), Some(Status::Warning)); // klog's `W0501 ...`
+    /// assert_eq!(Status::remap("E"), None); // only `err*` is error
+    /// assert_eq!(Status::remap("bogus"), None);
     /// ```
     pub fn remap(level: &str) -> Option<Status> {
         let l = level.trim();
@@ -80,7 +82,7 @@ impl Status {
         }
         let lower = l.to_ascii_lowercase();
         let s = lower.as_str();
-        if s.len() < 2 {
+        if s.is_empty() {
             return None;
         }
         Some(if s.starts_with("emerg") || s.starts_with('f') {
