@@ -78,7 +78,9 @@ impl TailHistogram {
         if self.bins.is_empty() {
             self.bins = vec![0.0; BINS];
         }
-        if self.reference <= 0.0 && d > 0.0 {
+        // The first deviation whose reciprocal is finite (not a subnormal) anchors the
+        // scale, so the state stays finite (and serialisable).
+        if self.reference <= 0.0 && d.is_normal() && (1.0 / d).is_finite() {
             self.reference = d;
             self.inv_reference = 1.0 / d;
         }
@@ -143,6 +145,16 @@ mod tests {
             prev = l;
         }
         assert_eq!(fast_log2(1e-300).round(), (1e-300f64).log2().round());
+    }
+
+    #[test]
+    fn subnormal_deviations_keep_the_state_finite() {
+        let mut h = TailHistogram::new(100.0);
+        for d in [6.8e-318, 7.1e-311, 1e-300, 1.0] {
+            h.add(d);
+            assert!(h.inv_reference.is_finite() && h.tail(d).is_finite());
+        }
+        assert_eq!(h.reference, 1e-300);
     }
 
     #[test]
