@@ -100,6 +100,7 @@ pub struct Mapper {
     tag_buf: Vec<Tag>,
     text_buf: String,
     cache: hashbrown::HashMap<u128, (Tags, Option<f64>)>,
+    label_cache: hashbrown::HashMap<u128, Option<Tag>>,
     hash_a: hashbrown::DefaultHashBuilder,
     hash_b: hashbrown::DefaultHashBuilder,
     cache_stats: CacheStats,
@@ -202,6 +203,7 @@ impl Mapper {
             tag_buf: Vec::with_capacity(32),
             text_buf: String::with_capacity(256),
             cache: hashbrown::HashMap::new(),
+            label_cache: hashbrown::HashMap::new(),
             hash_a: hashbrown::DefaultHashBuilder::default(),
             hash_b: hashbrown::DefaultHashBuilder::default(),
             cache_stats: CacheStats::default(),
@@ -220,6 +222,19 @@ impl Mapper {
             entries: self.cache.len(),
             ..self.cache_stats
         }
+    }
+
+    /// 128-bit key of one label (name, raw value).
+    fn label_key(&self, name: &str, raw: &str) -> u128 {
+        use std::hash::{BuildHasher as _, Hasher as _};
+        let mut ha = self.hash_a.build_hasher();
+        let mut hb = self.hash_b.build_hasher();
+        for h in [&mut ha, &mut hb] {
+            h.write(name.as_bytes());
+            h.write_u8(0xff);
+            h.write(raw.as_bytes());
+        }
+        (u128::from(ha.finish()) << 64) | u128::from(hb.finish())
     }
 
     /// Tags (and the parsed `le` bound, for histograms) of a sample, from the cache or
@@ -516,12 +531,28 @@ impl Mapper {
         let mut upper: Option<f64> = None;
         for l in s.labels.iter() {
             let mut name = l.name;
-            let value = l.value.unescape();
-            let mut text: &str = &value;
             if parsed == MetricType::Histogram && name == "le" {
-                upper = parse_f64(&value);
+                upper = parse_f64(&l.value.unescape());
                 continue;
             }
+            let special = parsed == MetricType::Summary && name == "quantile";
+            // Per-label outcome cache: label values repeat across series, so most tags
+            // (or "excluded") are found here instead of being filtered and built again.
+            let key = if special {
+                None
+            } else {
+                Some(self.label_key(name, l.value.raw()))
+            };
+            if let Some(k) = key
+                && let Some(hit) = self.label_cache.get(&k)
+            {
+                if let Some(t) = hit {
+                    tags.push(t.clone());
+                }
+                continue;
+            }
+            let value = l.value.unescape();
+            let mut text: &str = &value;
             self.text_buf.clear();
             if parsed == MetricType::Summary
                 && name == "quantile"
@@ -530,17 +561,26 @@ impl Mapper {
                 write_py_float(&mut self.text_buf, q);
                 text = &self.text_buf;
             }
-            if self.exclude_labels.contains(name) {
-                continue;
+            let excluded = self.exclude_labels.contains(name)
+                || (!self.include_labels.is_empty() && !self.include_labels.contains(name));
+            let tag = if excluded {
+                None
+            } else {
+                if let Some(r) = self.rename.get(name) {
+                    name = r;
+                }
+                Tag::new(name, text).ok()
+            };
+            if let Some(t) = &tag {
+                tags.push(t.clone());
             }
-            if !self.include_labels.is_empty() && !self.include_labels.contains(name) {
-                continue;
-            }
-            if let Some(r) = self.rename.get(name) {
-                name = r;
-            }
-            if let Ok(t) = Tag::new(name, text) {
-                tags.push(t);
+            if let Some(k) = key {
+                if self.label_cache.len() >= self.cfg.max_cached_label_sets {
+                    self.label_cache.clear();
+                }
+                if self.cfg.max_cached_label_sets > 0 {
+                    self.label_cache.insert(k, tag);
+                }
             }
         }
         if let Some(u) = upper {
