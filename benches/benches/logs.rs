@@ -112,8 +112,9 @@ impl Corpus {
     }
 }
 
+/// Criterion's test mode: `cargo test` runs the bench binary without `--bench`.
 fn test_mode() -> bool {
-    std::env::args().any(|a| a == "--test")
+    !std::env::args().any(|a| a == "--bench")
 }
 
 fn corpora() -> &'static [(usize, Corpus)] {
