@@ -64,10 +64,11 @@ def preset(name, maps):
 
 class Handler(http.server.BaseHTTPRequestHandler):
     body = b""
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
 
     def do_GET(self):  # noqa: N802
         self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.send_header("Content-Type", Handler.content_type)
         self.send_header("Content-Length", str(len(Handler.body)))
         self.end_headers()
         self.wfile.write(Handler.body)
@@ -84,6 +85,8 @@ def num(v):
 
 def run_case(case, maps, port):
     Handler.body = (FIXTURES / case["fixture"]).read_bytes()
+    # a case may set the Content-Type (OpenMetrics makes the check use its OM parser)
+    Handler.content_type = case.get("content_type", "text/plain; version=0.0.4; charset=utf-8")
     namespace, metrics = preset(case["preset"], maps)
     instance = copy.deepcopy(case["options"])
     v1 = any(k in instance for k in ("send_histograms_buckets", "labels_mapper"))
