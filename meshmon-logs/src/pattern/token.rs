@@ -438,7 +438,8 @@ const MONTHS: &[&[u8]] = &[
 ];
 
 /// Joins `<number> <size unit>` into one variable (`16.0 KB`, `384 B`: the unit varies
-/// with the value) and masks day and month names that are part of a date (`Fri Jul 1`).
+/// with the value), masks day and month names that are part of a date (`Fri Jul 1`), and
+/// joins runs of whitespace-separated variables into one (lists of varying length).
 fn post_pass(b: &[u8], out: &mut Vec<Token>) {
     let text = |t: &Token| &b[t.start as usize..t.end as usize];
     let mut w = 0;
@@ -476,6 +477,24 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             out[r].kind = TokenKind::Var(VarKind::Timestamp);
         }
     }
+    // A run of variables separated only by whitespace is one variable (a list whose
+    // length varies: `delete blk_1 blk_2 blk_3`, `Fri Jul 1 12:00:00 2005`).
+    let mut w = 0;
+    for r in 0..out.len() {
+        let t = out[r];
+        if w > 0 && t.space_before {
+            if let (TokenKind::Var(a), TokenKind::Var(k)) = (out[w - 1].kind, t.kind) {
+                out[w - 1].end = t.end;
+                if a != k {
+                    out[w - 1].kind = TokenKind::Var(VarKind::Any);
+                }
+                continue;
+            }
+        }
+        out[w] = t;
+        w += 1;
+    }
+    out.truncate(w);
 }
 
 /// How far a quoted `key="..."` value is searched for its closing quote (bounds the work
