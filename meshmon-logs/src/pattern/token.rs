@@ -482,14 +482,15 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
     let mut w = 0;
     for r in 0..out.len() {
         let t = out[r];
-        if w > 0 && t.space_before {
-            if let (TokenKind::Var(a), TokenKind::Var(k)) = (out[w - 1].kind, t.kind) {
-                out[w - 1].end = t.end;
-                if a != k {
-                    out[w - 1].kind = TokenKind::Var(VarKind::Any);
-                }
-                continue;
+        if w > 0
+            && t.space_before
+            && let (TokenKind::Var(a), TokenKind::Var(k)) = (out[w - 1].kind, t.kind)
+        {
+            out[w - 1].end = t.end;
+            if a != k {
+                out[w - 1].kind = TokenKind::Var(VarKind::Any);
             }
+            continue;
         }
         out[w] = t;
         w += 1;
