@@ -30,6 +30,7 @@ const HOPS: [(&str, &str, &str); 5] = [
     ("productpage.bookinfo", "reviews.bookinfo", "/reviews/1"),
 ];
 
+#[allow(clippy::too_many_arguments)]
 fn envoy_span(
     rng: &mut Rng,
     trace_id: u64,
