@@ -170,8 +170,14 @@ pub struct QueuedChunk {
     pub chunk: TraceChunk<'static>,
     /// Which sampler kept it.
     pub decision: Decision,
-    /// Tracer language.
+    /// Tracer language (`Datadog-Meta-Lang` or the v0.7 payload's).
     pub lang: String,
+    /// Language version (`Datadog-Meta-Lang-Version`).
+    pub lang_version: String,
+    /// Language interpreter (`Datadog-Meta-Lang-Interpreter`).
+    pub lang_interpreter: String,
+    /// Tracer version (`Datadog-Meta-Tracer-Version`).
+    pub tracer_version: String,
     /// The endpoint it came in on.
     pub endpoint: &'static str,
 }
@@ -328,7 +334,7 @@ impl Receiver {
         {
             self.counters.client_dropped_p0_spans += n;
         }
-        let payload = match decode::decode(format, req.body, &self.config.limits) {
+        let mut payload = match decode::decode(format, req.body, &self.config.limits) {
             Ok(p) => p,
             Err(e) => {
                 self.counters.payloads_invalid += 1;
@@ -349,6 +355,23 @@ impl Receiver {
             && n != payload.chunks.len()
         {
             self.counters.trace_count_mismatch += 1;
+        }
+        for (field, header) in [
+            (&mut payload.language_name, "Datadog-Meta-Lang"),
+            (&mut payload.language_version, "Datadog-Meta-Lang-Version"),
+            (&mut payload.tracer_version, "Datadog-Meta-Tracer-Version"),
+        ] {
+            if field.is_empty()
+                && let Some(v) = req.header(header)
+            {
+                *field = std::borrow::Cow::Owned(v.to_string());
+            }
+        }
+        if let Some(v) = req.header("Datadog-Meta-Lang-Interpreter") {
+            payload.tags.push((
+                "_dd.lang_interpreter".into(),
+                std::borrow::Cow::Owned(v.to_string()),
+            ));
         }
         let real_status = req.header("Datadog-Send-Real-Http-Status").is_some();
         let accepted = self.process(
@@ -396,6 +419,14 @@ impl Receiver {
             return false;
         }
         let payload_env = payload.env.to_string();
+        let lang_version = payload.language_version.to_string();
+        let tracer_version = payload.tracer_version.to_string();
+        let lang_interpreter = payload
+            .tags
+            .iter()
+            .find(|(k, _)| k == "_dd.lang_interpreter")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default();
         for mut chunk in payload.chunks {
             let n = chunk.spans.len() as u64;
             if self
@@ -438,6 +469,9 @@ impl Receiver {
                     chunk: chunk.into_owned(),
                     decision,
                     lang: lang.clone(),
+                    lang_version: lang_version.clone(),
+                    lang_interpreter: lang_interpreter.clone(),
+                    tracer_version: tracer_version.clone(),
                     endpoint,
                 });
             } else {

@@ -140,7 +140,13 @@ fn captured_requests_replay_with_balanced_accounting() {
     let mut rx = Receiver::new(ReceiverConfig::default());
     replay_dir(&mut rx, &root.join("ddtrace-4.16.0-default-v05"));
     let mut asm = TraceAssembler::new(AssemblerConfig::default());
-    for q in rx.drain() {
+    let queued = rx.drain();
+    // Tracer metadata from the Datadog-Meta-* headers travels with each chunk.
+    assert!(queued.iter().all(|q| q.lang == "python"
+        && q.tracer_version == "4.16.0"
+        && q.lang_interpreter == "CPython"
+        && !q.lang_version.is_empty()));
+    for q in queued {
         asm.add(q.chunk.spans, true, Timestamp::from_secs(NOW));
     }
     let traces = asm.flush(Timestamp::from_secs(NOW + 60));
