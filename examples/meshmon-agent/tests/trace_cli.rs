@@ -1,4 +1,5 @@
 //! `meshmon-agent trace …` end to end through the binary.
+#![cfg(feature = "trace")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
