@@ -134,7 +134,8 @@ fn mapping_matches_datadog_check() {
         let id = case["id"].as_str().unwrap();
         let body = std::fs::read(data.join(case["fixture"].as_str().unwrap())).unwrap();
         let mut mapper = Mapper::new(config(case)).unwrap();
-        let format = Format::from_content_type(case["content_type"].as_str().unwrap_or("text/plain"));
+        let format =
+            Format::from_content_type(case["content_type"].as_str().unwrap_or("text/plain"));
         let mut got = Vec::new();
         mapper
             .map(&body, format, Timestamp::EPOCH, &mut |m| {
