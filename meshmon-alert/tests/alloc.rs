@@ -3,35 +3,13 @@
 //! seasonal profile and the bounded seasonality history (freed when detection ends).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use meshmon_alert::{Algorithm, Detector, DetectorConfig, Seasonality};
 use meshmon_core::Timestamp;
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: caller's contract.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: caller's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: caller's contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use meshmon_core::test_util::{CountingAllocator, thread_allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn value(i: i64) -> f64 {
     let t = i as f64 * 600.0;
@@ -57,7 +35,7 @@ fn warm_detectors_do_not_allocate() {
             for i in 0..warm {
                 d.update(Timestamp::from_secs(i * 600), value(i));
             }
-            let before = ALLOCS.load(Ordering::Relaxed);
+            let before = thread_allocations();
             let mut anomalies = 0;
             for i in warm..warm + 5_000 {
                 anomalies +=
@@ -66,7 +44,7 @@ fn warm_detectors_do_not_allocate() {
                 d.update(Timestamp::from_secs(i * 600), f64::NAN);
             }
             d.update(Timestamp::from_secs(0), 1.0);
-            let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+            let allocs = thread_allocations() - before;
             assert_eq!(
                 allocs, 0,
                 "{alg} {seasonality:?}: {allocs} allocations in 10k updates"

@@ -40,6 +40,7 @@
 //! |---|---|---|
 //! | `autodiscovery` | yes | the `autodiscovery` module (serde, serde_json, YAML, regex) |
 //! | `serde` | with `autodiscovery` | `Serialize`/`Deserialize` for the vocabulary types |
+//! | `test-util` | no | `test_util::CountingAllocator`, to prove hot paths do not allocate |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -50,6 +51,9 @@ pub mod time;
 
 #[cfg(feature = "autodiscovery")]
 pub mod autodiscovery;
+
+#[cfg(feature = "test-util")]
+pub mod test_util;
 
 pub use metric::{Metric, MetricValue};
 #[cfg(feature = "autodiscovery")]

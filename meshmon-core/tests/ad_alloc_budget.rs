@@ -5,37 +5,20 @@
 #![cfg(feature = "autodiscovery")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use meshmon_core::autodiscovery::kube::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Service,
 };
 use meshmon_core::autodiscovery::{ExpandOptions, KubeObject, expand};
 
-struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+// The crate's own `test_util` module, compiled into this test (a package cannot
+// dev-depend on itself to turn on its `test-util` feature).
+#[allow(dead_code)]
+#[path = "../src/test_util.rs"]
+mod test_util;
+use test_util::{CountingAllocator, thread_allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn objects(n: usize) -> Vec<KubeObject> {
     let meta = ObjectMeta {
@@ -89,9 +72,9 @@ fn allocations_per_config_stay_within_budget() {
     let n = 2_000;
     let objs = objects(n);
     let opts = ExpandOptions::default();
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     let out = expand(&objs, &opts);
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = thread_allocations() - before;
     assert_eq!(out.configs.len(), n);
     let per = allocs as f64 / n as f64;
     eprintln!("{allocs} allocations for {n} configs: {per:.1} per config");
@@ -102,9 +85,9 @@ fn allocations_per_config_stay_within_budget() {
         node: Some("node-1".into()),
         ..ExpandOptions::default()
     };
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     let out = expand(&objs, &node);
-    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    let allocs = thread_allocations() - before;
     assert_eq!(out.configs.len(), n / 4);
     assert!((allocs as f64) / (n as f64 / 4.0) <= 34.0, "{allocs}");
 }

@@ -2,31 +2,12 @@
 //! allocates nothing (a counting global allocator proves it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use meshmon_logs::pattern::Miner;
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use meshmon_core::test_util::{CountingAllocator, thread_allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 #[test]
 fn matching_known_patterns_allocates_nothing() {
@@ -56,12 +37,12 @@ fn matching_known_patterns_allocates_nothing() {
     for s in &msgs {
         m.add(s);
     }
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     let mut sum = 0u64;
     for s in &msgs {
         sum += m.add(s).0;
     }
-    let after = ALLOCS.load(Ordering::Relaxed);
+    let after = thread_allocations();
     assert!(sum > 0);
     assert_eq!(
         after - before,

@@ -4,45 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use meshmon_prom::{Format, Parser};
 
-struct Counting;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not count each other's allocations.
-    static ALLOCS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn allocs() -> usize {
-    ALLOCS.with(Cell::get)
-}
-
-fn count_one() {
-    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use meshmon_core::test_util::{CountingAllocator, thread_allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn exposition(series: usize) -> Vec<u8> {
     let mut s = String::from("# HELP rq Requests.\n# TYPE rq counter\n");
@@ -67,7 +34,7 @@ fn exposition(series: usize) -> Vec<u8> {
 }
 
 fn allocations_to_parse(input: &[u8], format: Format) -> (usize, usize) {
-    let before = allocs();
+    let before = thread_allocations();
     let mut p = Parser::new(input, format);
     let mut samples = 0;
     while let Some(f) = p.next_family() {
@@ -83,7 +50,7 @@ fn allocations_to_parse(input: &[u8], format: Format) -> (usize, usize) {
         }
     }
     drop(p);
-    (allocs() - before, samples)
+    (thread_allocations() - before, samples)
 }
 
 #[test]

@@ -2,31 +2,13 @@
 //! global allocator over payloads of 10 and 1000 Envoy-like spans in one chunk.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use meshmon_trace::decode::{self, Limits};
 use meshmon_trace::{Span, encode};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator, only counting calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use meshmon_core::test_util::{CountingAllocator, thread_allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 fn trace(n: u64) -> Vec<Span<'static>> {
     (1..=n)
@@ -55,9 +37,9 @@ fn trace(n: u64) -> Vec<Span<'static>> {
 }
 
 fn allocations(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = thread_allocations();
     f();
-    ALLOCS.load(Ordering::Relaxed) - before
+    thread_allocations() - before
 }
 
 #[test]
