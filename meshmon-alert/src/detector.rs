@@ -499,7 +499,7 @@ impl Detector {
         };
         let Some(pred) = pred else {
             // First point: nothing to compare against.
-            self.learn(ts, value, bucket, value, 0.0, false);
+            self.learn(value, bucket, value, 0.0);
             self.warm_left = self.warm_left.saturating_sub(1);
             self.last = Estimate {
                 expected: value,
@@ -553,7 +553,7 @@ impl Detector {
         }
 
         self.peak = (self.peak * self.peak_decay).max(raw);
-        self.learn(ts, value, bucket, pred.expected, sigma, anomalous);
+        self.learn(value, bucket, pred.expected, sigma);
         self.last = Estimate {
             expected: pred.expected,
             lower: pred.expected - b * sigma,
@@ -564,28 +564,12 @@ impl Detector {
         self.last
     }
 
-    fn learn(
-        &mut self,
-        _ts: Timestamp,
-        value: f64,
-        bucket: Phase,
-        expected: f64,
-        sigma: f64,
-        anomalous: bool,
-    ) {
+    fn learn(&mut self, value: f64, bucket: Phase, expected: f64, sigma: f64) {
         let bounds = self.config.bounds;
         match &mut self.model {
             Model::Basic(m) => m.learn(value, sigma),
             Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
-            Model::Robust(m) => m.learn(
-                &mut self.season,
-                bucket,
-                value,
-                expected,
-                sigma,
-                anomalous,
-                bounds,
-            ),
+            Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
         }
     }
 }

@@ -51,7 +51,6 @@ impl RobustModel {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn learn(
         &mut self,
         season: &mut SeasonProfile,
@@ -59,7 +58,6 @@ impl RobustModel {
         x: f64,
         expected: f64,
         sigma: f64,
-        anomalous: bool,
         bounds: f64,
     ) {
         self.n += 1;
@@ -72,7 +70,6 @@ impl RobustModel {
         let s_val = season.get(bucket);
         // Level-shift acceptance.
         let out = sigma > 0.0 && r.abs() > bounds * sigma;
-        let _ = anomalous;
         if out {
             let side = if r > 0.0 { 1 } else { -1 };
             if side != self.side {
