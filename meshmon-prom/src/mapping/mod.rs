@@ -639,69 +639,59 @@ impl Mapper {
     }
 }
 
+/// A `_bucket` sample's label context (an order-independent hash of its labels other
+/// than `le`) and its upper bound; `None` for other samples and unparsable bounds.
+fn bucket_context(s: &Sample<'_>) -> Option<(u64, f64)> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    if !s.name.ends_with("_bucket") {
+        return None;
+    }
+    let upper = s
+        .labels
+        .get("le")
+        .and_then(|le| parse_f64(&le.unescape()))?;
+    let hasher = BuildHasherDefault::<DefaultHasher>::default();
+    let key = s
+        .labels
+        .iter()
+        .filter(|l| l.name != "le")
+        .fold(0u64, |k, l| {
+            k.wrapping_add(hasher.hash_one((l.name, l.value.raw())))
+        });
+    Some((key, upper))
+}
+
 /// For each sample index of a histogram family: `Some((lower_bound, non-cumulative
 /// value))` for `_bucket` samples, as Datadog's `decumulate_histogram_buckets`.
 fn decumulate(fam: &Family<'_, '_>) -> Vec<Option<(f64, f64)>> {
-    // context hash → [(upper, value, sample index)]
-    let mut contexts: HashMap<u64, Vec<(f64, f64, usize)>> = HashMap::new();
-    for (i, s) in fam.samples.iter().enumerate() {
-        if !s.name.ends_with("_bucket") {
-            continue;
-        }
-        let Some(upper) = s.labels.get("le").and_then(|le| parse_f64(&le.unescape())) else {
-            continue;
-        };
-        let mut key: u64 = 0;
-        for l in s.labels.iter() {
-            if l.name == "le" {
-                continue;
-            }
-            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            let h =
-                BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
-            key = key.wrapping_add(h);
-        }
+    // Each sample's context, computed once and reused when writing the results.
+    let ids: Vec<Option<(u64, f64)>> = fam.samples.iter().map(bucket_context).collect();
+    // context hash → [(upper, value)]
+    let mut contexts: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+    for (s, id) in fam.samples.iter().zip(&ids) {
+        let Some((key, upper)) = *id else { continue };
         let v = contexts.entry(key).or_default();
         // a repeated bound in one context: the last value wins (a dict in Python)
         if let Some(e) = v.iter_mut().find(|e| e.0 == upper) {
             e.1 = s.value;
-            e.2 = i;
         } else {
-            v.push((upper, s.value, i));
+            v.push((upper, s.value));
         }
     }
-    let mut res = vec![None; fam.samples.len()];
     let mut by_bound: HashMap<(u64, u64), (f64, f64)> = HashMap::new();
     for (key, mut buckets) in contexts {
         buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        for (j, &(upper, value, _)) in buckets.iter().enumerate() {
+        for (j, &(upper, value)) in buckets.iter().enumerate() {
             let entry = if j == 0 {
                 (if upper >= 0.0 { 0.0 } else { f64::NEG_INFINITY }, value)
             } else {
-                let (pu, pv, _) = buckets[j - 1];
+                let (pu, pv) = buckets[j - 1];
                 (pu, value - pv)
             };
             by_bound.insert((key, upper.to_bits()), entry);
         }
     }
-    for (i, s) in fam.samples.iter().enumerate() {
-        if !s.name.ends_with("_bucket") {
-            continue;
-        }
-        let Some(upper) = s.labels.get("le").and_then(|le| parse_f64(&le.unescape())) else {
-            continue;
-        };
-        let mut key: u64 = 0;
-        for l in s.labels.iter() {
-            if l.name == "le" {
-                continue;
-            }
-            use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-            let h =
-                BuildHasherDefault::<DefaultHasher>::default().hash_one((l.name, l.value.raw()));
-            key = key.wrapping_add(h);
-        }
-        res[i] = by_bound.get(&(key, upper.to_bits())).copied();
-    }
-    res
+    ids.iter()
+        .map(|id| id.and_then(|(key, upper)| by_bound.get(&(key, upper.to_bits())).copied()))
+        .collect()
 }
