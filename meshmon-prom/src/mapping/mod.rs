@@ -60,7 +60,7 @@ mod delta;
 pub mod istio_map;
 
 pub use config::{ConfigError, MetricSpec, ScraperConfig, SubmitType, glob_to_regex};
-pub use delta::{DeltaLimits, DeltaStats, MonotonicDeltas};
+pub use delta::{DeltaLimits, DeltaSnapshot, DeltaStats, MonotonicDeltas};
 
 /// Counts of one [`Mapper::map`] call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
