@@ -514,3 +514,193 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<AgentConfig, ConfigError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeSet, HashMap};
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn embedded_default_equals_builtin_values() {
+        let parsed = parse_yaml(DEFAULT_YAML, "<default>").unwrap();
+        assert_eq!(parsed, AgentConfig::default());
+        parsed.validate().unwrap();
+    }
+
+    fn leaf_keys(prefix: &str, v: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match v {
+            serde_json::Value::Object(m) if m.is_empty() => {
+                out.insert(prefix.to_owned());
+            }
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    leaf_keys(&p, v, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                out.insert(prefix.to_owned());
+                if let Some(first @ serde_json::Value::Object(_)) = a.first() {
+                    leaf_keys(&format!("{prefix}[]"), first, out);
+                }
+            }
+            _ => {
+                out.insert(prefix.to_owned());
+            }
+        }
+    }
+
+    #[test]
+    fn config_reference_matches_code() {
+        // Every key of a configuration with one item in each list…
+        let mut cfg = AgentConfig::default();
+        cfg.api_key = "k".into();
+        cfg.checks.push(StaticCheck {
+            name: "istio".into(),
+            init_config: serde_json::json!({}),
+            instances: vec![serde_json::json!({})],
+        });
+        cfg.logs.configs.push(LogSource {
+            kind: "file".into(),
+            path: "/x".into(),
+            service: String::new(),
+            source: String::new(),
+            tags: Vec::new(),
+            log_processing_rules: Vec::new(),
+        });
+        let mut code = BTreeSet::new();
+        leaf_keys("", &serde_json::to_value(&cfg).unwrap(), &mut code);
+        // …is in CONFIG.md's key table, and nothing else is.
+        let doc = include_str!("../../CONFIG.md");
+        let keys_section = &doc[doc.find("## Keys").unwrap()..doc.find("## Environment").unwrap()];
+        let documented: BTreeSet<String> = keys_section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(code, documented, "CONFIG.md's key table and AgentConfig differ");
+        // Every environment variable the code reads is documented.
+        let env_section = &doc[doc.find("## Environment").unwrap()..];
+        for (name, _) in ENV_VARS {
+            assert!(env_section.contains(&format!("| `{name}` |")), "{name} not in CONFIG.md");
+        }
+    }
+
+    #[test]
+    fn errors_name_file_line_column_and_key() {
+        let text = "data_dir: /tmp/x\napm:\n  enabled: true\n  recever_port: 1\n";
+        match parse_yaml(text, "agent.yaml") {
+            Err(ConfigError::Parse { file, line, column, key, message }) => {
+                assert_eq!(file, "agent.yaml");
+                assert_eq!((line, column), (4, 3));
+                assert_eq!(key, "apm.recever_port");
+                assert!(message.contains("unknown field `recever_port`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_yaml("apm:\n  receiver_port: 70000\n", "a.yaml") {
+            Err(ConfigError::Parse { line, key, .. }) => {
+                assert_eq!(line, 2);
+                assert_eq!(key, "apm.receiver_port");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse_yaml("scrape:\n  timeout: 10 parsecs\n", "a.yaml") {
+            Err(e @ ConfigError::Parse { .. }) => {
+                let s = e.to_string();
+                assert!(s.starts_with("a.yaml:2:"), "{s}");
+                assert!(s.contains("scrape.timeout"), "{s}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse_yaml("logs:\n  configs:\n    - type: file\n      path: /x\n      sevice: a\n", "b.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("logs.configs[0].sevice"), "{e}");
+    }
+
+    #[test]
+    fn validation_rejects_values_that_parse() {
+        let bad = [
+            ("scrape:\n  jitter: 1.5\n", "scrape.jitter"),
+            ("api:\n  listen: nowhere\n", "api.listen"),
+            ("store:\n  max_series: 0\n", "store.max_series"),
+            ("logs:\n  read_interval: 0s\n", "logs.read_interval"),
+            ("checks:\n  - name: istio\n    instances: []\n", "checks[0].instances"),
+            ("logs:\n  configs:\n    - type: tcp\n      path: x\n", "logs.configs[0].type"),
+            ("tags: [\"bad tag:\"]\n", "tags"),
+            ("autodiscovery:\n  container_exclude: [\"name:(\"]\n", "autodiscovery.container_exclude"),
+        ];
+        for (text, key) in bad {
+            let cfg = parse_yaml(text, "t.yaml").unwrap();
+            match cfg.validate() {
+                Err(ConfigError::Invalid { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    /// The seed's DaemonSet environment, pasted as it is (values filled as a user would).
+    const SEED_ENV: &[(&str, &str)] = &[
+        ("DD_API_KEY", "0123456789abcdef0123456789abcdef"),
+        ("DD_COLLECT_KUBERNETES_EVENTS", "true"),
+        ("KUBERNETES", "true"),
+        ("DD_KUBERNETES_KUBELET_HOST", "10.0.0.7"),
+        ("DD_CLUSTER_AGENT_ENABLED", "true"),
+        ("DD_CLUSTER_AGENT_AUTH_TOKEN", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"),
+        ("DD_TAGS", "env:istio-demo team:mesh"),
+        ("DD_APM_ENABLED", "true"),
+        ("DD_APM_NON_LOCAL_TRAFFIC", "true"),
+        ("DD_APM_ENV", "istio-demo"),
+        ("DD_LOGS_ENABLED", "true"),
+        ("DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL", "true"),
+        ("DD_AC_EXCLUDE", "name:datadog-agent name:datadog-cluster-agent"),
+        ("DD_EXTRA_CONFIG_PROVIDERS", "endpointschecks clusterchecks"),
+    ];
+
+    #[test]
+    fn seed_environment_is_accepted() {
+        let cfg = AgentConfig::load(None, &env(SEED_ENV)).unwrap();
+        assert_eq!(cfg.tags, ["env:istio-demo", "team:mesh"]);
+        assert!(cfg.apm.non_local_traffic && cfg.logs.enabled && cfg.logs.container_collect_all);
+        assert_eq!(cfg.apm.env, "istio-demo");
+        assert_eq!(cfg.autodiscovery.container_exclude, ["name:datadog-agent", "name:datadog-cluster-agent"]);
+        assert!(cfg.notices.iter().any(|n| n.contains("DD_CLUSTER_AGENT_ENABLED")));
+        assert!(cfg.notices.iter().any(|n| n.contains("endpointschecks")));
+        let shown = cfg.to_yaml();
+        assert!(!shown.contains("0123456789abcdef"), "API key printed:\n{shown}");
+        assert!(!shown.contains("s3cr3t"), "token printed:\n{shown}");
+        assert!(shown.contains("api_key: '***'") || shown.contains("api_key: \"***\""), "{shown}");
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let e = AgentConfig::load(None, &env(&[("DD_APM_ENABLED", "yes please")])).unwrap_err();
+        assert!(matches!(&e, ConfigError::Env { var, .. } if var == "DD_APM_ENABLED"), "{e}");
+        let e = AgentConfig::load(None, &env(&[("DD_APM_RECEIVER_PORT", "99999")])).unwrap_err();
+        assert!(e.to_string().contains("DD_APM_RECEIVER_PORT"), "{e}");
+        let cfg = AgentConfig::load(
+            None,
+            &env(&[
+                ("MESHMON_DATA_DIR", "/tmp/d"),
+                ("MESHMON_API_ADDR", "127.0.0.1:0"),
+                ("MESHMON_MANIFESTS", "/a.yaml,/b"),
+                ("MESHMON_ZIPKIN_PORT", "off"),
+                ("DD_CONTAINER_EXCLUDE", "name:x"),
+                ("DD_AC_EXCLUDE", "name:y"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(cfg.autodiscovery.manifests.len(), 2);
+        assert_eq!(cfg.apm.zipkin_port, None);
+        // DD_CONTAINER_EXCLUDE wins over the legacy DD_AC_EXCLUDE, as in the Agent.
+        assert_eq!(cfg.autodiscovery.container_exclude, ["name:x"]);
+    }
+}
