@@ -563,7 +563,7 @@ mod tests {
         cfg.checks.push(StaticCheck {
             name: "istio".into(),
             init_config: serde_json::json!({}),
-            instances: vec![serde_json::json!({})],
+            instances: vec![serde_json::json!("an instance")],
         });
         cfg.logs.configs.push(LogSource {
             kind: "file".into(),
