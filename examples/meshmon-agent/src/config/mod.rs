@@ -505,6 +505,12 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<AgentConfig, ConfigError> {
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
+        // …and may put the parent's path in front: the key path already says it.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.contains(' ') && key.starts_with(head) {
+                message = rest.to_owned();
+            }
+        }
         ConfigError::Parse {
             file: file.to_owned(),
             line,

@@ -906,7 +906,6 @@ pub async fn run(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
     let read_every = ctx.cfg.logs.read_interval.0;
     let mut t = tokio::task::block_in_place(|| Tailer::new(ctx.clone()));
     let mut last_scan: Option<std::time::Instant> = None;
-    let mut last_pattern_save = std::time::Instant::now();
     loop {
         let stop = *shutdown.borrow();
         let scan_due = last_scan.is_none_or(|s| s.elapsed() >= scan_every);
@@ -919,11 +918,12 @@ pub async fn run(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
             while t.read_cycle() && passes < 64 {
                 passes += 1;
             }
-            t.persist_positions();
-            if stop || last_pattern_save.elapsed() >= std::time::Duration::from_secs(10) {
+            // Counts first, then positions: a crash between the two re-reads one batch
+            // (counted twice) but never skips a line's count.
+            if t.positions_dirty || stop {
                 t.persist_patterns();
-                last_pattern_save = std::time::Instant::now();
             }
+            t.persist_positions();
             t.publish();
         });
         if scan_due {
