@@ -94,10 +94,9 @@ fn autodiscovery(c: &mut Criterion) {
     g.bench_function("meshmon", |b| {
         b.iter(|| black_box(expand(black_box(&objects), &opts)))
     });
-    let node = ExpandOptions {
-        node: Some("node-7".into()),
-        ..ExpandOptions::default()
-    };
+    let node = ExpandOptions::default()
+        .with_node("node-7")
+        .expect("a valid node name");
     g.bench_function("meshmon_node_filter", |b| {
         b.iter(|| black_box(expand(black_box(&objects), &node)))
     });

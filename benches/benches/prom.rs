@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use meshmon_core::Timestamp;
-use meshmon_prom::{Format, Mapper, Parser, ScraperConfig};
+use meshmon_prom::{Format, Mapper, MappingConfig, Parser};
 
 fn synthetic() -> &'static [u8] {
     static S: OnceLock<Vec<u8>> = OnceLock::new();
@@ -107,7 +107,7 @@ fn parse_map(c: &mut Criterion<ThreadCpu>) {
         // Cold: a new mapper per scrape (every tag built).
         g.bench_function("meshmon-prom istio preset, cold", |b| {
             b.iter(|| {
-                let mut mapper = Mapper::new(ScraperConfig::istio_mesh()).expect("preset compiles");
+                let mut mapper = Mapper::new(MappingConfig::istio_mesh()).expect("preset compiles");
                 let mut n = 0usize;
                 let _ = mapper.map(
                     black_box(&bytes),
@@ -121,7 +121,7 @@ fn parse_map(c: &mut Criterion<ThreadCpu>) {
             })
         });
         // Steady state: one mapper across scrapes of the same series (tags cached).
-        let mut mapper = Mapper::new(ScraperConfig::istio_mesh()).expect("preset compiles");
+        let mut mapper = Mapper::new(MappingConfig::istio_mesh()).expect("preset compiles");
         g.bench_function("meshmon-prom istio preset, steady", |b| {
             b.iter(|| {
                 let mut n = 0usize;

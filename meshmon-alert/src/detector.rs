@@ -449,7 +449,7 @@ impl Detector {
                 self.stats.out_of_order += 1;
                 return self.skipped();
             }
-            let gap = ts - last;
+            let gap = ts.saturating_since(last);
             if self.first_interval_ns == 0 && gap > Duration::ZERO {
                 self.first_interval_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
                 if self.season_detector.is_none() && self.config.algorithm != Algorithm::Basic {

@@ -228,7 +228,7 @@ impl MonitorState {
 }
 
 /// A state change (or reminder) of one monitor group: plain data, turned into a
-/// [`Notification`] for a [`meshmon_core::Notifier`].
+/// [`Notification`] for a `meshmon_core::Notifier` (feature `pipeline`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Monitor name.

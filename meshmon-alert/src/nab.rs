@@ -227,8 +227,9 @@ pub fn parse_series_csv(bytes: &[u8]) -> Result<Series, NabError> {
     Ok(out)
 }
 
-/// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` (also with `T`, UTC) or seconds since the
-/// epoch.
+/// Parses `YYYY-MM-DD HH:MM:SS[.ffffff]` (also with `T`, UTC unless an offset is
+/// given; the calendar is checked, so `2014-02-30` is an error) or seconds since the
+/// epoch. The date-time part is [`meshmon_core::time::parse_datetime`].
 pub fn parse_timestamp(s: &str, line: usize) -> Result<Timestamp, NabError> {
     let bad = || NabError::Timestamp {
         line,
@@ -237,51 +238,7 @@ pub fn parse_timestamp(s: &str, line: usize) -> Result<Timestamp, NabError> {
     if let Ok(secs) = s.parse::<f64>() {
         return Timestamp::from_secs_f64(secs).ok_or_else(bad);
     }
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b' ' || b[10] == b'T')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(bad());
-    }
-    let num = |r: std::ops::Range<usize>| -> Result<i64, NabError> {
-        s.get(r).and_then(|t| t.parse::<i64>().ok()).ok_or_else(bad)
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
-        return Err(bad());
-    }
-    let mut nanos = 0i64;
-    if b.len() > 19 {
-        let frac = s.get(20..).ok_or_else(bad)?;
-        if b[19] != b'.'
-            || frac.is_empty()
-            || frac.len() > 9
-            || !frac.bytes().all(|c| c.is_ascii_digit())
-        {
-            return Err(bad());
-        }
-        nanos = frac.parse::<i64>().map_err(|_| bad())? * 10i64.pow(9 - frac.len() as u32);
-    }
-    let days = days_from_civil(y, mo, d);
-    Ok(Timestamp::from_nanos(
-        (days * 86_400 + h * 3600 + mi * 60 + se) * 1_000_000_000 + nanos,
-    ))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    meshmon_core::time::parse_datetime(s).map_err(|_| bad())
 }
 
 /// One detector output file to score.
@@ -544,6 +501,7 @@ mod tests {
         );
         assert!(parse_timestamp("2014-13-10 07:15:00", 3).is_err());
         assert!(parse_timestamp("yesterday", 3).is_err());
+        assert!(parse_timestamp("2014-02-30 07:15:00", 3).is_err());
     }
 
     #[test]

@@ -22,9 +22,14 @@
 //!
 //! - [`tags`]: [`Tag`] and [`Tags`], Datadog's `key:value` tags.
 //! - [`metric`]: [`Metric`] and [`MetricValue`], what every producer emits.
-//! - [`time`]: [`Timestamp`], nanoseconds since the Unix epoch.
-//! - [`pipeline`]: object-safe async traits the agent plugs implementations into:
-//!   [`MetricSink`], [`Notifier`] and (with `autodiscovery`) `ConfigProvider`.
+//! - [`time`]: [`Timestamp`], nanoseconds since the Unix epoch, and the one calendar-checked
+//!   RFC 3339 / ISO 8601 date-time parser ([`time::parse_rfc3339`],
+//!   [`time::parse_datetime`]) every meshmon crate uses.
+//! - [`go`]: Go's parsing rules the Datadog Agent applies to settings
+//!   ([`go::parse_bool`]).
+//! - [`pipeline`]: [`Notification`] and [`SinkError`]; with the `pipeline` feature, the
+//!   object-safe async traits the agent plugs implementations into: `MetricSink`,
+//!   `Notifier` and (with `autodiscovery`) `ConfigProvider`.
 //! - `autodiscovery` (feature `autodiscovery`, on by default): Datadog's Kubernetes
 //!   annotation templates expanded into one check configuration per endpoint, as the
 //!   Datadog Cluster Agent's endpoints checks do: `autodiscovery::kube` (Service,
@@ -39,11 +44,13 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `autodiscovery` | yes | the `autodiscovery` module (serde, serde_json, YAML, regex) |
+//! | `pipeline` | yes | the `MetricSink`, `Notifier`, `ConfigProvider` traits (async-trait) |
 //! | `serde` | with `autodiscovery` | `Serialize`/`Deserialize` for the vocabulary types |
 //! | `test-util` | no | `test_util::CountingAllocator`, to prove hot paths do not allocate |
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod go;
 pub mod metric;
 pub mod pipeline;
 pub mod tags;
@@ -56,8 +63,10 @@ pub mod autodiscovery;
 pub mod test_util;
 
 pub use metric::{Metric, MetricValue};
-#[cfg(feature = "autodiscovery")]
+#[cfg(all(feature = "pipeline", feature = "autodiscovery"))]
 pub use pipeline::ConfigProvider;
-pub use pipeline::{AlertType, MetricSink, Notification, Notifier, SinkError};
+pub use pipeline::{AlertType, Notification, SinkError};
+#[cfg(feature = "pipeline")]
+pub use pipeline::{MetricSink, Notifier};
 pub use tags::{Tag, TagError, Tags, parse_tag_list};
 pub use time::Timestamp;

@@ -1,14 +1,21 @@
-//! Object-safe async traits the agent plugs implementations into.
+//! What flows between the agent's components, and (feature `pipeline`) the
+//! object-safe async traits the agent plugs implementations into.
 //!
 //! Libraries produce values ([`Metric`]s, [`Notification`]s, check configurations);
-//! the agent decides where they go by handing `Box<dyn Trait>`s around. Tests plug in
-//! recorders. The traits use [`async_trait`](mod@async_trait) so they stay object safe.
+//! the agent decides where they go by handing `Box<dyn Trait>`s around: the shape of
+//! saluki's destinations (`MetricSink`, `Notifier`) and sources (`ConfigProvider`).
+//! Tests plug in recorders. The traits use `async_trait` so they stay object safe
+//! (`async fn` in a trait is not `dyn`-compatible); without the `pipeline` feature
+//! only the plain data types below are compiled and `async-trait` is not a dependency.
 
 use std::sync::Arc;
 
+#[cfg(feature = "pipeline")]
 use async_trait::async_trait;
 
-use crate::{Metric, Tags, Timestamp};
+#[cfg(feature = "pipeline")]
+use crate::Metric;
+use crate::{Tags, Timestamp};
 
 /// Why a sink or notifier could not take what it was given.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +73,7 @@ pub enum SinkError {
 /// # Ok::<(), SinkError>(())
 /// # }).unwrap();
 /// ```
+#[cfg(feature = "pipeline")]
 #[async_trait]
 pub trait MetricSink: Send + Sync {
     /// A short name for logs and errors.
@@ -154,6 +162,7 @@ pub struct Notification {
 /// # Ok::<(), SinkError>(())
 /// # }).unwrap();
 /// ```
+#[cfg(feature = "pipeline")]
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// A short name for logs and errors.
@@ -163,10 +172,10 @@ pub trait Notifier: Send + Sync {
     async fn notify(&self, notification: &Notification) -> Result<(), SinkError>;
 }
 
-#[cfg(feature = "autodiscovery")]
+#[cfg(all(feature = "pipeline", feature = "autodiscovery"))]
 pub use provider::ConfigProvider;
 
-#[cfg(feature = "autodiscovery")]
+#[cfg(all(feature = "pipeline", feature = "autodiscovery"))]
 mod provider {
     use async_trait::async_trait;
 

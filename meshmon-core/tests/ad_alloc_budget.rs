@@ -2,23 +2,12 @@
 //! id, tags and instance), so expansion allocates per config; this test pins how much,
 //! so a change that makes the hot path allocate more fails here.
 
-#![cfg(feature = "autodiscovery")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use meshmon_core::autodiscovery::kube::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ObjectMeta, ObjectReference, Service,
 };
 use meshmon_core::autodiscovery::{ExpandOptions, KubeObject, expand};
 
-// The crate's own `test_util` module, compiled into this test (a package cannot
-// dev-depend on itself to turn on its `test-util` feature).
-#[allow(dead_code)]
-#[path = "../src/test_util.rs"]
-mod test_util;
-use test_util::{CountingAllocator, thread_allocations};
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+use crate::test_util::thread_allocations;
 
 fn objects(n: usize) -> Vec<KubeObject> {
     let meta = ObjectMeta {
@@ -81,10 +70,7 @@ fn allocations_per_config_stay_within_budget() {
     assert!(per <= 32.0, "{per:.1} allocations per config");
 
     // a node agent's view: targets of other nodes are not even built
-    let node = ExpandOptions {
-        node: Some("node-1".into()),
-        ..ExpandOptions::default()
-    };
+    let node = ExpandOptions::default().with_node("node-1").unwrap();
     let before = thread_allocations();
     let out = expand(&objs, &node);
     let allocs = thread_allocations() - before;

@@ -121,7 +121,9 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 }
 
 /// Parses an RFC 3339 timestamp (`2024-05-01T12:00:00.123456789Z`, `...+02:00`; a space
-/// instead of `T` and a missing offset, read as UTC, are accepted).
+/// instead of `T` and a missing offset, read as UTC, are accepted), with the calendar
+/// checked: `2024-02-31` is `None`. A thin wrapper over
+/// [`meshmon_core::time::parse_datetime`], which says why a text is rejected.
 ///
 /// ```
 /// use meshmon_logs::format::parse_rfc3339;
@@ -129,67 +131,10 @@ fn trim_eol(line: &[u8]) -> &[u8] {
 /// assert_eq!(t.as_millis(), 1_460_751_420_310);
 /// assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00").unwrap().as_nanos(), 0);
 /// assert!(parse_rfc3339("yesterday").is_none());
+/// assert!(parse_rfc3339("2024-02-31T00:00:00Z").is_none());
 /// ```
 pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let d = b.get(r)?;
-        if d.is_empty() || !d.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        d.iter()
-            .try_fold(0i64, |a, &c| Some(a * 10 + i64::from(c - b'0')))
-    };
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    let mut i = 19;
-    let mut nanos = 0i64;
-    if b.get(i) == Some(&b'.') || b.get(i) == Some(&b',') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 9 {
-                nanos = nanos * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return None;
-        }
-        for _ in (i - start).min(9)..9 {
-            nanos *= 10;
-        }
-    }
-    let offset = match b.get(i) {
-        None => 0,
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(&c @ (b'+' | b'-')) if b.len() == i + 6 && b[i + 3] == b':' => {
-            let o = num(i + 1..i + 3)? * 3600 + num(i + 4..i + 6)? * 60;
-            if c == b'+' { o } else { -o }
-        }
-        _ => return None,
-    };
-    // Days from civil (Howard Hinnant's algorithm).
-    let yy = if mo <= 2 { y - 1 } else { y };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset;
-    Some(Timestamp::from_nanos(
-        secs.checked_mul(1_000_000_000)?.checked_add(nanos)?,
-    ))
+    meshmon_core::time::parse_datetime(s).ok()
 }
 
 /// The output stream of a container log line.

@@ -20,15 +20,18 @@
 //! - [`Parser`]: streams [`Family`] views (name, type, help, unit, [`Sample`]s) over the
 //!   input, one family at a time, allocating nothing per sample; [`count`] validates and
 //!   counts; [`parse`] returns [`OwnedFamily`]s that outlive the buffer.
-//! - [`Format`]: Prometheus text 0.0.4 or OpenMetrics 1.0, chosen explicitly or from a
-//!   `Content-Type` ([`Format::from_content_type`]).
+//! - [`Format`]: Prometheus text 0.0.4 or OpenMetrics 1.0, chosen explicitly, from a
+//!   `Content-Type` ([`Format::from_content_type`]) or from the body
+//!   ([`Format::sniff`]).
 //! - [`ParseError`]: `line:column`, the offending text and what was expected.
-//! - [`mapping`]: Datadog's OpenMetrics v2 check semantics: [`ScraperConfig`] (with the
+//! - [`mapping`]: Datadog's OpenMetrics v2 check semantics: [`MappingConfig`] (with the
 //!   v1 option names as aliases and the Istio presets), [`Mapper`] turning families
 //!   into [`meshmon_core::Metric`]s, [`MonotonicDeltas`] turning monotonic counts into
 //!   deltas across scrapes with bounded, expiring state.
 //! - [`float`]: the fast exact number parser and Python's float formatting used for
 //!   `upper_bound:`/`lower_bound:`/`quantile:` tags.
+//! - `check` (feature `check`): Datadog `istio` / `openmetrics` / `prometheus` check
+//!   instances turned into scrape jobs (`check::jobs_from_instance`).
 //! - `scrape` (feature `scrape`): async HTTP GET with content negotiation, gzip,
 //!   timeout, body limit and bearer token.
 //!
@@ -43,6 +46,8 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "check")]
+pub mod check;
 mod error;
 pub mod float;
 mod grammar;
@@ -55,7 +60,9 @@ pub mod scrape;
 
 pub use error::{ErrorKind, ParseError};
 pub use grammar::Line;
-pub use mapping::{CacheStats, MapStats, Mapper, MonotonicDeltas, ScraperConfig};
+#[allow(deprecated)]
+pub use mapping::ScraperConfig;
+pub use mapping::{CacheStats, MapStats, Mapper, MappingConfig, MonotonicDeltas};
 pub use owned::{OwnedExemplar, OwnedFamily, OwnedSample, parse};
 pub use parser::{Family, ParseOptions, Parser, count, count_with};
 pub use sample::{Exemplar, Format, Label, LabelIter, LabelValue, Labels, MetricType, Sample};

@@ -44,6 +44,32 @@ impl Format {
             Self::PrometheusText
         }
     }
+
+    /// Guesses the format of a body with no (trustworthy) `Content-Type`, such as a
+    /// file: OpenMetrics when its last line is the mandatory `# EOF` (optionally
+    /// followed by one newline, or a `\r\n`), else the Prometheus text format. A text
+    /// body never ends that way in practice (`# EOF` would be a comment), and an
+    /// OpenMetrics body without it is invalid anyway, so parsing it as text reports the
+    /// real problem.
+    ///
+    /// ```
+    /// use meshmon_prom::Format;
+    /// assert_eq!(Format::sniff(b"up 1\n# EOF\n"), Format::OpenMetrics);
+    /// assert_eq!(Format::sniff(b"# EOF"), Format::OpenMetrics);
+    /// assert_eq!(Format::sniff(b"up 1\n"), Format::PrometheusText);
+    /// assert_eq!(Format::sniff(b"up 1\n# EOF\nup 2\n"), Format::PrometheusText);
+    /// ```
+    pub fn sniff(body: &[u8]) -> Self {
+        let body = body
+            .strip_suffix(b"\r\n")
+            .or_else(|| body.strip_suffix(b"\n"))
+            .unwrap_or(body);
+        if body == b"# EOF" || body.ends_with(b"\n# EOF") {
+            Self::OpenMetrics
+        } else {
+            Self::PrometheusText
+        }
+    }
 }
 
 /// A metric family's type, as declared by `# TYPE` (or implied when absent).

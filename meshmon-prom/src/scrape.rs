@@ -29,13 +29,16 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::Format;
+use crate::mapping::LimitsError;
 
 /// The `Accept` header Prometheus sends: OpenMetrics preferred, text format accepted.
 pub const ACCEPT_HEADER: &str =
     "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
 
-/// Scrape options; every limit has a default.
+/// Scrape options; every limit has a default. Set what differs with the `with_*`
+/// methods (the limits are validated there, or by [`ScrapeOptions::validate`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ScrapeOptions {
     /// Timeout for the whole request, body included (default 10 s).
     pub timeout: Duration,
@@ -59,6 +62,47 @@ impl Default for ScrapeOptions {
             gzip: true,
             accept: ACCEPT_HEADER.to_owned(),
         }
+    }
+}
+
+impl ScrapeOptions {
+    /// Gives up after `timeout` (more than zero), body included.
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, LimitsError> {
+        self.timeout = timeout;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Refuses bodies larger than `max_body_bytes` (at least 1).
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> Result<Self, LimitsError> {
+        self.max_body_bytes = max_body_bytes;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Sends the bearer token read from `path` at each scrape.
+    #[must_use]
+    pub fn with_bearer_token_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.bearer_token_path = Some(path.into());
+        self
+    }
+
+    /// Asks for gzip or not.
+    #[must_use]
+    pub fn with_gzip(mut self, gzip: bool) -> Self {
+        self.gzip = gzip;
+        self
+    }
+
+    /// Checks the limits (for callers who set the public fields directly).
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        if self.timeout.is_zero() {
+            return Err(LimitsError::Zero("timeout"));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(LimitsError::Zero("max_body_bytes"));
+        }
+        Ok(())
     }
 }
 

@@ -2,14 +2,9 @@
 //! exposition allocates a bounded number of times (the parser's one reusable sample
 //! buffer growing, and a few small tables), however many samples it has.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use meshmon_prom::{Format, Parser};
 
-use meshmon_core::test_util::{CountingAllocator, thread_allocations};
-
-#[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+use meshmon_core::test_util::thread_allocations;
 
 fn exposition(series: usize) -> Vec<u8> {
     let mut s = String::from("# HELP rq Requests.\n# TYPE rq counter\n");

@@ -1,12 +1,10 @@
 //! Mapping semantics (Datadog OpenMetrics v2), one behaviour per test.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use meshmon_core::{Metric, MetricValue, Timestamp};
 use meshmon_prom::mapping::{MetricSpec, SubmitType};
-use meshmon_prom::{Format, Mapper, ScraperConfig};
+use meshmon_prom::{Format, Mapper, MappingConfig};
 
-fn run(cfg: ScraperConfig, body: &str) -> Vec<String> {
+fn run(cfg: MappingConfig, body: &str) -> Vec<String> {
     let mut mapper = Mapper::new(cfg).unwrap();
     let mut out: Vec<Metric> = Vec::new();
     mapper
@@ -35,15 +33,14 @@ fn run(cfg: ScraperConfig, body: &str) -> Vec<String> {
         .collect()
 }
 
-fn cfg(metrics: &[(&str, &str)]) -> ScraperConfig {
-    ScraperConfig {
-        namespace: "ns".into(),
-        metrics: metrics
-            .iter()
-            .map(|(r, n)| MetricSpec::renamed(r, n))
-            .collect(),
-        ..ScraperConfig::default()
-    }
+fn cfg(metrics: &[(&str, &str)]) -> MappingConfig {
+    let mut c = MappingConfig::default();
+    c.namespace = "ns".into();
+    c.metrics = metrics
+        .iter()
+        .map(|(r, n)| MetricSpec::renamed(r, n))
+        .collect();
+    c
 }
 
 const HIST: &str = "# TYPE lat histogram\n\
@@ -167,29 +164,27 @@ fn labels_filtered_then_renamed_static_tags_endpoint() {
 
 #[test]
 fn exclusions_prefix_types_and_patterns() {
-    let mut c = ScraperConfig {
-        namespace: "ns".into(),
-        raw_metric_prefix: "app_".into(),
-        metrics: vec![
-            MetricSpec {
-                raw: "x.*".into(),
-                name: None,
-                kind: SubmitType::Native,
-            },
-            MetricSpec {
-                raw: "untyped_thing".into(),
-                name: Some("thing".into()),
-                kind: SubmitType::Gauge,
-            },
-            MetricSpec {
-                raw: "skipped".into(),
-                name: None,
-                kind: SubmitType::Native,
-            },
-        ],
-        exclude_metrics: vec!["x_drop.*".into()],
-        ..ScraperConfig::default()
-    };
+    let mut c = MappingConfig::default();
+    c.namespace = "ns".into();
+    c.raw_metric_prefix = "app_".into();
+    c.metrics = vec![
+        MetricSpec {
+            raw: "x.*".into(),
+            name: None,
+            kind: SubmitType::Native,
+        },
+        MetricSpec {
+            raw: "untyped_thing".into(),
+            name: Some("thing".into()),
+            kind: SubmitType::Gauge,
+        },
+        MetricSpec {
+            raw: "skipped".into(),
+            name: None,
+            kind: SubmitType::Native,
+        },
+    ];
+    c.exclude_metrics = vec!["x_drop.*".into()];
     let body = "# TYPE app_x_keep gauge\napp_x_keep 1\n# TYPE app_x_drop_me gauge\napp_x_drop_me 2\napp_untyped_thing 3\napp_skipped 4\n";
     assert_eq!(
         run(c.clone(), body),
@@ -202,7 +197,7 @@ fn exclusions_prefix_types_and_patterns() {
 #[test]
 fn istio_preset_names() {
     let body = "# TYPE istio_requests_total counter\nistio_requests_total{response_code=\"200\"} 7\n# TYPE istio_tcp_sent_bytes_total counter\nistio_tcp_sent_bytes_total 9\n";
-    let got = run(ScraperConfig::istio_mesh(), body);
+    let got = run(MappingConfig::istio_mesh(), body);
     assert_eq!(
         got,
         [
@@ -211,7 +206,7 @@ fn istio_preset_names() {
         ]
     );
     // the non-conforming gauge keeps its `_total`
-    let spec = ScraperConfig::istio_istiod();
+    let spec = MappingConfig::istio_istiod();
     assert!(
         spec.metrics
             .iter()
@@ -222,7 +217,7 @@ fn istio_preset_names() {
 #[cfg(feature = "serde")]
 #[test]
 fn v1_option_names_are_aliases() {
-    let v1: ScraperConfig = serde_json::from_str(
+    let v1: MappingConfig = serde_json::from_str(
         r#"{"prometheus_url":"http://h:1/metrics","namespace":"ns","prometheus_metrics_prefix":"app_",
             "metrics":[{"lat":"latency"},"up"],"type_overrides":{"up":"gauge"},
             "labels_mapper":{"a":"b"},"send_histograms_buckets":false,"non_cumulative_buckets":true,
@@ -288,4 +283,59 @@ fn tag_cache_gives_identical_results_and_is_bounded() {
     .unwrap();
     assert_eq!(out, runs[0]);
     assert_eq!(m0.cache_stats().entries, 0);
+}
+
+#[test]
+fn a_parse_error_anywhere_emits_nothing() {
+    // The first family is fine, the second is broken: nothing may be submitted.
+    let body = "# TYPE up gauge\nup 1\n# TYPE req_total counter\nreq_total{code=\"200\" 5\n";
+    let mut mapper = Mapper::new(cfg(&[("up", "up"), ("req", "requests")])).unwrap();
+    let mut out = Vec::new();
+    let err = mapper
+        .map(
+            body.as_bytes(),
+            Format::PrometheusText,
+            Timestamp::EPOCH,
+            &mut |m| out.push(m),
+        )
+        .unwrap_err();
+    assert!(
+        out.is_empty(),
+        "{} metrics emitted before the error",
+        out.len()
+    );
+    assert_eq!(err.line, 4, "{err}");
+    // The mapper is still usable, and a good scrape after a bad one emits only its own.
+    let good = "# TYPE up gauge\nup 1\n";
+    mapper
+        .map(
+            good.as_bytes(),
+            Format::PrometheusText,
+            Timestamp::EPOCH,
+            &mut |m| out.push(m),
+        )
+        .unwrap();
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn sniffing_the_format_of_a_file() {
+    // An OpenMetrics exposition (ends with `# EOF`) and the same samples as text.
+    let om = b"# TYPE up gauge\nup 1\n# EOF\n";
+    assert_eq!(Format::sniff(om), Format::OpenMetrics);
+    assert_eq!(
+        Format::sniff(b"# TYPE up gauge\r\nup 1\r\n# EOF\r\n"),
+        Format::OpenMetrics
+    );
+    assert_eq!(
+        Format::sniff(b"# TYPE up gauge\nup 1\n"),
+        Format::PrometheusText
+    );
+    assert_eq!(Format::sniff(b""), Format::PrometheusText);
+    // `# EOF` not on the last line, or only as a suffix of another comment: text.
+    assert_eq!(Format::sniff(b"# EOF\nup 1\n"), Format::PrometheusText);
+    assert_eq!(Format::sniff(b"# HELP x # EOF\n"), Format::PrometheusText);
+    assert_eq!(Format::sniff(b"up 1\n# EOF\n\n"), Format::PrometheusText);
+    // The sniffed format parses what it sniffed.
+    assert_eq!(meshmon_prom::count(om, Format::sniff(om)).unwrap(), (1, 1));
 }

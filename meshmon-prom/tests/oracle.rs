@@ -3,14 +3,14 @@
 //! by `scripts/prom-oracle/oracle.py` (see its docstring for the regenerating command);
 //! the cases and their instance options are in `testdata/oracle/cases.json`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use meshmon_core::test_util::corpus;
 
 use meshmon_core::{MetricValue, Timestamp};
 use meshmon_prom::mapping::glob_to_regex;
-use meshmon_prom::{Format, Mapper, ScraperConfig};
+use meshmon_prom::{Format, Mapper, MappingConfig};
 use serde_json::Value;
 
 fn strings(v: &Value) -> Vec<String> {
@@ -21,8 +21,8 @@ fn strings(v: &Value) -> Vec<String> {
 
 /// The case's instance options (v2 names, and the v1 aliases the cases use) applied to
 /// the preset.
-fn config(case: &Value) -> ScraperConfig {
-    let mut c = ScraperConfig::preset(case["preset"].as_str().unwrap()).unwrap();
+fn config(case: &Value) -> MappingConfig {
+    let mut c = MappingConfig::preset(case["preset"].as_str().unwrap()).unwrap();
     let o = &case["options"];
     for (k, v) in o.as_object().unwrap() {
         match k.as_str() {
@@ -116,17 +116,15 @@ fn key(r: &Row) -> String {
 #[test]
 fn mapping_matches_datadog_check() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/oracle");
-    let data = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/istio-fixtures"
-    ));
-    if !data.exists() {
-        eprintln!(
-            "shared data {} is absent; skipping the oracle comparison",
-            data.display()
-        );
+    let Some(data) = corpus(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/istio-fixtures"
+        ),
+        "Datadog oracle comparison",
+    ) else {
         return;
-    }
+    };
     let cases: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("cases.json")).unwrap()).unwrap();
     let mut report = Vec::new();

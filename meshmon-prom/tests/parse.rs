@@ -2,8 +2,6 @@
 //! real Istio scrape and the Prometheus textparse inputs (from ../shared/data), with
 //! sample counts asserted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 
 use meshmon_prom::{Format, MetricType, ParseOptions, Parser, count, count_with, parse};
@@ -12,15 +10,11 @@ fn data_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data"))
 }
 
+/// A file of the shared corpus; `None` (with a message) when absent, a failure when
+/// `MESHMON_REQUIRE_CORPUS=1`.
 fn read_shared(rel: &str) -> Option<Vec<u8>> {
-    let path = data_dir().join(rel);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) => {
-            eprintln!("shared data {} is absent ({e}); skipping", path.display());
-            None
-        }
-    }
+    let path = meshmon_core::test_util::corpus(data_dir().join(rel), rel)?;
+    Some(std::fs::read(path).unwrap())
 }
 
 #[test]

@@ -2,16 +2,14 @@
 //! loopback HTTP server; and, end to end, a real `prometheus-node-exporter` when
 //! `scripts/it/prom.sh` has started one (it sets `MESHMON_NODE_EXPORTER_URL`).
 
-#![cfg(feature = "scrape")]
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::io::Write as _;
 use std::time::Duration;
 
+use meshmon_core::test_util::TempDir;
 use meshmon_core::{MetricValue, Timestamp};
 use meshmon_prom::mapping::{MetricSpec, SubmitType};
 use meshmon_prom::scrape::{ACCEPT_HEADER, ScrapeError, ScrapeOptions, Scraper};
-use meshmon_prom::{Format, Mapper, ScraperConfig};
+use meshmon_prom::{Format, Mapper, MappingConfig};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -68,12 +66,9 @@ async fn negotiates_gzip_token_and_format() {
         &gzip(om),
     )])
     .await;
-    let dir = std::env::temp_dir().join(format!("meshmon-prom-token-{}", std::process::id()));
-    std::fs::write(&dir, "s3cret\n").unwrap();
-    let scraper = Scraper::new(ScrapeOptions {
-        bearer_token_path: Some(dir.clone()),
-        ..ScrapeOptions::default()
-    });
+    let tmp = TempDir::new("prom-token").unwrap();
+    let token = tmp.write("token", b"s3cret\n").unwrap();
+    let scraper = Scraper::new(ScrapeOptions::default().with_bearer_token_path(token));
     let resp = scraper.scrape(&url).await.unwrap();
     let head = heads.recv().await.unwrap().to_ascii_lowercase();
     assert!(
@@ -89,7 +84,6 @@ async fn negotiates_gzip_token_and_format() {
         meshmon_prom::count(&resp.body, resp.format).unwrap(),
         (1, 1)
     );
-    let _ = std::fs::remove_file(dir);
 }
 
 #[tokio::test]
@@ -101,10 +95,7 @@ async fn limits_status_and_timeout() {
         response("503 Service Unavailable", &[], b"down"),
     ])
     .await;
-    let scraper = Scraper::new(ScrapeOptions {
-        max_body_bytes: 1000,
-        ..ScrapeOptions::default()
-    });
+    let scraper = Scraper::new(ScrapeOptions::default().with_max_body_bytes(1000).unwrap());
     assert!(matches!(
         scraper.scrape(&url).await,
         Err(ScrapeError::BodyTooLarge { limit: 1000, .. })
@@ -130,10 +121,11 @@ async fn limits_status_and_timeout() {
         let _keep = silent.accept().await;
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
-    let quick = Scraper::new(ScrapeOptions {
-        timeout: Duration::from_millis(200),
-        ..ScrapeOptions::default()
-    });
+    let quick = Scraper::new(
+        ScrapeOptions::default()
+            .with_timeout(Duration::from_millis(200))
+            .unwrap(),
+    );
     let r = quick.scrape(&format!("http://{addr}/metrics")).await;
     assert!(matches!(r, Err(ScrapeError::Timeout { .. })), "{r:?}");
 }
@@ -155,17 +147,14 @@ async fn node_exporter_scraped_and_mapped() {
         families > 50 && samples > 200,
         "{families} families, {samples} samples"
     );
-    let cfg = ScraperConfig {
-        namespace: "node".into(),
-        raw_metric_prefix: "node_".into(),
-        metrics: vec![MetricSpec {
-            raw: ".*".into(),
-            name: None,
-            kind: SubmitType::Native,
-        }],
-        openmetrics_endpoint: Some(url.clone()),
-        ..ScraperConfig::default()
-    };
+    let mut cfg = MappingConfig::default().with_endpoint(url.clone());
+    cfg.namespace = "node".into();
+    cfg.raw_metric_prefix = "node_".into();
+    cfg.metrics = vec![MetricSpec {
+        raw: ".*".into(),
+        name: None,
+        kind: SubmitType::Native,
+    }];
     let mut mapper = Mapper::new(cfg).unwrap();
     let mut out = Vec::new();
     let stats = mapper

@@ -134,7 +134,7 @@ fn run_expand(args: ExpandArgs) -> anyhow::Result<ExitCode> {
     };
     let disabled = args.no_env
         || std::env::var("DD_AD_DISABLE_ENV_VAR_RESOLUTION")
-            .is_ok_and(|v| matches!(v.as_str(), "1" | "t" | "T" | "true" | "TRUE" | "True"));
+            .is_ok_and(|v| meshmon_core::go::parse_bool(&v) == Some(true));
     let env = EnvPolicy::new(
         // `vars()` panics on a non-UTF-8 variable; such variables cannot be used anyway.
         std::env::vars_os()
@@ -142,12 +142,13 @@ fn run_expand(args: ExpandArgs) -> anyhow::Result<ExitCode> {
     )
     .with_allowed(allowed)
     .disabled(disabled);
-    let opts = ExpandOptions {
-        env,
-        filter,
-        node: args.node,
-        max_configs: args.max_configs,
-    };
+    let mut opts = ExpandOptions::default()
+        .with_env(env)
+        .with_filter(filter)
+        .with_max_configs(args.max_configs)?;
+    if let Some(node) = args.node {
+        opts = opts.with_node(node)?;
+    }
     let mut err = std::io::stderr().lock();
     for w in opts.filter.warnings() {
         writeln!(err, "meshmon-agent: warning: {w}")?;

@@ -86,6 +86,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         cfg.autodiscovery.node = n;
     }
     runtime()?.block_on(async move {
+        // Signal handlers first: a SIGTERM right after start must flush, not kill.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let agent = run::start(cfg, Arc::new(SystemClock)).await?;
         eprintln!(
             "meshmon-agent: API http://{}{}{}",
@@ -93,9 +96,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             agent.trace_addr.map(|a| format!(", traces http://{a}")).unwrap_or_default(),
             agent.zipkin_addr.map(|a| format!(", zipkin http://{a}")).unwrap_or_default(),
         );
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         let failed = agent.shutdown().await;

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use meshmon_core::{MetricValue, Timestamp};
 use meshmon_prom::mapping::{MetricSpec, SubmitType};
-use meshmon_prom::{Format, Mapper, Parser, ScraperConfig};
+use meshmon_prom::{Format, Mapper, MappingConfig, Parser};
 
 /// `prom` subcommands.
 #[derive(Subcommand, Debug)]
@@ -57,12 +57,7 @@ impl FormatArgs {
         } else if self.text {
             Format::PrometheusText
         } else {
-            let trimmed = body.strip_suffix(b"\n").unwrap_or(body);
-            if trimmed.ends_with(b"\n# EOF") || trimmed == b"# EOF" {
-                Format::OpenMetrics
-            } else {
-                Format::PrometheusText
-            }
+            Format::sniff(body)
         }
     }
 }
@@ -159,11 +154,11 @@ fn parse(file: &Path, format: FormatArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn config(args: &MapArgs) -> anyhow::Result<ScraperConfig> {
+fn config(args: &MapArgs) -> anyhow::Result<MappingConfig> {
     let mut cfg = match &args.preset {
-        Some(p) => ScraperConfig::preset(p)
+        Some(p) => MappingConfig::preset(p)
             .with_context(|| format!("unknown preset {p:?} (istio, istiod)"))?,
-        None => ScraperConfig::default(),
+        None => MappingConfig::default(),
     };
     if let Some(ns) = &args.namespace {
         cfg.namespace = ns.clone();

@@ -465,7 +465,7 @@ fn parse_v1(
     }
     let ignore = annotations
         .get(&format!("{prefix}ignore_autodiscovery_tags"))
-        .and_then(|v| super::template::go_parse_bool(v))
+        .and_then(|v| crate::go::parse_bool(v))
         .unwrap_or(false);
     let mut out = Vec::new();
     for (i, ((name, init), inst)) in names.into_iter().zip(inits).zip(instances).enumerate() {
@@ -608,7 +608,7 @@ pub fn excluded_by_annotation(
     let truthy = |k: String| {
         annotations
             .get(&k)
-            .and_then(|v| super::template::go_parse_bool(v))
+            .and_then(|v| crate::go::parse_bool(v))
             .unwrap_or(false)
     };
     let check = |p: &str| {

@@ -52,8 +52,19 @@ use super::template::{AdService, EnvPolicy, Port, ResolveError, Resolver};
 /// backing pod's node) or `ip` (address only, no node).
 pub const ENDPOINTS_RESOLVE_ANNOTATION: &str = "ad.datadoghq.com/endpoints.resolve";
 
-/// Options of [`expand`].
+/// Options of [`expand`]: start from [`ExpandOptions::default`], set what differs with
+/// the `with_*` methods, and check the result with [`ExpandOptions::validate`] (the
+/// setters that can fail validate on the spot).
+///
+/// ```
+/// use meshmon_core::autodiscovery::{ExpandOptions, ExpandOptionsError};
+/// let opts = ExpandOptions::default().with_node("node-a")?.with_max_configs(500)?;
+/// assert_eq!(opts.node.as_deref(), Some("node-a"));
+/// assert_eq!(ExpandOptions::default().with_max_configs(0).unwrap_err(), ExpandOptionsError::ZeroMaxConfigs);
+/// # Ok::<(), ExpandOptionsError>(())
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ExpandOptions {
     /// Resolves `%%env_*%%` through this policy.
     pub env: EnvPolicy,
@@ -75,6 +86,61 @@ impl Default for ExpandOptions {
             node: None,
             max_configs: 1_000_000,
         }
+    }
+}
+
+/// Why [`ExpandOptions`] cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExpandOptionsError {
+    /// `max_configs` is 0: nothing could ever be produced.
+    #[error("max_configs must be at least 1")]
+    ZeroMaxConfigs,
+    /// `node` is set to the empty string, which no target has (use `None` for "all
+    /// nodes").
+    #[error("node must not be empty (leave it unset to keep every node)")]
+    EmptyNode,
+}
+
+impl ExpandOptions {
+    /// Resolves `%%env_*%%` through `env`.
+    #[must_use]
+    pub fn with_env(mut self, env: EnvPolicy) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Uses `filter` for container and namespace exclusion.
+    #[must_use]
+    pub fn with_filter(mut self, filter: ContainerFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Keeps only configs for `node` (a node agent's view).
+    pub fn with_node(mut self, node: impl Into<String>) -> Result<Self, ExpandOptionsError> {
+        self.node = Some(node.into());
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Produces at most `max_configs` configs.
+    pub fn with_max_configs(mut self, max_configs: usize) -> Result<Self, ExpandOptionsError> {
+        self.max_configs = max_configs;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the options (the fields are public, so a caller who set them directly
+    /// calls this).
+    pub fn validate(&self) -> Result<(), ExpandOptionsError> {
+        if self.max_configs == 0 {
+            return Err(ExpandOptionsError::ZeroMaxConfigs);
+        }
+        if self.node.as_deref() == Some("") {
+            return Err(ExpandOptionsError::EmptyNode);
+        }
+        Ok(())
     }
 }
 

@@ -71,7 +71,8 @@ pub mod template;
 
 pub use annotations::{AnnotationError, AnnotationFormat, Template, Templates, extract_templates};
 pub use expand::{
-    ExpandOptions, ExpandStats, Expansion, ObjectError, SkipReason, Skipped, Target, expand,
+    ExpandOptions, ExpandOptionsError, ExpandStats, Expansion, ObjectError, SkipReason, Skipped,
+    Target, expand,
 };
 pub use filter::{ContainerFilter, FilterError};
 pub use kube::{KubeObject, ParseError, parse_objects};

@@ -1,18 +1,15 @@
-//! [`ManifestProvider`]: a [`ConfigProvider`] over manifests held in
-//! memory. The agent reads files (or watches the API server) and hands the bytes in; the
-//! provider parses and expands them on every `collect`.
+//! [`ManifestProvider`]: check configurations expanded from manifests held in memory
+//! (and, with the `pipeline` feature, a `ConfigProvider`). The agent reads files (or
+//! watches the API server) and hands the bytes in; the provider parses and expands them
+//! on every [`ManifestProvider::expansion`] (or `ConfigProvider::collect`).
 
-use async_trait::async_trait;
-
+use super::ProviderError;
 use super::expand::{ExpandOptions, Expansion, expand};
 use super::kube::parse_objects;
-use super::{CheckConfig, ProviderError};
-use crate::pipeline::ConfigProvider;
 
 /// Check configurations expanded from in-memory manifests.
 ///
 /// ```
-/// use meshmon_core::ConfigProvider;
 /// use meshmon_core::autodiscovery::{ExpandOptions, provider::ManifestProvider};
 ///
 /// let manifest = br#"{"kind": "Service", "metadata": {"name": "s", "namespace": "n", "annotations": {
@@ -20,11 +17,9 @@ use crate::pipeline::ConfigProvider;
 ///   "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 6379}]}}"#;
 /// let p = ManifestProvider::new("manifests", ExpandOptions::default())
 ///     .with_source("svc.json", manifest.to_vec());
-/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let configs = p.collect().await?;
+/// let configs = p.expansion()?.configs;
 /// assert_eq!(configs[0].instance["port"], 6379);
 /// # Ok::<(), meshmon_core::autodiscovery::ProviderError>(())
-/// # }).unwrap();
 /// ```
 #[derive(Clone, Debug)]
 pub struct ManifestProvider {
@@ -41,6 +36,11 @@ impl ManifestProvider {
             sources: Vec::new(),
             options,
         }
+    }
+
+    /// The provider's name, for logs and errors.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Adds a manifest (`source_name` is used in errors, e.g. the file path).
@@ -65,13 +65,14 @@ impl ManifestProvider {
     }
 }
 
-#[async_trait]
-impl ConfigProvider for ManifestProvider {
+#[cfg(feature = "pipeline")]
+#[async_trait::async_trait]
+impl crate::pipeline::ConfigProvider for ManifestProvider {
     fn name(&self) -> &str {
         &self.name
     }
 
-    async fn collect(&self) -> Result<Vec<CheckConfig>, ProviderError> {
+    async fn collect(&self) -> Result<Vec<super::CheckConfig>, ProviderError> {
         Ok(self.expansion()?.configs)
     }
 }

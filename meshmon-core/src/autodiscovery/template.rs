@@ -557,7 +557,7 @@ impl Resolver {
             if let Some(n) = go_parse_int(&out) {
                 return Ok(Some(Value::from(n)));
             }
-            if let Some(b) = go_parse_bool(&out) {
+            if let Some(b) = crate::go::parse_bool(&out) {
                 return Ok(Some(Value::Bool(b)));
             }
         }
@@ -830,15 +830,6 @@ fn restore(v: &mut Value, ph: &str) {
             }
         }
         _ => {}
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-pub(crate) fn go_parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -1172,8 +1163,8 @@ mod tests {
         ] {
             assert_eq!(go_parse_int(t), want, "{t:?}");
         }
-        assert_eq!(go_parse_bool("False"), Some(false));
-        assert_eq!(go_parse_bool("yes"), None);
+        assert_eq!(crate::go::parse_bool("False"), Some(false));
+        assert_eq!(crate::go::parse_bool("yes"), None);
     }
 
     #[test]

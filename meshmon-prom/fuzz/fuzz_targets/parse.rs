@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use meshmon_core::Timestamp;
-use meshmon_prom::{Format, Mapper, ParseOptions, Parser, ScraperConfig, count, count_with, parse};
+use meshmon_prom::{Format, Mapper, ParseOptions, Parser, MappingConfig, count, count_with, parse};
 
 fuzz_target!(|data: &[u8]| {
     for format in [Format::PrometheusText, Format::OpenMetrics] {
@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         if counted.is_ok() {
             assert!(count_with(data, format, lenient).is_ok());
         }
-        let mut cfg = ScraperConfig::istio_mesh();
+        let mut cfg = MappingConfig::istio_mesh();
         cfg.metrics.push(meshmon_prom::mapping::MetricSpec {
             raw: ".*".into(),
             name: None,

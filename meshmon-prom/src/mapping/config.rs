@@ -1,4 +1,5 @@
-//! [`ScraperConfig`]: the instance options of Datadog's OpenMetrics v2 check.
+//! [`MappingConfig`]: the instance options of Datadog's OpenMetrics v2 check that decide
+//! what a scrape submits (not how it is fetched: see the `scrape` feature for that).
 
 use super::istio_map;
 
@@ -98,8 +99,24 @@ impl MetricSpec {
 /// deserialising with the `serde` feature: `prometheus_url`, `prometheus_metrics_prefix`,
 /// `labels_mapper`, `send_histograms_buckets`, `non_cumulative_buckets`,
 /// `send_distribution_buckets`, `ignore_metrics` (globs), `type_overrides`).
+///
+/// Start from [`MappingConfig::default`] or a preset ([`MappingConfig::istio_mesh`],
+/// [`MappingConfig::istio_istiod`]), set fields, and call [`MappingConfig::validate`]
+/// (or [`Mapper::new`](super::Mapper::new), which validates) before use.
+///
+/// ```
+/// use meshmon_prom::MappingConfig;
+/// use meshmon_prom::mapping::ConfigError;
+/// let mut cfg = MappingConfig::istio_mesh();
+/// cfg.exclude_labels.push("source_principal".into());
+/// cfg.validate()?;
+/// cfg.exclude_metrics.push("istio_(".into());
+/// assert!(matches!(cfg.validate(), Err(ConfigError::Regex { field: "exclude_metrics", .. })));
+/// # Ok::<(), ConfigError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScraperConfig {
+#[non_exhaustive]
+pub struct MappingConfig {
     /// `openmetrics_endpoint` (v1 `prometheus_url`): tagged as `endpoint:<url>`.
     pub openmetrics_endpoint: Option<String>,
     /// `namespace`: prefix joined with `.`.
@@ -134,7 +151,7 @@ pub struct ScraperConfig {
     pub max_cached_label_sets: usize,
 }
 
-impl Default for ScraperConfig {
+impl Default for MappingConfig {
     fn default() -> Self {
         Self {
             openmetrics_endpoint: None,
@@ -179,7 +196,27 @@ fn istio_metrics(map: &[(&str, &str)]) -> Vec<MetricSpec> {
         .collect()
 }
 
-impl ScraperConfig {
+/// The former name of [`MappingConfig`]: it configures the Datadog mapping, not the
+/// scraper.
+#[deprecated(since = "0.1.0", note = "renamed to `MappingConfig`")]
+pub type ScraperConfig = MappingConfig;
+
+impl MappingConfig {
+    /// Checks everything [`Mapper::new`](super::Mapper::new) compiles (metric and
+    /// exclusion regular expressions, static and endpoint tags), without keeping the
+    /// result.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        super::Mapper::new(self.clone()).map(drop)
+    }
+
+    /// This configuration scraping `endpoint` (`openmetrics_endpoint`, tagged
+    /// `endpoint:<url>` while `tag_by_endpoint` holds).
+    #[must_use]
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.openmetrics_endpoint = Some(endpoint.into());
+        self
+    }
+
     /// The Istio integration's mesh endpoint (`istio_mesh_endpoint`): namespace
     /// `istio.mesh`, Datadog's `MESH_METRICS` map, so `istio_requests_total` becomes
     /// `istio.mesh.request.count`.
@@ -263,7 +300,7 @@ mod de {
 
     use serde::Deserialize;
 
-    use super::{MetricSpec, ScraperConfig, SubmitType, glob_to_regex};
+    use super::{MappingConfig, MetricSpec, SubmitType, glob_to_regex};
 
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -320,7 +357,7 @@ mod de {
         }
     }
 
-    impl<'de> Deserialize<'de> for ScraperConfig {
+    impl<'de> Deserialize<'de> for MappingConfig {
         fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let mut raw = Raw::deserialize(d)?;
             let mut metrics = Vec::new();
@@ -361,7 +398,7 @@ mod de {
             }
             let mut exclude_metrics = raw.exclude_metrics;
             exclude_metrics.extend(raw.ignore_metrics.iter().map(|g| glob_to_regex(g)));
-            Ok(ScraperConfig {
+            Ok(MappingConfig {
                 openmetrics_endpoint: raw.openmetrics_endpoint,
                 namespace: raw.namespace,
                 raw_metric_prefix: raw.raw_metric_prefix,
@@ -376,7 +413,7 @@ mod de {
                 non_cumulative_histogram_buckets: raw.non_cumulative_histogram_buckets,
                 histogram_buckets_as_distributions: raw.histogram_buckets_as_distributions,
                 collect_counters_with_distributions: raw.collect_counters_with_distributions,
-                max_cached_label_sets: ScraperConfig::default().max_cached_label_sets,
+                max_cached_label_sets: MappingConfig::default().max_cached_label_sets,
             })
         }
     }

@@ -25,8 +25,19 @@ use std::time::Duration;
 
 use meshmon_core::{Metric, MetricValue, Timestamp};
 
-/// Bounds of the delta state.
+/// Bounds of the delta state: [`DeltaLimits::default`], then the validating `with_*`
+/// setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use meshmon_prom::mapping::{DeltaLimits, LimitsError};
+/// let l = DeltaLimits::default().with_max_series(10)?.with_expiry(Duration::from_secs(60))?;
+/// assert_eq!(l.max_series, 10);
+/// assert_eq!(DeltaLimits::default().with_max_series(0), Err(LimitsError::Zero("max_series")));
+/// # Ok::<(), LimitsError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeltaLimits {
     /// Most series tracked (default 100,000); a new series beyond it is dropped and
     /// counted in [`DeltaStats::dropped_series`].
@@ -45,6 +56,50 @@ impl Default for DeltaLimits {
             expiry: Duration::from_secs(600),
             flush_first_value: false,
         }
+    }
+}
+
+/// A limit that cannot work (shared by [`DeltaLimits`] and the `scrape` feature's
+/// `ScrapeOptions`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// The named limit is zero, which would refuse everything.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+impl DeltaLimits {
+    /// Tracks at most `max_series` series (at least 1).
+    pub fn with_max_series(mut self, max_series: usize) -> Result<Self, LimitsError> {
+        self.max_series = max_series;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Forgets a series unseen for `expiry` (more than zero).
+    pub fn with_expiry(mut self, expiry: Duration) -> Result<Self, LimitsError> {
+        self.expiry = expiry;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Emits the first value of a series as its delta (Datadog's `flush_first_value`).
+    #[must_use]
+    pub fn with_flush_first_value(mut self, flush: bool) -> Self {
+        self.flush_first_value = flush;
+        self
+    }
+
+    /// Checks the limits (for callers who set the public fields directly).
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        if self.max_series == 0 {
+            return Err(LimitsError::Zero("max_series"));
+        }
+        if self.expiry.is_zero() {
+            return Err(LimitsError::Zero("expiry"));
+        }
+        Ok(())
     }
 }
 

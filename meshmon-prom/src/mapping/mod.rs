@@ -2,7 +2,7 @@
 //!
 //! This is what `datadog_checks.base.checks.openmetrics.v2` (the
 //! `OpenMetricsBaseCheckV2` the Istio integration runs on) submits for each family,
-//! reproduced option for option ([`ScraperConfig`]) and checked against Datadog's own
+//! reproduced option for option ([`MappingConfig`]) and checked against Datadog's own
 //! code by the oracle test (`tests/oracle.rs`, expected outputs produced by
 //! `datadog-checks-base==38.5.0`):
 //!
@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use meshmon_core::Timestamp;
-//! use meshmon_prom::{Format, Mapper, ScraperConfig};
+//! use meshmon_prom::{Format, Mapper, MappingConfig};
 //!
 //! let body = b"# TYPE istio_requests_total counter\n\
 //! istio_requests_total{response_code=\"200\"} 7\n\
@@ -28,7 +28,7 @@
 //! istio_request_duration_milliseconds_bucket{le=\"+Inf\"} 4\n\
 //! istio_request_duration_milliseconds_sum 9.5\n\
 //! istio_request_duration_milliseconds_count 4\n";
-//! let mut mapper = Mapper::new(ScraperConfig::istio_mesh())?;
+//! let mut mapper = Mapper::new(MappingConfig::istio_mesh())?;
 //! let mut out = Vec::new();
 //! mapper.map(body, Format::PrometheusText, Timestamp::EPOCH, &mut |m| out.push(m))?;
 //! let lines: Vec<String> = out
@@ -59,8 +59,10 @@ mod config;
 mod delta;
 pub mod istio_map;
 
-pub use config::{ConfigError, MetricSpec, ScraperConfig, SubmitType, glob_to_regex};
-pub use delta::{DeltaLimits, DeltaSnapshot, DeltaStats, MonotonicDeltas};
+#[allow(deprecated)]
+pub use config::ScraperConfig;
+pub use config::{ConfigError, MappingConfig, MetricSpec, SubmitType, glob_to_regex};
+pub use delta::{DeltaLimits, DeltaSnapshot, DeltaStats, LimitsError, MonotonicDeltas};
 
 /// Counts of one [`Mapper::map`] call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,10 +85,10 @@ struct Target {
     kind: SubmitType,
 }
 
-/// Maps parsed families to Datadog metrics according to a [`ScraperConfig`].
+/// Maps parsed families to Datadog metrics according to a [`MappingConfig`].
 #[derive(Debug)]
 pub struct Mapper {
-    cfg: ScraperConfig,
+    cfg: MappingConfig,
     exact: HashMap<String, Target>,
     patterns: Vec<(Regex, SubmitType)>,
     exclude_exact: HashSet<String>,
@@ -104,6 +106,8 @@ pub struct Mapper {
     hash_a: hashbrown::DefaultHashBuilder,
     hash_b: hashbrown::DefaultHashBuilder,
     cache_stats: CacheStats,
+    /// The metrics of the scrape being mapped, emitted once it parsed completely.
+    pending: Vec<Metric>,
 }
 
 /// Counters of the mapper's tag cache.
@@ -111,7 +115,7 @@ pub struct Mapper {
 /// Tags are built once per distinct label set (with its family type and bound) and
 /// reused on later samples and scrapes: a steady-state scrape of unchanged series
 /// allocates nothing for tags. The cache holds at most
-/// [`ScraperConfig::max_cached_label_sets`] entries and is cleared when full.
+/// [`MappingConfig::max_cached_label_sets`] entries and is cleared when full.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
     /// Label sets found in the cache.
@@ -134,7 +138,7 @@ enum Out {
 impl Mapper {
     /// Compiles a configuration (metric patterns and exclusions are regular
     /// expressions, as in Datadog's check).
-    pub fn new(cfg: ScraperConfig) -> Result<Self, ConfigError> {
+    pub fn new(cfg: MappingConfig) -> Result<Self, ConfigError> {
         let mut exact = HashMap::new();
         let mut patterns = Vec::new();
         for spec in &cfg.metrics {
@@ -207,12 +211,13 @@ impl Mapper {
             hash_a: hashbrown::DefaultHashBuilder::default(),
             hash_b: hashbrown::DefaultHashBuilder::default(),
             cache_stats: CacheStats::default(),
+            pending: Vec::new(),
             cfg,
         })
     }
 
     /// The configuration.
-    pub fn config(&self) -> &ScraperConfig {
+    pub fn config(&self) -> &MappingConfig {
         &self.cfg
     }
 
@@ -274,7 +279,14 @@ impl Mapper {
     }
 
     /// Parses `input` and maps every family, calling `out` for each submitted metric
-    /// (timestamped `now`). A parse error stops the scrape (nothing after it is mapped).
+    /// (timestamped `now`), all or nothing: when the input has a parse error anywhere,
+    /// `out` is never called and the error is returned, so a truncated or corrupt scrape
+    /// cannot submit half a scrape (Datadog's check, too, submits nothing from a
+    /// scrape it cannot parse).
+    ///
+    /// The metrics of one scrape are held in a buffer the mapper keeps and reuses, so
+    /// steady-state scrapes do not allocate for it; its size is that of the largest
+    /// scrape mapped so far. Use [`Mapper::map_family`] to stream instead.
     pub fn map(
         &mut self,
         input: &[u8],
@@ -284,13 +296,36 @@ impl Mapper {
     ) -> Result<MapStats, ParseError> {
         let mut parser = Parser::new(input, format);
         let mut stats = MapStats::default();
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        let mut failed = None;
         while let Some(fam) = parser.next_family() {
-            let fam = fam?;
-            stats.families += 1;
-            stats.samples += fam.samples.len();
-            self.map_family(&fam, now, &mut stats, out);
+            match fam {
+                Ok(fam) => {
+                    stats.families += 1;
+                    stats.samples += fam.samples.len();
+                    self.map_family(&fam, now, &mut stats, &mut |m| pending.push(m));
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
-        Ok(stats)
+        let result = match failed {
+            Some(e) => {
+                pending.clear();
+                Err(e)
+            }
+            None => {
+                for m in pending.drain(..) {
+                    out(m);
+                }
+                Ok(stats)
+            }
+        };
+        self.pending = pending;
+        result
     }
 
     /// The family name Datadog's check sees: `_total` stripped from Prometheus-text

@@ -34,13 +34,6 @@ pub async fn run(
     mut rx: mpsc::Receiver<Vec<Scheduled>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let opts = {
-        let mut o = ScrapeOptions::default();
-        o.timeout = ctx.cfg.scrape.timeout.0;
-        o.max_body_bytes = ctx.cfg.scrape.max_body_bytes;
-        o
-    };
-    let scraper = Scraper::new(opts);
     let sem = Arc::new(Semaphore::new(ctx.cfg.scrape.max_concurrency));
     let mut running: HashMap<u64, Running> = HashMap::new();
     loop {
@@ -90,6 +83,13 @@ pub async fn run(
                     continue;
                 }
             };
+            for k in &jobs.legacy_keys {
+                ctx.log(
+                    "WARN",
+                    "scrape",
+                    &format!("{}: {k} is a legacy (Istio <= 1.4) key, scraped with the OpenMetrics v2 mapping", s.config.id),
+                );
+            }
             if !jobs.unknown_keys.is_empty() {
                 ctx.log(
                     "WARN",
@@ -109,29 +109,40 @@ pub async fn run(
                 let id = if n == 0 {
                     s.config.id.clone()
                 } else {
-                    format!("{}#{}", s.config.id, job.namespace)
+                    format!("{}#{}", s.config.id, job.source_key)
                 };
                 ids.push(id.clone());
                 let health = CheckHealth {
                     id: id.clone(),
                     check: s.config.check.clone(),
-                    url: job.url.clone(),
-                    namespace: job.namespace.clone(),
+                    url: job.endpoint.clone(),
+                    namespace: job.mapping.namespace.clone(),
                     provider: s.provider.into(),
                     status: "pending",
                     unknown_keys: jobs.unknown_keys.clone(),
-                    interval_s: job
-                        .interval
-                        .unwrap_or(ctx.cfg.scrape.default_interval.0)
-                        .as_secs_f64(),
+                    interval_s: interval_of(&ctx, &s.config.instance, &job).as_secs_f64(),
                     ..CheckHealth::default()
                 };
                 if let Ok(mut st) = ctx.store.write() {
                     st.set_check(health.clone());
                 }
+                let timeout = if s.config.instance.get("timeout").is_some() {
+                    job.timeout
+                } else {
+                    ctx.cfg.scrape.timeout.0
+                };
+                let scraper = match options(timeout, ctx.cfg.scrape.max_body_bytes) {
+                    Ok(o) => Scraper::new(o),
+                    Err(e) => {
+                        ctx.log("ERROR", "scrape", &format!("{id}: {e}"));
+                        continue;
+                    }
+                };
+                let every = interval_of(&ctx, &s.config.instance, &job);
                 handles.push(tokio::spawn(instance_loop(
                     ctx.clone(),
-                    scraper.clone(),
+                    scraper,
+                    every,
                     sem.clone(),
                     job,
                     health,
@@ -167,6 +178,22 @@ fn unit(seed: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Scrape options with this timeout and body limit.
+pub fn options(timeout: std::time::Duration, max_body: usize) -> anyhow::Result<ScrapeOptions> {
+    Ok(ScrapeOptions::default()
+        .with_timeout(timeout)?
+        .with_max_body_bytes(max_body)?)
+}
+
+/// The instance's `min_collection_interval`, else `scrape.default_interval`.
+fn interval_of(ctx: &Ctx, instance: &serde_json::Value, job: &ScrapeJob) -> std::time::Duration {
+    if instance.get("min_collection_interval").is_some() {
+        job.interval
+    } else {
+        ctx.cfg.scrape.default_interval.0
+    }
+}
+
 fn state_name(digest: u64, namespace: &str) -> String {
     format!("deltas-{digest:016x}-{}.json", namespace.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
 }
@@ -174,13 +201,13 @@ fn state_name(digest: u64, namespace: &str) -> String {
 async fn instance_loop(
     ctx: Ctx,
     scraper: Scraper,
+    interval: std::time::Duration,
     sem: Arc<Semaphore>,
     job: ScrapeJob,
     mut health: CheckHealth,
     digest: u64,
     mut stop: watch::Receiver<bool>,
 ) {
-    let interval = job.interval.unwrap_or(ctx.cfg.scrape.default_interval.0);
     let mut mapper = match Mapper::new(job.mapping.clone()) {
         Ok(m) => m,
         Err(e) => {
@@ -192,7 +219,7 @@ async fn instance_loop(
             return;
         }
     };
-    let state_path = ctx.state_path(&state_name(digest, &job.namespace));
+    let state_path = ctx.state_path(&state_name(digest, job.source_key));
     let mut deltas = MonotonicDeltas::new({
         let mut l = meshmon_prom::mapping::DeltaLimits::default();
         l.max_series = ctx.cfg.scrape.max_delta_series;
@@ -218,7 +245,7 @@ async fn instance_loop(
         }
         let Ok(_permit) = sem.acquire().await else { break };
         let started = ctx.clock.now();
-        let result = scraper.scrape(&job.url).await;
+        let result = scraper.scrape(&job.endpoint).await;
         let now = ctx.clock.now();
         health.runs += 1;
         health.last_run = Some(now.as_secs_f64());
