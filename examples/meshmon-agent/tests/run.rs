@@ -534,3 +534,116 @@ fn seed_daemonset_environment_starts_the_agent() {
     assert!(!st.to_string().contains("0123456789abcdef0123456789abcdef"), "API key leaked in status");
     assert!(agent.stop().success());
 }
+
+fn manifest(port: u16, nodes: &[(&str, &str, &str)]) -> String {
+    let addrs: String = nodes
+        .iter()
+        .map(|(ip, node, pod)| {
+            format!(
+                "  - ip: {ip}\n    nodeName: {node}\n    targetRef:\n      kind: Pod\n      name: {pod}\n      namespace: bookinfo\n      uid: uid-{pod}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: bookinfo
+  annotations:
+    ad.datadoghq.com/endpoints.check_names: '["istio"]'
+    ad.datadoghq.com/endpoints.init_configs: '[{{}}]'
+    ad.datadoghq.com/endpoints.instances: '[{{"istio_mesh_endpoint": "http://%%host%%:{port}/metrics", "min_collection_interval": 1}}]'
+spec:
+  ports:
+  - name: http-monitoring
+    port: {port}
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: reviews
+  namespace: bookinfo
+subsets:
+- addresses:
+{addrs}  ports:
+  - name: http-monitoring
+    port: {port}
+"#
+    )
+}
+
+#[test]
+fn manifest_provider_schedules_this_nodes_endpoints() {
+    let Some(fixture) = corpus("istio-fixtures/1.5/istio-proxy.txt") else { return };
+    let fixture = Arc::new(std::fs::read_to_string(fixture).unwrap());
+    // Two "pods" on two loopback addresses, same port, as two nodes' pods would be.
+    let (a, b) = loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) = TcpListener::bind(("127.0.0.2", port)) {
+            break (a, b);
+        }
+    };
+    let port = a.local_addr().unwrap().port();
+    let hits_b = Arc::new(AtomicU64::new(0));
+    for (l, hits) in [(a, Arc::new(AtomicU64::new(0))), (b, hits_b.clone())] {
+        let f = fixture.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.read(&mut buf);
+                let body = advancing(&f, n);
+                let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+    }
+    let dir = TempDir::new("ad");
+    let mf = dir.path().join("manifests");
+    std::fs::create_dir_all(&mf).unwrap();
+    let m = mf.join("reviews.yaml");
+    std::fs::write(&m, manifest(port, &[("127.0.0.1", "node-a", "reviews-v1-a"), ("127.0.0.2", "node-b", "reviews-v1-b")])).unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nautodiscovery:\n  poll_interval: 1s\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let mf_s = mf.display().to_string();
+    let agent = Agent::start(&cfg, &[("MESHMON_MANIFESTS", &mf_s), ("DD_KUBERNETES_NODE_NAME", "node-a")]);
+    let api = agent.api.clone();
+    let checks = wait_for(20, "the node's endpoints check", || {
+        let v = get_json(&api, "/api/v1/checks");
+        let c = v["checks"].as_array()?.clone();
+        (c.len() == 1 && c[0]["status"] == "up").then_some(c)
+    });
+    assert_eq!(checks[0]["url"], format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(checks[0]["provider"], "manifests");
+    let s = wait_for(20, "tagged series", || {
+        let v = get_json(&api, "/api/v1/series?name=istio.mesh.request.count&tag=kube_service:reviews");
+        v["series"].as_array()?.first().cloned()
+    });
+    let tags = s["tags"].to_string();
+    // The endpoints check tags as the Datadog Cluster Agent sets them (meshmon-core).
+    for t in ["kube_namespace:bookinfo", "kube_endpoint_ip:127.0.0.1", "kube_service:reviews"] {
+        assert!(tags.contains(t), "{t} not in {tags}");
+    }
+    assert_eq!(hits_b.load(Ordering::SeqCst), 0, "node-b's pod scraped by node-a's agent");
+    // The pod moves to node-b: node-a's agent unschedules its check on the next poll.
+    std::fs::write(&m, manifest(port, &[("127.0.0.2", "node-b", "reviews-v1-b")])).unwrap();
+    wait_for(20, "unscheduling", || {
+        let v = get_json(&api, "/api/v1/checks");
+        v["checks"].as_array()?.is_empty().then_some(())
+    });
+    // A broken manifest keeps what runs and is reported, never a crash.
+    std::fs::write(&m, "kind: [unclosed").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = get_json(&api, "/api/v1/status");
+    assert!(st["components"]["discovery"]["errors"]["manifests"].is_string(), "{st}");
+    assert_eq!(http(&api, "GET", "/health", &[], b"").0, 200);
+    assert!(agent.stop().success());
+}
