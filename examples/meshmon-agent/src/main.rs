@@ -1,6 +1,7 @@
 //! `meshmon-agent`: the thin binary over the meshmon crates.
 //!
-//! Each subcommand group lives in its own module and exposes one crate to the shell:
+//! `run`, `config`, `status` and `check` drive the agent runtime (the library target,
+//! `meshmon_agent`); the other subcommand groups each expose one crate to the shell:
 //! `ad` (autodiscovery, meshmon-core), `prom` (meshmon-prom), `trace` (meshmon-trace),
 //! `logs` (meshmon-logs) and `alert` (meshmon-alert). No domain logic lives here.
 
@@ -9,6 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod ad;
+#[cfg(feature = "agent")]
+mod agent_cmd;
 #[cfg(feature = "alert")]
 mod alert;
 #[cfg(feature = "logs")]
@@ -28,6 +31,19 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the node agent until SIGINT/SIGTERM (embedded default config without --config).
+    #[cfg(feature = "agent")]
+    Run(agent_cmd::RunArgs),
+    /// Show or validate the agent configuration.
+    #[cfg(feature = "agent")]
+    #[command(subcommand)]
+    Config(agent_cmd::ConfigCommand),
+    /// Summarise a running agent (reads its /api/v1/status).
+    #[cfg(feature = "agent")]
+    Status(agent_cmd::StatusArgs),
+    /// Run one check instance once and print what it submits.
+    #[cfg(feature = "agent")]
+    Check(agent_cmd::CheckArgs),
     /// Autodiscovery: expand Datadog annotation templates on Kubernetes objects.
     #[command(subcommand)]
     Ad(ad::AdCommand),
@@ -52,6 +68,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        #[cfg(feature = "agent")]
+        Command::Run(a) => agent_cmd::run(a),
+        #[cfg(feature = "agent")]
+        Command::Config(c) => agent_cmd::config(c),
+        #[cfg(feature = "agent")]
+        Command::Status(a) => agent_cmd::status(a),
+        #[cfg(feature = "agent")]
+        Command::Check(a) => agent_cmd::check(a),
         Command::Ad(cmd) => ad::run(cmd),
         #[cfg(feature = "prom")]
         Command::Prom(cmd) => prom::run(cmd),

@@ -62,7 +62,7 @@ pub mod istio_map;
 #[allow(deprecated)]
 pub use config::ScraperConfig;
 pub use config::{ConfigError, MappingConfig, MetricSpec, SubmitType, glob_to_regex};
-pub use delta::{DeltaLimits, DeltaStats, LimitsError, MonotonicDeltas};
+pub use delta::{DeltaLimits, DeltaSnapshot, DeltaStats, LimitsError, MonotonicDeltas};
 
 /// Counts of one [`Mapper::map`] call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,368 @@
+//! The topology of `meshmon-agent run`: build each component, spawn it, cancel and join.
+//!
+//! | component | owns | talks to |
+//! |---|---|---|
+//! | [`discovery`] | config providers (static `checks:`, manifest files) | scrape, through a bounded channel of scheduling changes |
+//! | [`scrape`] | one schedule per check instance, counter state | the store |
+//! | [`traces`] | the trace intake (decoder, samplers, stats, service map) | HTTP handlers through a bounded request queue; the store |
+//! | [`logs`] | tailed files, their positions, one pattern miner per source | the store |
+//! | [`crate::http`] | the API listener | reads the store |
+//!
+//! One [`Clock`] is passed down; every task watches one shutdown signal. On shutdown each
+//! component flushes and persists its state before its task ends.
+
+pub mod discovery;
+pub mod logs;
+pub mod scrape;
+pub mod traces;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use meshmon_core::{Tag, Tags, Timestamp};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::AgentConfig;
+use crate::store::{SharedStore, Store};
+
+/// The one source of time.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's real-time clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_nanos(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    }
+}
+
+/// What every component gets.
+#[derive(Clone, Debug)]
+pub struct Ctx {
+    /// The validated configuration.
+    pub cfg: Arc<AgentConfig>,
+    /// The shared store.
+    pub store: SharedStore,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// The host name.
+    pub hostname: String,
+    /// Global tags (`tags:`/`DD_TAGS` plus `env:`).
+    pub global_tags: Tags,
+}
+
+impl Ctx {
+    /// Path of a state file in the data dir.
+    pub fn state_path(&self, name: &str) -> std::path::PathBuf {
+        self.cfg.data_dir.join("state").join(name)
+    }
+
+    /// Logs one line to stderr, as the agent's log.
+    pub fn log(&self, level: &str, component: &str, msg: &str) {
+        eprintln!("{} {level:<5} {component}: {msg}", fmt_time(self.clock.now()));
+    }
+
+    /// Records a component's status object (shown by `status`).
+    pub fn set_component(&self, name: &str, v: serde_json::Value) {
+        if let Ok(mut s) = self.store.write() {
+            s.components.insert(name.to_owned(), v);
+        }
+    }
+}
+
+/// RFC 3339 UTC with milliseconds.
+pub fn fmt_time(t: Timestamp) -> String {
+    let secs = t.as_secs();
+    let ms = (t.as_nanos().rem_euclid(1_000_000_000)) / 1_000_000;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
+/// Liveness of the spawned tasks (`/health`).
+#[derive(Clone, Debug, Default)]
+pub struct Tasks {
+    inner: Arc<Mutex<Vec<(&'static str, Arc<AtomicBool>)>>>,
+}
+
+/// Marks its task dead when dropped (the task ended, or panicked).
+#[derive(Debug)]
+pub struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Tasks {
+    /// Registers a task; keep the guard inside it.
+    pub fn register(&self, name: &'static str) -> AliveGuard {
+        let flag = Arc::new(AtomicBool::new(true));
+        if let Ok(mut v) = self.inner.lock() {
+            v.push((name, flag.clone()));
+        }
+        AliveGuard(flag)
+    }
+
+    /// Names of every task.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.inner
+            .lock()
+            .map(|v| v.iter().map(|(n, _)| *n).collect())
+            .unwrap_or_default()
+    }
+
+    /// Names of tasks that ended.
+    pub fn dead(&self) -> Vec<&'static str> {
+        self.inner
+            .lock()
+            .map(|v| {
+                v.iter()
+                    .filter(|(_, a)| !a.load(Ordering::SeqCst))
+                    .map(|(n, _)| *n)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A running agent.
+#[derive(Debug)]
+pub struct RunningAgent {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// Where the Datadog trace intake listens (when APM is on).
+    pub trace_addr: Option<SocketAddr>,
+    /// Where the Zipkin intake listens (when on).
+    pub zipkin_addr: Option<SocketAddr>,
+    /// The store (tests read it directly).
+    pub store: SharedStore,
+    /// Task liveness.
+    pub tasks: Tasks,
+    shutdown: watch::Sender<bool>,
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+    ctx: Ctx,
+}
+
+fn machine_hostname() -> String {
+    for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim();
+            if !s.is_empty() {
+                return s.to_owned();
+            }
+        }
+    }
+    "localhost".into()
+}
+
+/// Global tags: `tags:` plus `env:<env>`, sorted and de-duplicated.
+pub fn global_tags(cfg: &AgentConfig) -> anyhow::Result<Tags> {
+    let mut tags = Tags::new();
+    for t in &cfg.tags {
+        tags.insert(t.parse::<Tag>().with_context(|| format!("tag {t:?}"))?);
+    }
+    if !cfg.env.is_empty() {
+        tags.insert(Tag::new("env", &cfg.env).with_context(|| format!("env {:?}", cfg.env))?);
+    }
+    Ok(tags)
+}
+
+/// Starts every component of `cfg`; returns once all listeners are bound.
+pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<RunningAgent> {
+    std::fs::create_dir_all(cfg.data_dir.join("state"))
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let hostname = if cfg.hostname.is_empty() {
+        machine_hostname()
+    } else {
+        cfg.hostname.clone()
+    };
+    let global_tags = global_tags(&cfg)?;
+    let store = Store::shared(cfg.store.clone());
+    let ctx = Ctx {
+        cfg: Arc::new(cfg),
+        store: store.clone(),
+        clock: clock.clone(),
+        hostname,
+        global_tags,
+    };
+    for n in &ctx.cfg.notices {
+        ctx.log("INFO", "config", n);
+    }
+    let (shutdown, rx) = watch::channel(false);
+    let tasks = Tasks::default();
+    let mut handles = Vec::new();
+    let mut addrs = BTreeMap::new();
+
+    // Bind every listener first, so a port in use fails the start.
+    let api_listener = tokio::net::TcpListener::bind(&ctx.cfg.api.listen)
+        .await
+        .with_context(|| format!("binding the API on {}", ctx.cfg.api.listen))?;
+    let api_addr = api_listener.local_addr()?;
+    addrs.insert("api", format!("http://{api_addr}"));
+
+    let mut trace_addr = None;
+    let mut zipkin_addr = None;
+    if ctx.cfg.apm.enabled {
+        let t = traces::bind(&ctx).await?;
+        trace_addr = Some(t.datadog_addr);
+        zipkin_addr = t.zipkin_addr;
+        addrs.insert("apm", format!("http://{}", t.datadog_addr));
+        if let Some(z) = t.zipkin_addr {
+            addrs.insert("zipkin", format!("http://{z}"));
+        }
+        if ctx.cfg.apm.non_local_traffic {
+            ctx.log("WARN", "traces", "listening on all interfaces (DD_APM_NON_LOCAL_TRAFFIC)");
+        }
+        for (name, fut) in t.spawn(ctx.clone(), rx.clone()) {
+            let guard = tasks.register(name);
+            handles.push((
+                name,
+                tokio::spawn(async move {
+                    let _g = guard;
+                    fut.await;
+                }),
+            ));
+        }
+    }
+
+    // Discovery feeds the scrape scheduler.
+    let (sched_tx, sched_rx) = tokio::sync::mpsc::channel(64);
+    {
+        let guard = tasks.register("discovery");
+        let fut = discovery::run(ctx.clone(), sched_tx, rx.clone());
+        handles.push((
+            "discovery",
+            tokio::spawn(async move {
+                let _g = guard;
+                fut.await;
+            }),
+        ));
+    }
+    {
+        let guard = tasks.register("scrape");
+        let fut = scrape::run(ctx.clone(), sched_rx, rx.clone());
+        handles.push((
+            "scrape",
+            tokio::spawn(async move {
+                let _g = guard;
+                fut.await;
+            }),
+        ));
+    }
+    if ctx.cfg.logs.enabled {
+        let guard = tasks.register("logs");
+        let fut = logs::run(ctx.clone(), rx.clone());
+        handles.push((
+            "logs",
+            tokio::spawn(async move {
+                let _g = guard;
+                fut.await;
+            }),
+        ));
+    }
+    {
+        let guard = tasks.register("api");
+        let api = crate::http::Api {
+            ctx: ctx.clone(),
+            tasks: tasks.clone(),
+            started: clock.now(),
+            addrs: Arc::new(addrs),
+        };
+        let fut = crate::http::serve(api_listener, api, rx.clone());
+        handles.push((
+            "api",
+            tokio::spawn(async move {
+                let _g = guard;
+                fut.await;
+            }),
+        ));
+    }
+    ctx.log("INFO", "agent", &format!("API on http://{api_addr}"));
+    Ok(RunningAgent {
+        api_addr,
+        trace_addr,
+        zipkin_addr,
+        store,
+        tasks,
+        shutdown,
+        handles,
+        ctx,
+    })
+}
+
+impl RunningAgent {
+    /// Signals every component to stop, waits for them to flush and persist, and
+    /// returns the names of tasks that failed.
+    pub async fn shutdown(self) -> Vec<&'static str> {
+        let _ = self.shutdown.send(true);
+        let mut failed = Vec::new();
+        for (name, h) in self.handles {
+            match tokio::time::timeout(std::time::Duration::from_secs(20), h).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.ctx.log("ERROR", name, &format!("task failed: {e}"));
+                    failed.push(name);
+                }
+                Err(_) => {
+                    self.ctx.log("ERROR", name, "did not stop within 20 s");
+                    failed.push(name);
+                }
+            }
+        }
+        self.ctx.log("INFO", "agent", "stopped");
+        failed
+    }
+}
+
+/// Waits until `rx` says stop (or its sender is gone).
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_time() {
+        assert_eq!(fmt_time(Timestamp::from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            fmt_time(Timestamp::from_millis(1_709_210_096_789)),
+            "2024-02-29T12:34:56.789Z"
+        );
+    }
+}

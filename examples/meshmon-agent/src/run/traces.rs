@@ -1,0 +1,527 @@
+//! The trace intake: the Datadog endpoints on `apm.receiver_port` (8126) and Zipkin's
+//! `/api/v2/spans` on `apm.zipkin_port` (9411), loopback unless
+//! `apm.non_local_traffic`.
+//!
+//! HTTP handlers read the body (at most `apm.max_body_bytes`, else 413) and queue it for
+//! the intake task over a bounded channel of `apm.queue_requests` requests; a full queue
+//! answers 429 at once and is counted, so a burst costs at most the queue's memory. The
+//! intake task owns `meshmon-trace`'s receiver (decode, normalise, sample, RED stats), the
+//! trace assembler and the service map; it hands kept traces to the store and, every
+//! `apm.stats_flush_interval`, RED stats as Datadog's APM series
+//! (`trace.<span name>.hits`, `.errors`, `.duration` by `service`, `resource`, `env`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
+use meshmon_trace::assembly::{AssemblerConfig, TraceAssembler};
+use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
+use meshmon_trace::servicemap::ServiceMap;
+use meshmon_trace::stats::StatsBucket;
+use meshmon_trace::OwnedSpan;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::Ctx;
+use crate::store::{Edge, ServiceRed, StoredSpan, summarize};
+
+/// A boxed task body.
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Bound listeners, not yet serving.
+#[derive(Debug)]
+pub struct Bound {
+    /// The Datadog intake's address.
+    pub datadog_addr: SocketAddr,
+    /// The Zipkin intake's address.
+    pub zipkin_addr: Option<SocketAddr>,
+    dd: TcpListener,
+    zipkin: Option<TcpListener>,
+}
+
+/// Binds the intake's listeners.
+pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
+    let ip = if ctx.cfg.apm.non_local_traffic { "0.0.0.0" } else { "127.0.0.1" };
+    let dd_addr = format!("{ip}:{}", ctx.cfg.apm.receiver_port);
+    let dd = TcpListener::bind(&dd_addr)
+        .await
+        .with_context(|| format!("binding the trace intake on {dd_addr}"))?;
+    let zipkin = match ctx.cfg.apm.zipkin_port {
+        Some(p) => {
+            let a = format!("{ip}:{p}");
+            Some(
+                TcpListener::bind(&a)
+                    .await
+                    .with_context(|| format!("binding the Zipkin intake on {a}"))?,
+            )
+        }
+        None => None,
+    };
+    Ok(Bound {
+        datadog_addr: dd.local_addr()?,
+        zipkin_addr: zipkin.as_ref().and_then(|z| z.local_addr().ok()),
+        dd,
+        zipkin,
+    })
+}
+
+struct IntakeReq {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+    reply: oneshot::Sender<(u16, Vec<(String, String)>, Vec<u8>)>,
+}
+
+#[derive(Default, Debug)]
+struct HttpCounters {
+    requests: AtomicU64,
+    rejected_queue_full: AtomicU64,
+    rejected_too_large: AtomicU64,
+    rejected_not_found: AtomicU64,
+}
+
+impl Bound {
+    /// The tasks: the intake and one accept loop per listener.
+    pub fn spawn(self, ctx: Ctx, shutdown: watch::Receiver<bool>) -> Vec<(&'static str, Task)> {
+        let (tx, rx) = mpsc::channel(ctx.cfg.apm.queue_requests);
+        let counters = Arc::new(HttpCounters::default());
+        let mut v: Vec<(&'static str, Task)> = vec![(
+            "traces-intake",
+            Box::pin(intake(ctx.clone(), rx, counters.clone(), shutdown.clone())),
+        )];
+        v.push((
+            "traces-http",
+            Box::pin(accept(self.dd, tx.clone(), ctx.cfg.apm.max_body_bytes, false, counters.clone(), shutdown.clone())),
+        ));
+        if let Some(z) = self.zipkin {
+            v.push((
+                "zipkin-http",
+                Box::pin(accept(z, tx, ctx.cfg.apm.max_body_bytes, true, counters, shutdown)),
+            ));
+        }
+        v
+    }
+}
+
+type Resp = hyper::Response<Full<Bytes>>;
+
+fn reply(status: u16, body: impl Into<Bytes>) -> Resp {
+    let mut r = hyper::Response::new(Full::new(body.into()));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    tx: mpsc::Sender<IntakeReq>,
+    limit: usize,
+    zipkin_only: bool,
+    c: Arc<HttpCounters>,
+) -> Result<Resp, std::convert::Infallible> {
+    c.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    if zipkin_only && path != "/api/v2/spans" {
+        c.rejected_not_found.fetch_add(1, Ordering::Relaxed);
+        return Ok(reply(404, "404 page not found\n"));
+    }
+    if let Some(len) = parts
+        .headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > limit {
+            c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
+            return Ok(reply(413, "payload too large\n"));
+        }
+    }
+    let body = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
+            return Ok(reply(413, "payload too large\n"));
+        }
+    };
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    let (rtx, rrx) = oneshot::channel();
+    let msg = IntakeReq {
+        method: parts.method.as_str().to_owned(),
+        path,
+        headers,
+        body,
+        reply: rtx,
+    };
+    if tx.try_send(msg).is_err() {
+        c.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
+        let mut r = reply(429, "too many requests: the intake queue is full\n");
+        r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+        return Ok(r);
+    }
+    let Ok((status, hdrs, body)) = rrx.await else {
+        return Ok(reply(503, "the intake is stopping\n"));
+    };
+    let mut r = reply(status, body);
+    for (k, v) in hdrs {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::try_from(k),
+            hyper::header::HeaderValue::try_from(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
+}
+
+async fn accept(
+    listener: TcpListener,
+    tx: mpsc::Sender<IntakeReq>,
+    limit: usize,
+    zipkin_only: bool,
+    c: Arc<HttpCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = super::stopped(&mut shutdown) => return,
+            r = listener.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let (tx, c) = (tx.clone(), c.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(req, tx.clone(), limit, zipkin_only, c.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .header_read_timeout(Duration::from_secs(10))
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+fn hex_id(id: u128) -> String {
+    format!("{id:032x}")
+}
+
+fn stored(spans: &[OwnedSpan]) -> Vec<StoredSpan> {
+    spans
+        .iter()
+        .map(|s| StoredSpan {
+            trace_id: hex_id(s.trace_id_128()),
+            span_id: s.span_id,
+            parent_id: s.parent_id,
+            service: s.service.to_string(),
+            name: s.name.to_string(),
+            resource: s.resource.to_string(),
+            start: s.start,
+            duration: s.duration,
+            error: s.is_error(),
+            meta: s.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        })
+        .collect()
+}
+
+struct Intake {
+    ctx: Ctx,
+    receiver: Receiver,
+    assembler: TraceAssembler,
+    map: ServiceMap,
+    totals: HashMap<String, (u64, u64)>,
+    http: Arc<HttpCounters>,
+    traces_stored: u64,
+}
+
+impl Intake {
+    fn store_traces(&mut self, done: Vec<meshmon_trace::assembly::AssembledTrace>) {
+        if done.is_empty() {
+            return;
+        }
+        let mut out = Vec::with_capacity(done.len());
+        for t in done {
+            self.map.add_trace(&t.spans);
+            if t.keep {
+                out.push(summarize(hex_id(t.trace_id), stored(&t.spans), 0));
+            }
+        }
+        self.traces_stored += out.len() as u64;
+        if let Ok(mut st) = self.ctx.store.write() {
+            for t in out {
+                st.insert_trace(t);
+            }
+        }
+    }
+
+    fn pump(&mut self, now: Timestamp) {
+        let mut done = Vec::new();
+        for q in self.receiver.drain() {
+            done.extend(self.assembler.add(q.chunk.spans, true, now));
+        }
+        done.extend(self.assembler.flush(now));
+        self.store_traces(done);
+    }
+
+    fn flush_stats(&mut self, now: Timestamp, force: bool) {
+        let buckets = self.receiver.stats.flush(now, force);
+        let env_default = self.ctx.cfg.apm.env.clone();
+        let metrics = apm_series(&buckets, &env_default, &self.ctx.global_tags, now);
+        let window = self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64().max(1e-3);
+        let services = red_by_service(&buckets, &env_default, window, &mut self.totals);
+        let edges: Vec<Edge> = self
+            .map
+            .edges
+            .iter()
+            .map(|((a, b), e)| Edge {
+                from: a.clone(),
+                to: b.clone(),
+                calls: e.calls,
+                errors: e.errors,
+                mean_ms: e.latency.mean() / 1e6,
+            })
+            .collect();
+        if let Ok(mut st) = self.ctx.store.write() {
+            st.insert_metrics(metrics);
+            if !services.is_empty() || force {
+                // Keep every service seen, with fresh figures where it had traffic.
+                let mut all: BTreeMap<String, ServiceRed> = st
+                    .services()
+                    .iter()
+                    .map(|s| (s.service.clone(), ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() }))
+                    .collect();
+                for s in services {
+                    all.insert(s.service.clone(), s);
+                }
+                st.set_services(all.into_values().collect());
+            } else {
+                let zeroed: Vec<ServiceRed> = st
+                    .services()
+                    .iter()
+                    .map(|s| ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() })
+                    .collect();
+                st.set_services(zeroed);
+            }
+            st.set_edges(edges);
+        }
+    }
+
+    fn publish(&self) {
+        let c = &self.receiver.counters;
+        let h = &self.http;
+        let a = &self.assembler.stats;
+        self.ctx.set_component(
+            "traces",
+            json!({
+                "payloads": c.payloads, "payloads_invalid": c.payloads_invalid,
+                "payloads_too_large": c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed),
+                "payloads_queue_full": c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed),
+                "traces_received": c.traces_received, "spans_received": c.spans_received,
+                "spans_kept": c.spans_kept, "spans_sampled_out": c.spans_sampled_out,
+                "spans_dropped": c.spans_dropped_normalize + c.spans_dropped_queue_full,
+                "balanced": c.balanced(), "traces_stored": self.traces_stored,
+                "traces_assembling": self.assembler.traces_held(),
+                "traces_evicted_by_assembler": a.traces_evicted,
+                "service_map_edges": self.map.edges.len(),
+            }),
+        );
+        let Ok(mut st) = self.ctx.store.write() else { return };
+        let t = &mut st.telemetry;
+        for (name, help, v) in [
+            ("meshmon_trace_payloads_total", "Trace payloads decoded.", c.payloads),
+            ("meshmon_trace_payloads_invalid_total", "Trace payloads that failed to decode.", c.payloads_invalid),
+            ("meshmon_trace_requests_total", "HTTP requests to the trace intake.", h.requests.load(Ordering::Relaxed)),
+            ("meshmon_trace_requests_rejected_queue_full_total", "Requests answered 429 because the intake queue was full.", h.rejected_queue_full.load(Ordering::Relaxed)),
+            ("meshmon_trace_requests_rejected_too_large_total", "Requests answered 413.", h.rejected_too_large.load(Ordering::Relaxed) + c.payloads_too_large),
+            ("meshmon_spans_received_total", "Spans received.", c.spans_received),
+            ("meshmon_spans_kept_total", "Spans kept by sampling.", c.spans_kept),
+            ("meshmon_spans_sampled_out_total", "Spans sampled out.", c.spans_sampled_out),
+            ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped_normalize + c.spans_dropped_queue_full),
+            ("meshmon_traces_stored_total", "Traces handed to the store.", self.traces_stored),
+        ] {
+            t.set(name, "counter", help, &[], v as f64);
+        }
+    }
+}
+
+/// Datadog's APM series for flushed stats buckets: `trace.<name>.hits`, `.errors` (counts)
+/// and `.duration` (total seconds, a count), tagged `service`, `resource`, `env`, for
+/// top-level and measured spans; plus `.duration.by.service.{50,95,99}p` gauges in seconds.
+pub fn apm_series(buckets: &[StatsBucket], default_env: &str, global: &Tags, now: Timestamp) -> Vec<Metric> {
+    let mut out = Vec::new();
+    let mut per_service: BTreeMap<(String, String), meshmon_trace::stats::GroupStats> = BTreeMap::new();
+    for b in buckets {
+        for (k, g) in &b.groups {
+            let mut tags = global.clone();
+            for (key, v) in [("service", k.service.as_str()), ("resource", k.resource.as_str()), ("env", default_env)] {
+                if v.is_empty() {
+                    continue;
+                }
+                if let Ok(t) = Tag::new(key, v) {
+                    tags.insert(t);
+                }
+            }
+            let base = format!("trace.{}", k.name);
+            out.push(Metric::new(format!("{base}.hits").as_str(), MetricValue::Count(g.hits as f64), tags.clone(), now));
+            out.push(Metric::new(format!("{base}.errors").as_str(), MetricValue::Count(g.errors as f64), tags.clone(), now));
+            out.push(Metric::new(
+                format!("{base}.duration").as_str(),
+                MetricValue::Count(g.duration_sum as f64 / 1e9),
+                tags,
+                now,
+            ));
+            if k.top_level {
+                match per_service.get_mut(&(k.service.clone(), k.name.clone())) {
+                    Some(s) => s.merge(g),
+                    None => {
+                        per_service.insert((k.service.clone(), k.name.clone()), g.clone());
+                    }
+                }
+            }
+        }
+    }
+    for ((service, name), g) in per_service {
+        let mut tags = global.clone();
+        if let Ok(t) = Tag::new("service", &service) {
+            tags.insert(t);
+        }
+        if let Ok(t) = Tag::new("env", default_env) {
+            tags.insert(t);
+        }
+        for (q, suffix) in [(0.5, "50p"), (0.95, "95p"), (0.99, "99p")] {
+            out.push(Metric::new(
+                format!("trace.{name}.duration.by.service.{suffix}").as_str(),
+                MetricValue::Gauge(g.quantile(q) as f64 / 1e9),
+                tags.clone(),
+                now,
+            ));
+        }
+    }
+    out
+}
+
+fn red_by_service(
+    buckets: &[StatsBucket],
+    env: &str,
+    window_s: f64,
+    totals: &mut HashMap<String, (u64, u64)>,
+) -> Vec<ServiceRed> {
+    let mut per: BTreeMap<String, meshmon_trace::stats::GroupStats> = BTreeMap::new();
+    for b in buckets {
+        for (k, g) in &b.groups {
+            if !k.top_level {
+                continue;
+            }
+            match per.get_mut(&k.service) {
+                Some(s) => s.merge(g),
+                None => {
+                    per.insert(k.service.clone(), g.clone());
+                }
+            }
+        }
+    }
+    per.into_iter()
+        .map(|(service, g)| {
+            let t = totals.entry(service.clone()).or_default();
+            t.0 += g.hits;
+            t.1 += g.errors;
+            ServiceRed {
+                env: env.to_owned(),
+                hits: g.hits,
+                errors: g.errors,
+                rate: g.hits as f64 / window_s,
+                error_rate: if g.hits > 0 { g.errors as f64 / g.hits as f64 } else { 0.0 },
+                p50_ms: g.quantile(0.5) as f64 / 1e6,
+                p95_ms: g.quantile(0.95) as f64 / 1e6,
+                p99_ms: g.quantile(0.99) as f64 / 1e6,
+                total_hits: t.0,
+                total_errors: t.1,
+                service,
+            }
+        })
+        .collect()
+}
+
+async fn intake(
+    ctx: Ctx,
+    mut rx: mpsc::Receiver<IntakeReq>,
+    http: Arc<HttpCounters>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut rcfg = ReceiverConfig::default();
+    rcfg.limits.max_body_bytes = ctx.cfg.apm.max_body_bytes;
+    let mut stats_cfg = rcfg.stats;
+    stats_cfg.bucket_ns = i64::try_from(ctx.cfg.apm.stats_flush_interval.0.as_nanos()).unwrap_or(i64::MAX);
+    rcfg.stats = stats_cfg;
+    let mut acfg = AssemblerConfig::default();
+    acfg.inactivity_timeout_ns = 5_000_000_000;
+    acfg.max_spans = 200_000;
+    let mut it = Intake {
+        receiver: Receiver::new(rcfg),
+        assembler: TraceAssembler::new(acfg),
+        map: ServiceMap::new(),
+        totals: HashMap::new(),
+        http,
+        traces_stored: 0,
+        ctx,
+    };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let flush_every = it.ctx.cfg.apm.stats_flush_interval.0;
+    let mut last_flush = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = super::stopped(&mut shutdown) => break,
+            m = rx.recv() => {
+                let Some(m) = m else { break };
+                let now = it.ctx.clock.now();
+                let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let resp = it.receiver.handle(
+                    &Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body },
+                    now,
+                );
+                let _ = m.reply.send((resp.status, resp.headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), resp.body));
+                it.pump(now);
+                it.publish();
+            }
+            _ = tick.tick() => {
+                let now = it.ctx.clock.now();
+                it.pump(now);
+                if last_flush.elapsed() >= flush_every {
+                    it.flush_stats(now, false);
+                    last_flush = std::time::Instant::now();
+                }
+                it.publish();
+            }
+        }
+    }
+    // Drain: answer what is queued, then flush every held trace and the stats.
+    rx.close();
+    while let Ok(m) = rx.try_recv() {
+        let now = it.ctx.clock.now();
+        let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let resp = it.receiver.handle(&Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body }, now);
+        let _ = m.reply.send((resp.status, Vec::new(), resp.body));
+    }
+    let now = it.ctx.clock.now();
+    let mut done = Vec::new();
+    for q in it.receiver.drain() {
+        done.extend(it.assembler.add(q.chunk.spans, true, now));
+    }
+    done.extend(it.assembler.flush_all());
+    it.store_traces(done);
+    it.flush_stats(now, true);
+    it.publish();
+}
