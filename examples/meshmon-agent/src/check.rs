@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use meshmon_core::Metric;
 use meshmon_core::autodiscovery::CheckConfig;
-use meshmon_prom::ScraperConfig;
+use meshmon_prom::MappingConfig;
 use serde_json::Value;
 
 /// One endpoint to scrape.
@@ -18,7 +18,7 @@ pub struct ScrapeJob {
     /// The mapping namespace (`istio.mesh`, `istio`, …), also the job's name.
     pub namespace: String,
     /// How its families become Datadog metrics.
-    pub mapping: ScraperConfig,
+    pub mapping: MappingConfig,
     /// `min_collection_interval`, when set.
     pub interval: Option<Duration>,
 }
@@ -179,7 +179,7 @@ pub fn jobs_from_instance(check: &str, inst: &Value) -> Result<InstanceJobs, Che
                 .get("send_histograms_buckets")
                 .and_then(Value::as_bool)
                 .unwrap_or(true);
-            let mut add = |url: String, mut m: ScraperConfig| {
+            let mut add = |url: String, mut m: MappingConfig| {
                 m.openmetrics_endpoint = Some(url.clone());
                 m.tags = tags.clone();
                 m.exclude_labels.extend(exclude.iter().cloned());
@@ -192,10 +192,10 @@ pub fn jobs_from_instance(check: &str, inst: &Value) -> Result<InstanceJobs, Che
                 });
             };
             if let Some(u) = url_of(inst, "istio_mesh_endpoint") {
-                add(u, ScraperConfig::istio_mesh());
+                add(u, MappingConfig::istio_mesh());
             }
             if let Some(u) = url_of(inst, "istiod_endpoint") {
-                add(u, ScraperConfig::istio_istiod());
+                add(u, MappingConfig::istio_istiod());
             }
             let mut seen: Vec<String> = Vec::new();
             for key in ["mixer_endpoint", "galley_endpoint", "pilot_endpoint", "citadel_endpoint"] {
@@ -205,7 +205,7 @@ pub fn jobs_from_instance(check: &str, inst: &Value) -> Result<InstanceJobs, Che
                     ));
                     if !seen.contains(&u) {
                         seen.push(u.clone());
-                        add(u, ScraperConfig::istio_istiod());
+                        add(u, MappingConfig::istio_istiod());
                     }
                 }
             }
@@ -227,7 +227,7 @@ pub fn jobs_from_instance(check: &str, inst: &Value) -> Result<InstanceJobs, Che
                     clean.remove(*k);
                 }
             }
-            let m: ScraperConfig = serde_json::from_value(Value::Object(clean)).map_err(|e| {
+            let m: MappingConfig = serde_json::from_value(Value::Object(clean)).map_err(|e| {
                 CheckError::BadOption {
                     check: check.to_owned(),
                     message: e.to_string(),
