@@ -2,6 +2,9 @@
 //! `tests/tests.rs` does), so they link once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Tests read fixtures and corpora from disk, the crate's clippy.toml rule being for
+// library code.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 // Counts allocations per thread, for `alloc`; harmless to the other modules.
 #[global_allocator]

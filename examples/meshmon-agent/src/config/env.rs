@@ -90,10 +90,9 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
 
 /// Go's `strconv.ParseBool`, which the Datadog Agent uses for its boolean variables.
 fn go_bool(var: &str, v: &str) -> Result<bool, ConfigError> {
-    match v.trim() {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(ConfigError::Env {
+    match meshmon_core::go::parse_bool(v.trim()) {
+        Some(b) => Ok(b),
+        None => Err(ConfigError::Env {
             var: var.to_owned(),
             value: v.to_owned(),
             message: "not a boolean (true/false, 1/0, t/f)".into(),
