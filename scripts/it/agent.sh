@@ -101,8 +101,11 @@ assert m[0]["calls"] == 3 and m[0]["errors"] == 1, m
 svcs = until("RED stats", lambda: {s["service"]: s for s in get(f"http://127.0.0.1:{api}/api/v1/services")["services"] if s["total_hits"] > 0})
 assert {"productpage", "reviews"} <= set(svcs), svcs
 assert svcs["reviews"]["total_errors"] == 1, svcs["reviews"]
-tr = get(f"http://127.0.0.1:{api}/api/v1/traces?service=reviews")["traces"]
+# Traces are stored once complete (5 s without a new span).
+tr = until("3 stored traces", lambda: [t for t in get(f"http://127.0.0.1:{api}/api/v1/traces?service=reviews")["traces"]] if len(get(f"http://127.0.0.1:{api}/api/v1/traces?service=reviews")["traces"]) >= 3 else None)
 assert len(tr) == 3, tr
+one = get(f"http://127.0.0.1:{api}/api/v1/traces/{tr[0]['trace_id']}")
+assert {s["service"] for s in one["spans"]} == {"productpage", "reviews"}, one
 print("agent: ddtrace -> service map edge productpage->reviews (3 calls, 1 error), 3 traces stored")
 # Prometheus scraped the agent's /metrics.
 def q(expr):

@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
+use meshmon_trace::Bytes;
 use http_body_util::{BodyExt, Full};
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
-use meshmon_trace::assembly::{AssemblerConfig, TraceAssembler};
-use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
-use meshmon_trace::servicemap::ServiceMap;
-use meshmon_trace::stats::StatsBucket;
 use meshmon_trace::OwnedSpan;
+use meshmon_trace::assembly::{AssembledTrace, AssemblerConfig, TraceAssembler};
+use meshmon_trace::decode::Limits;
+use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
+use meshmon_trace::stats::{GroupStats, StatsBucket, StatsConfig, apm_metrics};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,6 +46,7 @@ pub struct Bound {
     pub zipkin_addr: Option<SocketAddr>,
     dd: TcpListener,
     zipkin: Option<TcpListener>,
+    receiver: Receiver,
 }
 
 /// Binds the intake's listeners.
@@ -66,7 +67,9 @@ pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
         }
         None => None,
     };
+    let receiver = receiver(ctx)?;
     Ok(Bound {
+        receiver,
         datadog_addr: dd.local_addr()?,
         zipkin_addr: zipkin.as_ref().and_then(|z| z.local_addr().ok()),
         dd,
@@ -80,6 +83,7 @@ struct IntakeReq {
     headers: Vec<(String, String)>,
     body: Bytes,
     reply: oneshot::Sender<(u16, Vec<(String, String)>, Vec<u8>)>,
+
 }
 
 #[derive(Default, Debug)]
@@ -97,7 +101,7 @@ impl Bound {
         let counters = Arc::new(HttpCounters::default());
         let mut v: Vec<(&'static str, Task)> = vec![(
             "traces-intake",
-            Box::pin(intake(ctx.clone(), rx, counters.clone(), shutdown.clone())),
+            Box::pin(intake(ctx.clone(), self.receiver, rx, counters.clone(), shutdown.clone())),
         )];
         v.push((
             "traces-http",
@@ -236,28 +240,36 @@ fn stored(spans: &[OwnedSpan]) -> Vec<StoredSpan> {
         .collect()
 }
 
+/// The receiver this configuration asks for (validated by `meshmon-trace`).
+pub fn receiver(ctx: &Ctx) -> anyhow::Result<Receiver> {
+    let apm = &ctx.cfg.apm;
+    let stats = StatsConfig::new(apm.stats_flush_interval.0, 10_000)?;
+    let cfg = ReceiverConfig::default()
+        .with_default_env(apm.env.clone())
+        .with_limits(Limits::default().with_max_body_bytes(apm.max_body_bytes))
+        .with_stats(stats);
+    Ok(Receiver::new(cfg)?)
+}
+
 struct Intake {
     ctx: Ctx,
     receiver: Receiver,
     assembler: TraceAssembler,
-    map: ServiceMap,
     totals: HashMap<String, (u64, u64)>,
     http: Arc<HttpCounters>,
     traces_stored: u64,
 }
 
 impl Intake {
-    fn store_traces(&mut self, done: Vec<meshmon_trace::assembly::AssembledTrace>) {
+    fn store_traces(&mut self, done: Vec<AssembledTrace>) {
         if done.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(done.len());
-        for t in done {
-            self.map.add_trace(&t.spans);
-            if t.keep {
-                out.push(summarize(hex_id(t.trace_id), stored(&t.spans), 0));
-            }
-        }
+        let out: Vec<_> = done
+            .into_iter()
+            .filter(|t| t.decision.keep())
+            .map(|t| summarize(hex_id(t.trace_id), stored(&t.spans), 0))
+            .collect();
         self.traces_stored += out.len() as u64;
         if let Ok(mut st) = self.ctx.store.write() {
             for t in out {
@@ -266,75 +278,84 @@ impl Intake {
         }
     }
 
+    /// Kept payloads → owned chunks → the assembler; completed traces → the store. The
+    /// request body is released here, once what the store keeps is copied.
     fn pump(&mut self, now: Timestamp) {
         let mut done = Vec::new();
-        for q in self.receiver.drain() {
-            done.extend(self.assembler.add(q.chunk.spans, true, now));
+        for p in self.receiver.drain_kept() {
+            for kc in p.into_owned_chunks() {
+                done.extend(self.assembler.add_kept(kc, now));
+            }
         }
         done.extend(self.assembler.flush(now));
         self.store_traces(done);
     }
 
     fn flush_stats(&mut self, now: Timestamp, force: bool) {
-        let buckets = self.receiver.stats.flush(now, force);
-        let env_default = self.ctx.cfg.apm.env.clone();
-        let metrics = apm_series(&buckets, &env_default, &self.ctx.global_tags, now);
+        let buckets = self.receiver.flush_stats(now, force);
+        let global = &self.ctx.global_tags;
+        let mut metrics: Vec<Metric> = Vec::new();
+        for b in &buckets {
+            metrics.extend(apm_metrics(b).into_iter().map(|mut m| {
+                if !global.is_empty() {
+                    m.tags = m.tags.union(global);
+                }
+                m
+            }));
+        }
+        metrics.extend(percentile_series(&buckets, global, now));
         let window = self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64().max(1e-3);
-        let services = red_by_service(&buckets, &env_default, window, &mut self.totals);
+        let services = red_by_service(&buckets, window, &mut self.totals);
         let edges: Vec<Edge> = self
-            .map
-            .edges
+            .receiver
+            .service_map()
+            .edges()
             .iter()
-            .map(|((a, b), e)| Edge {
-                from: a.clone(),
-                to: b.clone(),
-                calls: e.calls,
-                errors: e.errors,
-                mean_ms: e.latency.mean() / 1e6,
+            .map(|e| Edge {
+                from: e.caller.to_owned(),
+                to: e.callee.to_owned(),
+                calls: e.stats.calls,
+                errors: e.stats.errors,
+                mean_ms: e.stats.latency.mean().as_secs_f64() * 1e3,
             })
             .collect();
         if let Ok(mut st) = self.ctx.store.write() {
             st.insert_metrics(metrics);
-            if !services.is_empty() || force {
-                // Keep every service seen, with fresh figures where it had traffic.
-                let mut all: BTreeMap<String, ServiceRed> = st
-                    .services()
-                    .iter()
-                    .map(|s| (s.service.clone(), ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() }))
-                    .collect();
-                for s in services {
-                    all.insert(s.service.clone(), s);
-                }
-                st.set_services(all.into_values().collect());
-            } else {
-                let zeroed: Vec<ServiceRed> = st
-                    .services()
-                    .iter()
-                    .map(|s| ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() })
-                    .collect();
-                st.set_services(zeroed);
+            // Keep every service seen; the last window's figures where it had traffic.
+            let mut all: BTreeMap<String, ServiceRed> = st
+                .services()
+                .iter()
+                .map(|s| {
+                    let quiet = ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() };
+                    (s.service.clone(), quiet)
+                })
+                .collect();
+            for s in services {
+                all.insert(s.service.clone(), s);
             }
+            st.set_services(all.into_values().collect());
             st.set_edges(edges);
         }
     }
 
     fn publish(&self) {
-        let c = &self.receiver.counters;
+        let c = self.receiver.counters();
         let h = &self.http;
         let a = &self.assembler.stats;
+        let too_large = c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed);
+        let queue_full = c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed);
         self.ctx.set_component(
             "traces",
             json!({
                 "payloads": c.payloads, "payloads_invalid": c.payloads_invalid,
-                "payloads_too_large": c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed),
-                "payloads_queue_full": c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed),
+                "payloads_too_large": too_large, "payloads_queue_full": queue_full,
                 "traces_received": c.traces_received, "spans_received": c.spans_received,
                 "spans_kept": c.spans_kept, "spans_sampled_out": c.spans_sampled_out,
-                "spans_dropped": c.spans_dropped_normalize + c.spans_dropped_queue_full,
+                "spans_dropped": c.spans_dropped(),
                 "balanced": c.balanced(), "traces_stored": self.traces_stored,
                 "traces_assembling": self.assembler.traces_held(),
                 "traces_evicted_by_assembler": a.traces_evicted,
-                "service_map_edges": self.map.edges.len(),
+                "service_map_edges": self.receiver.service_map().len(),
             }),
         );
         let Ok(mut st) = self.ctx.store.write() else { return };
@@ -343,67 +364,59 @@ impl Intake {
             ("meshmon_trace_payloads_total", "Trace payloads decoded.", c.payloads),
             ("meshmon_trace_payloads_invalid_total", "Trace payloads that failed to decode.", c.payloads_invalid),
             ("meshmon_trace_requests_total", "HTTP requests to the trace intake.", h.requests.load(Ordering::Relaxed)),
-            ("meshmon_trace_requests_rejected_queue_full_total", "Requests answered 429 because the intake queue was full.", h.rejected_queue_full.load(Ordering::Relaxed)),
-            ("meshmon_trace_requests_rejected_too_large_total", "Requests answered 413.", h.rejected_too_large.load(Ordering::Relaxed) + c.payloads_too_large),
+            ("meshmon_trace_requests_rejected_queue_full_total", "Requests answered 429 because a queue was full.", queue_full),
+            ("meshmon_trace_requests_rejected_too_large_total", "Requests answered 413.", too_large),
             ("meshmon_spans_received_total", "Spans received.", c.spans_received),
             ("meshmon_spans_kept_total", "Spans kept by sampling.", c.spans_kept),
             ("meshmon_spans_sampled_out_total", "Spans sampled out.", c.spans_sampled_out),
-            ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped_normalize + c.spans_dropped_queue_full),
+            ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped()),
             ("meshmon_traces_stored_total", "Traces handed to the store.", self.traces_stored),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
     }
+
+    fn serve(&mut self, m: IntakeReq) {
+        let now = self.ctx.clock.now();
+        let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let resp = self.receiver.handle(
+            &Request { method: &m.method, path: &m.path, headers: &hdrs, body: m.body.clone() },
+            now,
+        );
+        let _ = m.reply.send((resp.status, resp.headers, resp.body));
+        self.pump(now);
+    }
 }
 
-/// Datadog's APM series for flushed stats buckets: `trace.<name>.hits`, `.errors` (counts)
-/// and `.duration` (total seconds, a count), tagged `service`, `resource`, `env`, for
-/// top-level and measured spans; plus `.duration.by.service.{50,95,99}p` gauges in seconds.
-pub fn apm_series(buckets: &[StatsBucket], default_env: &str, global: &Tags, now: Timestamp) -> Vec<Metric> {
-    let mut out = Vec::new();
-    let mut per_service: BTreeMap<(String, String), meshmon_trace::stats::GroupStats> = BTreeMap::new();
+/// `trace.<name>.duration.by.service.{50p,95p,99p}` gauges (seconds) per service over
+/// top-level spans, as the Datadog Agent's legacy percentile metrics.
+pub fn percentile_series(buckets: &[StatsBucket], global: &Tags, now: Timestamp) -> Vec<Metric> {
+    let mut per: BTreeMap<(&str, &str, &str), GroupStats> = BTreeMap::new();
     for b in buckets {
         for (k, g) in &b.groups {
-            let mut tags = global.clone();
-            for (key, v) in [("service", k.service.as_str()), ("resource", k.resource.as_str()), ("env", default_env)] {
-                if v.is_empty() {
-                    continue;
-                }
-                if let Ok(t) = Tag::new(key, v) {
-                    tags.insert(t);
-                }
+            if !k.top_level {
+                continue;
             }
-            let base = format!("trace.{}", k.name);
-            out.push(Metric::new(format!("{base}.hits").as_str(), MetricValue::Count(g.hits as f64), tags.clone(), now));
-            out.push(Metric::new(format!("{base}.errors").as_str(), MetricValue::Count(g.errors as f64), tags.clone(), now));
-            out.push(Metric::new(
-                format!("{base}.duration").as_str(),
-                MetricValue::Count(g.duration_sum as f64 / 1e9),
-                tags,
-                now,
-            ));
-            if k.top_level {
-                match per_service.get_mut(&(k.service.clone(), k.name.clone())) {
-                    Some(s) => s.merge(g),
-                    None => {
-                        per_service.insert((k.service.clone(), k.name.clone()), g.clone());
-                    }
+            match per.get_mut(&(k.service.as_str(), k.name.as_str(), k.env.as_str())) {
+                Some(s) => s.merge(g),
+                None => {
+                    per.insert((&k.service, &k.name, &k.env), g.clone());
                 }
             }
         }
     }
-    for ((service, name), g) in per_service {
+    let mut out = Vec::new();
+    for ((service, name, env), g) in per {
         let mut tags = global.clone();
-        if let Ok(t) = Tag::new("service", &service) {
-            tags.insert(t);
-        }
-        if let Ok(t) = Tag::new("env", default_env) {
-            tags.insert(t);
+        for (k, v) in [("service", service), ("env", env)] {
+            if let (false, Ok(t)) = (v.is_empty(), Tag::new(k, v)) {
+                tags.insert(t);
+            }
         }
         for (q, suffix) in [(0.5, "50p"), (0.95, "95p"), (0.99, "99p")] {
             out.push(Metric::new(
                 format!("trace.{name}.duration.by.service.{suffix}").as_str(),
-                MetricValue::Gauge(g.quantile(q) as f64 / 1e9),
+                MetricValue::Gauge(g.quantile(q).as_secs_f64()),
                 tags.clone(),
                 now,
             ));
@@ -412,40 +425,36 @@ pub fn apm_series(buckets: &[StatsBucket], default_env: &str, global: &Tags, now
     out
 }
 
-fn red_by_service(
-    buckets: &[StatsBucket],
-    env: &str,
-    window_s: f64,
-    totals: &mut HashMap<String, (u64, u64)>,
-) -> Vec<ServiceRed> {
-    let mut per: BTreeMap<String, meshmon_trace::stats::GroupStats> = BTreeMap::new();
+fn red_by_service(buckets: &[StatsBucket], window_s: f64, totals: &mut HashMap<String, (u64, u64)>) -> Vec<ServiceRed> {
+    let mut per: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
     for b in buckets {
         for (k, g) in &b.groups {
             if !k.top_level {
                 continue;
             }
-            match per.get_mut(&k.service) {
+            match per.get_mut(&(k.service.clone(), k.env.clone())) {
                 Some(s) => s.merge(g),
                 None => {
-                    per.insert(k.service.clone(), g.clone());
+                    per.insert((k.service.clone(), k.env.clone()), g.clone());
                 }
             }
         }
     }
     per.into_iter()
-        .map(|(service, g)| {
+        .map(|((service, env), g)| {
             let t = totals.entry(service.clone()).or_default();
             t.0 += g.hits;
             t.1 += g.errors;
+            let ms = |q: f64| g.quantile(q).as_secs_f64() * 1e3;
             ServiceRed {
-                env: env.to_owned(),
+                env,
                 hits: g.hits,
                 errors: g.errors,
                 rate: g.hits as f64 / window_s,
                 error_rate: if g.hits > 0 { g.errors as f64 / g.hits as f64 } else { 0.0 },
-                p50_ms: g.quantile(0.5) as f64 / 1e6,
-                p95_ms: g.quantile(0.95) as f64 / 1e6,
-                p99_ms: g.quantile(0.99) as f64 / 1e6,
+                p50_ms: ms(0.5),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
                 total_hits: t.0,
                 total_errors: t.1,
                 service,
@@ -456,22 +465,17 @@ fn red_by_service(
 
 async fn intake(
     ctx: Ctx,
+    receiver: Receiver,
     mut rx: mpsc::Receiver<IntakeReq>,
     http: Arc<HttpCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut rcfg = ReceiverConfig::default();
-    rcfg.limits.max_body_bytes = ctx.cfg.apm.max_body_bytes;
-    let mut stats_cfg = rcfg.stats;
-    stats_cfg.bucket_ns = i64::try_from(ctx.cfg.apm.stats_flush_interval.0.as_nanos()).unwrap_or(i64::MAX);
-    rcfg.stats = stats_cfg;
-    let mut acfg = AssemblerConfig::default();
-    acfg.inactivity_timeout_ns = 5_000_000_000;
-    acfg.max_spans = 200_000;
+    let acfg = AssemblerConfig::default()
+        .with_inactivity_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
     let mut it = Intake {
-        receiver: Receiver::new(rcfg),
+        receiver,
         assembler: TraceAssembler::new(acfg),
-        map: ServiceMap::new(),
         totals: HashMap::new(),
         http,
         traces_stored: 0,
@@ -486,14 +490,11 @@ async fn intake(
             _ = super::stopped(&mut shutdown) => break,
             m = rx.recv() => {
                 let Some(m) = m else { break };
-                let now = it.ctx.clock.now();
-                let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let resp = it.receiver.handle(
-                    &Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body },
-                    now,
-                );
-                let _ = m.reply.send((resp.status, resp.headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), resp.body));
-                it.pump(now);
+                it.serve(m);
+                // Serve what is already queued before publishing counters.
+                while let Ok(m) = rx.try_recv() {
+                    it.serve(m);
+                }
                 it.publish();
             }
             _ = tick.tick() => {
@@ -510,18 +511,12 @@ async fn intake(
     // Drain: answer what is queued, then flush every held trace and the stats.
     rx.close();
     while let Ok(m) = rx.try_recv() {
-        let now = it.ctx.clock.now();
-        let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let resp = it.receiver.handle(&Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body }, now);
-        let _ = m.reply.send((resp.status, Vec::new(), resp.body));
+        it.serve(m);
     }
     let now = it.ctx.clock.now();
-    let mut done = Vec::new();
-    for q in it.receiver.drain() {
-        done.extend(it.assembler.add(q.chunk.spans, true, now));
-    }
-    done.extend(it.assembler.flush_all());
-    it.store_traces(done);
+    it.pump(now);
+    let rest = it.assembler.flush_all();
+    it.store_traces(rest);
     it.flush_stats(now, true);
     it.publish();
 }
