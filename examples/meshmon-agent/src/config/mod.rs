@@ -196,6 +196,11 @@ pub struct ApmConfig {
     pub queue_requests: usize,
     /// How often RED stats are flushed into series.
     pub stats_flush_interval: Dur,
+    /// A trace is complete after this long without a new span.
+    pub trace_timeout: Dur,
+    /// Most spans held by traces being assembled; beyond it the oldest trace is completed
+    /// early (counted).
+    pub max_assembling_spans: usize,
 }
 
 /// `logs:`.
@@ -266,6 +271,9 @@ pub struct StoreConfig {
     pub max_spans_per_trace: usize,
     /// Sample messages kept per log pattern.
     pub max_samples_per_pattern: usize,
+    /// New traces per second and root service copied into the trace store (every error
+    /// trace is); the rest count in RED stats and the service map only.
+    pub traces_per_second_per_service: f64,
 }
 
 impl Default for AgentConfig {
@@ -331,6 +339,8 @@ impl AgentConfig {
                 max_body_bytes: 25 << 20,
                 queue_requests: 64,
                 stats_flush_interval: Dur::secs(10),
+                trace_timeout: Dur::secs(5),
+                max_assembling_spans: 50_000,
             },
             logs: LogsConfig {
                 enabled: false,
@@ -350,6 +360,7 @@ impl AgentConfig {
                 max_traces: 2000,
                 max_spans_per_trace: 1000,
                 max_samples_per_pattern: 3,
+                traces_per_second_per_service: 10.0,
             },
             notices: Vec::new(),
         }
@@ -390,6 +401,7 @@ impl AgentConfig {
             ("scrape.default_interval", self.scrape.default_interval),
             ("scrape.timeout", self.scrape.timeout),
             ("apm.stats_flush_interval", self.apm.stats_flush_interval),
+            ("apm.trace_timeout", self.apm.trace_timeout),
             ("logs.scan_interval", self.logs.scan_interval),
             ("logs.read_interval", self.logs.read_interval),
         ];
@@ -397,6 +409,14 @@ impl AgentConfig {
             if d.0.is_zero() {
                 return Err(bad(k, "must be greater than 0".into()));
             }
+        }
+        if !(self.store.traces_per_second_per_service > 0.0
+            && self.store.traces_per_second_per_service.is_finite())
+        {
+            return Err(bad(
+                "store.traces_per_second_per_service",
+                "must be a positive number".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.scrape.jitter) {
             return Err(bad("scrape.jitter", "must be in [0, 1)".into()));
@@ -407,6 +427,7 @@ impl AgentConfig {
             ("scrape.max_delta_series", self.scrape.max_delta_series),
             ("apm.max_body_bytes", self.apm.max_body_bytes),
             ("apm.queue_requests", self.apm.queue_requests),
+            ("apm.max_assembling_spans", self.apm.max_assembling_spans),
             ("logs.max_line_bytes", self.logs.max_line_bytes),
             ("logs.max_read_bytes", self.logs.max_read_bytes),
             ("logs.max_open_files", self.logs.max_open_files),

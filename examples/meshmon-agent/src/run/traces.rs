@@ -251,9 +251,79 @@ pub fn receiver(ctx: &Ctx) -> anyhow::Result<Receiver> {
     Ok(Receiver::new(cfg)?)
 }
 
+/// Which kept chunks the trace store takes, decided on the borrowed chunk so that
+/// nothing else is copied: every chunk of a trace already admitted, every chunk with an
+/// error span, and per root service at most `store.traces_per_second_per_service` new
+/// traces a second (a token bucket). Everything else still counts in RED stats and the
+/// service map; it is only not kept as a whole trace.
+#[derive(Debug, Default)]
+pub struct Admission {
+    rate: f64,
+    buckets: HashMap<String, (f64, Timestamp)>,
+    admitted: HashMap<u128, Timestamp>,
+    /// Chunks not copied for the store.
+    pub skipped_chunks: u64,
+    /// Chunks copied for the store.
+    pub admitted_chunks: u64,
+}
+
+impl Admission {
+    /// Admission at `rate` new traces per second per service.
+    pub fn new(rate: f64) -> Self {
+        Admission { rate, ..Admission::default() }
+    }
+
+    /// Whether the store takes this chunk.
+    pub fn admit(&mut self, spans: &[meshmon_trace::Span<'_>], now: Timestamp) -> bool {
+        let Some(first) = spans.first() else { return false };
+        let id = first.trace_id_128();
+        if let Some(seen) = self.admitted.get_mut(&id) {
+            *seen = now;
+            self.admitted_chunks += 1;
+            return true;
+        }
+        let error = spans.iter().any(|s| s.is_error());
+        let ok = error || {
+            let service = first.service.as_ref();
+            if !self.buckets.contains_key(service) && self.buckets.len() >= 10_000 {
+                false
+            } else {
+                let rate = self.rate;
+                let b = self
+                    .buckets
+                    .entry(service.to_owned())
+                    .or_insert((rate.max(1.0), now));
+                let dt = now.saturating_since(b.1).as_secs_f64();
+                b.0 = (b.0 + dt * rate).min(rate.max(1.0));
+                b.1 = now;
+                if b.0 >= 1.0 {
+                    b.0 -= 1.0;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if ok {
+            self.admitted.insert(id, now);
+            self.admitted_chunks += 1;
+        } else {
+            self.skipped_chunks += 1;
+        }
+        ok
+    }
+
+    /// Forgets admitted traces not seen for `older_than`.
+    pub fn expire(&mut self, now: Timestamp, older_than: Duration) {
+        self.admitted
+            .retain(|_, seen| now.saturating_since(*seen) < older_than);
+    }
+}
+
 struct Intake {
     ctx: Ctx,
     receiver: Receiver,
+    admission: Admission,
     assembler: TraceAssembler,
     totals: HashMap<String, (u64, u64)>,
     http: Arc<HttpCounters>,
@@ -283,8 +353,10 @@ impl Intake {
     fn pump(&mut self, now: Timestamp) {
         let mut done = Vec::new();
         for p in self.receiver.drain_kept() {
-            for kc in p.into_owned_chunks() {
-                done.extend(self.assembler.add_kept(kc, now));
+            for kc in p.chunks() {
+                if self.admission.admit(&kc.chunk.spans, now) {
+                    done.extend(self.assembler.add_kept(kc.to_owned_chunk(), now));
+                }
             }
         }
         done.extend(self.assembler.flush(now));
@@ -356,6 +428,8 @@ impl Intake {
                 "traces_assembling": self.assembler.traces_held(),
                 "traces_evicted_by_assembler": a.traces_evicted,
                 "service_map_edges": self.receiver.service_map().len(),
+                "chunks_admitted_to_store": self.admission.admitted_chunks,
+                "chunks_not_stored": self.admission.skipped_chunks,
             }),
         );
         let Ok(mut st) = self.ctx.store.write() else { return };
@@ -371,6 +445,7 @@ impl Intake {
             ("meshmon_spans_sampled_out_total", "Spans sampled out.", c.spans_sampled_out),
             ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped()),
             ("meshmon_traces_stored_total", "Traces handed to the store.", self.traces_stored),
+            ("meshmon_trace_chunks_not_stored_total", "Kept chunks not copied into the trace store (admission rate).", self.admission.skipped_chunks),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
@@ -470,10 +545,16 @@ async fn intake(
     http: Arc<HttpCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let apm = &ctx.cfg.apm;
     let acfg = AssemblerConfig::default()
-        .with_inactivity_timeout(Duration::from_secs(5))
-        .unwrap_or_default();
+        .with_inactivity_timeout(apm.trace_timeout.0)
+        .and_then(|c| c.with_max_spans(apm.max_assembling_spans, ctx.cfg.store.max_spans_per_trace))
+        .unwrap_or_else(|e| {
+            ctx.log("ERROR", "traces", &format!("assembler config: {e}; using defaults"));
+            AssemblerConfig::default()
+        });
     let mut it = Intake {
+        admission: Admission::new(ctx.cfg.store.traces_per_second_per_service),
         receiver,
         assembler: TraceAssembler::new(acfg),
         totals: HashMap::new(),
@@ -500,6 +581,7 @@ async fn intake(
             _ = tick.tick() => {
                 let now = it.ctx.clock.now();
                 it.pump(now);
+                it.admission.expire(now, it.ctx.cfg.apm.trace_timeout.0 * 2);
                 if last_flush.elapsed() >= flush_every {
                     it.flush_stats(now, false);
                     last_flush = std::time::Instant::now();
@@ -519,4 +601,34 @@ async fn intake(
     it.store_traces(rest);
     it.flush_stats(now, true);
     it.publish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmon_trace::Span;
+
+    fn span(id: u64, svc: &'static str, error: i32) -> Span<'static> {
+        Span { service: svc.into(), trace_id: id, span_id: id, error, ..Span::default() }
+    }
+
+    #[test]
+    fn admission_rate_errors_and_whole_traces() {
+        let mut a = Admission::new(2.0);
+        let t = |s: i64| Timestamp::from_secs(s);
+        // Two new traces a second per service, then none until tokens refill.
+        assert!(a.admit(&[span(1, "a", 0)], t(0)));
+        assert!(a.admit(&[span(2, "a", 0)], t(0)));
+        assert!(!a.admit(&[span(3, "a", 0)], t(0)));
+        // Another service has its own bucket; an error is always taken.
+        assert!(a.admit(&[span(4, "b", 0)], t(0)));
+        assert!(a.admit(&[span(5, "a", 1)], t(0)));
+        // A later chunk of an admitted trace is taken (traces stay whole).
+        assert!(a.admit(&[span(1, "a", 0)], t(0)));
+        assert!(!a.admit(&[span(3, "a", 0)], t(0)));
+        assert!(a.admit(&[span(6, "a", 0)], t(1)));
+        assert_eq!((a.admitted_chunks, a.skipped_chunks), (6, 2));
+        a.expire(t(100), Duration::from_secs(10));
+        assert!(a.admitted.is_empty());
+    }
 }
