@@ -259,8 +259,10 @@ pub fn receiver(ctx: &Ctx) -> anyhow::Result<Receiver> {
 #[derive(Debug, Default)]
 pub struct Admission {
     rate: f64,
+    max_spans_per_trace: usize,
     buckets: HashMap<String, (f64, Timestamp)>,
-    admitted: HashMap<u128, Timestamp>,
+    /// Admitted trace → (last seen, spans admitted).
+    admitted: HashMap<u128, (Timestamp, usize)>,
     /// Chunks not copied for the store.
     pub skipped_chunks: u64,
     /// Chunks copied for the store.
@@ -268,17 +270,27 @@ pub struct Admission {
 }
 
 impl Admission {
-    /// Admission at `rate` new traces per second per service.
-    pub fn new(rate: f64) -> Self {
-        Admission { rate, ..Admission::default() }
+    /// Admission at `rate` new traces per second per service; a trace's chunks stop being
+    /// taken once it holds `max_spans_per_trace` spans (the store would cut them).
+    pub fn new(rate: f64, max_spans_per_trace: usize) -> Self {
+        Admission {
+            rate,
+            max_spans_per_trace,
+            ..Admission::default()
+        }
     }
 
     /// Whether the store takes this chunk.
     pub fn admit(&mut self, spans: &[meshmon_trace::Span<'_>], now: Timestamp) -> bool {
         let Some(first) = spans.first() else { return false };
         let id = first.trace_id_128();
-        if let Some(seen) = self.admitted.get_mut(&id) {
+        if let Some((seen, n)) = self.admitted.get_mut(&id) {
             *seen = now;
+            if *n >= self.max_spans_per_trace {
+                self.skipped_chunks += 1;
+                return false;
+            }
+            *n += spans.len();
             self.admitted_chunks += 1;
             return true;
         }
@@ -305,7 +317,7 @@ impl Admission {
             }
         };
         if ok {
-            self.admitted.insert(id, now);
+            self.admitted.insert(id, (now, spans.len()));
             self.admitted_chunks += 1;
         } else {
             self.skipped_chunks += 1;
@@ -316,7 +328,7 @@ impl Admission {
     /// Forgets admitted traces not seen for `older_than`.
     pub fn expire(&mut self, now: Timestamp, older_than: Duration) {
         self.admitted
-            .retain(|_, seen| now.saturating_since(*seen) < older_than);
+            .retain(|_, (seen, _)| now.saturating_since(*seen) < older_than);
     }
 }
 
@@ -554,7 +566,10 @@ async fn intake(
             AssemblerConfig::default()
         });
     let mut it = Intake {
-        admission: Admission::new(ctx.cfg.store.traces_per_second_per_service),
+        admission: Admission::new(
+            ctx.cfg.store.traces_per_second_per_service,
+            ctx.cfg.store.max_spans_per_trace,
+        ),
         receiver,
         assembler: TraceAssembler::new(acfg),
         totals: HashMap::new(),
@@ -614,7 +629,7 @@ mod tests {
 
     #[test]
     fn admission_rate_errors_and_whole_traces() {
-        let mut a = Admission::new(2.0);
+        let mut a = Admission::new(2.0, 3);
         let t = |s: i64| Timestamp::from_secs(s);
         // Two new traces a second per service, then none until tokens refill.
         assert!(a.admit(&[span(1, "a", 0)], t(0)));
@@ -627,7 +642,10 @@ mod tests {
         assert!(a.admit(&[span(1, "a", 0)], t(0)));
         assert!(!a.admit(&[span(3, "a", 0)], t(0)));
         assert!(a.admit(&[span(6, "a", 0)], t(1)));
-        assert_eq!((a.admitted_chunks, a.skipped_chunks), (6, 2));
+        // Trace 1 holds 2 spans; a third is taken, a fourth would exceed the trace's bound.
+        assert!(a.admit(&[span(1, "a", 0)], t(1)));
+        assert!(!a.admit(&[span(1, "a", 0)], t(1)));
+        assert_eq!((a.admitted_chunks, a.skipped_chunks), (7, 3));
         a.expire(t(100), Duration::from_secs(10));
         assert!(a.admitted.is_empty());
     }
