@@ -24,11 +24,17 @@ pub async fn run_once(check: &str, inst: &Value, timeout: Duration) -> anyhow::R
         eprintln!("meshmon-agent check: instance key {k:?} is not used by the {check} check");
     }
     for k in &jobs.legacy_keys {
-        eprintln!("meshmon-agent check: {k} is a legacy (Istio <= 1.4) key, scraped with the OpenMetrics v2 mapping");
+        eprintln!(
+            "meshmon-agent check: {k} is a legacy (Istio <= 1.4) key, scraped with the OpenMetrics v2 mapping"
+        );
     }
     let mut out = Vec::new();
     for job in jobs.jobs {
-        let t = if inst.get("timeout").is_some() { job.timeout } else { timeout };
+        let t = if inst.get("timeout").is_some() {
+            job.timeout
+        } else {
+            timeout
+        };
         let scraper = meshmon_prom::scrape::Scraper::new(crate::run::scrape::options(t, 64 << 20)?);
         let resp = scraper.scrape(&job.endpoint).await?;
         let mut mapper = meshmon_prom::Mapper::new(job.mapping)?;
@@ -67,7 +73,10 @@ mod tests {
             Timestamp::from_secs(1),
         );
         let j = metric_json(&m);
-        assert_eq!(j, serde_json::json!({"name": "istio.mesh.request.count",
-            "type": "monotonic_count", "value": 3.0, "tags": ["a:1", "b:2"]}));
+        assert_eq!(
+            j,
+            serde_json::json!({"name": "istio.mesh.request.count",
+            "type": "monotonic_count", "value": 3.0, "tags": ["a:1", "b:2"]})
+        );
     }
 }

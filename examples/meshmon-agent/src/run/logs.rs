@@ -152,7 +152,9 @@ fn fingerprint(path: &Path) -> Option<u64> {
 /// Namespace, pod, uid and container of a kubelet pod log path.
 pub fn kubelet_path_parts(root: &Path, file: &Path) -> Option<(String, String, String, String)> {
     let rel = file.strip_prefix(root).ok()?;
-    let mut it = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut it = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let pod_dir = it.next()?;
     let container = it.next()?;
     let _file = it.next()?;
@@ -217,7 +219,11 @@ fn expand_glob(pattern: &str) -> Vec<PathBuf> {
         return Vec::new();
     };
     if !name.contains(['*', '?', '[']) {
-        return if p.is_file() { vec![p.to_owned()] } else { Vec::new() };
+        return if p.is_file() {
+            vec![p.to_owned()]
+        } else {
+            Vec::new()
+        };
     }
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -276,8 +282,8 @@ struct Tailer {
 impl Tailer {
     fn new(ctx: Ctx) -> Self {
         let ad = &ctx.cfg.autodiscovery;
-        let filter = ContainerFilter::new(&ad.container_include, &ad.container_exclude)
-            .unwrap_or_default();
+        let filter =
+            ContainerFilter::new(&ad.container_include, &ad.container_exclude).unwrap_or_default();
         let mut miner_cfg = MinerConfig::default();
         miner_cfg.max_patterns = ctx.cfg.logs.max_patterns;
         miner_cfg.max_samples = ctx.cfg.store.max_samples_per_pattern;
@@ -327,10 +333,7 @@ impl Tailer {
                         .counts
                         .into_iter()
                         .map(|(id, c)| {
-                            let c = c
-                                .into_iter()
-                                .map(|(k, v)| (status_str(&k), v))
-                                .collect();
+                            let c = c.into_iter().map(|(k, v)| (status_str(&k), v)).collect();
                             (PatternId(id), c)
                         })
                         .collect();
@@ -416,7 +419,11 @@ impl Tailer {
                 continue;
             };
             let (dev, ino) = (meta.dev(), meta.ino());
-            if let Some(t) = self.files.iter_mut().find(|t| t.path == path && !t.draining) {
+            if let Some(t) = self
+                .files
+                .iter_mut()
+                .find(|t| t.path == path && !t.draining)
+            {
                 if t.dev == dev && t.ino == ino {
                     continue;
                 }
@@ -432,10 +439,9 @@ impl Tailer {
                 continue;
             }
             let fp = fingerprint(&path);
-            let saved = self
-                .saved
-                .iter()
-                .position(|s| s.dev == dev && s.ino == ino && (s.fingerprint.is_none() || s.fingerprint == fp));
+            let saved = self.saved.iter().position(|s| {
+                s.dev == dev && s.ino == ino && (s.fingerprint.is_none() || s.fingerprint == fp)
+            });
             let mut offset = match saved {
                 Some(i) => {
                     let s = self.saved.swap_remove(i);
@@ -452,13 +458,13 @@ impl Tailer {
             // A file rotated away while the agent was down: finish it first.
             if let Some(i) = self.saved.iter().position(|s| s.path == path) {
                 let s = self.saved.swap_remove(i);
-                if let Some(old) = find_by_inode(&path, s.dev, s.ino) {
-                    if let Some(t) = self.open(old, Arc::new(spec.clone()), s.offset, s.fingerprint) {
-                        let mut t = t;
-                        t.draining = true;
-                        self.counters.files_rotated += 1;
-                        self.files.push(t);
-                    }
+                if let Some(old) = find_by_inode(&path, s.dev, s.ino)
+                    && let Some(t) = self.open(old, Arc::new(spec.clone()), s.offset, s.fingerprint)
+                {
+                    let mut t = t;
+                    t.draining = true;
+                    self.counters.files_rotated += 1;
+                    self.files.push(t);
                 }
             }
             if offset > meta.len() {
@@ -476,12 +482,19 @@ impl Tailer {
         self.first_scan = false;
     }
 
-    fn open(&mut self, path: PathBuf, spec: Arc<SourceSpec>, offset: u64, fp: Option<u64>) -> Option<Tailed> {
+    fn open(
+        &mut self,
+        path: PathBuf,
+        spec: Arc<SourceSpec>,
+        offset: u64,
+        fp: Option<u64>,
+    ) -> Option<Tailed> {
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) => {
                 self.counters.read_errors += 1;
-                self.ctx.log("WARN", "logs", &format!("{}: {e}", path.display()));
+                self.ctx
+                    .log("WARN", "logs", &format!("{}: {e}", path.display()));
                 return None;
             }
         };
@@ -490,13 +503,12 @@ impl Tailer {
             self.counters.read_errors += 1;
             return None;
         }
-        let rules = Processor::new(&spec.rules).unwrap_or_else(|_| {
-            Processor::new(&[]).unwrap_or_else(|_| unreachable_processor())
-        });
+        let rules = Processor::new(&spec.rules)
+            .unwrap_or_else(|_| Processor::new(&[]).unwrap_or_else(|_| unreachable_processor()));
         let multiline = spec.multi_line.as_ref().and_then(|p| {
-            regex::Regex::new(p)
-                .ok()
-                .map(|re| MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default()))
+            regex::Regex::new(p).ok().map(|re| {
+                MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default())
+            })
         });
         self.counters.files_opened += 1;
         self.positions_dirty = true;
@@ -534,16 +546,16 @@ impl Tailer {
         let mut done = Vec::new();
         for (idx, t) in self.files.iter_mut().enumerate() {
             // Copy-truncate: the file is now shorter than what was read.
-            if let Ok(meta) = t.file.metadata() {
-                if meta.len() < t.read_offset {
-                    self.counters.files_truncated += 1;
-                    let _ = t.file.seek(SeekFrom::Start(0));
-                    t.read_offset = 0;
-                    t.committed = 0;
-                    t.partial.clear();
-                    t.partial_start = 0;
-                    t.pending_start = None;
-                }
+            if let Ok(meta) = t.file.metadata()
+                && meta.len() < t.read_offset
+            {
+                self.counters.files_truncated += 1;
+                let _ = t.file.seek(SeekFrom::Start(0));
+                t.read_offset = 0;
+                t.committed = 0;
+                t.partial.clear();
+                t.partial_start = 0;
+                t.pending_start = None;
             }
             let n = match t.file.read(&mut buf) {
                 Ok(n) => n,
@@ -586,12 +598,26 @@ impl Tailer {
                     t.partial.clear();
                 } else if t.partial.is_empty() {
                     let line_start = t.partial_start;
-                    handle_line_at(t, &chunk[start..end], line_start, line_end_offset, &mut records, &mut self.counters);
+                    handle_line_at(
+                        t,
+                        &chunk[start..end],
+                        line_start,
+                        line_end_offset,
+                        &mut records,
+                        &mut self.counters,
+                    );
                 } else {
                     t.partial.extend_from_slice(&chunk[start..end]);
                     let line = std::mem::take(&mut t.partial);
                     let line_start = t.partial_start;
-                    handle_line_at(t, &line, line_start, line_end_offset, &mut records, &mut self.counters);
+                    handle_line_at(
+                        t,
+                        &line,
+                        line_start,
+                        line_end_offset,
+                        &mut records,
+                        &mut self.counters,
+                    );
                 }
                 t.partial_start = line_end_offset;
                 start = end + 1;
@@ -647,7 +673,12 @@ impl Tailer {
             });
             let id = entry.miner.add(&rec.message);
             let status = rec.status.as_str();
-            *entry.counts.entry(id).or_default().entry(status).or_default() += 1;
+            *entry
+                .counts
+                .entry(id)
+                .or_default()
+                .entry(status)
+                .or_default() += 1;
             *entry.window.entry((id, status)).or_default() += 1;
             entry.dirty = true;
             *logs_window.entry((service, source, status)).or_default() += 1;
@@ -668,7 +699,12 @@ impl Tailer {
             if let Ok(tag) = Tag::new("status", status) {
                 tags.insert(tag);
             }
-            metrics.push(Metric::new("logs.count", MetricValue::Count(n as f64), tags, now));
+            metrics.push(Metric::new(
+                "logs.count",
+                MetricValue::Count(n as f64),
+                tags,
+                now,
+            ));
         }
         let mut views: Vec<(String, Vec<PatternView>)> = Vec::new();
         for (key, e) in self.miners.iter_mut() {
@@ -687,12 +723,20 @@ impl Tailer {
             for ((id, status), n) in e.window.drain() {
                 let id = e.miner.resolve(id);
                 let mut tags = base(&e.service, &e.source);
-                for (k, v) in [("status", status.to_owned()), ("pattern_id", id.to_string())] {
+                for (k, v) in [
+                    ("status", status.to_owned()),
+                    ("pattern_id", id.to_string()),
+                ] {
                     if let Ok(tag) = Tag::new(k, &v) {
                         tags.insert(tag);
                     }
                 }
-                metrics.push(Metric::new("logs.pattern.count", MetricValue::Count(n as f64), tags, now));
+                metrics.push(Metric::new(
+                    "logs.pattern.count",
+                    MetricValue::Count(n as f64),
+                    tags,
+                    now,
+                ));
             }
             let v: Vec<PatternView> = e
                 .miner
@@ -742,7 +786,9 @@ impl Tailer {
         v.extend(self.saved.iter().cloned());
         match state::save(&self.positions_path, "log-positions", &v) {
             Ok(()) => self.positions_dirty = false,
-            Err(e) => self.ctx.log("ERROR", "logs", &format!("saving positions: {e}")),
+            Err(e) => self
+                .ctx
+                .log("ERROR", "logs", &format!("saving positions: {e}")),
         }
     }
 
@@ -763,7 +809,8 @@ impl Tailer {
             })
             .collect();
         if let Err(e) = state::save(&self.patterns_path, "log-patterns", &SavedMiners { miners }) {
-            self.ctx.log("ERROR", "logs", &format!("saving patterns: {e}"));
+            self.ctx
+                .log("ERROR", "logs", &format!("saving patterns: {e}"));
         }
     }
 
@@ -784,27 +831,75 @@ impl Tailer {
             "logs",
             json!({ "counters": c, "files": files, "miners": self.miners.len() }),
         );
-        let Ok(mut st) = self.ctx.store.write() else { return };
+        let Ok(mut st) = self.ctx.store.write() else {
+            return;
+        };
         let t = &mut st.telemetry;
         for (name, help, v) in [
             ("meshmon_logs_lines_total", "Log lines read.", c.lines),
             ("meshmon_logs_bytes_total", "Log bytes read.", c.bytes),
-            ("meshmon_logs_records_total", "Log records mined.", c.records),
-            ("meshmon_logs_excluded_total", "Log records excluded by processing rules.", c.excluded_by_rules),
-            ("meshmon_logs_lines_cut_total", "Log lines cut at logs.max_line_bytes.", c.lines_cut),
-            ("meshmon_logs_files_rotated_total", "Rotations seen.", c.files_rotated),
-            ("meshmon_logs_files_truncated_total", "Copy-truncations seen.", c.files_truncated),
-            ("meshmon_logs_files_skipped_total", "Files not tailed because of logs.max_open_files.", c.files_skipped_limit),
-            ("meshmon_logs_read_errors_total", "File read errors.", c.read_errors),
+            (
+                "meshmon_logs_records_total",
+                "Log records mined.",
+                c.records,
+            ),
+            (
+                "meshmon_logs_excluded_total",
+                "Log records excluded by processing rules.",
+                c.excluded_by_rules,
+            ),
+            (
+                "meshmon_logs_lines_cut_total",
+                "Log lines cut at logs.max_line_bytes.",
+                c.lines_cut,
+            ),
+            (
+                "meshmon_logs_files_rotated_total",
+                "Rotations seen.",
+                c.files_rotated,
+            ),
+            (
+                "meshmon_logs_files_truncated_total",
+                "Copy-truncations seen.",
+                c.files_truncated,
+            ),
+            (
+                "meshmon_logs_files_skipped_total",
+                "Files not tailed because of logs.max_open_files.",
+                c.files_skipped_limit,
+            ),
+            (
+                "meshmon_logs_read_errors_total",
+                "File read errors.",
+                c.read_errors,
+            ),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
-        t.set("meshmon_logs_files", "gauge", "Files tailed.", &[], self.files.len() as f64);
+        t.set(
+            "meshmon_logs_files",
+            "gauge",
+            "Files tailed.",
+            &[],
+            self.files.len() as f64,
+        );
         for f in &self.files {
             let p = f.path.to_string_lossy();
             let labels = [("path", p.as_ref()), ("service", f.spec.service.as_str())];
-            t.set("meshmon_logs_file_lines_total", "counter", "Log lines read per file.", &labels, f.lines as f64);
-            t.set("meshmon_logs_file_bytes_total", "counter", "Log bytes read per file.", &labels, f.bytes as f64);
+            t.set(
+                "meshmon_logs_file_lines_total",
+                "counter",
+                "Log lines read per file.",
+                &labels,
+                f.lines as f64,
+            );
+            t.set(
+                "meshmon_logs_file_bytes_total",
+                "counter",
+                "Log bytes read per file.",
+                &labels,
+                f.bytes as f64,
+            );
         }
     }
 }
@@ -824,10 +919,13 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 /// A file in `path`'s folder with this inode (the rotated-away name).
 fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
     let dir = path.parent()?;
-    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).find_map(|e| {
-        let m = e.metadata().ok()?;
-        (m.dev() == dev && m.ino() == ino && e.path() != path).then(|| e.path())
-    })
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let m = e.metadata().ok()?;
+            (m.dev() == dev && m.ino() == ino && e.path() != path).then(|| e.path())
+        })
 }
 
 fn handle_line(
@@ -867,7 +965,11 @@ fn handle_line_at(
     let first = t.pending_start.take().unwrap_or(start);
     if !t.rules.process(&mut rec) {
         c.excluded_by_rules += 1;
-        t.committed = if t.multiline.is_some() { t.committed } else { end };
+        t.committed = if t.multiline.is_some() {
+            t.committed
+        } else {
+            end
+        };
         return;
     }
     match t.multiline.as_mut() {
@@ -891,10 +993,10 @@ fn flush_held(t: &mut Tailed, out: &mut Vec<(Arc<SourceSpec>, LogRecord)>, _now:
     for r in t.parser.flush() {
         out.push((t.spec.clone(), r));
     }
-    if let Some(ml) = t.multiline.as_mut() {
-        if let Some(r) = ml.flush() {
-            out.push((t.spec.clone(), r));
-        }
+    if let Some(ml) = t.multiline.as_mut()
+        && let Some(r) = ml.flush()
+    {
+        out.push((t.spec.clone(), r));
     }
     t.pending_start = None;
 }

@@ -55,7 +55,8 @@ pub async fn run(
                 if let Ok(mut st) = ctx.store.write() {
                     for id in &r.ids {
                         st.remove_check(id);
-                        st.telemetry.remove_matching(SCRAPES, &format!("id=\"{id}\""));
+                        st.telemetry
+                            .remove_matching(SCRAPES, &format!("id=\"{id}\""));
                     }
                 }
                 ctx.log("INFO", "scrape", &format!("unscheduled config {d:016x}"));
@@ -69,7 +70,11 @@ pub async fn run(
             let jobs = match check::jobs_for(&s.config) {
                 Ok(j) => j,
                 Err(e) => {
-                    ctx.log("ERROR", "scrape", &format!("{} ({}): {e}", s.config.id, s.config.check));
+                    ctx.log(
+                        "ERROR",
+                        "scrape",
+                        &format!("{} ({}): {e}", s.config.id, s.config.check),
+                    );
                     if let Ok(mut st) = ctx.store.write() {
                         st.set_check(CheckHealth {
                             id: s.config.id.clone(),
@@ -139,21 +144,29 @@ pub async fn run(
                     }
                 };
                 let every = interval_of(&ctx, &s.config.instance, &job);
-                handles.push(tokio::spawn(instance_loop(
-                    ctx.clone(),
+                let inst = Instance {
                     scraper,
-                    every,
-                    sem.clone(),
+                    interval: every,
                     job,
                     health,
-                    d,
+                    digest: d,
+                };
+                handles.push(tokio::spawn(instance_loop(
+                    ctx.clone(),
+                    inst,
+                    sem.clone(),
                     stop_rx.clone(),
                 )));
             }
             ctx.log(
                 "INFO",
                 "scrape",
-                &format!("scheduled {} ({}), {} endpoint(s)", s.config.id, s.config.check, ids.len()),
+                &format!(
+                    "scheduled {} ({}), {} endpoint(s)",
+                    s.config.id,
+                    s.config.check,
+                    ids.len()
+                ),
             );
             let handle = tokio::spawn(async move {
                 for h in handles {
@@ -195,19 +208,35 @@ fn interval_of(ctx: &Ctx, instance: &serde_json::Value, job: &ScrapeJob) -> std:
 }
 
 fn state_name(digest: u64, namespace: &str) -> String {
-    format!("deltas-{digest:016x}-{}.json", namespace.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+    format!(
+        "deltas-{digest:016x}-{}.json",
+        namespace.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
+}
+
+/// One scheduled endpoint.
+struct Instance {
+    scraper: Scraper,
+    interval: std::time::Duration,
+    job: ScrapeJob,
+    health: CheckHealth,
+    /// The config's digest (names its state file, seeds its jitter).
+    digest: u64,
 }
 
 async fn instance_loop(
     ctx: Ctx,
-    scraper: Scraper,
-    interval: std::time::Duration,
+    inst: Instance,
     sem: Arc<Semaphore>,
-    job: ScrapeJob,
-    mut health: CheckHealth,
-    digest: u64,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Instance {
+        scraper,
+        interval,
+        job,
+        mut health,
+        digest,
+    } = inst;
     let mut mapper = match Mapper::new(job.mapping.clone()) {
         Ok(m) => m,
         Err(e) => {
@@ -231,7 +260,11 @@ async fn instance_loop(
         Loaded::SetAside { reason, moved_to } => ctx.log(
             "WARN",
             "scrape",
-            &format!("{}: counter state {reason}; moved to {}", health.id, moved_to.display()),
+            &format!(
+                "{}: counter state {reason}; moved to {}",
+                health.id,
+                moved_to.display()
+            ),
         ),
     }
     let extra: Tags = ctx.global_tags.clone();
@@ -243,7 +276,9 @@ async fn instance_loop(
             _ = super::stopped(&mut stop) => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        let Ok(_permit) = sem.acquire().await else { break };
+        let Ok(_permit) = sem.acquire().await else {
+            break;
+        };
         let started = ctx.clock.now();
         let result = scraper.scrape(&job.endpoint).await;
         let now = ctx.clock.now();
@@ -304,19 +339,61 @@ async fn instance_loop(
 
 fn save_deltas(ctx: &Ctx, path: &std::path::Path, deltas: &MonotonicDeltas, id: &str) {
     if let Err(e) = state::save(path, "deltas", &deltas.snapshot()) {
-        ctx.log("WARN", "scrape", &format!("{id}: saving counter state: {e}"));
+        ctx.log(
+            "WARN",
+            "scrape",
+            &format!("{id}: saving counter state: {e}"),
+        );
     }
 }
 
 fn publish(ctx: &Ctx, h: &CheckHealth) {
-    let Ok(mut st) = ctx.store.write() else { return };
+    let Ok(mut st) = ctx.store.write() else {
+        return;
+    };
     let labels = [("check", h.check.as_str()), ("id", h.id.as_str())];
     let t = &mut st.telemetry;
-    t.set(SCRAPES, "counter", "Check runs by target.", &labels, h.runs as f64);
-    t.set("meshmon_check_failures_total", "counter", "Failed check runs by target.", &labels, h.failures as f64);
-    t.set("meshmon_check_up", "gauge", "1 when the target's last scrape succeeded.", &labels, if h.status == "up" { 1.0 } else { 0.0 });
-    t.set("meshmon_check_duration_seconds", "gauge", "Duration of the target's last scrape.", &labels, h.duration_ms / 1e3);
-    t.set("meshmon_check_samples", "gauge", "Samples in the target's last scrape.", &labels, h.samples as f64);
-    t.set("meshmon_check_bytes", "gauge", "Bytes received in the target's last scrape.", &labels, h.bytes as f64);
+    t.set(
+        SCRAPES,
+        "counter",
+        "Check runs by target.",
+        &labels,
+        h.runs as f64,
+    );
+    t.set(
+        "meshmon_check_failures_total",
+        "counter",
+        "Failed check runs by target.",
+        &labels,
+        h.failures as f64,
+    );
+    t.set(
+        "meshmon_check_up",
+        "gauge",
+        "1 when the target's last scrape succeeded.",
+        &labels,
+        if h.status == "up" { 1.0 } else { 0.0 },
+    );
+    t.set(
+        "meshmon_check_duration_seconds",
+        "gauge",
+        "Duration of the target's last scrape.",
+        &labels,
+        h.duration_ms / 1e3,
+    );
+    t.set(
+        "meshmon_check_samples",
+        "gauge",
+        "Samples in the target's last scrape.",
+        &labels,
+        h.samples as f64,
+    );
+    t.set(
+        "meshmon_check_bytes",
+        "gauge",
+        "Bytes received in the target's last scrape.",
+        &labels,
+        h.bytes as f64,
+    );
     st.set_check(h.clone());
 }

@@ -19,9 +19,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use meshmon_trace::Bytes;
 use http_body_util::{BodyExt, Full};
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
+use meshmon_trace::Bytes;
 use meshmon_trace::OwnedSpan;
 use meshmon_trace::assembly::{AssembledTrace, AssemblerConfig, TraceAssembler};
 use meshmon_trace::decode::Limits;
@@ -51,7 +51,11 @@ pub struct Bound {
 
 /// Binds the intake's listeners.
 pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
-    let ip = if ctx.cfg.apm.non_local_traffic { "0.0.0.0" } else { "127.0.0.1" };
+    let ip = if ctx.cfg.apm.non_local_traffic {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
+    };
     let dd_addr = format!("{ip}:{}", ctx.cfg.apm.receiver_port);
     let dd = TcpListener::bind(&dd_addr)
         .await
@@ -77,13 +81,15 @@ pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
     })
 }
 
+/// What the intake answers: status, headers, body.
+type IntakeReply = (u16, Vec<(String, String)>, Vec<u8>);
+
 struct IntakeReq {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
     body: Bytes,
-    reply: oneshot::Sender<(u16, Vec<(String, String)>, Vec<u8>)>,
-
+    reply: oneshot::Sender<IntakeReply>,
 }
 
 #[derive(Default, Debug)]
@@ -101,16 +107,36 @@ impl Bound {
         let counters = Arc::new(HttpCounters::default());
         let mut v: Vec<(&'static str, Task)> = vec![(
             "traces-intake",
-            Box::pin(intake(ctx.clone(), self.receiver, rx, counters.clone(), shutdown.clone())),
+            Box::pin(intake(
+                ctx.clone(),
+                self.receiver,
+                rx,
+                counters.clone(),
+                shutdown.clone(),
+            )),
         )];
         v.push((
             "traces-http",
-            Box::pin(accept(self.dd, tx.clone(), ctx.cfg.apm.max_body_bytes, false, counters.clone(), shutdown.clone())),
+            Box::pin(accept(
+                self.dd,
+                tx.clone(),
+                ctx.cfg.apm.max_body_bytes,
+                false,
+                counters.clone(),
+                shutdown.clone(),
+            )),
         ));
         if let Some(z) = self.zipkin {
             v.push((
                 "zipkin-http",
-                Box::pin(accept(z, tx, ctx.cfg.apm.max_body_bytes, true, counters, shutdown)),
+                Box::pin(accept(
+                    z,
+                    tx,
+                    ctx.cfg.apm.max_body_bytes,
+                    true,
+                    counters,
+                    shutdown,
+                )),
             ));
         }
         v
@@ -121,7 +147,8 @@ type Resp = hyper::Response<Full<Bytes>>;
 
 fn reply(status: u16, body: impl Into<Bytes>) -> Resp {
     let mut r = hyper::Response::new(Full::new(body.into()));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     r
 }
 
@@ -144,11 +171,10 @@ async fn handle(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
-            return Ok(reply(413, "payload too large\n"));
-        }
+        c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
+        return Ok(reply(413, "payload too large\n"));
     }
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
@@ -160,7 +186,12 @@ async fn handle(
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let (rtx, rrx) = oneshot::channel();
     let msg = IntakeReq {
@@ -173,7 +204,8 @@ async fn handle(
     if tx.try_send(msg).is_err() {
         c.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
         let mut r = reply(429, "too many requests: the intake queue is full\n");
-        r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
         return Ok(r);
     }
     let Ok((status, hdrs, body)) = rrx.await else {
@@ -235,7 +267,11 @@ fn stored(spans: &[OwnedSpan]) -> Vec<StoredSpan> {
             start: s.start,
             duration: s.duration,
             error: s.is_error(),
-            meta: s.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            meta: s
+                .meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .collect()
 }
@@ -282,7 +318,9 @@ impl Admission {
 
     /// Whether the store takes this chunk.
     pub fn admit(&mut self, spans: &[meshmon_trace::Span<'_>], now: Timestamp) -> bool {
-        let Some(first) = spans.first() else { return false };
+        let Some(first) = spans.first() else {
+            return false;
+        };
         let id = first.trace_id_128();
         if let Some((seen, n)) = self.admitted.get_mut(&id) {
             *seen = now;
@@ -388,7 +426,14 @@ impl Intake {
             }));
         }
         metrics.extend(percentile_series(&buckets, global, now));
-        let window = self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64().max(1e-3);
+        let window = self
+            .ctx
+            .cfg
+            .apm
+            .stats_flush_interval
+            .0
+            .as_secs_f64()
+            .max(1e-3);
         let services = red_by_service(&buckets, window, &mut self.totals);
         let edges: Vec<Edge> = self
             .receiver
@@ -410,7 +455,13 @@ impl Intake {
                 .services()
                 .iter()
                 .map(|s| {
-                    let quiet = ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() };
+                    let quiet = ServiceRed {
+                        hits: 0,
+                        errors: 0,
+                        rate: 0.0,
+                        error_rate: 0.0,
+                        ..s.clone()
+                    };
                     (s.service.clone(), quiet)
                 })
                 .collect();
@@ -444,20 +495,66 @@ impl Intake {
                 "chunks_not_stored": self.admission.skipped_chunks,
             }),
         );
-        let Ok(mut st) = self.ctx.store.write() else { return };
+        let Ok(mut st) = self.ctx.store.write() else {
+            return;
+        };
         let t = &mut st.telemetry;
         for (name, help, v) in [
-            ("meshmon_trace_payloads_total", "Trace payloads decoded.", c.payloads),
-            ("meshmon_trace_payloads_invalid_total", "Trace payloads that failed to decode.", c.payloads_invalid),
-            ("meshmon_trace_requests_total", "HTTP requests to the trace intake.", h.requests.load(Ordering::Relaxed)),
-            ("meshmon_trace_requests_rejected_queue_full_total", "Requests answered 429 because a queue was full.", queue_full),
-            ("meshmon_trace_requests_rejected_too_large_total", "Requests answered 413.", too_large),
-            ("meshmon_spans_received_total", "Spans received.", c.spans_received),
-            ("meshmon_spans_kept_total", "Spans kept by sampling.", c.spans_kept),
-            ("meshmon_spans_sampled_out_total", "Spans sampled out.", c.spans_sampled_out),
-            ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped()),
-            ("meshmon_traces_stored_total", "Traces handed to the store.", self.traces_stored),
-            ("meshmon_trace_chunks_not_stored_total", "Kept chunks not copied into the trace store (admission rate).", self.admission.skipped_chunks),
+            (
+                "meshmon_trace_payloads_total",
+                "Trace payloads decoded.",
+                c.payloads,
+            ),
+            (
+                "meshmon_trace_payloads_invalid_total",
+                "Trace payloads that failed to decode.",
+                c.payloads_invalid,
+            ),
+            (
+                "meshmon_trace_requests_total",
+                "HTTP requests to the trace intake.",
+                h.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "meshmon_trace_requests_rejected_queue_full_total",
+                "Requests answered 429 because a queue was full.",
+                queue_full,
+            ),
+            (
+                "meshmon_trace_requests_rejected_too_large_total",
+                "Requests answered 413.",
+                too_large,
+            ),
+            (
+                "meshmon_spans_received_total",
+                "Spans received.",
+                c.spans_received,
+            ),
+            (
+                "meshmon_spans_kept_total",
+                "Spans kept by sampling.",
+                c.spans_kept,
+            ),
+            (
+                "meshmon_spans_sampled_out_total",
+                "Spans sampled out.",
+                c.spans_sampled_out,
+            ),
+            (
+                "meshmon_spans_dropped_total",
+                "Spans dropped (normalisation or queue).",
+                c.spans_dropped(),
+            ),
+            (
+                "meshmon_traces_stored_total",
+                "Traces handed to the store.",
+                self.traces_stored,
+            ),
+            (
+                "meshmon_trace_chunks_not_stored_total",
+                "Kept chunks not copied into the trace store (admission rate).",
+                self.admission.skipped_chunks,
+            ),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
@@ -465,9 +562,18 @@ impl Intake {
 
     fn serve(&mut self, m: IntakeReq) {
         let now = self.ctx.clock.now();
-        let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let hdrs: Vec<(&str, &str)> = m
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let resp = self.receiver.handle(
-            &Request { method: &m.method, path: &m.path, headers: &hdrs, body: m.body.clone() },
+            &Request {
+                method: &m.method,
+                path: &m.path,
+                headers: &hdrs,
+                body: m.body.clone(),
+            },
             now,
         );
         let _ = m.reply.send((resp.status, resp.headers, resp.body));
@@ -512,7 +618,11 @@ pub fn percentile_series(buckets: &[StatsBucket], global: &Tags, now: Timestamp)
     out
 }
 
-fn red_by_service(buckets: &[StatsBucket], window_s: f64, totals: &mut HashMap<String, (u64, u64)>) -> Vec<ServiceRed> {
+fn red_by_service(
+    buckets: &[StatsBucket],
+    window_s: f64,
+    totals: &mut HashMap<String, (u64, u64)>,
+) -> Vec<ServiceRed> {
     let mut per: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
     for b in buckets {
         for (k, g) in &b.groups {
@@ -538,7 +648,11 @@ fn red_by_service(buckets: &[StatsBucket], window_s: f64, totals: &mut HashMap<S
                 hits: g.hits,
                 errors: g.errors,
                 rate: g.hits as f64 / window_s,
-                error_rate: if g.hits > 0 { g.errors as f64 / g.hits as f64 } else { 0.0 },
+                error_rate: if g.hits > 0 {
+                    g.errors as f64 / g.hits as f64
+                } else {
+                    0.0
+                },
                 p50_ms: ms(0.5),
                 p95_ms: ms(0.95),
                 p99_ms: ms(0.99),
@@ -562,7 +676,11 @@ async fn intake(
         .with_inactivity_timeout(apm.trace_timeout.0)
         .and_then(|c| c.with_max_spans(apm.max_assembling_spans, ctx.cfg.store.max_spans_per_trace))
         .unwrap_or_else(|e| {
-            ctx.log("ERROR", "traces", &format!("assembler config: {e}; using defaults"));
+            ctx.log(
+                "ERROR",
+                "traces",
+                &format!("assembler config: {e}; using defaults"),
+            );
             AssemblerConfig::default()
         });
     let mut it = Intake {
@@ -624,7 +742,13 @@ mod tests {
     use meshmon_trace::Span;
 
     fn span(id: u64, svc: &'static str, error: i32) -> Span<'static> {
-        Span { service: svc.into(), trace_id: id, span_id: id, error, ..Span::default() }
+        Span {
+            service: svc.into(),
+            trace_id: id,
+            span_id: id,
+            error,
+            ..Span::default()
+        }
     }
 
     #[test]
