@@ -1,6 +1,5 @@
 //! Parsers, processing rules and multi-line aggregation on lines in the formats a mesh
 //! produces (lines written from the formats' documentation).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use meshmon_core::Timestamp;
 use meshmon_logs::format::{

@@ -1,6 +1,5 @@
 //! Pattern miner behaviour: typed wildcards, stable ids through merges and persistence,
 //! pattern-set merge, the pattern limit policy and the regex property on edge cases.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use meshmon_logs::pattern::token::{TokenKind, VarKind, tokenize};
 use meshmon_logs::pattern::{Miner, MinerConfig, PatternId};
@@ -93,14 +92,14 @@ fn groups_and_renders() {
     assert_eq!(a, b);
     assert_ne!(a, c);
     let p = m.pattern(a).unwrap();
-    // `22 ssh2`: a run of variables is one variable.
+    // `ssh2` is the protocol, a constant with a digit: it stays in the template.
     assert_eq!(
         p.template(),
-        "Accepted publickey for alice from <*> port <*>"
+        "Accepted publickey for alice from <*> port <*> ssh2"
     );
     assert_eq!(
         p.typed_template(),
-        "Accepted publickey for alice from <ipv4> port <*>"
+        "Accepted publickey for alice from <ipv4> port <num> ssh2"
     );
     let vars: Vec<_> = p.variables().collect();
     let top = vars[0].values.top(5);
@@ -171,15 +170,17 @@ fn persistence_keeps_ids() {
     }
     // New patterns get fresh ids after the restored ones.
     let new = back.add("completely different message");
-    assert!(new.0 > ids.iter().map(|i| i.0).max().unwrap());
+    assert!(new.get() > ids.iter().map(|i| i.get()).max().unwrap());
     // Aliases survive too.
     let mut m = Miner::default();
     let first = m.add("removing a");
-    for w in ["b", "c", "d", "e"] {
+    let aliased = m.add("removing b");
+    assert_ne!(aliased, first);
+    for w in ["c", "d", "e"] {
         m.add(&format!("removing {w}"));
     }
-    let aliased = PatternId(2);
     assert_eq!(m.resolve(aliased), first);
+    assert!(!m.is_live(aliased) && m.is_live(first));
     let back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     assert_eq!(back.resolve(aliased), first);
     assert_eq!(back.pattern(aliased).unwrap().template(), "removing <*>");
@@ -205,7 +206,7 @@ fn merge_pattern_sets() {
 fn pattern_limit_policy_is_counted() {
     let mut cfg = MinerConfig::default();
     cfg.max_patterns = 2;
-    let mut m = Miner::new(cfg);
+    let mut m = Miner::new(cfg).unwrap();
     let a = m.add("alpha one");
     let b = m.add("beta two three");
     // Same bucket as "alpha one" but a different word: joins it (forced).
@@ -225,7 +226,7 @@ fn pattern_limit_policy_is_counted() {
 fn regex_property_on_edge_cases() {
     let mut cfg = MinerConfig::default();
     cfg.max_tokens = 8;
-    let mut m = Miner::new(cfg);
+    let mut m = Miner::new(cfg).unwrap();
     let msgs = [
         "",
         "   ",
@@ -274,11 +275,8 @@ fn first_word_generalises_with_evidence_and_persists() {
             ))
         })
         .collect();
-    assert_ne!(
-        m.resolve(ids[0]),
-        m.resolve(ids[1]).max(PatternId(99)),
-        "sanity"
-    );
+    // Distinct patterns until enough programs were seen.
+    assert_ne!(ids[0], ids[1]);
     for id in &ids {
         assert_eq!(m.resolve(*id), ids[0]);
     }

@@ -84,7 +84,7 @@ fn pattern_out(p: &Pattern) -> PatternOut<'_> {
         })
         .collect();
     PatternOut {
-        id: p.id().0,
+        id: p.id().get(),
         count: p.count(),
         template: p.template(),
         typed_template: p.typed_template(),
@@ -179,7 +179,7 @@ fn patterns_cmd(
                     Some(p) => p.template(),
                     None => "<*>".to_owned(),
                 });
-            w.write_record([(i + 1).to_string(), id.0.to_string(), t.clone()])?;
+            w.write_record([(i + 1).to_string(), id.get().to_string(), t.clone()])?;
         }
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;

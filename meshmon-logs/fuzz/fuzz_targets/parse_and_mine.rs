@@ -16,7 +16,9 @@ fuzz_target!(|data: &[u8]| {
         cfg.max_patterns = 3;
         cfg.max_tokens = 6;
     }
-    let mut miner = Miner::new(cfg);
+    let Ok(mut miner) = Miner::new(cfg) else {
+        return;
+    };
     let mut parser = LineParser::new(Format::Auto);
     let mut ml = MultiLine::new(Continuation::Indented, MultiLineConfig::default());
     let mut msgs = Vec::new();

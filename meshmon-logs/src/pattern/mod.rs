@@ -28,6 +28,7 @@
 //! constant word.
 
 mod hash;
+mod set;
 pub mod token;
 pub mod topk;
 
@@ -36,19 +37,32 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use hash::{Fx, IdBuild};
+pub use set::{PatternSet, StatusCounts};
 use token::{Token, TokenKind, VarKind, is_ws, tokenize};
 pub use topk::{TopK, ValueCount};
 
 /// A pattern's stable identifier. Ids start at 1; [`PatternId::OVERFLOW`] (0) is the
 /// catch-all returned when [`MinerConfig::max_patterns`] is reached and no existing
 /// pattern is close enough.
+///
+/// Ids are handed out only by a [`Miner`] (or read back from its persisted state), so
+/// they cannot be forged from arbitrary numbers. When patterns converge, the ids of the
+/// merged patterns become aliases of the surviving one: [`Miner::resolve`] maps any id
+/// handed out earlier to the live pattern, [`Miner::is_live`] tells whether an id still
+/// names a pattern of its own, and [`PatternSet`] keeps per-pattern counts under the live
+/// id (summed on every merge), so no caller-side table goes stale silently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PatternId(pub u64);
+pub struct PatternId(u64);
 
 impl PatternId {
     /// The catch-all id for messages refused because the pattern limit was reached.
     pub const OVERFLOW: PatternId = PatternId(0);
+
+    /// The id as a number (for display, CSV columns, metrics tags).
+    pub const fn get(self) -> u64 {
+        self.0
+    }
 }
 
 impl std::fmt::Display for PatternId {
@@ -94,9 +108,53 @@ impl Default for MinerConfig {
     }
 }
 
+/// An invalid [`MinerConfig`] setting: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field is below its minimum.
+    #[error("miner config: {field} = {value} is below the minimum {min}")]
+    TooSmall {
+        /// The field's name.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest accepted value.
+        min: usize,
+    },
+}
+
+impl MinerConfig {
+    /// Checks every field: `distinct_values >= 2` (one value is no evidence),
+    /// `max_patterns >= 1`, `max_tokens >= 2`, `value_slots >= 1`, `max_value_len >= 1`.
+    ///
+    /// ```
+    /// use meshmon_logs::pattern::{ConfigError, MinerConfig};
+    /// let mut c = MinerConfig::default();
+    /// assert!(c.validate().is_ok());
+    /// c.max_patterns = 0;
+    /// assert!(matches!(c.validate(), Err(ConfigError::TooSmall { field: "max_patterns", .. })));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value, min) in [
+            ("distinct_values", self.distinct_values, 2),
+            ("max_patterns", self.max_patterns, 1),
+            ("max_tokens", self.max_tokens, 2),
+            ("value_slots", self.value_slots, 1),
+            ("max_value_len", self.max_value_len, 1),
+        ] {
+            if value < min {
+                return Err(ConfigError::TooSmall { field, value, min });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Counters of what the miner did, including every limit hit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MinerStats {
     /// Messages added.
     pub messages: u64,
@@ -125,6 +183,13 @@ pub enum Slot {
     /// A punctuation byte.
     Punct {
         /// The punctuation (one ASCII character).
+        text: String,
+    },
+    /// A constant pinned by the caller: a structured field that defines the event (an
+    /// HTTP method, a response code, Envoy response flags; see [`PatternSet`]). Matched
+    /// exactly like punctuation and never generalised.
+    Fixed {
+        /// The constant.
         text: String,
     },
     /// A variable.
@@ -282,7 +347,9 @@ impl Pattern {
                 s.push(' ');
             }
             match &p.slot {
-                Slot::Word { text } | Slot::Punct { text } => s.push_str(text),
+                Slot::Word { text } | Slot::Punct { text } | Slot::Fixed { text } => {
+                    s.push_str(text)
+                }
                 Slot::Var(v) => s.push_str(var(v)),
             }
         }
@@ -313,7 +380,9 @@ impl Pattern {
                 s.push('+');
             }
             match &p.slot {
-                Slot::Word { text } | Slot::Punct { text } => s.push_str(&regex::escape(text)),
+                Slot::Word { text } | Slot::Punct { text } | Slot::Fixed { text } => {
+                    s.push_str(&regex::escape(text))
+                }
                 Slot::Var(v) => s.push_str(v.regex()),
             }
         }
@@ -337,7 +406,7 @@ impl Pattern {
 /// assert_eq!(p.count(), 2);
 /// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "MinerState", into = "MinerState")]
+#[serde(try_from = "MinerState", into = "MinerState")]
 pub struct Miner {
     config: MinerConfig,
     /// Patterns by id − 1; `None` once merged away.
@@ -351,6 +420,10 @@ pub struct Miner {
     live: usize,
     stats: MinerStats,
     scratch: Vec<Token>,
+    /// `(from, into)` of every merge since the last [`Miner::take_merges`], recorded only
+    /// when `log_merges` is set (by [`PatternSet`], which moves its counts along).
+    merges: Vec<(PatternId, PatternId)>,
+    log_merges: bool,
 }
 
 /// The persisted form of a [`Miner`] (what serde reads and writes).
@@ -378,9 +451,11 @@ impl From<Miner> for MinerState {
     }
 }
 
-impl From<MinerState> for Miner {
-    fn from(s: MinerState) -> Self {
-        let mut m = Miner::new(s.config);
+impl TryFrom<MinerState> for Miner {
+    type Error = ConfigError;
+
+    fn try_from(s: MinerState) -> Result<Self, ConfigError> {
+        let mut m = Miner::new(s.config)?;
         m.stats = s.stats;
         let n = s
             .next_id
@@ -401,7 +476,7 @@ impl From<MinerState> for Miner {
             m.live += 1;
         }
         m.aliases = s.aliases.into_iter().collect();
-        m
+        Ok(m)
     }
 }
 
@@ -409,6 +484,7 @@ impl From<MinerState> for Miner {
 enum Class {
     Word,
     Punct,
+    Fixed,
 }
 
 fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u64 {
@@ -430,6 +506,10 @@ fn key_hash_with<'a>(
                 h.word(
                     0x100 | u64::from(text.first().copied().unwrap_or(0)) | (u64::from(space) << 9),
                 );
+            }
+            Class::Fixed => {
+                h.word(0x800 | (u64::from(space) << 9));
+                h.bytes(text);
             }
             Class::Word => {
                 h.word(0x400 | (u64::from(space) << 9));
@@ -465,6 +545,7 @@ fn classes(pos: &[Position]) -> impl Iterator<Item = (Class, &[u8], bool, bool)>
         let space = p.space_before && i > 0;
         match &p.slot {
             Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
             Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
             Slot::Var(_) => (Class::Word, &[][..], space, false),
         }
@@ -476,6 +557,7 @@ fn key_of_positions(pos: &[Position]) -> u64 {
         let space = p.space_before && i > 0;
         match &p.slot {
             Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
             Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
             Slot::Var(_) => (Class::Word, &[][..], space, false),
         }
@@ -485,7 +567,7 @@ fn key_of_positions(pos: &[Position]) -> u64 {
 /// The index of the first word position (the one in the bucket key).
 fn first_word(pos: &[Position]) -> Option<usize> {
     pos.iter()
-        .position(|p| !matches!(p.slot, Slot::Punct { .. }))
+        .position(|p| matches!(p.slot, Slot::Word { .. } | Slot::Var(_)))
 }
 
 /// For a template whose first word is constant: its key with that word as a variable.
@@ -499,6 +581,7 @@ fn var_first_key(pos: &[Position]) -> Option<u64> {
             let space = p.space_before && i > 0;
             match &p.slot {
                 Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+                Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
                 Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
                 Slot::Var(_) => (Class::Word, &[][..], space, false),
             }
@@ -518,6 +601,7 @@ fn key_of_tokens_with(msg: &str, toks: &[Token], var_first: bool) -> u64 {
             let text = t.text(msg).as_bytes();
             match t.kind {
                 TokenKind::Punct => (Class::Punct, text, space, false),
+                TokenKind::Fixed => (Class::Fixed, text, space, false),
                 TokenKind::Word => (Class::Word, text, space, true),
                 TokenKind::Var(_) => (Class::Word, text, space, false),
             }
@@ -535,12 +619,13 @@ fn similarity(pat: &[Position], msg: &str, toks: &[Token]) -> Option<f64> {
     let (mut words, mut matched) = (0u32, 0u32);
     for (p, t) in pat.iter().zip(toks) {
         match (&p.slot, t.kind) {
-            (Slot::Punct { text }, TokenKind::Punct) => {
+            (Slot::Punct { text }, TokenKind::Punct) | (Slot::Fixed { text }, TokenKind::Fixed) => {
                 if text.as_bytes() != t.text(msg).as_bytes() {
                     return None;
                 }
             }
-            (Slot::Punct { .. }, _) | (_, TokenKind::Punct) => return None,
+            (Slot::Punct { .. } | Slot::Fixed { .. }, _)
+            | (_, TokenKind::Punct | TokenKind::Fixed) => return None,
             (Slot::Var(_), _) | (_, TokenKind::Var(_)) => {
                 words += 1;
                 matched += 1;
@@ -568,9 +653,9 @@ fn compatible(pat: &[Position], msg: &str, toks: &[Token]) -> bool {
         && pat.iter().zip(toks).all(|(p, t)| match (&p.slot, t.kind) {
             (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
             (Slot::Word { .. }, TokenKind::Var(_)) => true,
-            (Slot::Word { text }, TokenKind::Word) | (Slot::Punct { text }, TokenKind::Punct) => {
-                text.as_bytes() == t.text(msg).as_bytes()
-            }
+            (Slot::Word { text }, TokenKind::Word)
+            | (Slot::Punct { text }, TokenKind::Punct)
+            | (Slot::Fixed { text }, TokenKind::Fixed) => text.as_bytes() == t.text(msg).as_bytes(),
             _ => false,
         })
 }
@@ -583,12 +668,14 @@ fn template_similarity(a: &[Position], b: &[Position]) -> Option<f64> {
     let (mut words, mut matched) = (0u32, 0u32);
     for (p, q) in a.iter().zip(b) {
         match (&p.slot, &q.slot) {
-            (Slot::Punct { text: x }, Slot::Punct { text: y }) => {
+            (Slot::Punct { text: x }, Slot::Punct { text: y })
+            | (Slot::Fixed { text: x }, Slot::Fixed { text: y }) => {
                 if x != y {
                     return None;
                 }
             }
-            (Slot::Punct { .. }, _) | (_, Slot::Punct { .. }) => return None,
+            (Slot::Punct { .. } | Slot::Fixed { .. }, _)
+            | (_, Slot::Punct { .. } | Slot::Fixed { .. }) => return None,
             (Slot::Var(_), _) | (_, Slot::Var(_)) => {
                 words += 1;
                 matched += 1;
@@ -622,11 +709,35 @@ fn covers(general: &[Position], specific: &[Position]) -> bool {
 }
 
 impl Miner {
-    /// A miner with the given configuration.
-    pub fn new(config: MinerConfig) -> Self {
-        Self {
+    /// A miner with the given configuration, validated first.
+    pub fn new(config: MinerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             config,
             ..Self::default()
+        })
+    }
+
+    /// Whether `id` names a live pattern of this miner (not merged away, not unknown).
+    pub fn is_live(&self, id: PatternId) -> bool {
+        id.0.checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.patterns.get(i))
+            .is_some_and(Option::is_some)
+    }
+
+    /// The `(from, into)` pairs of the merges since the last call (only recorded after
+    /// [`Miner::set_merge_log`]`(true)`).
+    pub fn take_merges(&mut self) -> Vec<(PatternId, PatternId)> {
+        std::mem::take(&mut self.merges)
+    }
+
+    /// Records every merge for [`Miner::take_merges`] (off by default: a miner used on
+    /// its own never grows this log).
+    pub fn set_merge_log(&mut self, on: bool) {
+        self.log_merges = on;
+        if !on {
+            self.merges.clear();
         }
     }
 
@@ -687,10 +798,11 @@ impl Miner {
                         .zip(&toks)
                         .all(|(pos, t)| match (&pos.slot, t.kind) {
                             (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
-                            (
-                                Slot::Word { text } | Slot::Punct { text },
-                                TokenKind::Word | TokenKind::Punct,
-                            ) => text.as_bytes() == t.text(message).as_bytes(),
+                            (Slot::Word { text }, TokenKind::Word)
+                            | (Slot::Punct { text }, TokenKind::Punct)
+                            | (Slot::Fixed { text }, TokenKind::Fixed) => {
+                                text.as_bytes() == t.text(message).as_bytes()
+                            }
                             _ => false,
                         });
                 fits.then_some(p.id)
@@ -728,6 +840,18 @@ impl Miner {
         id
     }
 
+    /// Adds a message already tokenised by the caller (structured records: see
+    /// [`PatternSet::observe`]); `toks` must be ranges of `msg` in order.
+    pub(crate) fn add_prepared(&mut self, msg: &str, toks: &[Token]) -> PatternId {
+        self.stats.messages += 1;
+        self.add_tokens(msg, toks)
+    }
+
+    /// Drains the merge log (see [`Miner::set_merge_log`]) without allocating.
+    pub(crate) fn drain_merges(&mut self) -> std::vec::Drain<'_, (PatternId, PatternId)> {
+        self.merges.drain(..)
+    }
+
     fn add_tokens(&mut self, msg: &str, toks: &[Token]) -> PatternId {
         let key = key_of_tokens(msg, toks);
         let full = self.live >= self.config.max_patterns;
@@ -753,7 +877,7 @@ impl Miner {
         if best.is_none_or(|(sim, _)| sim < 1.0)
             && toks
                 .iter()
-                .find(|t| t.kind != TokenKind::Punct)
+                .find(|t| matches!(t.kind, TokenKind::Word | TokenKind::Var(_)))
                 .is_some_and(|t| t.kind == TokenKind::Word)
         {
             let vkey = key_of_tokens_with(msg, toks, true);
@@ -925,6 +1049,9 @@ impl Miner {
                     TokenKind::Punct => Slot::Punct {
                         text: text.to_owned(),
                     },
+                    TokenKind::Fixed => Slot::Fixed {
+                        text: text.to_owned(),
+                    },
                     TokenKind::Var(k) => {
                         let mut v = Variable::new(k);
                         v.observe(k, text, 1, &self.config);
@@ -1052,6 +1179,9 @@ impl Miner {
             return;
         };
         self.aliases.insert(src.id, dst.id);
+        if self.log_merges {
+            self.merges.push((src.id, dst.id));
+        }
         merge_patterns(dst, &src, &self.config);
     }
 
@@ -1130,9 +1260,16 @@ fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
                 }
                 diff = Some(i);
             }
-            (Slot::Punct { text: x }, Slot::Punct { text: y }) if x != y => return None,
-            (Slot::Punct { .. }, Slot::Word { .. } | Slot::Var(_)) => return None,
-            (Slot::Word { .. } | Slot::Var(_), Slot::Punct { .. }) => return None,
+            (Slot::Punct { text: x }, Slot::Punct { text: y })
+            | (Slot::Fixed { text: x }, Slot::Fixed { text: y })
+                if x != y =>
+            {
+                return None;
+            }
+            (Slot::Punct { .. } | Slot::Fixed { .. }, Slot::Word { .. } | Slot::Var(_))
+            | (Slot::Word { .. } | Slot::Var(_), Slot::Punct { .. } | Slot::Fixed { .. })
+            | (Slot::Punct { .. }, Slot::Fixed { .. })
+            | (Slot::Fixed { .. }, Slot::Punct { .. }) => return None,
             _ => {}
         }
     }

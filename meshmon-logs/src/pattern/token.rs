@@ -76,6 +76,9 @@ pub enum TokenKind {
     Punct,
     /// A masked variable of the given type.
     Var(VarKind),
+    /// A constant pinned by the caller (a structured field that defines the event);
+    /// the tokeniser never produces it, [`crate::pattern::PatternSet`] does.
+    Fixed,
 }
 
 /// One token: a byte range of the message, its kind, and whether whitespace precedes it.
@@ -387,13 +390,124 @@ fn dot_run(w: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// Well-known names that contain digits but are constants (protocols, TLS versions,
+/// architectures, encodings, digests): the rule "a word with a digit is a variable"
+/// must not swallow them. Compared ASCII-case-insensitively.
+const KNOWN_CONSTANTS: &[&[u8]] = &[
+    b"http/1.0",
+    b"http/1.1",
+    b"http/2",
+    b"http/2.0",
+    b"http/3",
+    b"h2",
+    b"h2c",
+    b"h3",
+    b"http2",
+    b"http3",
+    b"ssh2",
+    b"ssh-2.0",
+    b"tlsv1",
+    b"tlsv1.0",
+    b"tlsv1.1",
+    b"tlsv1.2",
+    b"tlsv1.3",
+    b"tls1.2",
+    b"tls1.3",
+    b"sslv2",
+    b"sslv3",
+    b"dtlsv1.2",
+    b"x86_64",
+    b"x86",
+    b"x64",
+    b"i386",
+    b"i686",
+    b"amd64",
+    b"arm64",
+    b"aarch64",
+    b"armv7",
+    b"armv7l",
+    b"ppc64le",
+    b"s390x",
+    b"ipv4",
+    b"ipv6",
+    b"utf-8",
+    b"utf8",
+    b"utf-16",
+    b"utf16",
+    b"sha1",
+    b"sha224",
+    b"sha256",
+    b"sha384",
+    b"sha512",
+    b"md5",
+    b"crc32",
+    b"base64",
+    b"x509",
+    b"x.509",
+    b"ed25519",
+    b"p-256",
+    b"p-384",
+    b"aes128",
+    b"aes256",
+    b"oauth2",
+    b"log4j",
+    b"log4j2",
+    b"proto3",
+    b"int8",
+    b"int16",
+    b"int32",
+    b"int64",
+    b"uint8",
+    b"uint16",
+    b"uint32",
+    b"uint64",
+    b"float32",
+    b"float64",
+    b"k8s",
+    b"win32",
+    b"win64",
+    b"ext4",
+    b"grpc-web",
+    b"s3",
+    b"ec2",
+];
+
+/// Whether `s` is one of [`KNOWN_CONSTANTS`].
+fn is_known_constant(s: &[u8]) -> bool {
+    s.len() <= 8 && KNOWN_CONSTANTS.iter().any(|k| k.eq_ignore_ascii_case(s))
+}
+
+/// Source-file extensions: `name.ext:line` is a code location (constant file name),
+/// not `host:port`.
+const SOURCE_EXTS: &[&[u8]] = &[
+    b"c", b"h", b"cc", b"cpp", b"hpp", b"java", b"kt", b"scala", b"py", b"go", b"rs", b"js", b"ts",
+    b"rb", b"php", b"cs", b"swift", b"m",
+];
+
+/// `host.name:port` (a dotted name, not a source file, then a port number): one
+/// variable, like `10.0.0.1:443`.
+fn is_host_port(core: &[u8], colon: usize) -> bool {
+    let (host, port) = (&core[..colon], &core[colon + 1..]);
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    let Some(dot) = host.iter().rposition(|&c| c == b'.') else {
+        return port_ok && host == b"localhost";
+    };
+    port_ok
+        && dot > 0
+        && !SOURCE_EXTS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&host[dot + 1..]))
+}
+
 /// A word containing a digit but no `=` (which would make it `key=value` pairs).
 fn digit_word(s: &[u8]) -> Option<VarKind> {
     (s.iter().any(u8::is_ascii_digit) && !s.contains(&b'=')).then_some(VarKind::Alnum)
 }
 
 fn sub_kind(s: &[u8]) -> TokenKind {
-    if s.iter().any(u8::is_ascii_digit) {
+    if is_known_constant(s) {
+        TokenKind::Word
+    } else if s.iter().any(u8::is_ascii_digit) {
         TokenKind::Var(classify_word(s).unwrap_or(VarKind::Alnum))
     } else if is_bool(s) {
         TokenKind::Var(VarKind::Bool)
@@ -613,7 +727,10 @@ fn word(
         core_end -= 1;
     }
     let core = &b[s..core_end];
-    if let Some(kind) = classify_word(core) {
+    if is_known_constant(core) {
+        push(out, s, core_end, TokenKind::Word, space);
+        space = false;
+    } else if let Some(kind) = classify_word(core) {
         push(out, s, core_end, TokenKind::Var(kind), space);
         space = false;
     } else if let Some(kind) = digit_word(core) {
@@ -627,6 +744,7 @@ fn word(
             && core[p] == b':'
             && !core[..p].iter().any(u8::is_ascii_digit)
             && core[..p].iter().filter(|&&c| c == b'.').count() < 2
+            && !is_host_port(core, p)
         {
             push(out, s, s + p, TokenKind::Word, space);
             push(out, s + p, s + p + 1, TokenKind::Punct, false);
