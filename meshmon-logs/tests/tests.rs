@@ -6,4 +6,6 @@ mod alloc;
 mod common;
 mod formats;
 mod loghub;
+mod mesh;
+mod mesh_accuracy;
 mod miner;

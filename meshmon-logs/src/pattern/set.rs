@@ -306,9 +306,7 @@ impl PatternSet {
     /// fields (see the module docs); every other record from its message.
     pub fn observe(&mut self, record: &LogRecord) -> PatternId {
         self.stats.records += 1;
-        let id = if record.source.as_deref() == Some("envoy")
-            && record.attributes.contains_key("http.status_code")
-        {
+        let id = if is_access_log(record) {
             self.stats.access_logs += 1;
             let mut msg = std::mem::take(&mut self.msg);
             let mut toks = std::mem::take(&mut self.toks);
@@ -321,6 +319,19 @@ impl PatternSet {
             self.miner.add(&record.message)
         };
         self.count(id, record.status)
+    }
+
+    /// The text a record is mined as: its message, or for an access-log record the
+    /// event text built from its fields (`GET /api/v1/users/42 HTTP/1.1 200 - via_upstream`);
+    /// the pattern's [`Pattern::regex`] matches this text.
+    pub fn mined_text(record: &LogRecord) -> String {
+        if is_access_log(record) {
+            let (mut msg, mut toks) = (String::new(), Vec::new());
+            access_log_event(record, &mut msg, &mut toks);
+            msg
+        } else {
+            record.message.clone()
+        }
     }
 
     /// Mines one bare message with a status (records without structure).
@@ -363,6 +374,10 @@ impl PatternSet {
         self.stats.access_logs += other.stats.access_logs;
         map
     }
+}
+
+fn is_access_log(r: &LogRecord) -> bool {
+    r.source.as_deref() == Some("envoy") && r.attributes.contains_key("http.status_code")
 }
 
 /// Writes the event text of an access-log record into `msg` and its tokens into `toks`:
