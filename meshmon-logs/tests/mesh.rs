@@ -394,8 +394,11 @@ fn host_port(r: &mut Rng) -> String {
         )
     }
 }
-fn tls(r: &mut Rng) -> String {
-    (*r.pick(&["TLSv1.2", "TLSv1.3"])).to_owned()
+fn go_version(r: &mut Rng) -> String {
+    (*r.pick(&["go1.21.9", "go1.22.2", "go1.22.3"])).to_owned()
+}
+fn http_code(r: &mut Rng) -> String {
+    (*r.pick(&["500", "502", "503", "504"])).to_owned()
 }
 
 const ISTIOD: &[(&str, &str, &str, &[Maker])] = &[
@@ -520,18 +523,18 @@ const APP: &[(&str, &str, &[Maker])] = &[
     ),
     ("info", "session opened for user {}", &[user]),
     ("warn", "slow query took {} on {}", &[millis, host_port]),
-    ("info", "connected to {} using {}", &[host_port, tls]),
+    ("info", "connected to {} using TLSv1.3", &[host_port]),
     (
         "error",
         "payment declined for order {}: card expired",
         &[order],
     ),
     ("info", "cache refreshed: {} entries in {}", &[num, millis]),
-    ("info", "built for linux x86_64 with go1.22", &[]),
+    ("info", "built for linux x86_64 with {}", &[go_version]),
     (
         "error",
-        "upstream {} returned HTTP/1.1 503 after {}",
-        &[host_port, millis],
+        "upstream {} returned HTTP/1.1 {} after {}",
+        &[host_port, http_code, millis],
     ),
 ];
 

@@ -128,9 +128,10 @@ fn enough_distinct_values_generalise_and_ids_stay_stable() {
     let mut m = Miner::default();
     let k = m.config().distinct_values;
     let users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace"];
+    // Short context (two constant words): the configured number of values is needed.
     let ids: Vec<PatternId> = users
         .iter()
-        .map(|u| m.add(&format!("session opened for user {u}")))
+        .map(|u| m.add(&format!("login {u} ok")))
         .collect();
     // Before k distinct values they are separate patterns; then they merge into the first.
     for (i, id) in ids.iter().enumerate() {
@@ -142,7 +143,7 @@ fn enough_distinct_values_generalise_and_ids_stay_stable() {
     );
     assert_eq!(m.len(), 1);
     let p = m.pattern(ids[3]).unwrap();
-    assert_eq!(p.template(), "session opened for user <*>");
+    assert_eq!(p.template(), "login <*> ok");
     assert_eq!(p.count(), users.len() as u64);
     assert_eq!(m.stats().merged, (k - 1) as u64);
     // Two values stay two patterns.
@@ -303,4 +304,76 @@ fn first_word_generalises_with_evidence_and_persists() {
     // Nor do messages whose first token is a typed variable join a generalised word.
     let n = m.add("12345 - proxy.example.org:5070 open through proxy proxy.example.org:5070 HTTPS");
     assert_ne!(n, ids[0]);
+}
+
+/// Failure class of issue 15: a low-cardinality variable in a long context
+/// (`session opened for user alice / bob / carol`) is one pattern after three values,
+/// while event words in the same position (`VM Paused` / `VM Resumed`, methods) stay
+/// distinct patterns.
+#[test]
+fn low_cardinality_variables_generalise_event_words_do_not() {
+    let mut m = Miner::default();
+    let ids: Vec<PatternId> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|u| m.add(&format!("session opened for user {u} from 10.0.0.1")))
+        .collect();
+    assert_eq!(m.resolve(ids[1]), ids[0]);
+    assert_eq!(m.resolve(ids[2]), ids[0]);
+    assert_eq!(
+        m.pattern(ids[0]).unwrap().template(),
+        "session opened for user <*> from <*>"
+    );
+    let ev: Vec<PatternId> = ["Paused", "Resumed", "Started", "Stopped"]
+        .iter()
+        .map(|e| m.add(&format!("[instance: 7f3e-1] VM {e} (Lifecycle Event)")))
+        .collect();
+    let live: std::collections::HashSet<_> = ev.iter().map(|i| m.resolve(*i)).collect();
+    assert_eq!(live.len(), 4, "VM lifecycle events stay distinct");
+    let methods: Vec<PatternId> = ["GET", "POST", "DELETE"]
+        .iter()
+        .map(|x| {
+            m.add(&format!(
+                "10.0.0.1 \"{x} /v2/servers HTTP/1.1\" status: 200 len: 12 time: 0.1"
+            ))
+        })
+        .collect();
+    let methods: std::collections::HashSet<_> = methods.iter().map(|i| m.resolve(*i)).collect();
+    assert_eq!(methods.len(), 3);
+}
+
+/// Failure class of issue 15: constants holding digits stay constants.
+#[test]
+fn constants_with_digits_stay_constants() {
+    for (msg, word) in [
+        ("handshake done using TLSv1.3 cipher x", "TLSv1.3"),
+        ("built for linux x86_64 today", "x86_64"),
+        ("GET /a HTTP/1.1 sent", "HTTP/1.1"),
+        ("Accepted key from 10.0.0.1 port 22 ssh2", "ssh2"),
+    ] {
+        let k = kinds(msg);
+        assert!(
+            k.iter()
+                .any(|(t, kind)| t == word && *kind == TokenKind::Word),
+            "{word} in {msg:?}: {k:?}"
+        );
+    }
+    // Words with digits that are not well-known names are still variables.
+    assert_eq!(var_of("node dn228 up", "dn228"), VarKind::Alnum);
+}
+
+/// Failure class of issue 15: `host:port` with a host name is one variable like
+/// `ip:port`, so both shapes share a pattern; `File.java:42` stays a code location.
+#[test]
+fn host_port_glued_is_one_variable() {
+    let mut m = Miner::default();
+    let a = m.add("dial api.example.com:443 failed");
+    let b = m.add("dial 10.0.0.1:443 failed");
+    let c = m.add("dial localhost:443 failed");
+    assert_eq!(m.resolve(a), m.resolve(b));
+    assert_eq!(m.resolve(c), m.resolve(b));
+    let k = kinds("at CartService.java:88 boom");
+    assert!(
+        k.iter()
+            .any(|(t, kind)| t == "CartService.java" && *kind == TokenKind::Word)
+    );
 }

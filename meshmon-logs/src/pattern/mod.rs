@@ -990,7 +990,10 @@ impl Miner {
     /// evidence (`client SPP` / `client WindowsUpdateAgent` may well be two events); many
     /// are (`removing chargen`, `removing daytime`, `removing echo`...).
     fn siblings(&mut self, key: u64, idx: u32) {
-        let k = self.config.distinct_values;
+        let Some(Some(me)) = self.patterns.get(idx as usize) else {
+            return;
+        };
+        let k = self.evidence_needed(&me.positions);
         if k < 2 {
             return;
         }
@@ -1000,9 +1003,6 @@ impl Miner {
         if ids.len() + 1 < k {
             return;
         }
-        let Some(Some(me)) = self.patterns.get(idx as usize) else {
-            return;
-        };
         let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
         for &j in ids {
             if j == idx {
@@ -1018,13 +1018,31 @@ impl Miner {
                 }
             }
         }
-        let Some((_, mut members)) = groups
+        let Some((pos, mut members)) = groups
             .into_iter()
             .filter(|g| g.1.len() + 1 >= k)
             .max_by_key(|g| g.1.len())
         else {
             return;
         };
+        // Fewer values than configured (long context): not when a value has the shape
+        // of an event word (`GET` / `POST`, `VM Paused` / `VM Resumed`, `opened` /
+        // `closed`): those are distinct events, not a variable.
+        if members.len() + 1 < self.config.distinct_values {
+            let upper = |j: u32| {
+                self.patterns
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .and_then(|p| match &p.positions.get(pos)?.slot {
+                        Slot::Word { text } => Some(is_upper_word(text)),
+                        _ => None,
+                    })
+                    .unwrap_or(false)
+            };
+            if upper(idx) || members.iter().any(|&j| upper(j)) {
+                return;
+            }
+        }
         members.push(idx);
         members.sort_unstable();
         let keep = members[0];
@@ -1032,6 +1050,21 @@ impl Miner {
             self.merge_into(keep, j);
         }
         self.converge(key, keep);
+    }
+
+    /// How many patterns differing in one word it takes to generalise that word: the
+    /// configured [`MinerConfig::distinct_values`], or three when the rest of the
+    /// template holds at least [`LONG_CONTEXT`] other constant words. With that much
+    /// context agreeing, a position taking a handful of values is a low-cardinality
+    /// variable (`session opened for user alice / bob / carol`), not distinct events
+    /// (`VM Paused` / `VM Resumed` share one word of context).
+    fn evidence_needed(&self, pos: &[Position]) -> usize {
+        let k = self.config.distinct_values;
+        let consts = pos
+            .iter()
+            .filter(|p| matches!(p.slot, Slot::Word { .. }))
+            .count();
+        if consts > LONG_CONTEXT { k.min(3) } else { k }
     }
 
     fn create(&mut self, key: u64, msg: &str, toks: &[Token]) -> PatternId {
@@ -1244,6 +1277,19 @@ impl Miner {
         map
     }
 }
+
+/// The shape of an event word rather than a low-cardinality value: capitalised or
+/// upper-case (`GET`, `INFO`, `Paused`, `RUNNING`) or a verb form (`opened`,
+/// `starting`). Lower-case names (`alice`, `bob`) are not.
+fn is_upper_word(w: &str) -> bool {
+    w.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        || w.ends_with("ed")
+        || w.ends_with("ing")
+}
+
+/// Constant words (besides the differing one) from which three distinct values are
+/// enough evidence of a variable (see [`Miner::evidence_needed`]).
+const LONG_CONTEXT: usize = 4;
 
 /// The one word position where both templates hold different constants, all other
 /// positions being compatible (equal, or a variable on either side).
