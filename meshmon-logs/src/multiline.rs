@@ -11,7 +11,7 @@
 //! use meshmon_core::Timestamp;
 //! use meshmon_logs::multiline::{Continuation, MultiLine, MultiLineConfig};
 //! use meshmon_logs::LogRecord;
-//! let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default());
+//! let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
 //! let t = Timestamp::from_secs(0);
 //! assert!(m.push(LogRecord::new("Exception in thread main"), t).is_none());
 //! assert!(m.push(LogRecord::new("\tat Foo.bar(Foo.java:1)"), t).is_none());
@@ -75,8 +75,39 @@ impl Default for MultiLineConfig {
     }
 }
 
+/// An invalid [`MultiLineConfig`] setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A bound is zero: nothing could ever be aggregated.
+    #[error("multi-line config: {field} must be greater than zero")]
+    Zero {
+        /// The field's name.
+        field: &'static str,
+    },
+}
+
+impl MultiLineConfig {
+    /// Checks the bounds: `max_bytes`, `max_lines` and `flush_timeout` must be non-zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_bytes == 0 {
+            return Err(ConfigError::Zero { field: "max_bytes" });
+        }
+        if self.max_lines == 0 {
+            return Err(ConfigError::Zero { field: "max_lines" });
+        }
+        if self.flush_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                field: "flush_timeout",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct MultiLineStats {
     /// Logs emitted.
     pub emitted: u64,
@@ -99,14 +130,15 @@ pub struct MultiLine {
 }
 
 impl MultiLine {
-    /// An aggregator with the given rule and bounds.
-    pub fn new(rule: Continuation, config: MultiLineConfig) -> Self {
-        Self {
+    /// An aggregator with the given rule and bounds (validated).
+    pub fn new(rule: Continuation, config: MultiLineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             rule,
             config,
             pending: None,
             stats: MultiLineStats::default(),
-        }
+        })
     }
 
     /// Feeds one record at time `now`; returns the previous log when this one starts a

@@ -305,7 +305,7 @@ fn processing_rules_in_order() {
 fn multiline_bounds() {
     let t = |s| Timestamp::from_secs(s);
     let start = Continuation::StartPattern(regex::Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap());
-    let mut m = MultiLine::new(start, MultiLineConfig::default());
+    let mut m = MultiLine::new(start, MultiLineConfig::default()).unwrap();
     assert!(
         m.push(LogRecord::new("2024-05-01 ERROR boom"), t(0))
             .is_none()
@@ -329,7 +329,7 @@ fn multiline_bounds() {
     // The size bound starts a new log.
     let mut cfg = MultiLineConfig::default();
     cfg.max_bytes = 10;
-    let mut m = MultiLine::new(Continuation::Indented, cfg);
+    let mut m = MultiLine::new(Continuation::Indented, cfg).unwrap();
     assert!(m.push(LogRecord::new("head"), t(0)).is_none());
     assert!(m.push(LogRecord::new(" c1"), t(0)).is_none());
     let r = m.push(LogRecord::new(" c2-long"), t(0)).unwrap();

@@ -35,7 +35,8 @@ fn run(seed: u64, n: usize) -> Run {
     let mut ml = MultiLine::new(
         Continuation::StartPattern(start),
         MultiLineConfig::default(),
-    );
+    )
+    .unwrap();
     let mut records: Vec<Option<LogRecord>> = (0..labels.len()).map(|_| None).collect();
     let mut pending: Option<usize> = None;
     let t = Timestamp::from_secs(0);

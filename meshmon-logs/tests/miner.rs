@@ -377,3 +377,78 @@ fn host_port_glued_is_one_variable() {
             .any(|(t, kind)| t == "CartService.java" && *kind == TokenKind::Word)
     );
 }
+
+#[test]
+fn configs_are_validated_with_typed_errors() {
+    use meshmon_logs::multiline::{self, Continuation, MultiLine, MultiLineConfig};
+    use meshmon_logs::pattern::ConfigError;
+    let mut c = MinerConfig::default();
+    c.distinct_values = 1;
+    assert_eq!(
+        Miner::new(c).err(),
+        Some(ConfigError::TooSmall {
+            field: "distinct_values",
+            value: 1,
+            min: 2
+        })
+    );
+    // A persisted state with a bad config is refused, not silently used.
+    let mut json: serde_json::Value = serde_json::to_value(Miner::default()).unwrap();
+    json["config"]["max_patterns"] = 0.into();
+    let err = serde_json::from_value::<Miner>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max_patterns"), "{err}");
+    let mut m = MultiLineConfig::default();
+    m.max_lines = 0;
+    assert_eq!(
+        MultiLine::new(Continuation::Indented, m).err(),
+        Some(multiline::ConfigError::Zero { field: "max_lines" })
+    );
+}
+
+/// Ids stay stable and counts are summed when pattern sets merge (two miners, or the
+/// state persisted before a restart), including ids that were aliased by convergence.
+#[test]
+fn pattern_set_merge_keeps_ids_and_sums_counts() {
+    use meshmon_logs::pattern::PatternSet;
+    use meshmon_logs::{LogRecord, Status};
+    let rec = |m: &str, s: Status| {
+        let mut r = LogRecord::new(m);
+        r.status = s;
+        r
+    };
+    let mut a = PatternSet::default();
+    let a1 = a.observe(&rec("disk /dev/sda1 is 91% full", Status::Warning));
+    // Before a restart: persist, restore, keep counting under the same ids.
+    let mut restored: PatternSet =
+        serde_json::from_str(&serde_json::to_string(&a).unwrap()).unwrap();
+    assert_eq!(
+        restored.observe(&rec("disk /dev/sdb2 is 99% full", Status::Error)),
+        a1
+    );
+    let c = restored.counts(a1).unwrap();
+    assert_eq!((c.get(Status::Warning), c.get(Status::Error)), (1, 1));
+    // Another miner saw other users first; its aliased ids map too.
+    let mut b = PatternSet::default();
+    let first = b.observe(&rec("login alice ok", Status::Info));
+    let second = b.observe(&rec("login bob ok", Status::Info));
+    for u in ["carol", "dave", "erin"] {
+        b.observe(&rec(&format!("login {u} ok"), Status::Info));
+    }
+    assert_eq!(b.resolve(second), first);
+    assert_eq!(
+        b.counts(second).unwrap().total(),
+        5,
+        "counts follow the merge"
+    );
+    b.observe(&rec("disk /dev/sdc1 is 50% full", Status::Warning));
+    let map = restored.merge(&b);
+    assert_eq!(map[&second], map[&first]);
+    let login = restored.resolve(map[&first]);
+    assert_eq!(restored.counts(login).unwrap().get(Status::Info), 5);
+    assert_eq!(restored.pattern(login).unwrap().template(), "login <*> ok");
+    let disk = restored.counts(a1).unwrap();
+    assert_eq!(disk.total(), 3);
+    assert_eq!(disk.get(Status::Warning), 2);
+}

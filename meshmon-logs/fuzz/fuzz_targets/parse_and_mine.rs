@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut parser = LineParser::new(Format::Auto);
-    let mut ml = MultiLine::new(Continuation::Indented, MultiLineConfig::default());
+    let Ok(mut ml) = MultiLine::new(Continuation::Indented, MultiLineConfig::default()) else {
+        return;
+    };
     let mut msgs = Vec::new();
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         let _ = format::parse_cri(line);
