@@ -352,6 +352,13 @@ fn addr(r: &mut Rng) -> String {
 fn svc_fqdn(r: &mut Rng) -> String {
     format!("{}.default.svc.cluster.local", r.pick(SERVICES).0)
 }
+fn ns_name(r: &mut Rng) -> String {
+    let ns = *r.pick(&["default", "shop", "bookinfo", "istio-system"]);
+    format!("{ns}/{}.{ns}.svc.cluster.local", r.pick(SERVICES).0)
+}
+fn boolean(r: &mut Rng) -> String {
+    (*r.pick(&["true", "false"])).to_owned()
+}
 fn version(r: &mut Rng) -> String {
     format!(
         "2024-05-01T{:02}:{:02}:{:02}Z/{}",
@@ -419,8 +426,8 @@ const ISTIOD: &[(&str, &str, &str, &[Maker])] = &[
     (
         "ads",
         "info",
-        "EDS: PUSH request for node:{} resources:{} size:{} empty:0 cached:{}",
-        &[conn_id, num, size, num],
+        "EDS: PUSH request for node:{} resources:{} size:{} empty:{} cached:{}",
+        &[conn_id, num, size, num, num],
     ),
     (
         "ads",
@@ -431,8 +438,8 @@ const ISTIOD: &[(&str, &str, &str, &[Maker])] = &[
     (
         "ads",
         "info",
-        "Push debounce stable[{}] {} for config ServiceEntry/default/{}: {} since last change, {} since last push, full=true",
-        &[num, num, svc_fqdn, millis, millis],
+        "Push debounce stable[{}] {} for config ServiceEntry/{}: {} since last change, {} since last push, full={}",
+        &[num, num, ns_name, millis, millis, boolean],
     ),
     (
         "ads",
@@ -440,12 +447,7 @@ const ISTIOD: &[(&str, &str, &str, &[Maker])] = &[
         "ADS: \"{}\" {} terminated with stream closed",
         &[addr, conn_id],
     ),
-    (
-        "model",
-        "info",
-        "Full push, new service default/{}",
-        &[svc_fqdn],
-    ),
+    ("model", "info", "Full push, new service {}", &[ns_name]),
     (
         "status",
         "error",

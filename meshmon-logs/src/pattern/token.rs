@@ -484,6 +484,25 @@ const SOURCE_EXTS: &[&[u8]] = &[
     b"rb", b"php", b"cs", b"swift", b"m",
 ];
 
+/// `(File.ext:123)`: a stack frame's source location.
+fn is_code_location(par: &[u8]) -> bool {
+    let Some(inner) = par.strip_prefix(b"(").and_then(|r| r.strip_suffix(b")")) else {
+        return false;
+    };
+    let Some(colon) = inner.iter().rposition(|&c| c == b':') else {
+        return false;
+    };
+    let (file, line) = (&inner[..colon], &inner[colon + 1..]);
+    !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit)
+        && file.iter().rposition(|&c| c == b'.').is_some_and(|d| {
+            d > 0
+                && SOURCE_EXTS
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&file[d + 1..]))
+        })
+}
+
 /// `host.name:port` (a dotted name, not a source file, then a port number): one
 /// variable, like `10.0.0.1:443`.
 fn is_host_port(core: &[u8], colon: usize) -> bool {
@@ -756,6 +775,17 @@ fn word(
                     split(b, s + p + 1, core_end, n, false, out);
                 }
             }
+        } else if p > 0
+            && p < core.len()
+            && !core[..p].iter().any(u8::is_ascii_digit)
+            && ((core[p] == b'[' && core.last() == Some(&b']'))
+                || (core[p] == b'(' && is_code_location(&core[p..])))
+        {
+            // `identifier[...]` and stack frames `method(File.java:88)`: the identifier
+            // is a constant and the bracketed part is tokenised on its own
+            // (`stable[12]`), instead of one variable for the whole word. Other
+            // `identifier(...)` words (`LOCAL(0)`) stay one variable.
+            split(b, s, core_end, n, space, out);
         } else {
             push(out, s, core_end, TokenKind::Var(kind), space);
         }
