@@ -565,6 +565,10 @@ pub fn tokenize(msg: &str, out: &mut Vec<Token>) {
 const SIZE_UNITS: &[&[u8]] = &[
     b"B", b"KB", b"MB", b"GB", b"TB", b"PB", b"KiB", b"MiB", b"GiB", b"TiB", b"PiB",
 ];
+const TIME_UNITS: &[&[u8]] = &[
+    b"ns", b"us", b"ms", b"msec", b"msecs", b"sec", b"secs", b"second", b"seconds", b"min",
+    b"mins", b"minute", b"minutes", b"hour", b"hours", b"hr", b"hrs", b"day", b"days",
+];
 const DAYS: &[&[u8]] = &[b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
 const MONTHS: &[&[u8]] = &[
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
@@ -578,6 +582,31 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
     let mut w = 0;
     for r in 0..out.len() {
         let t = out[r];
+        // A comparison glued to a number is part of the value: `<1`, `>500`, `~3`.
+        if w > 0
+            && t.kind == TokenKind::Var(VarKind::Number)
+            && !t.space_before
+            && out[w - 1].kind == TokenKind::Punct
+            && matches!(text(&out[w - 1]), b"<" | b">" | b"~")
+            && out[w - 1].end == t.start
+        {
+            out[w - 1].end = t.end;
+            out[w - 1].kind = TokenKind::Var(VarKind::Alnum);
+            continue;
+        }
+        // A bound with a time unit is one duration (`<1 sec`, `>5 minutes`), like
+        // `00:01` or `12ms`. A plain `42 ms` stays `<*> ms`, as the Loghub labels write it.
+        if w > 0
+            && t.kind == TokenKind::Word
+            && t.space_before
+            && out[w - 1].kind == TokenKind::Var(VarKind::Alnum)
+            && matches!(b[out[w - 1].start as usize], b'<' | b'>' | b'~')
+            && TIME_UNITS.iter().any(|u| u.eq_ignore_ascii_case(text(&t)))
+        {
+            out[w - 1].end = t.end;
+            out[w - 1].kind = TokenKind::Var(VarKind::Duration);
+            continue;
+        }
         if w > 0
             && t.kind == TokenKind::Word
             && t.space_before
@@ -609,6 +638,35 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
         if (DAYS.contains(&word) || MONTHS.contains(&word)) && next_dateish {
             out[r].kind = TokenKind::Var(VarKind::Timestamp);
         }
+    }
+    // Empty brackets hold an empty variable, so `()` and `(db.example)` share a
+    // skeleton: `from 10.0.0.1 () at` / `from 10.0.0.1 (db.example) at`.
+    let mut i = 1;
+    while i < out.len() {
+        let (o, c) = (out[i - 1], out[i]);
+        // Only a free-standing pair: `jk2_init()` is a call, not an empty value.
+        if o.kind == TokenKind::Punct
+            && c.kind == TokenKind::Punct
+            && !c.space_before
+            && o.end == c.start
+            && (o.space_before || i == 1)
+            && matches!(
+                (b[o.start as usize], b[c.start as usize]),
+                (b'(', b')') | (b'[', b']') | (b'{', b'}') | (b'"', b'"') | (b'\'', b'\'')
+            )
+        {
+            out.insert(
+                i,
+                Token {
+                    start: c.start,
+                    end: c.start,
+                    kind: TokenKind::Var(VarKind::Any),
+                    space_before: false,
+                },
+            );
+            i += 1;
+        }
+        i += 1;
     }
     // A run of variables separated only by whitespace is one variable (a list whose
     // length varies: `delete blk_1 blk_2 blk_3`, `Fri Jul 1 12:00:00 2005`).
@@ -815,6 +873,11 @@ fn split(b: &[u8], s: usize, e: usize, n: usize, mut space: bool, out: &mut Vec<
             push(out, i, i + 1, TokenKind::Punct, space);
             space = false;
             i += 1;
+            // `key=` with nothing after it: an empty value, still a variable position.
+            if c == b'=' && i == e && i > s + 1 && !is_split(b[i - 2]) {
+                push(out, i, i, TokenKind::Var(VarKind::KeyValue), false);
+                continue;
+            }
             // key=value: the value runs to the next `,` `;` `&` or the end of the word.
             if c == b'=' && i < e && i > s + 1 && !is_split(b[i - 2]) {
                 if b[i] == b'"' || b[i] == b'\'' {
