@@ -78,7 +78,7 @@ fn typed_wildcards() {
     );
     // Quoted key=value spans whitespace.
     assert_eq!(
-        var_of(r#"tag="View Lock", uid=1"#, "View Lock"),
+        var_of(r#"tag="View Lock", uid=1"#, r#""View Lock""#),
         VarKind::KeyValue
     );
 }

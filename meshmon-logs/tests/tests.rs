@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod alloc;
+mod classes;
 mod common;
 mod formats;
 mod loghub;

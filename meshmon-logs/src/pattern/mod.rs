@@ -294,6 +294,10 @@ pub struct Position {
     pub slot: Slot,
     /// Whether whitespace precedes the position.
     pub space_before: bool,
+    /// Some message had an optional parenthesised value after this position (left out
+    /// of the skeleton; the regex matches it optionally).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional_group: bool,
 }
 
 /// A mined pattern.
@@ -384,6 +388,9 @@ impl Pattern {
                     s.push_str(&regex::escape(text))
                 }
                 Slot::Var(v) => s.push_str(v.regex()),
+            }
+            if p.optional_group {
+                s.push_str("(?:[[:space:]]+\\((?s:.*?)\\))?");
             }
         }
         s.push_str(WS);
@@ -822,6 +829,7 @@ impl Miner {
             end: msg.len().min(u32::MAX as usize) as u32,
             kind: TokenKind::Var(VarKind::Any),
             space_before: space,
+            group_after: false,
         });
         true
     }
@@ -1094,6 +1102,7 @@ impl Miner {
                 Position {
                     slot,
                     space_before: t.space_before && i > 0,
+                    optional_group: t.group_after,
                 }
             })
             .collect();
@@ -1129,6 +1138,7 @@ impl Miner {
         let prior = p.count;
         for (pos, t) in p.positions.iter_mut().zip(toks) {
             let text = t.text(msg);
+            pos.optional_group |= t.group_after;
             match (&mut pos.slot, t.kind) {
                 (Slot::Var(v), TokenKind::Var(k)) => v.observe(k, text, 1, cfg),
                 (Slot::Var(v), TokenKind::Word) => v.observe(VarKind::Any, text, 1, cfg),
@@ -1325,6 +1335,7 @@ fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
 fn merge_patterns(dst: &mut Pattern, src: &Pattern, cfg: &MinerConfig) {
     let (dn, sn) = (dst.count, src.count);
     for (d, s) in dst.positions.iter_mut().zip(&src.positions) {
+        d.optional_group |= s.optional_group;
         match (&mut d.slot, &s.slot) {
             (Slot::Var(a), Slot::Var(b)) => a.absorb(b, cfg),
             (Slot::Var(a), Slot::Word { text }) => a.observe(VarKind::Any, text, sn, cfg),

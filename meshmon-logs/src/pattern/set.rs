@@ -408,6 +408,7 @@ fn access_log_event(r: &LogRecord, msg: &mut String, toks: &mut Vec<Token>) {
             end: msg.len() as u32,
             kind: TokenKind::Fixed,
             space_before: start > 0,
+            group_after: false,
         });
     };
     fixed(msg, toks, attr("http.method").unwrap_or("-"));
@@ -441,6 +442,7 @@ fn route_tokens(msg: &mut String, toks: &mut Vec<Token>, url: &str) {
             end: msg.len() as u32,
             kind,
             space_before: first,
+            group_after: false,
         });
         first = false;
     };

@@ -92,6 +92,9 @@ pub struct Token {
     pub kind: TokenKind,
     /// Whether ASCII whitespace separates this token from the previous one.
     pub space_before: bool,
+    /// A parenthesised variable followed this token and was left out of the skeleton
+    /// (`812 bytes (0.79 KB) sent` tokenises like `0 bytes sent`).
+    pub group_after: bool,
 }
 
 impl Token {
@@ -662,12 +665,41 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
                     end: c.start,
                     kind: TokenKind::Var(VarKind::Any),
                     space_before: false,
+                    group_after: false,
                 },
             );
             i += 1;
         }
         i += 1;
     }
+    // An optional parenthesised value — `(`, one numeric variable, `)` after
+    // whitespace — is left out of the skeleton and noted on the token before it: `812 bytes (0.79 KB)
+    // sent` and `0 bytes sent` are one event.
+    let mut w = 0;
+    let mut r = 0;
+    while r < out.len() {
+        if w > 0
+            && r + 2 < out.len()
+            && out[r].kind == TokenKind::Punct
+            && out[r].space_before
+            && b[out[r].start as usize] == b'('
+            && matches!(out[r + 1].kind, TokenKind::Var(_))
+            && b.get(out[r + 1].start as usize)
+                .is_some_and(u8::is_ascii_digit)
+            && out[r + 1].end > out[r + 1].start
+            && out[r + 2].kind == TokenKind::Punct
+            && b[out[r + 2].start as usize] == b')'
+            && out.get(r + 3).is_none_or(|t| t.space_before)
+        {
+            out[w - 1].group_after = true;
+            r += 3;
+            continue;
+        }
+        out[w] = out[r];
+        w += 1;
+        r += 1;
+    }
+    out.truncate(w);
     // A run of variables separated only by whitespace is one variable (a list whose
     // length varies: `delete blk_1 blk_2 blk_3`, `Fri Jul 1 12:00:00 2005`).
     let mut w = 0;
@@ -720,6 +752,7 @@ fn push(out: &mut Vec<Token>, start: usize, end: usize, kind: TokenKind, space: 
         end: end as u32,
         kind,
         space_before: space,
+        group_after: false,
     });
 }
 
@@ -888,9 +921,10 @@ fn split(b: &[u8], s: usize, e: usize, n: usize, mut space: bool, out: &mut Vec<
                         .position(|&x| x == q)
                     {
                         let close = i + 1 + off;
-                        push(out, i, i + 1, TokenKind::Punct, false);
-                        push(out, i + 1, close, TokenKind::Var(VarKind::KeyValue), false);
-                        push(out, close, close + 1, TokenKind::Punct, false);
+                        // The quotes belong to the value: logfmt quotes only the values
+                        // that need it (`user=alice` / `user="bob smith"`), so both
+                        // shapes must share a skeleton.
+                        push(out, i, close + 1, TokenKind::Var(VarKind::KeyValue), false);
                         if close >= e {
                             // The quote closed past this word core: finish the word it
                             // closed in, then resume after it.
