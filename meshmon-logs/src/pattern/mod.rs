@@ -1,31 +1,69 @@
 //! Online log pattern mining: messages in, stable pattern ids out; each pattern renders as
-//! a `<*>` template and as an anchored RE2-compatible regular expression.
+//! a `<*>` template and as an anchored RE2-compatible regular expression. [`PatternSet`]
+//! adds what an agent needs per record: counts by status, structured access logs, one
+//! serialisable state.
 //!
 //! The design starts from Drain (He, Zhu, Zheng, Lyu, "Drain: An Online Log Parsing
 //! Approach with Fixed Depth Tree", ICWS 2017) and changes what makes Drain need
-//! per-dataset regexes and thresholds:
+//! per-dataset regexes and thresholds. One configuration ([`MinerConfig::default`])
+//! serves every source; nothing below is set per dataset.
 //!
 //! 1. **Typed masking before clustering** ([`token`]): numbers, hex, IPs, UUIDs,
-//!    durations, timestamps, sizes, paths, URLs, `key=value` values, booleans and any word
-//!    containing a digit become typed variables, and words are split at punctuation.
-//!    Most variable parts never reach the clustering step.
+//!    durations, timestamps, sizes, paths, URLs, `key=value` values (quotes included),
+//!    booleans and words containing a digit become typed variables, and words are split
+//!    at punctuation. Most variable parts never reach the clustering step. Exceptions that
+//!    keep the skeleton of one event the same across its variants: well-known names with
+//!    digits stay constants (`HTTP/1.1`, `TLSv1.3`, `x86_64`, `ssh2`); `host.name:port`
+//!    is one variable like `10.0.0.1:port`; a bound with a time unit (`<1 sec`) is one
+//!    duration like `00:01`; free-standing empty brackets and `key=` hold an empty
+//!    variable; an optional parenthesised number (`812 bytes (0.79 KB) sent` beside
+//!    `0 bytes sent`) is left out of the skeleton and matched optionally by the regex;
+//!    `identifier[...]` and stack frames `m(File.java:88)` are split inside.
 //! 2. **Masked positions count as matches**: a message joins a pattern when every word
 //!    position is equal or a variable on either side (Drain counts only identical tokens,
 //!    so masked messages may never reach its threshold). There is no similarity threshold
 //!    to tune.
 //! 3. **Evidence-based generalisation** instead of a threshold: a constant word becomes a
 //!    variable only when [`MinerConfig::distinct_values`] patterns differ in that one
-//!    position alone (`removing chargen`, `removing daytime`, ...). Two or three values
-//!    are more often distinct events (`VM Paused`, `VM Resumed`) than a variable. The
-//!    first word (part of the bucket key) follows the same rule through a second index
-//!    when at least three other constant words agree.
+//!    position alone (`removing chargen`, `removing daytime`, ...). With a long agreeing
+//!    context (more than four other constant words) three values suffice, so a
+//!    low-cardinality variable (`session opened for user alice / bob / carol`) is one
+//!    pattern, unless the values have the shape of event words (capitalised, upper-case
+//!    or verb forms: `VM Paused / Resumed`, `GET / POST`), which stay distinct events.
+//!    This follows Brain's observation (Yu, He, Chen, Wu, "Brain: Log Parsing with
+//!    Bidirectional Parallel Tree", IEEE TSC 2023) that the words of one template share
+//!    the longest common pattern of its group: the agreeing context is that common part,
+//!    the one differing position the variable. The first word (part of the bucket key)
+//!    follows the same rule through a second index when at least three other constant
+//!    words agree.
 //! 4. **Convergence merge**: when a pattern gains a variable, patterns of its bucket that
 //!    its template now covers are merged into the oldest; the other ids become aliases
 //!    ([`Miner::resolve`]), so ids handed out earlier stay valid.
+//! 5. **Pattern cache, merge by template**: the buckets act as LILAC's adaptive parsing
+//!    cache (Jiang et al., "LILAC: Log Parsing using LLMs with Adaptive Parsing Cache",
+//!    FSE 2024) without the language model: a message first looks for a cached template
+//!    that covers it exactly, and only a miss creates a pattern. Pattern sets from other
+//!    miners or from before a restart merge by template similarity ([`Miner::merge`]),
+//!    as LogBatcher and LILAC merge templates that turn out to be one.
+//!
+//! Evaluation follows Loghub-2.0 (Jiang et al., "A Large-scale Evaluation for Log
+//! Parsing Techniques: How Far are We?", ISSTA 2024): grouping and parsing accuracy
+//! ([`crate::eval`]) against the corrected labels as well as the original ones, with
+//! the ten Loghub-2k datasets split in two halves (one to develop on, one held out) and a
+//! seeded, labelled mesh corpus. UniParser's learned token classifier and ByteBrain's
+//! offline hierarchical clustering were read but not adopted: the first needs labelled
+//! training logs, the second a batch over the whole corpus, neither fits an online miner
+//! bounded in memory.
 //!
 //! Buckets play the role of Drain's fixed-depth tree: a message is compared only with
 //! the patterns sharing its token count, punctuation/whitespace skeleton and leading
 //! constant word.
+//!
+//! Bounds: [`MinerConfig::max_patterns`] live patterns (limit hits counted in
+//! [`MinerStats::forced`] and [`MinerStats::overflowed`]), [`MinerConfig::max_tokens`]
+//! tokens per message, [`MinerConfig::value_slots`] values per variable. State persists
+//! with serde (`Miner` and `PatternSet` implement `Serialize`/`Deserialize`; a restored
+//! miner hands out the same ids and validates its configuration).
 
 mod hash;
 mod set;

@@ -4,9 +4,12 @@
 //! A message is split on ASCII whitespace into words; each word is then either
 //! recognised whole as a typed variable (IPv4/IPv6 with optional port, UUID, URL, path,
 //! timestamp, duration, number, hex) or split further at punctuation (`= : , ; ( ) [ ] {
-//! } < > " ' |`) into sub-tokens. A sub-token containing a digit is a variable; the value
-//! of a `key=value` pair is a variable; `true`/`false`/`null` are variables. Runs of
-//! variables joined only by `:` collapse into one (times, `host:port`, MAC addresses).
+//! } < > " ' |`) into sub-tokens. A sub-token containing a digit is a variable, except
+//! well-known names that contain digits (`HTTP/1.1`, `TLSv1.3`, `x86_64`, `ssh2`,
+//! `sha256`...: protocols, architectures, encodings, digests); the value of a
+//! `key=value` pair is a variable (quotes included, empty when nothing follows `=`);
+//! `true`/`false`/`null` are variables. Runs of variables joined only by `:` collapse
+//! into one (times, `host:port`, MAC addresses), and so does `host.name:port`.
 //!
 //! The tokeniser writes into a caller-owned buffer of [`Token`]s (byte ranges into the
 //! message), so tokenising allocates nothing once the buffer has grown.
@@ -395,89 +398,95 @@ fn dot_run(w: &[u8]) -> Option<(usize, usize)> {
 
 /// Well-known names that contain digits but are constants (protocols, TLS versions,
 /// architectures, encodings, digests): the rule "a word with a digit is a variable"
-/// must not swallow them. Compared ASCII-case-insensitively.
-const KNOWN_CONSTANTS: &[&[u8]] = &[
-    b"http/1.0",
-    b"http/1.1",
-    b"http/2",
-    b"http/2.0",
-    b"http/3",
-    b"h2",
-    b"h2c",
-    b"h3",
-    b"http2",
-    b"http3",
-    b"ssh2",
-    b"ssh-2.0",
-    b"tlsv1",
-    b"tlsv1.0",
-    b"tlsv1.1",
-    b"tlsv1.2",
-    b"tlsv1.3",
-    b"tls1.2",
-    b"tls1.3",
-    b"sslv2",
-    b"sslv3",
-    b"dtlsv1.2",
-    b"x86_64",
-    b"x86",
-    b"x64",
-    b"i386",
-    b"i686",
-    b"amd64",
-    b"arm64",
-    b"aarch64",
-    b"armv7",
-    b"armv7l",
-    b"ppc64le",
-    b"s390x",
-    b"ipv4",
-    b"ipv6",
-    b"utf-8",
-    b"utf8",
-    b"utf-16",
-    b"utf16",
-    b"sha1",
-    b"sha224",
-    b"sha256",
-    b"sha384",
-    b"sha512",
-    b"md5",
-    b"crc32",
-    b"base64",
-    b"x509",
-    b"x.509",
-    b"ed25519",
-    b"p-256",
-    b"p-384",
-    b"aes128",
-    b"aes256",
-    b"oauth2",
-    b"log4j",
-    b"log4j2",
-    b"proto3",
-    b"int8",
-    b"int16",
-    b"int32",
-    b"int64",
-    b"uint8",
-    b"uint16",
-    b"uint32",
-    b"uint64",
-    b"float32",
-    b"float64",
-    b"k8s",
-    b"win32",
-    b"win64",
-    b"ext4",
-    b"grpc-web",
-    b"s3",
-    b"ec2",
-];
-
-/// Whether `s` is one of [`KNOWN_CONSTANTS`].
+/// must not swallow them. Compared ASCII-case-insensitively (one `match` on the
+/// lower-cased bytes: no allocation, no scan of a list).
 fn is_known_constant(s: &[u8]) -> bool {
-    s.len() <= 8 && KNOWN_CONSTANTS.iter().any(|k| k.eq_ignore_ascii_case(s))
+    if s.len() < 2 || s.len() > 8 || !s.iter().any(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut buf = [0u8; 8];
+    for (d, c) in buf.iter_mut().zip(s) {
+        *d = c.to_ascii_lowercase();
+    }
+    matches!(
+        &buf[..s.len()],
+        b"http/1.0"
+            | b"http/1.1"
+            | b"http/2"
+            | b"http/2.0"
+            | b"http/3"
+            | b"h2"
+            | b"h2c"
+            | b"h3"
+            | b"http2"
+            | b"http3"
+            | b"ssh2"
+            | b"ssh-2.0"
+            | b"tlsv1"
+            | b"tlsv1.0"
+            | b"tlsv1.1"
+            | b"tlsv1.2"
+            | b"tlsv1.3"
+            | b"tls1.2"
+            | b"tls1.3"
+            | b"sslv2"
+            | b"sslv3"
+            | b"dtlsv1.2"
+            | b"x86_64"
+            | b"x86"
+            | b"x64"
+            | b"i386"
+            | b"i686"
+            | b"amd64"
+            | b"arm64"
+            | b"aarch64"
+            | b"armv7"
+            | b"armv7l"
+            | b"ppc64le"
+            | b"s390x"
+            | b"ipv4"
+            | b"ipv6"
+            | b"utf-8"
+            | b"utf8"
+            | b"utf-16"
+            | b"utf16"
+            | b"sha1"
+            | b"sha224"
+            | b"sha256"
+            | b"sha384"
+            | b"sha512"
+            | b"md5"
+            | b"crc32"
+            | b"base64"
+            | b"x509"
+            | b"x.509"
+            | b"ed25519"
+            | b"p-256"
+            | b"p-384"
+            | b"aes128"
+            | b"aes256"
+            | b"oauth2"
+            | b"log4j"
+            | b"log4j2"
+            | b"proto3"
+            | b"int8"
+            | b"int16"
+            | b"int32"
+            | b"int64"
+            | b"uint8"
+            | b"uint16"
+            | b"uint32"
+            | b"uint64"
+            | b"float32"
+            | b"float64"
+            | b"k8s"
+            | b"win32"
+            | b"win64"
+            | b"ext4"
+            | b"grpc-web"
+            | b"s3"
+            | b"ec2"
+    )
 }
 
 /// Source-file extensions: `name.ext:line` is a code location (constant file name),
