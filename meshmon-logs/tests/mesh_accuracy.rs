@@ -148,8 +148,8 @@ fn mesh_corpus_accuracy() {
         }
         let get = |f: &str| rows.iter().find(|x| x.0 == f).unwrap();
         let envoy = get("envoy");
-        assert!(envoy.2 >= 0.95, "seed {seed:#x}: Envoy GA {:.3}", envoy.2);
-        assert!(envoy.3 >= 0.80, "seed {seed:#x}: Envoy PA {:.3}", envoy.3);
+        assert!(envoy.2 >= 0.99, "seed {seed:#x}: Envoy GA {:.3}", envoy.2);
+        assert!(envoy.3 >= 0.95, "seed {seed:#x}: Envoy PA {:.3}", envoy.3);
         let all = get("all");
         assert!(
             all.2 >= MESH_GA_FLOOR,
@@ -160,7 +160,7 @@ fn mesh_corpus_accuracy() {
 }
 
 /// Floor set to what the held-out seed reached.
-const MESH_GA_FLOOR: f64 = 0.98;
+const MESH_GA_FLOOR: f64 = 0.99;
 
 #[test]
 fn envoy_patterns_keep_method_code_and_flags_and_match_members() {

@@ -1108,7 +1108,7 @@ impl Miner {
         let k = self.config.distinct_values;
         let consts = pos
             .iter()
-            .filter(|p| matches!(p.slot, Slot::Word { .. }))
+            .filter(|p| matches!(p.slot, Slot::Word { .. } | Slot::Fixed { .. }))
             .count();
         if consts > LONG_CONTEXT { k.min(3) } else { k }
     }

@@ -39,10 +39,8 @@
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(doc)]
-use super::Slot;
 use super::token::{Token, TokenKind, VarKind, classify_word};
-use super::{ConfigError, Miner, MinerConfig, Pattern, PatternId};
+use super::{ConfigError, Miner, MinerConfig, Pattern, PatternId, Slot};
 use crate::record::{LogRecord, Status};
 
 /// Counts of the messages of one pattern by [`Status`].
@@ -152,16 +150,21 @@ pub struct PatternSetStats {
 #[serde(try_from = "SetState", into = "SetState")]
 pub struct PatternSet {
     miner: Miner,
+    /// Route shapes of access logs, learned across outcomes (see `route_shape`).
+    routes: Miner,
     /// Counts by id (index = id; 0 is [`PatternId::OVERFLOW`]); merged ids hold zero.
     counts: Vec<StatusCounts>,
     stats: PatternSetStats,
     msg: String,
     toks: Vec<Token>,
+    rtoks: Vec<Token>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct SetState {
     miner: Miner,
+    #[serde(default)]
+    routes: Miner,
     counts: Vec<(PatternId, StatusCounts)>,
     #[serde(default)]
     stats: PatternSetStats,
@@ -178,6 +181,7 @@ impl From<PatternSet> for SetState {
             .collect();
         SetState {
             miner: s.miner,
+            routes: s.routes,
             counts,
             stats: s.stats,
         }
@@ -189,6 +193,7 @@ impl TryFrom<SetState> for PatternSet {
 
     fn try_from(s: SetState) -> Result<Self, ConfigError> {
         let mut set = PatternSet::from_miner(s.miner);
+        set.routes = s.routes;
         set.stats = s.stats;
         for (id, c) in s.counts {
             let id = set.miner.resolve(id);
@@ -214,11 +219,13 @@ impl PatternSet {
     pub fn from_miner(mut miner: Miner) -> Self {
         miner.set_merge_log(true);
         Self {
+            routes: Miner::new(miner.config().clone()).unwrap_or_default(),
             miner,
             counts: Vec::new(),
             stats: PatternSetStats::default(),
             msg: String::new(),
             toks: Vec::new(),
+            rtoks: Vec::new(),
         }
     }
 
@@ -311,6 +318,7 @@ impl PatternSet {
             let mut msg = std::mem::take(&mut self.msg);
             let mut toks = std::mem::take(&mut self.toks);
             access_log_event(record, &mut msg, &mut toks);
+            self.route_shape(&msg, &mut toks);
             let id = self.miner.add_prepared(&msg, &toks);
             self.msg = msg;
             self.toks = toks;
@@ -319,6 +327,45 @@ impl PatternSet {
             self.miner.add(&record.message)
         };
         self.count(id, record.status)
+    }
+
+    /// Learns route shapes across all outcomes of a route (a separate miner over the
+    /// path tokens, so a name segment seen with many response codes generalises even
+    /// for a code seen once), then marks the event's route segments that the learned
+    /// shape holds as variables.
+    fn route_shape(&mut self, msg: &str, toks: &mut [Token]) {
+        // Route tokens: between the method (first) and the protocol (next fixed token).
+        let Some(end) = toks
+            .iter()
+            .skip(1)
+            .position(|t| t.kind == TokenKind::Fixed)
+            .map(|p| p + 1)
+        else {
+            return;
+        };
+        let route = &mut toks[1..end];
+        let (Some(first), Some(last)) = (route.first(), route.last()) else {
+            return;
+        };
+        if route.len() < 2 || first.kind == TokenKind::Fixed {
+            return;
+        }
+        let (rs, re) = (first.start, last.end);
+        let text = msg.get(rs as usize..re as usize).unwrap_or("");
+        self.rtoks.clear();
+        self.rtoks.extend(route.iter().map(|t| Token {
+            start: t.start - rs,
+            end: t.end - rs,
+            ..*t
+        }));
+        let id = self.routes.add_prepared(text, &self.rtoks);
+        if let Some(p) = self.routes.pattern(id) {
+            for (t, pos) in route.iter_mut().zip(p.positions()) {
+                if t.kind == TokenKind::Word && matches!(pos.slot, Slot::Var(_)) {
+                    t.kind = TokenKind::Var(VarKind::Any);
+                }
+            }
+        }
     }
 
     /// The text a record is mined as: its message, or for an access-log record the
