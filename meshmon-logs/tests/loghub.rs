@@ -33,8 +33,11 @@ pub const HALF_A: [&str; 5] = ["Android", "BGL", "HealthApp", "Spark", "Windows"
 /// The other half of the split.
 pub const HALF_B: [&str; 5] = ["Apache", "HDFS", "OpenStack", "Thunderbird", "Zookeeper"];
 
-/// Floors, set to what the held-out half reached (a regression fails the test).
-const HALF_MEAN_GA_FLOOR: f64 = 0.97;
+/// Floors per half (mean GA, both ground truths), set to what each half reached with
+/// the final configuration (a regression fails the test): half B, the held-out half,
+/// reached 0.996; half A 0.972 (original labels).
+const HALF_A_MEAN_GA_FLOOR: f64 = 0.97;
+const HALF_B_MEAN_GA_FLOOR: f64 = 0.99;
 const DATASET_GA_FLOOR: f64 = 0.85;
 
 #[test]
@@ -120,9 +123,14 @@ fn loghub_accuracy_and_regex_property() {
                 continue;
             }
             let m = part.iter().map(|r| ga(r)).sum::<f64>() / part.len() as f64;
+            let floor = if half == "A" {
+                HALF_A_MEAN_GA_FLOOR
+            } else {
+                HALF_B_MEAN_GA_FLOOR
+            };
             assert!(
-                m >= HALF_MEAN_GA_FLOOR,
-                "half {half}: mean GA ({which}) {m:.3} below the {HALF_MEAN_GA_FLOOR} floor"
+                m >= floor,
+                "half {half}: mean GA ({which}) {m:.3} below the {floor} floor"
             );
         }
         for r in &rows {
