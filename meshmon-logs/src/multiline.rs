@@ -4,8 +4,8 @@
 //! Two ways to tell a continuation, as the Datadog Agent offers:
 //! [`Continuation::StartPattern`] (Datadog's `multi_line` rule: a line matching the
 //! pattern starts a new log, any other line continues the current one) and
-//! [`Continuation::Indented`] (a line starting with whitespace, `Caused by:` or `...`
-//! continues: Java, Python and Go stack traces).
+//! [`Continuation::Indented`] (a line starting with whitespace, `Caused by:`, `...` or a
+//! Python traceback header or exception line continues: Java, Python and Go traces).
 //!
 //! ```
 //! use meshmon_core::Timestamp;
@@ -34,21 +34,53 @@ use crate::record::LogRecord;
 pub enum Continuation {
     /// A line matching the regex starts a new log; others continue (Datadog `multi_line`).
     StartPattern(Regex),
-    /// A line starting with whitespace, `Caused by:` or `...` continues.
+    /// A line starting with whitespace, `Caused by:`, `...` or `Traceback (most recent
+    /// call last):` continues; so does the final `SomeError: message` line of a Python
+    /// traceback (not indented).
     Indented,
 }
 
 impl Continuation {
-    fn continues(&self, line: &str) -> bool {
+    fn continues(&self, line: &str, pending: &str) -> bool {
         match self {
             Continuation::StartPattern(re) => !re.is_match(line),
             Continuation::Indented => {
                 line.starts_with([' ', '\t'])
                     || line.starts_with("Caused by:")
                     || line.starts_with("...")
+                    || line.starts_with("Traceback (most recent call last):")
+                    || ends_python_traceback(line, pending)
             }
         }
     }
+}
+
+/// `ValueError: ...` right after the indented frames of a `Traceback (most recent call
+/// last):` block.
+fn ends_python_traceback(line: &str, pending: &str) -> bool {
+    let Some(tb) = pending.rfind("Traceback (most recent call last):") else {
+        return false;
+    };
+    let last = pending.rsplit('\n').next().unwrap_or("");
+    if !last.starts_with([' ', '\t']) || tb + 34 >= pending.len() {
+        return false;
+    }
+    let name = line.split(':').next().unwrap_or("");
+    !name.is_empty()
+        && name.len() < line.len().max(name.len() + 1)
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        && [
+            "Error",
+            "Exception",
+            "Warning",
+            "Exit",
+            "Interrupt",
+            "Iteration",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
 }
 
 /// Bounds of one aggregated log.
@@ -146,7 +178,7 @@ impl MultiLine {
     pub fn push(&mut self, record: LogRecord, now: Timestamp) -> Option<LogRecord> {
         let mut out = self.poll(now);
         match self.pending.take() {
-            Some((t0, lines, mut cur)) if self.rule.continues(&record.message) => {
+            Some((t0, lines, mut cur)) if self.rule.continues(&record.message, &cur.message) => {
                 let fits = cur.message.len() + 1 + record.message.len() <= self.config.max_bytes
                     && lines < self.config.max_lines;
                 if fits {

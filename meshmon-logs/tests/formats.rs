@@ -337,3 +337,35 @@ fn multiline_bounds() {
     assert_eq!(m.stats.bounded, 1);
     assert_eq!(m.flush().unwrap().message, " c2-long");
 }
+
+#[test]
+fn python_traceback_keeps_its_exception_line() {
+    let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
+    let t = Timestamp::from_secs(0);
+    let lines = [
+        "ERROR:root:exception calling application",
+        "Traceback (most recent call last):",
+        "  File \"/app/service.py\", line 31, in parse_id",
+        "    return int(raw)",
+        "ValueError: invalid literal for int() with base 10: 'x'",
+        "INFO:root:next request",
+    ];
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend(m.push(LogRecord::new(l), t));
+    }
+    out.extend(m.flush());
+    // The logging call's message, its traceback and the exception line are one log.
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0]
+            .message
+            .starts_with("ERROR:root:exception calling application\nTraceback")
+    );
+    assert!(out[0].message.ends_with("base 10: 'x'"));
+    assert_eq!(out[1].message, "INFO:root:next request");
+    // Outside a traceback an `Error:` line starts a new log.
+    let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
+    assert!(m.push(LogRecord::new("starting"), t).is_none());
+    assert!(m.push(LogRecord::new("ValueError: bad"), t).is_some());
+}
