@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = format::parse_envoy(line).map(|l| l.to_record());
         let _ = format::parse_istio(line).map(|l| l.to_record());
         let _ = format::parse_json(line);
+        let _ = format::parse_logfmt(line);
         let _ = format::detect(line);
         if let Some(rec) = parser.parse(line) {
             if let Some(done) = ml.push(rec, Timestamp::from_secs(i as i64)) {
