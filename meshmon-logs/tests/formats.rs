@@ -369,3 +369,32 @@ fn python_traceback_keeps_its_exception_line() {
     assert!(m.push(LogRecord::new("starting"), t).is_none());
     assert!(m.push(LogRecord::new("ValueError: bad"), t).is_some());
 }
+
+#[test]
+fn logfmt_lines() {
+    use meshmon_logs::format::parse_logfmt;
+    let r = parse_logfmt(
+        br#"time=2024-05-01T12:00:00Z level=error msg="dial \"db\" failed" caller=db.go:42 retry="""#,
+    )
+    .unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.message, r#"dial "db" failed"#);
+    assert_eq!(r.attribute_str("caller").as_deref(), Some("db.go:42"));
+    assert_eq!(r.attribute_str("retry").as_deref(), Some(""));
+    assert!(r.timestamp.is_some());
+    assert_eq!(detect(b"level=info msg=hi"), Format::Logfmt);
+    assert_eq!(detect(b"levels are fine"), Format::Raw);
+    // Bad lines: what and where.
+    match parse_logfmt(br#"level=info msg="open"#) {
+        Err(FormatError::Syntax { offset, .. }) => assert_eq!(offset, 15),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_logfmt(b"level=info bare"),
+        Err(FormatError::Syntax { offset: 11, .. })
+    ));
+    // Through the line parser a bad logfmt line is kept raw and counted.
+    let mut p = LineParser::new(Format::Logfmt);
+    assert_eq!(p.parse(b"not logfmt").unwrap().message, "not logfmt");
+    assert_eq!(p.errors, 1);
+}

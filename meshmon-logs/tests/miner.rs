@@ -452,3 +452,26 @@ fn pattern_set_merge_keeps_ids_and_sums_counts() {
     assert_eq!(disk.total(), 3);
     assert_eq!(disk.get(Status::Warning), 2);
 }
+
+/// The pattern bound holds through `PatternSet` and is counted; refused messages are
+/// counted under the overflow id, by status.
+#[test]
+fn pattern_set_is_bounded_and_counts_overflow() {
+    use meshmon_logs::pattern::PatternSet;
+    use meshmon_logs::{LogRecord, Status};
+    let mut cfg = MinerConfig::default();
+    cfg.max_patterns = 2;
+    let mut set = PatternSet::new(cfg).unwrap();
+    set.observe(&LogRecord::new("alpha one"));
+    set.observe(&LogRecord::new("beta two three"));
+    let mut r = LogRecord::new("gamma");
+    r.status = Status::Error;
+    assert_eq!(set.observe(&r), PatternId::OVERFLOW);
+    assert_eq!(set.len(), 2);
+    assert_eq!(set.miner().stats().overflowed, 1);
+    assert_eq!(
+        set.counts(PatternId::OVERFLOW).unwrap().get(Status::Error),
+        1
+    );
+    assert_eq!(set.stats().records, 3);
+}
