@@ -242,6 +242,12 @@ fn regex_property_on_edge_cases() {
         "value=${x}+$1 (?i) \\d+ .* ^$",
         "k=\"unterminated quote here 5",
         "x=1,y=2;z=\"a b\",w",
+        "sent 10 (5) 20 (6 KB) done",
+        "sent 10 (5) 20 (6 KB) done (7)",
+        "sent () k= (9) v=\"\" []",
+        "x (1)",
+        "(2) y",
+        "<1 sec >5 ~3 <4",
     ];
     let mut ids = Vec::new();
     for s in msgs {

@@ -719,6 +719,9 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             && let (TokenKind::Var(a), TokenKind::Var(k)) = (out[w - 1].kind, t.kind)
         {
             out[w - 1].end = t.end;
+            // A group left out after the earlier variable now lies inside the range;
+            // one after the later variable still follows the joined one.
+            out[w - 1].group_after = t.group_after;
             if a != k {
                 out[w - 1].kind = TokenKind::Var(VarKind::Any);
             }
