@@ -75,7 +75,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use hash::{Fx, IdBuild};
-pub use set::{PatternSet, StatusCounts};
+pub use set::{PatternSet, PatternSetStats, StatusCounts};
 use token::{Token, TokenKind, VarKind, is_ws, tokenize};
 pub use topk::{TopK, ValueCount};
 
