@@ -26,9 +26,9 @@ use meshmon_core::autodiscovery::ContainerFilter;
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
 use meshmon_logs::format::{Format, LineParser};
 use meshmon_logs::multiline::{Continuation, MultiLine, MultiLineConfig};
-use meshmon_logs::pattern::{Miner, MinerConfig, PatternId};
+use meshmon_logs::pattern::{MinerConfig, PatternId, PatternSet};
 use meshmon_logs::rules::{Processor, Rule};
-use meshmon_logs::{LogRecord, Status};
+use meshmon_logs::LogRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
@@ -89,10 +89,10 @@ struct Tailed {
 
 #[derive(Default)]
 struct MinerEntry {
-    miner: Miner,
+    /// Patterns with their counts by status (`meshmon_logs::pattern::PatternSet`).
+    set: PatternSet,
     service: String,
     source: String,
-    counts: HashMap<PatternId, BTreeMap<&'static str, u64>>,
     /// Lines per (pattern, status) since the last flush into series.
     window: HashMap<(PatternId, &'static str), u64>,
     dirty: bool,
@@ -109,8 +109,7 @@ struct SavedMiner {
     key: String,
     service: String,
     source: String,
-    miner: Miner,
-    counts: Vec<(u64, BTreeMap<String, u64>)>,
+    set: PatternSet,
 }
 
 #[derive(Default, Clone, Copy, Serialize)]
@@ -329,21 +328,12 @@ impl Tailer {
         match state::load::<SavedMiners>(&self.patterns_path, "log-patterns", now) {
             Loaded::Ok(s) => {
                 for m in s.miners {
-                    let counts = m
-                        .counts
-                        .into_iter()
-                        .map(|(id, c)| {
-                            let c = c.into_iter().map(|(k, v)| (status_str(&k), v)).collect();
-                            (PatternId(id), c)
-                        })
-                        .collect();
                     self.miners.insert(
                         m.key,
                         MinerEntry {
-                            miner: m.miner,
+                            set: m.set,
                             service: m.service,
                             source: m.source,
-                            counts,
                             window: HashMap::new(),
                             dirty: true,
                         },
@@ -506,9 +496,8 @@ impl Tailer {
         let rules = Processor::new(&spec.rules)
             .unwrap_or_else(|_| Processor::new(&[]).unwrap_or_else(|_| unreachable_processor()));
         let multiline = spec.multi_line.as_ref().and_then(|p| {
-            regex::Regex::new(p).ok().map(|re| {
-                MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default())
-            })
+            let re = regex::Regex::new(p).ok()?;
+            MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default()).ok()
         });
         self.counters.files_opened += 1;
         self.positions_dirty = true;
@@ -665,20 +654,15 @@ impl Tailer {
             let service = rec.service.clone().unwrap_or_default();
             let source = rec.source.clone().unwrap_or_default();
             let key = format!("{service}/{source}");
+            let cfg = &self.miner_cfg;
             let entry = self.miners.entry(key).or_insert_with(|| MinerEntry {
-                miner: Miner::new(self.miner_cfg.clone()),
+                set: PatternSet::new(cfg.clone()).unwrap_or_default(),
                 service: service.clone(),
                 source: source.clone(),
                 ..MinerEntry::default()
             });
-            let id = entry.miner.add(&rec.message);
+            let id = entry.set.observe(&rec);
             let status = rec.status.as_str();
-            *entry
-                .counts
-                .entry(id)
-                .or_default()
-                .entry(status)
-                .or_default() += 1;
             *entry.window.entry((id, status)).or_default() += 1;
             entry.dirty = true;
             *logs_window.entry((service, source, status)).or_default() += 1;
@@ -712,16 +696,8 @@ impl Tailer {
                 continue;
             }
             // Ids merged by the miner resolve to their survivor.
-            let mut merged: HashMap<PatternId, BTreeMap<&'static str, u64>> = HashMap::new();
-            for (id, c) in e.counts.drain() {
-                let m = merged.entry(e.miner.resolve(id)).or_default();
-                for (s, n) in c {
-                    *m.entry(s).or_default() += n;
-                }
-            }
-            e.counts = merged;
             for ((id, status), n) in e.window.drain() {
-                let id = e.miner.resolve(id);
+                let id = e.set.resolve(id);
                 let mut tags = base(&e.service, &e.source);
                 for (k, v) in [
                     ("status", status.to_owned()),
@@ -739,20 +715,20 @@ impl Tailer {
                 ));
             }
             let v: Vec<PatternView> = e
-                .miner
+                .set
                 .patterns()
-                .map(|p| PatternView {
-                    id: p.id().0,
+                .map(|(p, counts)| PatternView {
+                    id: p.id().get(),
                     service: e.service.clone(),
                     source: e.source.clone(),
                     template: p.template(),
                     regex: p.regex(),
-                    count: p.count(),
-                    statuses: e
-                        .counts
-                        .get(&p.id())
-                        .map(|c| c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
-                        .unwrap_or_default(),
+                    count: counts.total(),
+                    statuses: counts
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(s, n)| (s.as_str().to_owned(), n))
+                        .collect(),
                     samples: p.samples().to_vec(),
                 })
                 .collect();
@@ -800,12 +776,7 @@ impl Tailer {
                 key: k.clone(),
                 service: e.service.clone(),
                 source: e.source.clone(),
-                miner: e.miner.clone(),
-                counts: e
-                    .counts
-                    .iter()
-                    .map(|(id, c)| (id.0, c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()))
-                    .collect(),
+                set: e.set.clone(),
             })
             .collect();
         if let Err(e) = state::save(&self.patterns_path, "log-patterns", &SavedMiners { miners }) {
@@ -1039,22 +1010,4 @@ pub async fn run(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(read_every) => {}
         }
     }
-}
-
-/// Interns a status name as `&'static str`.
-fn status_str(s: &str) -> &'static str {
-    const ALL: [Status; 8] = [
-        Status::Emergency,
-        Status::Alert,
-        Status::Critical,
-        Status::Error,
-        Status::Warning,
-        Status::Notice,
-        Status::Info,
-        Status::Debug,
-    ];
-    ALL.iter()
-        .map(|s| s.as_str())
-        .find(|n| *n == s)
-        .unwrap_or("info")
 }
