@@ -89,10 +89,9 @@ fn throughput(c: &mut Criterion) {
             g.bench_function(name, |b| {
                 let s = series();
                 b.iter(|| {
-                    let mut d = Detector::new(DetectorConfig {
-                        seasonality,
-                        ..DetectorConfig::new(alg)
-                    });
+                    let mut d =
+                        Detector::new(DetectorConfig::new(alg).with_seasonality(seasonality))
+                            .expect("valid detector config");
                     let mut acc = 0.0;
                     for &(t, v) in s {
                         acc += d.update(t, v).score;
@@ -131,7 +130,8 @@ fn nab_corpus(c: &mut Criterion) {
             b.iter(|| {
                 let mut acc = 0.0;
                 for s in &data {
-                    let mut d = Detector::new(DetectorConfig::new(alg));
+                    let mut d =
+                        Detector::new(DetectorConfig::new(alg)).expect("valid detector config");
                     for (&t, &v) in s.timestamps.iter().zip(&s.values) {
                         acc += d.update(t, v).score;
                     }
@@ -149,10 +149,8 @@ fn memory_per_series(alg: Algorithm, seasonality: Seasonality, count: usize, poi
     let before = LIVE.load(Ordering::Relaxed);
     let mut ds: Vec<Detector> = (0..count)
         .map(|_| {
-            Detector::new(DetectorConfig {
-                seasonality,
-                ..DetectorConfig::new(alg)
-            })
+            Detector::new(DetectorConfig::new(alg).with_seasonality(seasonality))
+                .expect("valid detector config")
         })
         .collect();
     let s = series();
@@ -195,7 +193,10 @@ fn memory(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("robust_one_point_each", |b| {
         let mut ds: Vec<Detector> = (0..100_000)
-            .map(|_| Detector::new(DetectorConfig::new(Algorithm::Robust)))
+            .map(|_| {
+                Detector::new(DetectorConfig::new(Algorithm::Robust))
+                    .expect("valid detector config")
+            })
             .collect();
         let mut t = 0i64;
         b.iter(|| {

@@ -33,7 +33,7 @@ fn main() {
     for (name, w) in &windows {
         let s =
             nab::parse_series_csv(&std::fs::read(root.join("data").join(name)).unwrap()).unwrap();
-        let mut d = Detector::new(cfg.clone());
+        let mut d = Detector::new(cfg.clone()).unwrap();
         let mut st = 42u64;
         let scores: Vec<f64> = if std::env::var_os("RANDOM").is_some() {
             s.values

@@ -8,13 +8,16 @@
 //!
 //! # Score
 //!
-//! With `z = |value − expected| / σ` and `b = bounds`, the raw score is
-//! `z⁴ / (z⁴ + b⁴)`: 0 on the expected value, exactly 0.5 on the band edge, → 1 far
-//! outside. The score is **episode-aware**: the first anomalous point of an episode
-//! carries its full score, and while an episode lasts (anomalous points less than
-//! `episode_points` apart) later points' scores are multiplied by
-//! `episode_damping`, so a threshold on the score fires once per episode (what NAB
-//! rewards, and what a person wants).
+//! The score measures *rarity*, not distance to the band. With `d = |value − expected|`
+//! and `d̄` its short-term exponential average (rate `short_rate`), each is ranked in
+//! the series' own decaying history of such deviations (a log-scale histogram with a
+//! half-life of `history_half_life` points): `p = min(tail(d), tail(d̄))`, doubled
+//! (Bonferroni over the two signals), and mapped with `l = −log10 p` to
+//! `l² / (l² + rarity_half²)`, so a deviation as rare as a 3σ normal excursion
+//! (`rarity_half` = 2.57) scores 0.5. The score is **episode-aware**: only a new high
+//! over a decaying recent peak (half-life `episode_points`) counts in full, later
+//! points' scores are multiplied by `episode_damping`, so a threshold on the score
+//! fires once per episode (what NAB rewards, and what a person wants).
 //!
 //! # Input handling
 //!
@@ -52,6 +55,7 @@ pub const MAX_VALUE: f64 = 1e150;
 
 /// What a detector says about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Estimate {
     /// The value the model expected.
     pub expected: f64,
@@ -61,8 +65,13 @@ pub struct Estimate {
     pub upper: f64,
     /// Anomaly score in `[0, 1]` (0.5 on the band edge; damped inside an episode).
     pub score: f64,
-    /// Outside the band, after warm-up.
+    /// Outside the band after warm-up, and rare or continuing an anomalous run (what
+    /// NAB's scoring and the Watchdog use).
     pub anomalous: bool,
+    /// Outside the band (strictly), after warm-up: Datadog's definition of an
+    /// anomalous point, what [`crate::anomaly::AnomalyMonitor`] counts.
+    #[serde(default)]
+    pub outside: bool,
 }
 
 /// Which model to run (Datadog's names).
@@ -102,8 +111,23 @@ impl std::fmt::Display for Algorithm {
 
 /// Detector configuration. The defaults are the configuration measured on NAB (one
 /// configuration for every series).
+///
+/// Build it with [`DetectorConfig::new`] and the `with_*` methods (or set the public
+/// fields); [`Detector::new`] validates it ([`DetectorConfig::validate`]).
+///
+/// ```
+/// use meshmon_alert::{Algorithm, ConfigError, Detector, DetectorConfig, Seasonality};
+///
+/// let cfg = DetectorConfig::new(Algorithm::Robust)
+///     .with_bounds(2.5)
+///     .with_seasonality(Seasonality::Daily);
+/// assert!(Detector::new(cfg).is_ok());
+/// let bad = DetectorConfig::new(Algorithm::Basic).with_bounds(f64::NAN);
+/// assert!(matches!(Detector::new(bad), Err(ConfigError::Invalid { field: "bounds", .. })));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct DetectorConfig {
     /// The model.
     pub algorithm: Algorithm,
@@ -152,6 +176,41 @@ impl Default for DetectorConfig {
     }
 }
 
+/// An invalid configuration value (detector or monitor).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field is out of its range.
+    #[error("{field} = {value}: {reason}")]
+    Invalid {
+        /// The field (`bounds`, `trigger_window`, …).
+        field: &'static str,
+        /// Its value, as text.
+        value: String,
+        /// The accepted range.
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        field: &'static str,
+        value: impl std::fmt::Debug,
+        reason: &'static str,
+    ) -> Self {
+        Self::Invalid {
+            field,
+            value: format!("{value:?}"),
+            reason,
+        }
+    }
+}
+
+/// Largest accepted `bounds` (a band wider than a million σ flags nothing).
+pub const MAX_BOUNDS: f64 = 1e6;
+/// Largest accepted `window_points` and `max_season_buckets` (memory per series).
+pub const MAX_WINDOW_POINTS: u32 = 1 << 20;
+
 impl DetectorConfig {
     /// The default configuration for `algorithm`.
     pub fn new(algorithm: Algorithm) -> Self {
@@ -159,6 +218,105 @@ impl DetectorConfig {
             algorithm,
             ..Self::default()
         }
+    }
+
+    /// Sets [`bounds`](Self::bounds).
+    #[must_use]
+    pub fn with_bounds(mut self, bounds: f64) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Sets [`seasonality`](Self::seasonality).
+    #[must_use]
+    pub fn with_seasonality(mut self, seasonality: Seasonality) -> Self {
+        self.seasonality = seasonality;
+        self
+    }
+
+    /// Sets [`warmup_points`](Self::warmup_points).
+    #[must_use]
+    pub fn with_warmup_points(mut self, points: u32) -> Self {
+        self.warmup_points = points;
+        self
+    }
+
+    /// Sets [`window_points`](Self::window_points) (`basic`).
+    #[must_use]
+    pub fn with_window_points(mut self, points: u32) -> Self {
+        self.window_points = points;
+        self
+    }
+
+    /// Checks every field's range: `bounds` finite in `(0, 1e6]`, `window_points` in
+    /// `4..=2²⁰`, `max_season_buckets` in `1..=2²⁰`, `episode_points ≥ 1`,
+    /// `episode_damping` in `[0, 1]`, `max_gap > 0`, `short_rate` in `(0, 1]`,
+    /// `history_half_life ≥ 1` and `rarity_half > 0` (finite).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.bounds.is_finite() && self.bounds > 0.0 && self.bounds <= MAX_BOUNDS) {
+            return Err(ConfigError::invalid(
+                "bounds",
+                self.bounds,
+                "must be a finite number in (0, 1e6]",
+            ));
+        }
+        if !(4..=MAX_WINDOW_POINTS).contains(&self.window_points) {
+            return Err(ConfigError::invalid(
+                "window_points",
+                self.window_points,
+                "must be in 4..=1048576",
+            ));
+        }
+        if !(1..=MAX_WINDOW_POINTS).contains(&self.max_season_buckets) {
+            return Err(ConfigError::invalid(
+                "max_season_buckets",
+                self.max_season_buckets,
+                "must be in 1..=1048576",
+            ));
+        }
+        if self.episode_points == 0 {
+            return Err(ConfigError::invalid(
+                "episode_points",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.episode_damping) {
+            return Err(ConfigError::invalid(
+                "episode_damping",
+                self.episode_damping,
+                "must be in [0, 1]",
+            ));
+        }
+        if self.max_gap.is_zero() {
+            return Err(ConfigError::invalid(
+                "max_gap",
+                self.max_gap,
+                "must be positive",
+            ));
+        }
+        if !(self.short_rate > 0.0 && self.short_rate <= 1.0) {
+            return Err(ConfigError::invalid(
+                "short_rate",
+                self.short_rate,
+                "must be in (0, 1]",
+            ));
+        }
+        if !(self.history_half_life.is_finite() && self.history_half_life >= 1.0) {
+            return Err(ConfigError::invalid(
+                "history_half_life",
+                self.history_half_life,
+                "must be a finite number of points >= 1",
+            ));
+        }
+        if !(self.rarity_half.is_finite() && self.rarity_half > 0.0) {
+            return Err(ConfigError::invalid(
+                "rarity_half",
+                self.rarity_half,
+                "must be a finite positive number",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -311,6 +469,60 @@ impl SeasonProfile {
     }
 }
 
+/// The level-and-scale core `agile` and `robust` share: a point count, a level, and
+/// the robust scale σ = `1.2533·E|r|` (mean absolute residual times √(π/2)), floored
+/// at a fifth of a slow average of itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LevelScale {
+    pub(crate) n: u64,
+    pub(crate) level: f64,
+    mean_abs: f64,
+    long_scale: f64,
+}
+
+/// Rate of the slow scale average that floors σ.
+const LONG_SCALE_RATE: f64 = 0.002;
+
+impl LevelScale {
+    /// `expected = level + offset + season[bucket]`, `None` before the first point.
+    pub(crate) fn predict(
+        &self,
+        offset: f64,
+        season: &SeasonProfile,
+        bucket: Phase,
+    ) -> Option<Prediction> {
+        if self.n == 0 {
+            return None;
+        }
+        Some(Prediction {
+            expected: self.level + offset + season.get(bucket),
+            scale: (1.2533 * self.mean_abs).max(0.2 * self.long_scale),
+        })
+    }
+
+    /// Counts the point; on the first one the level is `x` and `true` is returned.
+    pub(crate) fn first(&mut self, x: f64) -> bool {
+        self.n += 1;
+        if self.n == 1 {
+            self.level = x;
+        }
+        self.n == 1
+    }
+
+    /// `1/n` while young (so early points average exactly).
+    pub(crate) fn warm(&self) -> f64 {
+        1.0 / self.n.max(1) as f64
+    }
+
+    /// Learns the scale from residual `r` clipped at `clip`, at rate `max(1/n, rate)`.
+    pub(crate) fn learn_scale(&mut self, r: f64, clip: f64, rate: f64) {
+        let warm = self.warm();
+        self.mean_abs += warm.max(rate) * (r.abs().min(clip) - self.mean_abs);
+        let s = 1.2533 * self.mean_abs;
+        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Model {
     Basic(BasicModel),
@@ -324,13 +536,14 @@ enum Model {
 /// use meshmon_alert::{Algorithm, Detector, DetectorConfig};
 /// use meshmon_core::Timestamp;
 ///
-/// let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust));
+/// let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust))?;
 /// for i in 0..500 {
 ///     let v = 100.0 + (i % 7) as f64; // steady, small wiggle
 ///     assert!(!d.update(Timestamp::from_secs(i * 60), v).anomalous);
 /// }
 /// let e = d.update(Timestamp::from_secs(500 * 60), 180.0);
 /// assert!(e.anomalous && e.score > 0.5 && e.upper < 180.0);
+/// # Ok::<(), meshmon_alert::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detector {
@@ -353,8 +566,14 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// A detector with `config`.
-    pub fn new(config: DetectorConfig) -> Self {
+    /// A detector with `config`, after [`DetectorConfig::validate`].
+    pub fn new(config: DetectorConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new_unchecked(config))
+    }
+
+    /// Builds from a config already validated.
+    pub(crate) fn new_unchecked(config: DetectorConfig) -> Self {
         let model = match config.algorithm {
             Algorithm::Basic => Model::Basic(BasicModel::new(config.window_points as usize)),
             Algorithm::Agile => Model::Agile(AgileModel::default()),
@@ -387,6 +606,7 @@ impl Detector {
                 upper: 0.0,
                 score: 0.0,
                 anomalous: false,
+                outside: false,
             },
             stats: DetectorStats::default(),
         }
@@ -434,6 +654,7 @@ impl Detector {
         Estimate {
             score: 0.0,
             anomalous: false,
+            outside: false,
             ..self.last
         }
     }
@@ -507,6 +728,7 @@ impl Detector {
                 upper: value,
                 score: 0.0,
                 anomalous: false,
+                outside: false,
             };
             return self.last;
         };
@@ -515,6 +737,7 @@ impl Detector {
         let sigma = pred.scale.max(floor);
         let z = (value - pred.expected).abs() / sigma;
         let mut anomalous = z > b;
+        let mut outside = anomalous;
         // Rarity: how unusual this deviation, and the recent average deviation, are in
         // the series' own history (tail probabilities, Bonferroni-combined).
         let dev = (value - pred.expected).abs();
@@ -535,6 +758,7 @@ impl Detector {
             self.warm_left -= 1;
             score = 0.0;
             anomalous = false;
+            outside = false;
         }
         if anomalous {
             self.stats.anomalous += 1;
@@ -560,6 +784,7 @@ impl Detector {
             upper: pred.expected + b * sigma,
             score: score.clamp(0.0, 1.0),
             anomalous,
+            outside,
         };
         self.last
     }

@@ -54,7 +54,7 @@ use std::time::Duration;
 use meshmon_core::{AlertType, Metric, Notification, Tag, Tags, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Detector, DetectorConfig};
+use crate::detector::{ConfigError, Detector, DetectorConfig};
 use crate::threshold::{Level, ThresholdConfig, ThresholdDetector, ThresholdError};
 
 /// Which series a monitor watches and how they are grouped.
@@ -187,6 +187,15 @@ pub enum MonitorError {
         /// The threshold error.
         #[source]
         source: ThresholdError,
+    },
+    /// The anomaly detector's configuration is invalid.
+    #[error("monitor {monitor:?}: detector {source}")]
+    Detector {
+        /// Monitor name.
+        monitor: String,
+        /// The detector configuration error.
+        #[source]
+        source: ConfigError,
     },
     /// A field is out of range.
     #[error("monitor {monitor:?}: {field} {reason}")]
@@ -354,11 +363,17 @@ impl Monitor {
         if config.trigger_window.is_zero() {
             return Err(invalid("trigger_window", "must be positive"));
         }
-        if let Condition::Threshold(t) = &config.condition {
-            ThresholdDetector::new(t.clone()).map_err(|source| MonitorError::Threshold {
+        match &config.condition {
+            Condition::Threshold(t) => {
+                ThresholdDetector::new(t.clone()).map_err(|source| MonitorError::Threshold {
+                    monitor: config.name.clone(),
+                    source,
+                })?;
+            }
+            Condition::Anomaly(d) => d.validate().map_err(|source| MonitorError::Detector {
                 monitor: config.name.clone(),
                 source,
-            })?;
+            })?,
         }
         Ok(Self {
             config,
@@ -384,11 +399,14 @@ impl Monitor {
 
     fn new_group(&self) -> Group {
         let judge = match &self.config.condition {
-            Condition::Anomaly(c) => Judge::Anomaly(Box::new(Detector::new(c.clone()))),
+            // Validated in `new`.
+            Condition::Anomaly(c) => Judge::Anomaly(Box::new(Detector::new_unchecked(c.clone()))),
             Condition::Threshold(t) => match ThresholdDetector::new(t.clone()) {
                 Ok(d) => Judge::Threshold(d),
                 // Validated in `new`; fall back to an anomaly detector rather than panic.
-                Err(_) => Judge::Anomaly(Box::new(Detector::new(DetectorConfig::default()))),
+                Err(_) => {
+                    Judge::Anomaly(Box::new(Detector::new_unchecked(DetectorConfig::default())))
+                }
             },
         };
         Group {

@@ -164,7 +164,7 @@ fn red(minute: i64, resource: &str, hits: f64, errors: f64, p95: f64) -> RedPoin
 
 #[test]
 fn watchdog_stories_once_per_episode_per_signal() {
-    let mut w = Watchdog::new(WatchdogConfig::default());
+    let mut w = Watchdog::new(WatchdogConfig::default()).unwrap();
     let mut stories = Vec::new();
     let mut st = 9u64;
     let mut noise = || {

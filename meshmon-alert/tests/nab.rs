@@ -14,9 +14,14 @@ fn nab_dir() -> Option<PathBuf> {
     ));
     if dir.join("labels/combined_windows.json").is_file() {
         Some(dir)
+    } else if std::env::var_os("MESHMON_REQUIRE_CORPUS").is_some_and(|v| v == "1") {
+        panic!(
+            "NAB corpus absent at {} and MESHMON_REQUIRE_CORPUS=1",
+            dir.display()
+        );
     } else {
         eprintln!(
-            "NAB corpus absent at {}; skipping the NAB evaluation",
+            "NAB corpus absent at {}; skipping the NAB evaluation (set MESHMON_REQUIRE_CORPUS=1 to fail instead)",
             dir.display()
         );
         None
@@ -53,7 +58,7 @@ fn nab_floor_and_profiles() {
         let scores: Vec<Vec<f64>> = data
             .iter()
             .map(|(_, s)| {
-                let mut d = Detector::new(DetectorConfig::new(alg));
+                let mut d = Detector::new(DetectorConfig::new(alg)).unwrap();
                 s.timestamps
                     .iter()
                     .zip(&s.values)

@@ -61,17 +61,13 @@ pub fn run(cmd: AlertCommand) -> anyhow::Result<ExitCode> {
             plot,
         } => {
             let series = read_series(&file)?;
-            let mut cfg = DetectorConfig {
-                seasonality,
-                ..DetectorConfig::new(algorithm)
-            };
+            let mut cfg = DetectorConfig::new(algorithm).with_seasonality(seasonality);
             if let Some(b) = bounds {
-                if !(b.is_finite() && b > 0.0) {
-                    bail!("--bounds must be a positive number, got {b}");
-                }
                 cfg.bounds = b;
             }
-            let estimates = detect(&series, cfg);
+            // The crate validates (bounds finite and positive, …).
+            cfg.validate().context("--bounds")?;
+            let estimates = detect(&series, cfg)?;
             match &out {
                 Some(path) => {
                     let f = std::fs::File::create(path)
@@ -102,7 +98,7 @@ pub fn run(cmd: AlertCommand) -> anyhow::Result<ExitCode> {
             for name in windows.keys() {
                 let series = read_series(&corpus.join("data").join(name))?;
                 nab::check_windows(name, &series.timestamps, &windows[name])?;
-                let scores: Vec<f64> = detect(&series, DetectorConfig::new(algorithm))
+                let scores: Vec<f64> = detect(&series, DetectorConfig::new(algorithm))?
                     .iter()
                     .map(|e| e.score)
                     .collect();
@@ -141,14 +137,14 @@ fn read_series(path: &Path) -> anyhow::Result<Series> {
     nab::parse_series_csv(&read(path)?).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn detect(series: &Series, cfg: DetectorConfig) -> Vec<Estimate> {
-    let mut d = Detector::new(cfg);
-    series
+fn detect(series: &Series, cfg: DetectorConfig) -> anyhow::Result<Vec<Estimate>> {
+    let mut d = Detector::new(cfg)?;
+    Ok(series
         .timestamps
         .iter()
         .zip(&series.values)
         .map(|(&t, &v)| d.update(t, v))
-        .collect()
+        .collect())
 }
 
 /// NAB's timestamp text, `YYYY-MM-DD HH:MM:SS`.
