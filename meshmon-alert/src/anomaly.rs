@@ -105,6 +105,42 @@ impl std::fmt::Display for Direction {
     }
 }
 
+/// Parses a window the way Datadog writes them: `last_15m`, `15m`, `900s`, `1h`,
+/// `2d`, `1w` (a bare number is seconds).
+///
+/// ```
+/// use std::time::Duration;
+/// use meshmon_alert::anomaly::parse_window;
+///
+/// assert_eq!(parse_window("last_15m")?, Duration::from_secs(900));
+/// assert_eq!(parse_window("90")?, Duration::from_secs(90));
+/// assert!(parse_window("15 minutes").is_err());
+/// # Ok::<(), meshmon_alert::ConfigError>(())
+/// ```
+pub fn parse_window(s: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::invalid("window", s, "must look like 15m, last_1h, 900s, 2d or 1w");
+    let t = s.trim();
+    let t = t.strip_prefix("last_").unwrap_or(t);
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return Err(bad()),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(bad)?;
+    if secs == 0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
 /// Anomaly monitor configuration (Datadog's names; defaults in the module docs).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
