@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{LevelScale, Phase, Prediction, SeasonProfile};
+use crate::detector::{LevelScale, Phase, Prediction, Revert, SeasonProfile};
 
 pub(crate) const LEVEL_RATE: f64 = 0.3;
 pub(crate) const SEASON_RATE: f64 = 0.1;
@@ -25,6 +25,8 @@ pub(crate) struct AgileModel {
     run: [f64; SHIFT_POINTS],
     run_len: u8,
     side: i8,
+    #[serde(default)]
+    revert: Revert,
 }
 
 /// Out-of-band points in a row (same side) that make a new level.
@@ -56,7 +58,13 @@ impl AgileModel {
         };
         self.core.learn_scale(r, clip, SCALE_RATE);
         let s_val = season.get(bucket);
-        if sigma > 0.0 && r.abs() > bounds * sigma {
+        let out = sigma > 0.0 && r.abs() > bounds * sigma;
+        if let Some(prior) = self.revert.check(x - s_val, out, bounds * sigma) {
+            self.core.level = prior;
+            self.run_len = 0;
+            return;
+        }
+        if out {
             let side = if r > 0.0 { 1 } else { -1 };
             if side != self.side {
                 self.side = side;
@@ -67,6 +75,7 @@ impl AgileModel {
             if usize::from(self.run_len) == SHIFT_POINTS {
                 let mut v = self.run;
                 v.sort_by(f64::total_cmp);
+                self.revert.remember(self.core.level);
                 self.core.level = v[SHIFT_POINTS / 2];
                 self.run_len = 0;
                 return;

@@ -480,6 +480,52 @@ pub(crate) struct LevelScale {
     long_scale: f64,
 }
 
+/// Points a level replaced by a level shift is remembered for.
+pub(crate) const REVERT_MEMORY: u32 = 512;
+/// Out-of-band points in a row back at the remembered level that restore it.
+pub(crate) const REVERT_POINTS: u8 = 3;
+
+/// The level a level shift replaced, remembered for [`REVERT_MEMORY`] points: when
+/// the series comes back to it (an excursion — an outage, a burst — that lasted long
+/// enough to be taken as a new level, then ended), [`REVERT_POINTS`] out-of-band
+/// points in a row inside its band restore it at once, instead of the return being
+/// a second level shift to learn (and a second alert).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Revert {
+    prior: f64,
+    left: u32,
+    votes: u8,
+}
+
+impl Revert {
+    /// A shift replaced level `prior`.
+    pub(crate) fn remember(&mut self, prior: f64) {
+        self.prior = prior;
+        self.left = REVERT_MEMORY;
+        self.votes = 0;
+    }
+
+    /// Sees de-seasonalised value `x` (out of band or not); returns the level to
+    /// restore when the series is back.
+    pub(crate) fn check(&mut self, x: f64, out_of_band: bool, band: f64) -> Option<f64> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        if out_of_band && (x - self.prior).abs() <= band {
+            self.votes += 1;
+            if self.votes >= REVERT_POINTS {
+                self.left = 0;
+                self.votes = 0;
+                return Some(self.prior);
+            }
+        } else {
+            self.votes = 0;
+        }
+        None
+    }
+}
+
 /// Rate of the slow scale average that floors σ.
 const LONG_SCALE_RATE: f64 = 0.002;
 
@@ -515,8 +561,12 @@ impl LevelScale {
     }
 
     /// Learns the scale from residual `r` clipped at `clip`, at rate `max(1/n, rate)`.
+    /// While `1/n > rate` (the first `1/rate` points) the residuals are not clipped:
+    /// the scale is their plain average, so a degenerate start (equal first values,
+    /// σ ≈ 0) cannot freeze σ near zero through its own clip.
     pub(crate) fn learn_scale(&mut self, r: f64, clip: f64, rate: f64) {
         let warm = self.warm();
+        let clip = if warm > rate { f64::INFINITY } else { clip };
         self.mean_abs += warm.max(rate) * (r.abs().min(clip) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;
         self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);

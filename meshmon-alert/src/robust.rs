@@ -12,7 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{LevelScale, Phase, Prediction, SeasonProfile};
+use crate::detector::{LevelScale, Phase, Prediction, Revert, SeasonProfile};
 
 const LEVEL_RATE: f64 = 0.05;
 const TREND_RATE: f64 = 0.01;
@@ -33,6 +33,8 @@ pub(crate) struct RobustModel {
     pending: [f64; SHIFT_POINTS],
     pending_len: u8,
     pending_head: u8,
+    #[serde(default)]
+    revert: Revert,
 }
 
 impl RobustModel {
@@ -57,6 +59,13 @@ impl RobustModel {
         let s_val = season.get(bucket);
         // Level-shift acceptance.
         let out = sigma > 0.0 && r.abs() > bounds * sigma;
+        if let Some(prior) = self.revert.check(x - s_val, out, bounds * sigma) {
+            self.core.level = prior;
+            self.trend = 0.0;
+            self.votes = 0;
+            self.pending_len = 0;
+            return;
+        }
         if out {
             let side = if r > 0.0 { 1 } else { -1 };
             if side != self.side {
@@ -72,6 +81,7 @@ impl RobustModel {
                 // The ring is full (every vote pushed a value): its median is the level.
                 let mut p = self.pending;
                 p.sort_by(f64::total_cmp);
+                self.revert.remember(self.core.level);
                 self.core.level = p[SHIFT_POINTS / 2];
                 self.trend = 0.0;
                 self.votes = 0;

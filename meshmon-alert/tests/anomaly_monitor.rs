@@ -353,3 +353,37 @@ fn invalid_configs_are_typed_errors() {
     assert_eq!(bad(&|c| c.detector.window_points = 1), "window_points");
     assert_eq!("sideways".parse::<Direction>().map_err(|_| ()), Err(()));
 }
+
+/// ALERT episodes in a state sequence.
+fn episodes(s: &[MonitorState]) -> usize {
+    s.windows(2)
+        .filter(|w| w[1] == MonitorState::Alert && w[0] != MonitorState::Alert)
+        .count()
+}
+
+#[test]
+fn an_excursion_that_ends_pages_once() {
+    // A ×3 burst for an hour: robust takes it as a level after its 16 votes, and the
+    // return to the old level must restore that level (not be a second shift and a
+    // second page).
+    let mut m = AnomalyMonitor::new(AnomalyMonitorConfig::new(Algorithm::Robust)).unwrap();
+    let s = run(&mut m, 800, |i| if (400..460).contains(&i) { 3.0 * base(i) } else { base(i) });
+    assert_eq!(episodes(&s), 1, "{:?}", &s[400..520]);
+    assert!(s[..400].iter().all(|&x| x == MonitorState::Ok));
+    assert!(s[500..].iter().all(|&x| x == MonitorState::Ok));
+}
+
+#[test]
+fn a_constant_start_does_not_freeze_the_band() {
+    // Counts that start with 40 equal values, then vary 0..=3: the band must open up
+    // to the variation (σ learned from the plain residuals at first, not clipped at a
+    // multiple of a zero σ).
+    for alg in [Algorithm::Agile, Algorithm::Robust] {
+        let mut m = AnomalyMonitor::new(AnomalyMonitorConfig::new(alg)).unwrap();
+        let v = |i: i64| if i < 40 { 1.0 } else { ((i * 7919) % 4) as f64 };
+        let s = run(&mut m, 400, v);
+        let e = m.update(Timestamp::from_secs(400 * MIN), 2.0).estimate;
+        assert!(e.upper - e.lower > 1.0, "{alg}: band {} .. {}", e.lower, e.upper);
+        assert!(s.iter().all(|&x| x == MonitorState::Ok), "{alg}");
+    }
+}
