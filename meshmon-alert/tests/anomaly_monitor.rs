@@ -367,7 +367,13 @@ fn an_excursion_that_ends_pages_once() {
     // return to the old level must restore that level (not be a second shift and a
     // second page).
     let mut m = AnomalyMonitor::new(AnomalyMonitorConfig::new(Algorithm::Robust)).unwrap();
-    let s = run(&mut m, 800, |i| if (400..460).contains(&i) { 3.0 * base(i) } else { base(i) });
+    let s = run(&mut m, 800, |i| {
+        if (400..460).contains(&i) {
+            3.0 * base(i)
+        } else {
+            base(i)
+        }
+    });
     assert_eq!(episodes(&s), 1, "{:?}", &s[400..520]);
     assert!(s[..400].iter().all(|&x| x == MonitorState::Ok));
     assert!(s[500..].iter().all(|&x| x == MonitorState::Ok));
@@ -383,7 +389,12 @@ fn a_constant_start_does_not_freeze_the_band() {
         let v = |i: i64| if i < 40 { 1.0 } else { ((i * 7919) % 4) as f64 };
         let s = run(&mut m, 400, v);
         let e = m.update(Timestamp::from_secs(400 * MIN), 2.0).estimate;
-        assert!(e.upper - e.lower > 1.0, "{alg}: band {} .. {}", e.lower, e.upper);
+        assert!(
+            e.upper - e.lower > 1.0,
+            "{alg}: band {} .. {}",
+            e.lower,
+            e.upper
+        );
         assert!(s.iter().all(|&x| x == MonitorState::Ok), "{alg}");
     }
 }
