@@ -33,6 +33,11 @@ pub(crate) struct AgileModel {
 pub(crate) const SHIFT_POINTS: usize = 3;
 
 impl AgileModel {
+    /// A level shift was accepted lately (it may still be reverted).
+    pub(crate) fn shifted_recently(&self) -> bool {
+        self.revert.active()
+    }
+
     pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
         self.core.predict(0.0, season, bucket)
     }

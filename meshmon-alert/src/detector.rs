@@ -393,8 +393,17 @@ impl SeasonProfile {
         for ((v, c), s) in self.values.iter_mut().zip(&mut self.counts).zip(shape) {
             if let Some(s) = s {
                 *v = *s;
-                *c = 4;
+                *c = 1;
             }
+        }
+    }
+
+    /// Starts the slow baseline at `base` (the model's current de-seasonalised level)
+    /// instead of the first value it sees, which may be an anomaly.
+    pub(crate) fn set_base(&mut self, base: f64) {
+        if base.is_finite() {
+            self.base = base;
+            self.base_n = 1;
         }
     }
 
@@ -492,37 +501,56 @@ pub(crate) const REVERT_POINTS: u8 = 3;
 /// a second level shift to learn (and a second alert).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Revert {
+    /// The two latest replaced levels (newest first): an excursion long enough to be
+    /// taken as a level twice (it drifted) still returns to the level before it.
+    slots: [RevertSlot; 2],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct RevertSlot {
     prior: f64,
     left: u32,
     votes: u8,
 }
 
 impl Revert {
+    /// Whether a replaced level is still remembered (a shift was accepted lately).
+    pub(crate) fn active(&self) -> bool {
+        self.slots.iter().any(|s| s.left > 0)
+    }
+
     /// A shift replaced level `prior`.
     pub(crate) fn remember(&mut self, prior: f64) {
-        self.prior = prior;
-        self.left = REVERT_MEMORY;
-        self.votes = 0;
+        self.slots[1] = self.slots[0];
+        self.slots[0] = RevertSlot {
+            prior,
+            left: REVERT_MEMORY,
+            votes: 0,
+        };
     }
 
     /// Sees de-seasonalised value `x` (out of band or not); returns the level to
     /// restore when the series is back.
     pub(crate) fn check(&mut self, x: f64, out_of_band: bool, band: f64) -> Option<f64> {
-        if self.left == 0 {
-            return None;
-        }
-        self.left -= 1;
-        if out_of_band && (x - self.prior).abs() <= band {
-            self.votes += 1;
-            if self.votes >= REVERT_POINTS {
-                self.left = 0;
-                self.votes = 0;
-                return Some(self.prior);
+        let mut restore = None;
+        for slot in &mut self.slots {
+            if slot.left == 0 {
+                continue;
             }
-        } else {
-            self.votes = 0;
+            slot.left -= 1;
+            if out_of_band && (x - slot.prior).abs() <= band {
+                slot.votes += 1;
+                if slot.votes >= REVERT_POINTS && restore.is_none() {
+                    restore = Some(slot.prior);
+                }
+            } else {
+                slot.votes = 0;
+            }
         }
-        None
+        if restore.is_some() {
+            self.slots = Default::default();
+        }
+        restore
     }
 }
 
@@ -569,7 +597,13 @@ impl LevelScale {
         let clip = if warm > rate { f64::INFINITY } else { clip };
         self.mean_abs += warm.max(rate) * (r.abs().min(clip) - self.mean_abs);
         let s = 1.2533 * self.mean_abs;
-        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
+        // The floor's slow average sees the residuals unclipped (capped at 20× itself),
+        // so zero-inflated series (error ratios, quiet counts: mostly exact zeros)
+        // cannot shrink σ to nothing through the clip.
+        let raw = 1.2533 * r.abs();
+        let cap = 20.0 * self.long_scale.max(s);
+        let x = if warm > rate || raw <= cap { raw } else { cap };
+        self.long_scale += warm.max(LONG_SCALE_RATE) * (x - self.long_scale);
     }
 }
 
@@ -737,8 +771,27 @@ impl Detector {
             }
         }
         self.last_ts = Some(ts);
+        // The seasonality history sees values winsorised to the last band once warm,
+        // so an incident before detection is not learned as part of the daily shape
+        // (it would come back every day at the same hour).
+        // While a level accepted lately may be an excursion (it can still be reverted),
+        // the history sees the expectation instead.
+        let recent_shift = match &self.model {
+            Model::Basic(_) => false,
+            Model::Agile(m) => m.shifted_recently(),
+            Model::Robust(m) => m.shifted_recently(),
+        };
+        let seen = if self.warm_left == 0 && self.last.upper > self.last.lower {
+            if recent_shift {
+                self.last.expected
+            } else {
+                value.clamp(self.last.lower, self.last.upper)
+            }
+        } else {
+            value
+        };
         if let Some(det) = self.season_detector.as_mut() {
-            if det.observe(ts, value) {
+            if det.observe(ts, seen) {
                 let period = det.detected().and_then(|s| s.period_secs());
                 self.season = SeasonProfile::new(
                     period,
@@ -748,6 +801,9 @@ impl Detector {
                 if let Some(p) = period {
                     let shape = det.profile(p, self.season.len());
                     self.season.seed(&shape);
+                    if self.stats.points > 1 {
+                        self.season.set_base(self.last.expected);
+                    }
                 }
                 // The rarity history is kept: it only makes the first points of the new
                 // model conservative. A short re-warm-up covers the switch itself.

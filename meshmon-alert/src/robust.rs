@@ -38,6 +38,11 @@ pub(crate) struct RobustModel {
 }
 
 impl RobustModel {
+    /// A level shift was accepted lately (it may still be reverted).
+    pub(crate) fn shifted_recently(&self) -> bool {
+        self.revert.active()
+    }
+
     pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
         self.core.predict(self.trend, season, bucket)
     }
@@ -99,7 +104,15 @@ impl RobustModel {
         } else {
             f64::INFINITY
         };
-        let rc = r.clamp(-c, c);
+        // Out-of-band points (votes pending) leave level and trend where they are: the
+        // prediction stays put through an anomaly, and the votes decide whether it is
+        // a new level. The seasonal profile still learns from them (clipped), so a
+        // phase it got wrong is corrected over the following periods.
+        let rc = if out && self.votes > 0 {
+            0.0
+        } else {
+            r.clamp(-c, c)
+        };
         let rate = warm.max(LEVEL_RATE);
         let prev = self.core.level;
         self.core.level = prev + self.trend + rate * rc;

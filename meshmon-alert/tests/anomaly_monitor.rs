@@ -18,6 +18,8 @@ fn cfg(alg: Algorithm, trigger_min: u64, recovery_min: u64) -> AnomalyMonitorCon
     let mut c = AnomalyMonitorConfig::new(alg);
     c.trigger_window = Duration::from_secs(trigger_min * 60);
     c.recovery_window = Duration::from_secs(recovery_min * 60);
+    // The worked examples below count with Datadog's 100 %.
+    c.critical = 1.0;
     c
 }
 
@@ -37,7 +39,8 @@ fn defaults_are_datadogs() {
     let c = AnomalyMonitorConfig::new(Algorithm::Robust);
     assert_eq!(c.trigger_window, Duration::from_secs(900));
     assert_eq!(c.recovery_window, Duration::from_secs(900));
-    assert_eq!((c.critical, c.critical_recovery), (1.0, 0.0));
+    // meshmon's alert threshold (Datadog's UI proposes 1.0), Datadog's recovery.
+    assert_eq!((c.critical, c.critical_recovery), (0.9, 0.0));
     assert_eq!(c.direction, Direction::Both);
     assert!(!c.require_full_window && c.warning.is_none() && c.no_data_timeframe.is_none());
     assert_eq!(c.detector.algorithm, Algorithm::Robust);
