@@ -2,6 +2,8 @@
 //! mesh-shaped generator ([`meshmon_alert::synth`]).
 //!
 //! `cargo run --release -p meshmon-alert --example episodes -- SEED_FROM SEED_TO [ALGORITHM…] [-v]`
+// A developer tool: reads files and the environment.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;

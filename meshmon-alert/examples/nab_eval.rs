@@ -1,6 +1,8 @@
 //! Scores a detector configuration on the NAB corpus (all three profiles).
 //!
 //! `cargo run --release -p meshmon-alert --example nab_eval -- [basic|agile|robust] [CONFIG_JSON]`
+// A developer tool: reads files and the environment.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -4,6 +4,7 @@
 
 mod alloc;
 mod anomaly_monitor;
+mod episodes;
 mod failure_modes;
 mod monitor_watchdog;
 mod nab;
