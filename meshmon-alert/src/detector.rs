@@ -754,9 +754,10 @@ impl Detector {
                 self.stats.out_of_order += 1;
                 return self.skipped();
             }
-            let gap = ts - last;
-            if self.first_interval_ns == 0 && gap > Duration::ZERO {
-                self.first_interval_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
+            // Nanosecond integers: no Duration normalisation on the hot path.
+            let gap_ns = ts.as_nanos().saturating_sub(last.as_nanos());
+            if self.first_interval_ns == 0 && gap_ns > 0 {
+                self.first_interval_ns = gap_ns;
                 if self.season_detector.is_none() && self.config.algorithm != Algorithm::Basic {
                     self.season = SeasonProfile::new(
                         self.config.seasonality.period_secs(),
@@ -765,55 +766,57 @@ impl Detector {
                     );
                 }
             }
-            if gap > self.config.max_gap {
+            if i128::from(gap_ns) > self.config.max_gap.as_nanos() as i128 {
                 self.stats.gaps += 1;
                 self.warm_left = self.warm_left.max(self.config.warmup_points / 4);
             }
         }
         self.last_ts = Some(ts);
-        // The seasonality history sees values winsorised to the last band once warm,
-        // so an incident before detection is not learned as part of the daily shape
-        // (it would come back every day at the same hour).
-        // While a level accepted lately may be an excursion (it can still be reverted),
-        // the history sees the expectation instead.
-        let recent_shift = match &self.model {
-            Model::Basic(_) => false,
-            Model::Agile(m) => m.shifted_recently(),
-            Model::Robust(m) => m.shifted_recently(),
-        };
-        let seen = if self.warm_left == 0 && self.last.upper > self.last.lower {
-            if recent_shift {
-                self.last.expected
-            } else {
-                value.clamp(self.last.lower, self.last.upper)
-            }
-        } else {
-            value
-        };
-        if let Some(det) = self.season_detector.as_mut() {
-            if det.observe(ts, seen) {
-                let period = det.detected().and_then(|s| s.period_secs());
-                self.season = SeasonProfile::new(
-                    period,
-                    self.first_interval_ns,
-                    self.config.max_season_buckets,
-                );
-                if let Some(p) = period {
-                    let shape = det.profile(p, self.season.len());
-                    self.season.seed(&shape);
-                    if self.stats.points > 1 {
-                        self.season.set_base(self.last.expected);
-                    }
+        if self.season_detector.is_some() {
+            // The seasonality history sees values winsorised to the last band once warm,
+            // so an incident before detection is not learned as part of the daily shape
+            // (it would come back every day at the same hour).
+            // While a level accepted lately may be an excursion (it can still be reverted),
+            // the history sees the expectation instead.
+            let recent_shift = match &self.model {
+                Model::Basic(_) => false,
+                Model::Agile(m) => m.shifted_recently(),
+                Model::Robust(m) => m.shifted_recently(),
+            };
+            let seen = if self.warm_left == 0 && self.last.upper > self.last.lower {
+                if recent_shift {
+                    self.last.expected
+                } else {
+                    value.clamp(self.last.lower, self.last.upper)
                 }
-                // The rarity history is kept: it only makes the first points of the new
-                // model conservative. A short re-warm-up covers the switch itself.
-                self.warm_left = self.warm_left.max(self.config.warmup_points);
-            }
-            if det.is_done() {
-                // Keep the verdict, free the history.
-                let verdict = det.detected();
-                self.config.seasonality = verdict.unwrap_or(Seasonality::None);
-                self.season_detector = None;
+            } else {
+                value
+            };
+            if let Some(det) = self.season_detector.as_mut() {
+                if det.observe(ts, seen) {
+                    let period = det.detected().and_then(|s| s.period_secs());
+                    self.season = SeasonProfile::new(
+                        period,
+                        self.first_interval_ns,
+                        self.config.max_season_buckets,
+                    );
+                    if let Some(p) = period {
+                        let shape = det.profile(p, self.season.len());
+                        self.season.seed(&shape);
+                        if self.stats.points > 1 {
+                            self.season.set_base(self.last.expected);
+                        }
+                    }
+                    // The rarity history is kept: it only makes the first points of the new
+                    // model conservative. A short re-warm-up covers the switch itself.
+                    self.warm_left = self.warm_left.max(self.config.warmup_points);
+                }
+                if det.is_done() {
+                    // Keep the verdict, free the history.
+                    let verdict = det.detected();
+                    self.config.seasonality = verdict.unwrap_or(Seasonality::None);
+                    self.season_detector = None;
+                }
             }
         }
         self.stats.points += 1;
@@ -858,7 +861,8 @@ impl Detector {
         // Out of band and either rarer than a normal band edge, or continuing an
         // anomalous run on the same side.
         let side: i8 = if value > pred.expected { 1 } else { -1 };
-        anomalous &= score >= 0.5 || side == self.run_side;
+        // score ≥ 0.5 ⇔ l ≥ e (decided before the division lands).
+        anomalous &= l >= e || side == self.run_side;
         self.run_side = if anomalous { side } else { 0 };
         if self.warm_left > 0 {
             self.warm_left -= 1;
