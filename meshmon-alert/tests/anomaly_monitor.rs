@@ -401,3 +401,48 @@ fn a_constant_start_does_not_freeze_the_band() {
         assert!(s.iter().all(|&x| x == MonitorState::Ok), "{alg}");
     }
 }
+
+#[test]
+fn a_weekday_at_weekend_level_alerts_once_weekly_seasonality_is_known() {
+    // 10-minute points, 6 weeks: a daily cycle and weekends 60 lower (noise ±1.5).
+    // In week 5 the Wednesday runs at weekend level. Weekly seasonality is detected
+    // after 2.5 weeks; from then on weekends are normal and that Wednesday is not.
+    let step = 600i64;
+    let wed = 4 * 7 + 2; // day index of week 5's Wednesday (day 0 is a Monday)
+    let mut st = 11u64;
+    for alg in [Algorithm::Agile, Algorithm::Robust] {
+        let mut m = AnomalyMonitor::new(AnomalyMonitorConfig::new(alg)).unwrap();
+        let mut alert_days = std::collections::BTreeSet::new();
+        let mut scored = 0;
+        for i in 0..(6 * 7 * 86_400 / step) {
+            let t = i * step;
+            let day = t / 86_400;
+            let hour = (t % 86_400) as f64 / 3_600.0;
+            let daily = 30.0 * (hour / 24.0 * std::f64::consts::TAU).sin();
+            let weekend = day % 7 >= 5 || day == wed;
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let noise = ((st >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 3.0;
+            let v = 200.0 + daily + if weekend { -60.0 } else { 0.0 } + noise;
+            let e = m.update(Timestamp::from_secs(t), v);
+            if e.state == MonitorState::Alert {
+                alert_days.insert(day);
+            }
+            if day == wed && e.estimate.anomalous {
+                scored += 1;
+            }
+        }
+        assert_eq!(
+            m.detector().seasonality(),
+            meshmon_alert::Seasonality::Weekly,
+            "{alg}"
+        );
+        assert!(alert_days.contains(&wed), "{alg}: {alert_days:?}");
+        // Weekends after detection (weeks 4–6) are normal.
+        let late_weekend = alert_days.iter().any(|&d| d >= 21 && d % 7 >= 5);
+        assert!(!late_weekend, "{alg}: {alert_days:?}");
+        // The score flags it too (not only the band): rare in the series' history.
+        assert!(scored >= 1, "{alg}");
+    }
+}
