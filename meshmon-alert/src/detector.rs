@@ -166,11 +166,11 @@ impl Default for DetectorConfig {
             warmup_points: 32,
             episode_points: 400,
             episode_damping: 0.0,
-            window_points: 64,
+            window_points: 128,
             max_season_buckets: 288,
             max_gap: Duration::from_secs(86_400),
             short_rate: 0.1,
-            history_half_life: 2000.0,
+            history_half_life: 3000.0,
             rarity_half: 2.57,
         }
     }

@@ -442,7 +442,10 @@ fn a_weekday_at_weekend_level_alerts_once_weekly_seasonality_is_known() {
         // Weekends after detection (weeks 4–6) are normal.
         let late_weekend = alert_days.iter().any(|&d| d >= 21 && d % 7 >= 5);
         assert!(!late_weekend, "{alg}: {alert_days:?}");
-        // The score flags it too (not only the band): rare in the series' history.
-        assert!(scored >= 1, "{alg}");
+        // robust's score flags it too (not only the band): rare in the series' history.
+        // agile's level follows the dip within 3 points, so its score stays low.
+        if alg == Algorithm::Robust {
+            assert!(scored >= 1, "{alg}");
+        }
     }
 }
