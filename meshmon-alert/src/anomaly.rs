@@ -319,6 +319,7 @@ pub enum Cause {
 
 /// One state change, with what caused it.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Transition {
     /// When (the point's timestamp, or the `no_data` tick's).
     pub timestamp: Timestamp,
@@ -344,6 +345,7 @@ pub struct Transition {
 
 /// What [`AnomalyMonitor::update`] says about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Evaluation {
     /// The detector's estimate (band, score).
     pub estimate: Estimate,
@@ -357,6 +359,7 @@ pub struct Evaluation {
 
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AnomalyMonitorStats {
     /// Points evaluated.
     pub points: u64,
@@ -429,6 +432,10 @@ pub struct AnomalyMonitor {
     /// First point since the start or since data came back (for `require_full_window`).
     since: Option<Timestamp>,
     last_data: Option<Timestamp>,
+    /// The first time the monitor heard of (a point or a tick): NO DATA is counted
+    /// from here until a first point arrives.
+    #[serde(default)]
+    first_seen: Option<Timestamp>,
     stats: AnomalyMonitorStats,
 }
 
@@ -444,6 +451,7 @@ impl AnomalyMonitor {
             state: MonitorState::Ok,
             since: None,
             last_data: None,
+            first_seen: None,
             stats: AnomalyMonitorStats::default(),
         })
     }
@@ -477,6 +485,7 @@ impl AnomalyMonitor {
     /// going backwards) is not evaluated: it counts as missing data, and the state
     /// only changes if it is time for NO DATA ([`no_data`](Self::no_data)).
     pub fn update(&mut self, ts: Timestamp, value: f64) -> Evaluation {
+        self.first_seen.get_or_insert(ts);
         let before = self.detector.stats().points;
         let estimate = self.detector.update(ts, value);
         if self.detector.stats().points == before {
@@ -608,17 +617,16 @@ impl AnomalyMonitor {
     }
 
     /// A clock tick without data: NO DATA when `no_data_timeframe` is set and the
-    /// last point is at least that old at `now` (or no point ever came). Call it on
-    /// each evaluation when a series has no new point.
+    /// last point is at least that old at `now` (before any point: that long since
+    /// the first call to this monitor). Call it on each evaluation when a series has
+    /// no new point; it changes the state at most once per silence.
     pub fn no_data(&mut self, now: Timestamp) -> Option<Transition> {
+        let first = *self.first_seen.get_or_insert(now);
         let nd = self.config.no_data_timeframe?;
         if self.state == MonitorState::NoData {
             return None;
         }
-        let stale = match self.last_data {
-            Some(t) => now.saturating_since(t) >= nd,
-            None => true,
-        };
+        let stale = now.saturating_since(self.last_data.unwrap_or(first)) >= nd;
         if !stale {
             return None;
         }

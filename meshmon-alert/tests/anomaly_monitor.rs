@@ -449,3 +449,24 @@ fn a_weekday_at_weekend_level_alerts_once_weekly_seasonality_is_known() {
         }
     }
 }
+
+#[test]
+fn no_data_before_any_point_counts_from_the_first_tick() {
+    let mut c = cfg(Algorithm::Basic, 5, 10);
+    c.no_data_timeframe = Some(Duration::from_secs(600));
+    let mut m = AnomalyMonitor::new(c).unwrap();
+    assert_eq!(m.no_data(Timestamp::from_secs(1_000)), None);
+    assert_eq!(m.no_data(Timestamp::from_secs(1_599)), None);
+    let t = m.no_data(Timestamp::from_secs(1_600)).unwrap();
+    assert_eq!(
+        (t.from, t.to, t.window),
+        (
+            MonitorState::Ok,
+            MonitorState::NoData,
+            Duration::from_secs(600)
+        )
+    );
+    // Without a timeframe there is never NO DATA.
+    let mut m = AnomalyMonitor::new(cfg(Algorithm::Basic, 5, 10)).unwrap();
+    assert_eq!(m.no_data(Timestamp::from_secs(1_000_000)), None);
+}
