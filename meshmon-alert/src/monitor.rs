@@ -19,19 +19,19 @@
 //! ```
 //! use std::time::Duration;
 //! use meshmon_alert::monitor::{Aggregation, Condition, Monitor, MonitorConfig, MonitorState, Query};
-//! use meshmon_alert::threshold::ThresholdConfig;
+//! use meshmon_alert::threshold::{Comparator, ThresholdConfig};
 //! use meshmon_core::{Metric, MetricValue, Timestamp};
 //!
-//! let mut m = Monitor::new(MonitorConfig {
-//!     name: "reviews latency".into(),
-//!     query: Query::new("trace.http.request.duration.p95", "env:prod".parse()?, &["service"]),
-//!     aggregation: Aggregation::Max,
-//!     condition: Condition::Threshold(ThresholdConfig { critical: 0.5, ..Default::default() }),
-//!     trigger_window: Duration::from_secs(120),
-//!     trigger_fraction: 0.5,
-//!     recovery_window: Duration::from_secs(180),
-//!     ..MonitorConfig::default()
-//! })?;
+//! let mut cfg = MonitorConfig::new(
+//!     "reviews latency",
+//!     Query::new("trace.http.request.duration.p95", "env:prod".parse()?, &["service"]),
+//!     Condition::Threshold(ThresholdConfig::new(Comparator::Above, 0.5)),
+//! );
+//! cfg.aggregation = Aggregation::Max;
+//! cfg.trigger_window = Duration::from_secs(120);
+//! cfg.trigger_fraction = 0.5;
+//! cfg.recovery_window = Duration::from_secs(180);
+//! let mut m = Monitor::new(cfg)?;
 //! let mut alerts = Vec::new();
 //! for minute in 0..10i64 {
 //!     let v = if (3..6).contains(&minute) { 0.9 } else { 0.1 };
@@ -132,9 +132,11 @@ impl Default for Condition {
     }
 }
 
-/// Monitor configuration.
+/// Monitor configuration: [`MonitorConfig::new`], then set the public fields;
+/// [`Monitor::new`] validates it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MonitorConfig {
     /// Name (alert titles, aggregation keys).
     pub name: String,
@@ -171,6 +173,20 @@ impl Default for MonitorConfig {
             no_data_timeframe: None,
             renotify_interval: None,
             max_groups: 10_000,
+        }
+    }
+}
+
+impl MonitorConfig {
+    /// A monitor named `name` over `query` checking `condition`, with the default
+    /// windows (trigger 5 min at 50 %, recovery 10 min), average aggregation, no NO
+    /// DATA, no re-notification and at most 10,000 groups.
+    pub fn new(name: impl Into<String>, query: Query, condition: Condition) -> Self {
+        Self {
+            name: name.into(),
+            query,
+            condition,
+            ..Self::default()
         }
     }
 }

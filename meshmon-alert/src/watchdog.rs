@@ -158,9 +158,11 @@ impl Story {
     }
 }
 
-/// Watchdog configuration.
+/// Watchdog configuration: the default, then set the public fields;
+/// [`Watchdog::new`] validates it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct WatchdogConfig {
     /// The detector run on every signal.
     pub detector: DetectorConfig,

@@ -18,18 +18,16 @@ fn noise(state: &mut u64) -> f64 {
 const ALL: [Algorithm; 3] = [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust];
 
 fn anomaly_monitor(alg: Algorithm) -> Monitor {
-    Monitor::new(MonitorConfig {
-        name: format!("requests {alg}"),
-        query: Query::new("requests", Tags::new(), &["service"]),
-        aggregation: Aggregation::Sum,
-        condition: Condition::Anomaly(DetectorConfig::new(alg)),
-        trigger_window: Duration::from_secs(3 * 60),
-        trigger_fraction: 0.6,
-        recovery_window: Duration::from_secs(60 * 60),
-        renotify_interval: None,
-        ..MonitorConfig::default()
-    })
-    .unwrap()
+    let mut cfg = MonitorConfig::new(
+        format!("requests {alg}"),
+        Query::new("requests", Tags::new(), &["service"]),
+        Condition::Anomaly(DetectorConfig::new(alg)),
+    );
+    cfg.aggregation = Aggregation::Sum;
+    cfg.trigger_window = Duration::from_secs(3 * 60);
+    cfg.trigger_fraction = 0.6;
+    cfg.recovery_window = Duration::from_secs(60 * 60);
+    Monitor::new(cfg).unwrap()
 }
 
 fn feed(m: &mut Monitor, minute: i64, v: f64) -> Vec<meshmon_alert::Alert> {
