@@ -902,7 +902,7 @@ impl Detector {
     fn learn(&mut self, value: f64, bucket: Phase, expected: f64, sigma: f64) {
         let bounds = self.config.bounds;
         match &mut self.model {
-            Model::Basic(m) => m.learn(value, sigma),
+            Model::Basic(m) => m.learn(value, expected, sigma, bounds),
             Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
             Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
         }
