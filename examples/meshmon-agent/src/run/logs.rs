@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use meshmon_core::autodiscovery::ContainerFilter;
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
+use meshmon_logs::LogRecord;
 use meshmon_logs::format::{Format, LineParser};
 use meshmon_logs::multiline::{Continuation, MultiLine, MultiLineConfig};
 use meshmon_logs::pattern::{MinerConfig, PatternId, PatternSet};
 use meshmon_logs::rules::{Processor, Rule};
-use meshmon_logs::LogRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
