@@ -35,6 +35,13 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let sem = Arc::new(Semaphore::new(ctx.cfg.scrape.max_concurrency));
+    let shared = match options(ctx.cfg.scrape.timeout.0, ctx.cfg.scrape.max_body_bytes) {
+        Ok(o) => Scraper::new(o),
+        Err(e) => {
+            ctx.log("ERROR", "scrape", &format!("scrape options: {e}"));
+            return;
+        }
+    };
     let mut running: HashMap<u64, Running> = HashMap::new();
     loop {
         let set = tokio::select! {
@@ -131,17 +138,18 @@ pub async fn run(
                 if let Ok(mut st) = ctx.store.write() {
                     st.set_check(health.clone());
                 }
-                let timeout = if s.config.instance.get("timeout").is_some() {
-                    job.timeout
-                } else {
-                    ctx.cfg.scrape.timeout.0
-                };
-                let scraper = match options(timeout, ctx.cfg.scrape.max_body_bytes) {
-                    Ok(o) => Scraper::new(o),
-                    Err(e) => {
-                        ctx.log("ERROR", "scrape", &format!("{id}: {e}"));
-                        continue;
+                // One HTTP client (one connection pool) for every endpoint on the
+                // default timeout; an instance with its own `timeout` gets its own.
+                let scraper = if s.config.instance.get("timeout").is_some() {
+                    match options(job.timeout, ctx.cfg.scrape.max_body_bytes) {
+                        Ok(o) => Scraper::new(o),
+                        Err(e) => {
+                            ctx.log("ERROR", "scrape", &format!("{id}: {e}"));
+                            continue;
+                        }
                     }
+                } else {
+                    shared.clone()
                 };
                 let every = interval_of(&ctx, &s.config.instance, &job);
                 let inst = Instance {
