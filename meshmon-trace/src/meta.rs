@@ -17,7 +17,7 @@ type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
 
 /// Tag keys looked up on every span (stats, sampling, service map, normalisation): a v0.5
 /// string table records where they are, so lookups compare indices, not strings.
-const HOT_KEYS: [&str; 8] = [
+pub(crate) const HOT_KEYS: [&str; 8] = [
     "span.kind",
     "http.status_code",
     "env",
@@ -27,6 +27,30 @@ const HOT_KEYS: [&str; 8] = [
     "_dd.p.tid",
     "_dd.p.dm",
 ];
+
+/// Where the hot keys' values sit in a msgpack view, one slot per [`HOT_KEYS`] entry:
+/// 0 when the key is absent, [`HOT_UNKNOWN`] when not recorded (lookups scan), else the
+/// value's offset in the view plus one.
+pub(crate) type HotOffsets = [u16; HOT_KEYS.len()];
+/// A [`HotOffsets`] slot that was not recorded.
+pub(crate) const HOT_UNKNOWN: u16 = u16::MAX;
+
+/// The [`HOT_KEYS`] slot of a key, by length first (a few byte compares at most).
+#[inline]
+pub(crate) fn hot_slot(key: &[u8]) -> Option<usize> {
+    use crate::decode::is;
+    match key.len() {
+        3 if is(key, b"env") => Some(2),
+        8 if is(key, b"_dd.p.dm") => Some(7),
+        9 if is(key, b"span.kind") => Some(0),
+        9 if is(key, b"_dd.p.tid") => Some(6),
+        10 if is(key, b"error.type") => Some(5),
+        12 if is(key, b"peer.service") => Some(3),
+        16 if is(key, b"http.status_code") => Some(1),
+        16 if is(key, b"upstream_cluster") => Some(4),
+        _ => None,
+    }
+}
 
 /// A v0.5 string table shared by the spans of a payload.
 #[derive(Debug)]
@@ -65,6 +89,7 @@ enum View<'a> {
         bytes: &'a [u8],
         len: u32,
         max_len: u32,
+        hot: HotOffsets,
     },
     /// `len` entries of msgpack uint index pairs into `table`, all in range.
     Indexed {
@@ -142,14 +167,16 @@ impl<'a> Meta<'a> {
         Self::default()
     }
 
-    /// A view over `len` checked msgpack entries whose longest string has `max_len` bytes.
-    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32, max_len: u32) -> Self {
+    /// A view over `len` checked msgpack entries whose longest string has `max_len` bytes,
+    /// with the hot keys' value offsets recorded while checking them.
+    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32, max_len: u32, hot: HotOffsets) -> Self {
         Meta {
             pairs: Vec::new(),
             view: Some(View::Msgpack {
                 bytes,
                 len,
                 max_len,
+                hot,
             }),
         }
     }
@@ -223,10 +250,23 @@ impl<'a> Meta<'a> {
 
     /// The value of a key (first occurrence).
     pub fn get(&self, key: &str) -> Option<&str> {
-        if let Some(View::Indexed {
-            bytes, len, table, ..
-        }) = &self.view
-            && let Some(h) = HOT_KEYS.iter().position(|k| *k == key)
+        let slot = hot_slot(key.as_bytes());
+        if let (Some(View::Msgpack { bytes, hot, .. }), Some(h)) = (&self.view, slot) {
+            match hot[h] {
+                0 => return None,
+                HOT_UNKNOWN => {}
+                at => {
+                    let mut r = Reader::new(bytes.get(usize::from(at) - 1..)?, 0);
+                    return r.str_bytes_fast("meta value", usize::MAX).ok().map(as_str);
+                }
+            }
+        }
+        if let (
+            Some(View::Indexed {
+                bytes, len, table, ..
+            }),
+            Some(h),
+        ) = (&self.view, slot)
         {
             // Compare indices: a key absent from the table is absent from every span.
             let want = u64::from(table.hot[h]?);
@@ -236,6 +276,19 @@ impl<'a> Meta<'a> {
                 let v = r.index_fast().ok()?;
                 if k == want {
                     return table.get(v as usize).map(|s| s.as_ref());
+                }
+            }
+            return None;
+        }
+        if let Some(View::Msgpack { bytes, len, .. }) = &self.view {
+            // Compare raw bytes: only the value found is turned into a `&str`.
+            let want = key.as_bytes();
+            let mut r = Reader::new(bytes, 0);
+            for _ in 0..*len {
+                let k = r.str_bytes_fast("meta key", usize::MAX).ok()?;
+                let v = r.str_bytes_fast("meta value", usize::MAX).ok()?;
+                if k == want {
+                    return Some(as_str(v));
                 }
             }
             return None;
@@ -342,7 +395,7 @@ mod tests {
             w.str(k);
             w.str(v);
         }
-        let view = Meta::from_msgpack(&w.buf, 2, 1);
+        let view = Meta::from_msgpack(&w.buf, 2, 1, [HOT_UNKNOWN; HOT_KEYS.len()]);
         let pairs: Meta = vec![("a", "1"), ("b", "2")].into_iter().collect();
         assert_eq!(view, pairs);
         assert_eq!(view.get("b"), Some("2"));
@@ -493,6 +546,19 @@ impl<'a> Metrics<'a> {
 
     /// The value of a key (first occurrence).
     pub fn get(&self, key: &str) -> Option<f64> {
+        if let Some(MView::Msgpack { bytes, len }) = &self.view {
+            // Compare raw bytes, no UTF-8 conversion of keys.
+            let want = key.as_bytes();
+            let mut r = Reader::new(bytes, 0);
+            for _ in 0..*len {
+                let k = r.str_bytes_fast("metrics key", usize::MAX).ok()?;
+                let v = r.f64("metrics value").ok()?;
+                if k == want {
+                    return Some(v);
+                }
+            }
+            return None;
+        }
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 

@@ -238,11 +238,17 @@ impl<'a> Reader<'a> {
         field: &'static str,
         limit: usize,
     ) -> Result<&'a [u8], DecodeError> {
-        if let Some(&m) = self.buf.get(self.pos)
-            && m & 0xe0 == 0xa0
-        {
-            let len = (m & 0x1f) as usize;
-            let start = self.pos + 1;
+        if let Some(&m) = self.buf.get(self.pos) {
+            // fixstr (under 32 bytes) and str8 (under 256: URLs, ids, user agents).
+            let (len, start) = if m & 0xe0 == 0xa0 {
+                ((m & 0x1f) as usize, self.pos + 1)
+            } else if m == 0xd9
+                && let Some(&l) = self.buf.get(self.pos + 1)
+            {
+                (l as usize, self.pos + 2)
+            } else {
+                return self.str_bytes(field, limit);
+            };
             if let Some(s) = self.buf.get(start..start + len)
                 && len <= limit
             {

@@ -247,3 +247,48 @@ fn truncated_inputs_never_panic() {
         }
     }
 }
+
+#[test]
+fn hot_key_lookups_agree_with_a_scan_of_the_tags() {
+    // First occurrence wins, absent keys are absent, and a key past 64 KiB of tags (where
+    // the decoder records no position) is still found.
+    let mut s = Span {
+        service: "web".into(),
+        trace_id: 1,
+        span_id: 2,
+        ..Span::default()
+    };
+    s.meta.push(("filler".into(), "x".repeat(70_000).into()));
+    s.meta.push(("span.kind".into(), "server".into()));
+    s.meta.push(("span.kind".into(), "client".into()));
+    s.meta.push(("http.status_code".into(), "503".into()));
+    let mut early = s.clone();
+    early.meta = Default::default();
+    early.meta.push(("env".into(), "prod".into()));
+    early
+        .meta
+        .push(("upstream_cluster".into(), "outbound|9080||a".into()));
+    early.meta.push(("env".into(), "other".into()));
+    let body = encode::encode_v04(&[vec![s, early]]);
+    let p = decode::decode_v04(&body, &Limits::default()).unwrap();
+    let keys = [
+        "span.kind",
+        "http.status_code",
+        "env",
+        "peer.service",
+        "upstream_cluster",
+        "error.type",
+        "_dd.p.tid",
+        "_dd.p.dm",
+        "filler",
+    ];
+    for span in &p.chunks[0].spans {
+        for k in keys {
+            let scan = span.meta.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
+            assert_eq!(span.meta(k), scan, "{k}");
+        }
+    }
+    assert_eq!(p.chunks[0].spans[0].meta("span.kind"), Some("server"));
+    assert_eq!(p.chunks[0].spans[1].meta("env"), Some("prod"));
+    assert_eq!(p.chunks[0].spans[1].meta("span.kind"), None);
+}

@@ -23,6 +23,7 @@ mod zipkin;
 use crate::error::DecodeError;
 use crate::span::TracerPayload;
 
+pub(crate) use v04::is;
 pub use zipkin::decode_zipkin;
 
 /// Size and count limits applied while decoding. Exceeding one is a
@@ -88,6 +89,12 @@ impl Limits {
     /// The limits with another bound on traces per payload.
     pub fn with_max_traces(mut self, n: usize) -> Self {
         self.max_traces = n;
+        self
+    }
+
+    /// The limits with another bound on entries of one map.
+    pub fn with_max_map_entries(mut self, n: usize) -> Self {
+        self.max_map_entries = n;
         self
     }
 
