@@ -68,7 +68,7 @@ fn v07_round_trip_keeps_everything() {
         tags: vec![("_dd.tags.container".into(), "a:b".into())],
         chunks: vec![
             TraceChunk {
-                priority: Some(2),
+                priority: Some(meshmon_trace::span::SamplingPriority::UserKeep),
                 origin: "synthetics".into(),
                 spans: vec![rich_span()],
                 tags: vec![("_dd.p.dm".into(), "-4".into())],

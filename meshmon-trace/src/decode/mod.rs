@@ -200,9 +200,17 @@ impl Format {
     }
 }
 
+/// A format name [`Format::from_str`](std::str::FromStr) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {name:?} (v04, v05, v07, json, zipkin)")]
+pub struct UnknownFormat {
+    /// The name given.
+    pub name: String,
+}
+
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
         Ok(match s {
             "v04" | "v0.4" | "v03" | "v0.3" => Format::V04,
             "v05" | "v0.5" => Format::V05,
@@ -210,9 +218,9 @@ impl std::str::FromStr for Format {
             "json" => Format::Json,
             "zipkin" => Format::Zipkin,
             other => {
-                return Err(format!(
-                    "unknown format {other:?} (v04, v05, v07, json, zipkin)"
-                ));
+                return Err(UnknownFormat {
+                    name: other.to_string(),
+                });
             }
         })
     }
