@@ -91,12 +91,7 @@ fn v07_round_trip_keeps_everything() {
     assert_eq!(Format::sniff(&body), Format::V07);
     let back = decode::decode_v07(&body, &Limits::default()).unwrap();
     assert_eq!(back, p);
-    // v0.4 carries links, events and meta_struct too.
-    let v4 = encode::encode_v04(&[vec![rich_span()]]);
-    assert_eq!(
-        decode::decode_v04(&v4, &Limits::default()).unwrap().chunks[0].spans[0],
-        rich_span()
-    );
+    // (v0.4 and v0.5 are checked against libdatadog's decoders in `oracle`.)
 }
 
 /// A v0.4 span map built by hand, to exercise the wire types tracers really use.

@@ -8,4 +8,5 @@ mod alloc;
 mod captures;
 mod codecs;
 mod corpus;
+mod oracle;
 mod receiver;
