@@ -93,4 +93,5 @@ pub mod stats;
 pub use bytes::Bytes;
 pub use decode::{Format, Limits};
 pub use error::DecodeError;
+pub use meta::{TagMap, TagValue};
 pub use span::{Meta, Metrics, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

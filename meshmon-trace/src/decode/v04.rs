@@ -125,7 +125,7 @@ fn read_span_into<'a>(
                 }
                 let bytes = r.slice(start, r.pos());
                 span.metrics = if valid {
-                    Metrics::from_msgpack(bytes, m as u32)
+                    Metrics::from_msgpack(bytes, m as u32, 0, [HOT_UNKNOWN; HOT_KEYS.len()])
                 } else {
                     repair_metrics(bytes, m)?
                 };

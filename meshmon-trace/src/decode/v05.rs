@@ -152,7 +152,7 @@ fn read_span<'a>(
         index(r, table, "metrics key")?;
         r.f64("metrics value")?;
     }
-    span.metrics = Metrics::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table));
+    span.metrics = Metrics::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table), 0);
     span.r#type = string(r, table, "type")?;
     Ok(span)
 }
