@@ -286,6 +286,49 @@ impl<'a> Reader<'a> {
         Ok(utf8_lossy_go(b))
     }
 
+    /// [`Reader::u64`] with the markers tracers use for ids, times and durations
+    /// (positive fixint, uint32, uint64, int64) inlined.
+    #[inline(always)]
+    pub(crate) fn u64_fast(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let p = self.pos;
+        match self.buf.get(p) {
+            Some(&m) if m < 0x80 => {
+                self.pos = p + 1;
+                Ok(u64::from(m))
+            }
+            Some(&(0xcf | 0xd3)) => match self.buf.get(p + 1..p + 9) {
+                Some(b) => {
+                    self.pos = p + 9;
+                    Ok(u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+                }
+                None => self.u64(field),
+            },
+            Some(&0xce) => match self.buf.get(p + 1..p + 5) {
+                Some(b) => {
+                    self.pos = p + 5;
+                    Ok(u64::from(u32::from_be_bytes(
+                        b.try_into().unwrap_or([0; 4]),
+                    )))
+                }
+                None => self.u64(field),
+            },
+            _ => self.u64(field),
+        }
+    }
+
+    /// [`Reader::f64`] with float64 inlined.
+    #[inline(always)]
+    pub(crate) fn f64_fast(&mut self, field: &'static str) -> Result<f64, DecodeError> {
+        let p = self.pos;
+        if self.buf.get(p) == Some(&0xcb)
+            && let Some(b) = self.buf.get(p + 1..p + 9)
+        {
+            self.pos = p + 9;
+            return Ok(f64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+        }
+        self.f64(field)
+    }
+
     /// An unsigned 64-bit integer: uint, non-negative... or negative int (reinterpreted as the
     /// Agent does), or `nil` (0).
     #[inline]

@@ -76,12 +76,12 @@ fn read_span_into<'a>(
             F::Service => span.service = r.str("service", sl)?,
             F::Name => span.name = r.str("name", sl)?,
             F::Resource => span.resource = r.str("resource", sl)?,
-            F::TraceId => span.trace_id = r.u64("trace_id")?,
-            F::SpanId => span.span_id = r.u64("span_id")?,
-            F::ParentId => span.parent_id = r.u64("parent_id")?,
-            F::Start => span.start = r.i64("start")?,
-            F::Duration => span.duration = r.i64("duration")?,
-            F::Error => span.error = r.i64("error")? as i32,
+            F::TraceId => span.trace_id = r.u64_fast("trace_id")?,
+            F::SpanId => span.span_id = r.u64_fast("span_id")?,
+            F::ParentId => span.parent_id = r.u64_fast("parent_id")?,
+            F::Start => span.start = r.u64_fast("start")? as i64,
+            F::Duration => span.duration = r.u64_fast("duration")? as i64,
+            F::Error => span.error = r.u64_fast("error")? as i32,
             F::Type => span.r#type = r.str("type", sl)?,
             F::Meta => {
                 let m = r.map_len("meta", limits.max_map_entries)?;
@@ -100,7 +100,7 @@ fn read_span_into<'a>(
                         && hot[h] == 0
                     {
                         hot[h] = u16::try_from(at + 1).unwrap_or(HOT_UNKNOWN);
-                        if k == TRACE_ID_HIGH_KEY.as_bytes()
+                        if h == TRACE_ID_HIGH_SLOT
                             && let Some(h) = std::str::from_utf8(v).ok().and_then(parse_hex_u64)
                         {
                             span.trace_id_high = h;
@@ -120,7 +120,7 @@ fn read_span_into<'a>(
                 let mut valid = true;
                 for _ in 0..m {
                     let k = r.str_bytes_fast("metrics key", sl)?;
-                    r.f64("metrics value")?;
+                    r.f64_fast("metrics value")?;
                     valid &= utf8_ok(k);
                 }
                 let bytes = r.slice(start, r.pos());
@@ -155,6 +155,10 @@ fn read_span_into<'a>(
     }
     Ok(())
 }
+
+/// The [`HOT_KEYS`] slot of `_dd.p.tid`.
+const TRACE_ID_HIGH_SLOT: usize = 6;
+const _: () = assert!(HOT_KEYS[TRACE_ID_HIGH_SLOT].len() == TRACE_ID_HIGH_KEY.len());
 
 /// A span map's keys.
 #[derive(Clone, Copy)]
