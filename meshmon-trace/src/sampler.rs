@@ -792,6 +792,15 @@ mod tests {
             duration: 10,
             ..Span::default()
         };
+        assert_eq!(ok.elapsed(), std::time::Duration::from_nanos(10));
+        assert_eq!(
+            Span {
+                duration: -5,
+                ..Span::default()
+            }
+            .elapsed(),
+            std::time::Duration::ZERO
+        );
         let err = Span {
             error: 1,
             ..Span::default()

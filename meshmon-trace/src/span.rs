@@ -199,6 +199,17 @@ impl<'a> Span<'a> {
         (u128::from(self.trace_id_high) << 64) | u128::from(self.trace_id)
     }
 
+    /// [`Span::start`] as a [`meshmon_core::Timestamp`] (the field keeps the wire's
+    /// `int64` nanoseconds).
+    pub fn start_timestamp(&self) -> meshmon_core::Timestamp {
+        meshmon_core::Timestamp::from_nanos(self.start)
+    }
+
+    /// [`Span::duration`] as a [`std::time::Duration`]; a negative wire value is zero.
+    pub fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.duration).unwrap_or(0))
+    }
+
     /// The value of a `meta` key (first occurrence).
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.meta.get(key)
