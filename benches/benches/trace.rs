@@ -19,7 +19,7 @@ use meshmon_trace::normalize::Normalizer;
 use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
 use meshmon_trace::sampler::{AgentSampler, SamplerConfig};
 use meshmon_trace::servicemap::ServiceMap;
-use meshmon_trace::stats::{Concentrator, StatsConfig};
+use meshmon_trace::stats::{Concentrator, FlushMode, StatsConfig};
 use meshmon_trace::{encode, sampler};
 
 const SPANS: usize = 100_000;
@@ -156,7 +156,7 @@ fn pipeline(c: &mut Criterion<CpuTime>) {
                     kept += chunk.spans.len();
                 }
             }
-            let _ = stats.flush(now, true);
+            let _ = stats.flush(now, FlushMode::All);
             kept
         })
     });
@@ -187,7 +187,7 @@ fn pipeline(c: &mut Criterion<CpuTime>) {
                 );
                 assert_eq!(r.status, 200);
                 let kept: usize = rx.drain_kept().iter().map(|k| k.span_count()).sum();
-                let _ = rx.flush_stats(now, true);
+                let _ = rx.flush_stats(now, FlushMode::All);
                 kept
             })
         });

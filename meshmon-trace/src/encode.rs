@@ -14,7 +14,7 @@
 use hashbrown::HashMap;
 
 use crate::msgpack::Writer;
-use crate::span::{AttributeValue, Span, TracerPayload};
+use crate::span::{AttributeValue, SamplingPriority, Span, TracerPayload};
 
 /// Encodes traces as a v0.4 body (`[[span map, …], …]`). Zero `parent_id`/`error` and
 /// empty `type`/`meta`/`metrics`/`meta_struct`/`span_links`/`span_events` are omitted, as
@@ -163,7 +163,10 @@ pub fn encode_v07(p: &TracerPayload<'_>) -> Vec<u8> {
     for c in &p.chunks {
         w.map(5);
         w.str("priority");
-        w.int(i64::from(c.priority.unwrap_or(i32::from(i8::MIN))));
+        w.int(i64::from(
+            c.priority
+                .map_or(i32::from(i8::MIN), SamplingPriority::as_i32),
+        ));
         w.str("origin");
         w.str(&c.origin);
         w.str("spans");

@@ -39,7 +39,7 @@
 //! // The service map and RED stats were computed on the borrowed spans.
 //! let edge = rx.service_map().edge("productpage", "reviews").expect("edge");
 //! assert_eq!((edge.calls, edge.errors), (1, 1));
-//! let buckets = rx.flush_stats(now, true);
+//! let buckets = rx.flush_stats(now, meshmon_trace::stats::FlushMode::All);
 //! let series = meshmon_trace::stats::apm_metrics(&buckets[0]);
 //! let hits = series.iter().find(|m| m.name() == "trace.http.request.hits"
 //!     && m.tags.get("service") == Some("reviews")).expect("series");
@@ -93,4 +93,5 @@ pub mod stats;
 pub use bytes::Bytes;
 pub use decode::{Format, Limits};
 pub use error::DecodeError;
+pub use meta::{TagMap, TagValue};
 pub use span::{Meta, Metrics, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

@@ -1,4 +1,5 @@
-//! [`Meta`]: a span's string tags, decoded lazily.
+//! [`TagMap`]: a span's tags, decoded lazily — [`Meta`] (strings) and [`Metrics`]
+//! (numbers) are the same type over two value kinds.
 //!
 //! Envoy spans carry ~28 tags; building a vector of pairs for each span is most of the
 //! cost of decoding (and of the memory it touches). The msgpack decoders therefore check
@@ -13,11 +14,9 @@ use std::sync::Arc;
 
 use crate::msgpack::Reader;
 
-type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
-
 /// Tag keys looked up on every span (stats, sampling, service map, normalisation): a v0.5
 /// string table records where they are, so lookups compare indices, not strings.
-const HOT_KEYS: [&str; 8] = [
+pub(crate) const HOT_KEYS: [&str; 8] = [
     "span.kind",
     "http.status_code",
     "env",
@@ -27,6 +26,30 @@ const HOT_KEYS: [&str; 8] = [
     "_dd.p.tid",
     "_dd.p.dm",
 ];
+
+/// Where the hot keys' values sit in a msgpack view, one slot per [`HOT_KEYS`] entry:
+/// 0 when the key is absent, [`HOT_UNKNOWN`] when not recorded (lookups scan), else the
+/// value's offset in the view plus one.
+pub(crate) type HotOffsets = [u16; HOT_KEYS.len()];
+/// A [`HotOffsets`] slot that was not recorded.
+pub(crate) const HOT_UNKNOWN: u16 = u16::MAX;
+
+/// The [`HOT_KEYS`] slot of a key, by length first (a few byte compares at most).
+#[inline]
+pub(crate) fn hot_slot(key: &[u8]) -> Option<usize> {
+    use crate::decode::is;
+    match key.len() {
+        3 if is(key, b"env") => Some(2),
+        8 if is(key, b"_dd.p.dm") => Some(7),
+        9 if is(key, b"span.kind") => Some(0),
+        9 if is(key, b"_dd.p.tid") => Some(6),
+        10 if is(key, b"error.type") => Some(5),
+        12 if is(key, b"peer.service") => Some(3),
+        16 if is(key, b"http.status_code") => Some(1),
+        16 if is(key, b"upstream_cluster") => Some(4),
+        _ => None,
+    }
+}
 
 /// A v0.5 string table shared by the spans of a payload.
 #[derive(Debug)]
@@ -50,23 +73,33 @@ impl<'a> StringTable<'a> {
     }
 }
 
-/// String tags of a span, in wire order.
-#[derive(Clone, Default)]
-pub struct Meta<'a> {
+/// Tags of a span in wire order, keyed by string: [`Meta`] (string values) and
+/// [`Metrics`] (numeric values). After msgpack decoding it is a checked view over the body
+/// (v0.4/v0.7) or over the v0.5 string table's indices; the first edit turns it into
+/// pairs.
+#[derive(Clone)]
+pub struct TagMap<'a, V> {
     /// The entries when `view` is `None`.
-    pairs: Vec<Pair<'a>>,
+    pairs: Vec<(Cow<'a, str>, V)>,
     view: Option<View<'a>>,
 }
 
+/// String tags (`meta`).
+pub type Meta<'a> = TagMap<'a, Cow<'a, str>>;
+/// Numeric tags (`metrics`).
+pub type Metrics<'a> = TagMap<'a, f64>;
+
 #[derive(Clone)]
 enum View<'a> {
-    /// `len` entries of msgpack str/bin/nil key-value pairs, all valid UTF-8.
+    /// `len` entries of msgpack str/bin/nil keys (valid UTF-8) and values.
     Msgpack {
         bytes: &'a [u8],
         len: u32,
         max_len: u32,
+        hot: HotOffsets,
     },
-    /// `len` entries of msgpack uint index pairs into `table`, all in range.
+    /// `len` entries of msgpack uint key indices into `table` and values (indices too,
+    /// for strings).
     Indexed {
         bytes: &'a [u8],
         len: u32,
@@ -75,13 +108,150 @@ enum View<'a> {
     },
 }
 
-/// Iterator over `(key, value)`.
-pub struct Iter<'s> {
-    inner: IterInner<'s>,
+fn as_str(b: &[u8]) -> &str {
+    // Checked at decode time; a failure here cannot happen, and yields "" rather than panic.
+    std::str::from_utf8(b).unwrap_or("")
 }
 
-enum IterInner<'s> {
-    Pairs(std::slice::Iter<'s, Pair<'s>>),
+mod sealed {
+    /// Only [`super::Meta`] and [`super::Metrics`] values.
+    pub trait Sealed {}
+    impl Sealed for std::borrow::Cow<'_, str> {}
+    impl Sealed for f64 {}
+}
+
+/// A tag value kind: `Cow<str>` ([`Meta`]) or `f64` ([`Metrics`]). Sealed.
+// The hidden readers take the crate's msgpack cursor; the trait is sealed, so no one
+// outside can name or implement them.
+#[allow(private_interfaces)]
+pub trait TagValue: sealed::Sealed + Clone {
+    /// What lookups and iteration return: `&str` or `f64`.
+    type Ref<'s>: Copy + PartialEq + fmt::Debug
+    where
+        Self: 's;
+    /// The borrowed form of a stored value.
+    fn by_ref(&self) -> Self::Ref<'_>;
+    #[doc(hidden)]
+    /// A value in a msgpack view.
+    fn peek_msgpack<'s>(r: &mut Reader<'s>) -> Option<Self::Ref<'s>>
+    where
+        Self: 's;
+    #[doc(hidden)]
+    /// A value in an indexed view.
+    fn peek_indexed<'s>(r: &mut Reader<'s>, t: &'s StringTable<'s>) -> Option<Self::Ref<'s>>
+    where
+        Self: 's;
+    #[doc(hidden)]
+    /// Passes over a value of a msgpack view without converting it.
+    fn skip_msgpack(r: &mut Reader<'_>) -> Option<()>;
+    #[doc(hidden)]
+    /// Passes over a value of an indexed view without resolving it.
+    fn skip_indexed(r: &mut Reader<'_>) -> Option<()>;
+}
+
+#[allow(private_interfaces)]
+impl TagValue for Cow<'_, str> {
+    type Ref<'s>
+        = &'s str
+    where
+        Self: 's;
+    #[inline]
+    fn by_ref(&self) -> &str {
+        self.as_ref()
+    }
+    #[inline]
+    fn peek_msgpack<'s>(r: &mut Reader<'s>) -> Option<&'s str>
+    where
+        Self: 's,
+    {
+        r.str_bytes_fast("meta value", usize::MAX).ok().map(as_str)
+    }
+    #[inline]
+    fn peek_indexed<'s>(r: &mut Reader<'s>, t: &'s StringTable<'s>) -> Option<&'s str>
+    where
+        Self: 's,
+    {
+        let i = r.index_fast().ok()?;
+        Some(t.get(i as usize).map_or("", |c| c.as_ref()))
+    }
+    #[inline]
+    fn skip_msgpack(r: &mut Reader<'_>) -> Option<()> {
+        r.str_bytes_fast("meta value", usize::MAX).ok().map(|_| ())
+    }
+    #[inline]
+    fn skip_indexed(r: &mut Reader<'_>) -> Option<()> {
+        r.index_fast().ok().map(|_| ())
+    }
+}
+
+#[allow(private_interfaces)]
+impl TagValue for f64 {
+    type Ref<'s> = f64;
+    #[inline]
+    fn by_ref(&self) -> f64 {
+        *self
+    }
+    #[inline]
+    fn peek_msgpack<'s>(r: &mut Reader<'s>) -> Option<f64>
+    where
+        Self: 's,
+    {
+        r.f64("metrics value").ok()
+    }
+    #[inline]
+    fn peek_indexed<'s>(r: &mut Reader<'s>, _: &'s StringTable<'s>) -> Option<f64>
+    where
+        Self: 's,
+    {
+        r.f64("metrics value").ok()
+    }
+    #[inline]
+    fn skip_msgpack(r: &mut Reader<'_>) -> Option<()> {
+        r.f64("metrics value").ok().map(|_| ())
+    }
+    #[inline]
+    fn skip_indexed(r: &mut Reader<'_>) -> Option<()> {
+        r.f64("metrics value").ok().map(|_| ())
+    }
+}
+
+/// Materialises a view into pairs with the value readers of one kind.
+fn materialise<'a, V>(
+    view: View<'a>,
+    msgpack: impl Fn(&mut Reader<'a>) -> Option<V>,
+    indexed: impl Fn(&mut Reader<'a>, &StringTable<'a>) -> Option<V>,
+) -> Vec<(Cow<'a, str>, V)> {
+    match view {
+        View::Msgpack { bytes, len, .. } => {
+            let mut r = Reader::new(bytes, 0);
+            (0..len)
+                .filter_map(|_| {
+                    let k = r.str_bytes("tag key", usize::MAX).ok()?;
+                    Some((Cow::Borrowed(as_str(k)), msgpack(&mut r)?))
+                })
+                .collect()
+        }
+        View::Indexed {
+            bytes, len, table, ..
+        } => {
+            let mut r = Reader::new(bytes, 0);
+            (0..len)
+                .filter_map(|_| {
+                    let k = table.get(r.u64("tag key").ok()? as usize)?.clone();
+                    Some((k, indexed(&mut r, &table)?))
+                })
+                .collect()
+        }
+    }
+}
+
+/// Iterator over the `(key, value)` pairs of a [`TagMap`].
+pub struct Iter<'s, V> {
+    inner: IterInner<'s, V>,
+}
+
+enum IterInner<'s, V> {
+    Pairs(std::slice::Iter<'s, (Cow<'s, str>, V)>),
     Msgpack {
         r: Reader<'s>,
         left: u32,
@@ -93,26 +263,20 @@ enum IterInner<'s> {
     },
 }
 
-fn as_str(b: &[u8]) -> &str {
-    // Checked at decode time; a failure here cannot happen, and yields "" rather than panic.
-    std::str::from_utf8(b).unwrap_or("")
-}
-
-impl<'s> Iterator for Iter<'s> {
-    type Item = (&'s str, &'s str);
+impl<'s, V: TagValue + 's> Iterator for Iter<'s, V> {
+    type Item = (&'s str, V::Ref<'s>);
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match &mut self.inner {
-            IterInner::Pairs(it) => it.next().map(|(k, v)| (k.as_ref(), v.as_ref())),
+            IterInner::Pairs(it) => it.next().map(|(k, v)| (k.as_ref(), v.by_ref())),
             IterInner::Msgpack { r, left } => {
                 if *left == 0 {
                     return None;
                 }
                 *left -= 1;
-                let k = r.str_bytes_fast("meta key", usize::MAX).ok()?;
-                let v = r.str_bytes_fast("meta value", usize::MAX).ok()?;
-                Some((as_str(k), as_str(v)))
+                let k = r.str_bytes_fast("tag key", usize::MAX).ok()?;
+                Some((as_str(k), V::peek_msgpack(r)?))
             }
             IterInner::Indexed { r, left, table } => {
                 if *left == 0 {
@@ -120,9 +284,8 @@ impl<'s> Iterator for Iter<'s> {
                 }
                 *left -= 1;
                 let k = r.index_fast().ok()?;
-                let v = r.index_fast().ok()?;
-                let s = |i: u64| table.get(i as usize).map_or("", |c| c.as_ref());
-                Some((s(k), s(v)))
+                let k = table.get(k as usize).map_or("", |c| c.as_ref());
+                Some((k, V::peek_indexed(r, table)?))
             }
         }
     }
@@ -136,33 +299,44 @@ impl<'s> Iterator for Iter<'s> {
     }
 }
 
-impl<'a> Meta<'a> {
+impl<V> Default for TagMap<'_, V> {
+    fn default() -> Self {
+        TagMap {
+            pairs: Vec::new(),
+            view: None,
+        }
+    }
+}
+
+impl<'a, V: TagValue> TagMap<'a, V> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// A view over `len` checked msgpack entries whose longest string has `max_len` bytes.
-    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32, max_len: u32) -> Self {
-        Meta {
+    /// A view over `len` checked msgpack entries whose longest string has `max_len` bytes,
+    /// with the hot keys' value offsets recorded while checking them.
+    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32, max_len: u32, hot: HotOffsets) -> Self {
+        TagMap {
             pairs: Vec::new(),
             view: Some(View::Msgpack {
                 bytes,
                 len,
                 max_len,
+                hot,
             }),
         }
     }
 
-    /// A view over `len` checked index pairs into `table`, whose longest string has
-    /// at most `max_len` bytes.
+    /// A view over `len` checked entries whose keys (and string values) are indices into
+    /// `table`; its longest string has at most `max_len` bytes.
     pub(crate) fn from_indexed(
         bytes: &'a [u8],
         len: u32,
         table: Arc<StringTable<'a>>,
         max_len: u32,
     ) -> Self {
-        Meta {
+        TagMap {
             pairs: Vec::new(),
             view: Some(View::Indexed {
                 bytes,
@@ -171,6 +345,109 @@ impl<'a> Meta<'a> {
                 max_len,
             }),
         }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        match &self.view {
+            None => self.pairs.len(),
+            Some(View::Msgpack { len, .. } | View::Indexed { len, .. }) => *len as usize,
+        }
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Iterates over `(key, value)` in wire order.
+    pub fn iter(&self) -> Iter<'_, V> {
+        let inner = match &self.view {
+            None => IterInner::Pairs(self.pairs.iter()),
+            Some(View::Msgpack { bytes, len, .. }) => IterInner::Msgpack {
+                r: Reader::new(bytes, 0),
+                left: *len,
+            },
+            Some(View::Indexed {
+                bytes, len, table, ..
+            }) => IterInner::Indexed {
+                r: Reader::new(bytes, 0),
+                left: *len,
+                table,
+            },
+        };
+        Iter { inner }
+    }
+
+    /// The value of a key (first occurrence). Hot keys (`span.kind`, `env`,
+    /// `http.status_code`…) are found without a scan.
+    pub fn get(&self, key: &str) -> Option<V::Ref<'_>> {
+        let slot = hot_slot(key.as_bytes());
+        match (&self.view, slot) {
+            (Some(View::Msgpack { bytes, hot, .. }), Some(h)) => match hot[h] {
+                0 => return None,
+                HOT_UNKNOWN => {}
+                at => {
+                    let mut r = Reader::new(bytes.get(usize::from(at) - 1..)?, 0);
+                    return V::peek_msgpack(&mut r);
+                }
+            },
+            (
+                Some(View::Indexed {
+                    bytes, len, table, ..
+                }),
+                Some(h),
+            ) => {
+                // Compare indices: a key absent from the table is absent from every span.
+                let want = u64::from(table.hot[h]?);
+                let mut r = Reader::new(bytes, 0);
+                for _ in 0..*len {
+                    let k = r.index_fast().ok()?;
+                    if k == want {
+                        return V::peek_indexed(&mut r, table);
+                    }
+                    V::skip_indexed(&mut r)?;
+                }
+                return None;
+            }
+            _ => {}
+        }
+        if let Some(View::Msgpack { bytes, len, .. }) = &self.view {
+            // Compare raw bytes: no UTF-8 conversion of the keys passed over.
+            let want = key.as_bytes();
+            let mut r = Reader::new(bytes, 0);
+            for _ in 0..*len {
+                let k = r.str_bytes_fast("tag key", usize::MAX).ok()?;
+                if k == want {
+                    return V::peek_msgpack(&mut r);
+                }
+                V::skip_msgpack(&mut r)?;
+            }
+            return None;
+        }
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+impl<'a> Meta<'a> {
+    /// The pairs, materialised for editing (strings keep borrowing the body).
+    pub fn to_mut(&mut self) -> &mut Vec<(Cow<'a, str>, Cow<'a, str>)> {
+        if let Some(view) = self.view.take() {
+            self.pairs = materialise(
+                view,
+                |r| {
+                    let v = r.str_bytes("meta value", usize::MAX).ok()?;
+                    Some(Cow::Borrowed(as_str(v)))
+                },
+                |r, t| t.get(r.u64("meta value").ok()? as usize).cloned(),
+            );
+        }
+        &mut self.pairs
+    }
+
+    /// Appends a pair (no de-duplication).
+    pub fn push(&mut self, pair: (Cow<'a, str>, Cow<'a, str>)) {
+        self.to_mut().push(pair);
     }
 
     /// An upper bound of the longest key or value, in bytes (exact for views, computed for
@@ -189,143 +466,87 @@ impl<'a> Meta<'a> {
         }
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        match &self.view {
-            None => self.pairs.len(),
-            Some(View::Msgpack { len, .. } | View::Indexed { len, .. }) => *len as usize,
-        }
-    }
-
-    /// True when there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Iterates over `(key, value)` in wire order.
-    pub fn iter(&self) -> Iter<'_> {
-        let inner = match &self.view {
-            None => IterInner::Pairs(self.pairs.iter()),
-            Some(View::Msgpack { bytes, len, .. }) => IterInner::Msgpack {
-                r: Reader::new(bytes, 0),
-                left: *len,
-            },
-            Some(View::Indexed {
-                bytes, len, table, ..
-            }) => IterInner::Indexed {
-                r: Reader::new(bytes, 0),
-                left: *len,
-                table,
-            },
-        };
-        Iter { inner }
-    }
-
-    /// The value of a key (first occurrence).
-    pub fn get(&self, key: &str) -> Option<&str> {
-        if let Some(View::Indexed {
-            bytes, len, table, ..
-        }) = &self.view
-            && let Some(h) = HOT_KEYS.iter().position(|k| *k == key)
-        {
-            // Compare indices: a key absent from the table is absent from every span.
-            let want = u64::from(table.hot[h]?);
-            let mut r = Reader::new(bytes, 0);
-            for _ in 0..*len {
-                let k = r.index_fast().ok()?;
-                let v = r.index_fast().ok()?;
-                if k == want {
-                    return table.get(v as usize).map(|s| s.as_ref());
-                }
-            }
-            return None;
-        }
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// The pairs, materialised for editing.
-    pub fn to_mut(&mut self) -> &mut Vec<(Cow<'a, str>, Cow<'a, str>)> {
-        if let Some(view) = self.view.take() {
-            self.pairs = match view {
-                View::Msgpack { bytes, len, .. } => {
-                    let mut r = Reader::new(bytes, 0);
-                    (0..len)
-                        .filter_map(|_| {
-                            let k = r.str_bytes("meta key", usize::MAX).ok()?;
-                            let v = r.str_bytes("meta value", usize::MAX).ok()?;
-                            Some((Cow::Borrowed(as_str(k)), Cow::Borrowed(as_str(v))))
-                        })
-                        .collect()
-                }
-                View::Indexed {
-                    bytes, len, table, ..
-                } => {
-                    let mut r = Reader::new(bytes, 0);
-                    (0..len)
-                        .filter_map(|_| {
-                            let k = table.get(r.u64("meta key").ok()? as usize)?.clone();
-                            let v = table.get(r.u64("meta value").ok()? as usize)?.clone();
-                            Some((k, v))
-                        })
-                        .collect()
-                }
-            };
-        }
-        &mut self.pairs
-    }
-
-    /// Appends a pair (no de-duplication).
-    pub fn push(&mut self, pair: (Cow<'a, str>, Cow<'a, str>)) {
-        self.to_mut().push(pair);
-    }
-
     /// Copies borrowed strings so the map outlives the payload.
     pub fn into_owned(self) -> Meta<'static> {
         let pairs = self
             .iter()
             .map(|(k, v)| (Cow::Owned(k.to_owned()), Cow::Owned(v.to_owned())))
             .collect();
-        Meta { pairs, view: None }
+        TagMap { pairs, view: None }
     }
 }
 
-impl<'a> From<Vec<(Cow<'a, str>, Cow<'a, str>)>> for Meta<'a> {
-    fn from(v: Vec<(Cow<'a, str>, Cow<'a, str>)>) -> Self {
-        Meta {
+impl<'a> Metrics<'a> {
+    /// The pairs, materialised for editing.
+    pub fn to_mut(&mut self) -> &mut Vec<(Cow<'a, str>, f64)> {
+        if let Some(view) = self.view.take() {
+            self.pairs = materialise(
+                view,
+                |r| r.f64("metrics value").ok(),
+                |r, _| r.f64("metrics value").ok(),
+            );
+        }
+        &mut self.pairs
+    }
+
+    /// Appends a pair (no de-duplication).
+    pub fn push(&mut self, pair: (Cow<'a, str>, f64)) {
+        self.to_mut().push(pair);
+    }
+
+    /// Copies borrowed keys so the map outlives the payload.
+    pub fn into_owned(self) -> Metrics<'static> {
+        let pairs = self
+            .iter()
+            .map(|(k, v)| (Cow::Owned(k.to_owned()), v))
+            .collect();
+        TagMap { pairs, view: None }
+    }
+}
+
+impl<'a, V> From<Vec<(Cow<'a, str>, V)>> for TagMap<'a, V> {
+    fn from(v: Vec<(Cow<'a, str>, V)>) -> Self {
+        TagMap {
             pairs: v,
             view: None,
         }
     }
 }
 
-impl<'a, K: Into<Cow<'a, str>>, V: Into<Cow<'a, str>>> FromIterator<(K, V)> for Meta<'a> {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Meta {
-            pairs: iter
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-            view: None,
-        }
+impl<'a, K: Into<Cow<'a, str>>, W: Into<Cow<'a, str>>> FromIterator<(K, W)> for Meta<'a> {
+    fn from_iter<I: IntoIterator<Item = (K, W)>>(iter: I) -> Self {
+        iter.into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect::<Vec<_>>()
+            .into()
     }
 }
 
-impl PartialEq for Meta<'_> {
+impl<'a, K: Into<Cow<'a, str>>> FromIterator<(K, f64)> for Metrics<'a> {
+    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Self {
+        iter.into_iter()
+            .map(|(k, v)| (k.into(), v))
+            .collect::<Vec<_>>()
+            .into()
+    }
+}
+
+impl<V: TagValue> PartialEq for TagMap<'_, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
-impl fmt::Debug for Meta<'_> {
+impl<V: TagValue> fmt::Debug for TagMap<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
     }
 }
 
-impl<'s> IntoIterator for &'s Meta<'_> {
-    type Item = (&'s str, &'s str);
-    type IntoIter = Iter<'s>;
-    fn into_iter(self) -> Iter<'s> {
+impl<'s, V: TagValue + 's> IntoIterator for &'s TagMap<'_, V> {
+    type Item = (&'s str, V::Ref<'s>);
+    type IntoIter = Iter<'s, V>;
+    fn into_iter(self) -> Iter<'s, V> {
         self.iter()
     }
 }
@@ -342,7 +563,7 @@ mod tests {
             w.str(k);
             w.str(v);
         }
-        let view = Meta::from_msgpack(&w.buf, 2, 1);
+        let view = Meta::from_msgpack(&w.buf, 2, 1, [HOT_UNKNOWN; HOT_KEYS.len()]);
         let pairs: Meta = vec![("a", "1"), ("b", "2")].into_iter().collect();
         assert_eq!(view, pairs);
         assert_eq!(view.get("b"), Some("2"));
@@ -360,220 +581,5 @@ mod tests {
         assert_eq!(m.get("span.kind"), None);
         assert_eq!(format!("{m:?}"), r#"{"env": "v"}"#);
         assert_eq!(m.into_owned().get("env"), Some("v"));
-    }
-}
-
-/// Numeric tags of a span, in wire order; like [`Meta`], a checked view after msgpack
-/// decoding, pairs after the first edit.
-#[derive(Clone, Default)]
-pub struct Metrics<'a> {
-    /// The entries when `view` is `None`.
-    pairs: Vec<(Cow<'a, str>, f64)>,
-    view: Option<MView<'a>>,
-}
-
-#[derive(Clone)]
-enum MView<'a> {
-    /// `len` entries of msgpack str/bin/nil keys (valid UTF-8) and numbers.
-    Msgpack { bytes: &'a [u8], len: u32 },
-    /// `len` entries of msgpack uint key indices into `table` and numbers.
-    Indexed {
-        bytes: &'a [u8],
-        len: u32,
-        table: Arc<StringTable<'a>>,
-    },
-}
-
-/// Iterator over `(key, value)` of [`Metrics`].
-pub struct MetricsIter<'s> {
-    inner: MIterInner<'s>,
-}
-
-enum MIterInner<'s> {
-    Pairs(std::slice::Iter<'s, (Cow<'s, str>, f64)>),
-    Msgpack {
-        r: Reader<'s>,
-        left: u32,
-    },
-    Indexed {
-        r: Reader<'s>,
-        left: u32,
-        table: &'s StringTable<'s>,
-    },
-}
-
-impl<'s> Iterator for MetricsIter<'s> {
-    type Item = (&'s str, f64);
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        match &mut self.inner {
-            MIterInner::Pairs(it) => it.next().map(|(k, v)| (k.as_ref(), *v)),
-            MIterInner::Msgpack { r, left } => {
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                let k = r.str_bytes("metrics key", usize::MAX).ok()?;
-                let v = r.f64("metrics value").ok()?;
-                Some((as_str(k), v))
-            }
-            MIterInner::Indexed { r, left, table } => {
-                if *left == 0 {
-                    return None;
-                }
-                *left -= 1;
-                let k = r.index_fast().ok()?;
-                let v = r.f64("metrics value").ok()?;
-                Some((table.get(k as usize).map_or("", |c| c.as_ref()), v))
-            }
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = match &self.inner {
-            MIterInner::Pairs(it) => it.len(),
-            MIterInner::Msgpack { left, .. } | MIterInner::Indexed { left, .. } => *left as usize,
-        };
-        (n, Some(n))
-    }
-}
-
-impl<'a> Metrics<'a> {
-    /// An empty map.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// A view over `len` checked msgpack entries.
-    pub(crate) fn from_msgpack(bytes: &'a [u8], len: u32) -> Self {
-        Metrics {
-            pairs: Vec::new(),
-            view: Some(MView::Msgpack { bytes, len }),
-        }
-    }
-
-    /// A view over `len` checked (index, number) entries.
-    pub(crate) fn from_indexed(bytes: &'a [u8], len: u32, table: Arc<StringTable<'a>>) -> Self {
-        Metrics {
-            pairs: Vec::new(),
-            view: Some(MView::Indexed { bytes, len, table }),
-        }
-    }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        match &self.view {
-            None => self.pairs.len(),
-            Some(MView::Msgpack { len, .. } | MView::Indexed { len, .. }) => *len as usize,
-        }
-    }
-
-    /// True when there are no entries.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Iterates over `(key, value)` in wire order.
-    pub fn iter(&self) -> MetricsIter<'_> {
-        let inner = match &self.view {
-            None => MIterInner::Pairs(self.pairs.iter()),
-            Some(MView::Msgpack { bytes, len }) => MIterInner::Msgpack {
-                r: Reader::new(bytes, 0),
-                left: *len,
-            },
-            Some(MView::Indexed { bytes, len, table }) => MIterInner::Indexed {
-                r: Reader::new(bytes, 0),
-                left: *len,
-                table,
-            },
-        };
-        MetricsIter { inner }
-    }
-
-    /// The value of a key (first occurrence).
-    pub fn get(&self, key: &str) -> Option<f64> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// The pairs, materialised for editing.
-    pub fn to_mut(&mut self) -> &mut Vec<(Cow<'a, str>, f64)> {
-        if let Some(view) = self.view.take() {
-            self.pairs = match view {
-                MView::Msgpack { bytes, len } => {
-                    let mut r = Reader::new(bytes, 0);
-                    (0..len)
-                        .filter_map(|_| {
-                            let k = r.str_bytes("metrics key", usize::MAX).ok()?;
-                            let v = r.f64("metrics value").ok()?;
-                            Some((Cow::Borrowed(as_str(k)), v))
-                        })
-                        .collect()
-                }
-                MView::Indexed { bytes, len, table } => {
-                    let mut r = Reader::new(bytes, 0);
-                    (0..len)
-                        .filter_map(|_| {
-                            let k = table.get(r.u64("metrics key").ok()? as usize)?.clone();
-                            let v = r.f64("metrics value").ok()?;
-                            Some((k, v))
-                        })
-                        .collect()
-                }
-            };
-        }
-        &mut self.pairs
-    }
-
-    /// Appends a pair (no de-duplication).
-    pub fn push(&mut self, pair: (Cow<'a, str>, f64)) {
-        self.to_mut().push(pair);
-    }
-
-    /// Copies borrowed strings so the map outlives the payload.
-    pub fn into_owned(self) -> Metrics<'static> {
-        let pairs = self
-            .iter()
-            .map(|(k, v)| (Cow::Owned(k.to_owned()), v))
-            .collect();
-        Metrics { pairs, view: None }
-    }
-}
-
-impl<'a> From<Vec<(Cow<'a, str>, f64)>> for Metrics<'a> {
-    fn from(v: Vec<(Cow<'a, str>, f64)>) -> Self {
-        Metrics {
-            pairs: v,
-            view: None,
-        }
-    }
-}
-
-impl<'a, K: Into<Cow<'a, str>>> FromIterator<(K, f64)> for Metrics<'a> {
-    fn from_iter<I: IntoIterator<Item = (K, f64)>>(iter: I) -> Self {
-        Metrics {
-            pairs: iter.into_iter().map(|(k, v)| (k.into(), v)).collect(),
-            view: None,
-        }
-    }
-}
-
-impl PartialEq for Metrics<'_> {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl fmt::Debug for Metrics<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
-    }
-}
-
-impl<'s> IntoIterator for &'s Metrics<'_> {
-    type Item = (&'s str, f64);
-    type IntoIter = MetricsIter<'s>;
-    fn into_iter(self) -> MetricsIter<'s> {
-        self.iter()
     }
 }

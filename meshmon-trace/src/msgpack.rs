@@ -12,6 +12,13 @@ use std::borrow::Cow;
 
 use crate::error::DecodeError;
 
+/// The two msgpack containers.
+#[derive(Clone, Copy)]
+enum Container {
+    Array,
+    Map,
+}
+
 /// A cursor over a MessagePack buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {
@@ -124,25 +131,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// An array header; `nil` reads as an empty array. The length is checked against the
-    /// remaining bytes (every element takes at least one byte) and `limit`.
+    /// An array header; `nil` reads as an empty array. The length is checked against
+    /// `limit` and against the bytes left (every element takes at least one byte).
     #[inline]
     pub(crate) fn array_len(
         &mut self,
         field: &'static str,
         limit: usize,
     ) -> Result<usize, DecodeError> {
-        let at = self.pos;
-        let m = self.byte(field)?;
-        let len = match m {
-            0x90..=0x9f => (m & 0x0f) as usize,
-            0xdc => u16::from_be_bytes(self.be(field)?) as usize,
-            0xdd => u32::from_be_bytes(self.be(field)?) as usize,
-            0xc0 => 0,
-            _ => return Err(self.type_err(at, m, field, "array")),
-        };
-        self.check_len(at, field, len, 1, limit)?;
-        Ok(len)
+        self.container_len(Container::Array, field, limit)
     }
 
     /// A map header; `nil` reads as an empty map. Checked like [`Reader::array_len`]
@@ -153,16 +150,35 @@ impl<'a> Reader<'a> {
         field: &'static str,
         limit: usize,
     ) -> Result<usize, DecodeError> {
+        self.container_len(Container::Map, field, limit)
+    }
+
+    /// The header of an array or a map: fix (low nibble), 16- or 32-bit length, or `nil`.
+    #[inline(always)]
+    fn container_len(
+        &mut self,
+        kind: Container,
+        field: &'static str,
+        limit: usize,
+    ) -> Result<usize, DecodeError> {
+        let (fix, m16, m32, min_elem, name) = match kind {
+            Container::Array => (0x90, 0xdc, 0xdd, 1, "array"),
+            Container::Map => (0x80, 0xde, 0xdf, 2, "map"),
+        };
         let at = self.pos;
         let m = self.byte(field)?;
-        let len = match m {
-            0x80..=0x8f => (m & 0x0f) as usize,
-            0xde => u16::from_be_bytes(self.be(field)?) as usize,
-            0xdf => u32::from_be_bytes(self.be(field)?) as usize,
-            0xc0 => 0,
-            _ => return Err(self.type_err(at, m, field, "map")),
+        let len = if m & 0xf0 == fix {
+            (m & 0x0f) as usize
+        } else if m == m16 {
+            u16::from_be_bytes(self.be(field)?) as usize
+        } else if m == m32 {
+            u32::from_be_bytes(self.be(field)?) as usize
+        } else if m == 0xc0 {
+            0
+        } else {
+            return Err(self.type_err(at, m, field, name));
         };
-        self.check_len(at, field, len, 2, limit)?;
+        self.check_len(at, field, len, min_elem, limit)?;
         Ok(len)
     }
 
@@ -238,11 +254,17 @@ impl<'a> Reader<'a> {
         field: &'static str,
         limit: usize,
     ) -> Result<&'a [u8], DecodeError> {
-        if let Some(&m) = self.buf.get(self.pos)
-            && m & 0xe0 == 0xa0
-        {
-            let len = (m & 0x1f) as usize;
-            let start = self.pos + 1;
+        if let Some(&m) = self.buf.get(self.pos) {
+            // fixstr (under 32 bytes) and str8 (under 256: URLs, ids, user agents).
+            let (len, start) = if m & 0xe0 == 0xa0 {
+                ((m & 0x1f) as usize, self.pos + 1)
+            } else if m == 0xd9
+                && let Some(&l) = self.buf.get(self.pos + 1)
+            {
+                (l as usize, self.pos + 2)
+            } else {
+                return self.str_bytes(field, limit);
+            };
             if let Some(s) = self.buf.get(start..start + len)
                 && len <= limit
             {
@@ -262,6 +284,49 @@ impl<'a> Reader<'a> {
     ) -> Result<Cow<'a, str>, DecodeError> {
         let b = self.str_bytes_fast(field, limit)?;
         Ok(utf8_lossy_go(b))
+    }
+
+    /// [`Reader::u64`] with the markers tracers use for ids, times and durations
+    /// (positive fixint, uint32, uint64, int64) inlined.
+    #[inline(always)]
+    pub(crate) fn u64_fast(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let p = self.pos;
+        match self.buf.get(p) {
+            Some(&m) if m < 0x80 => {
+                self.pos = p + 1;
+                Ok(u64::from(m))
+            }
+            Some(&(0xcf | 0xd3)) => match self.buf.get(p + 1..p + 9) {
+                Some(b) => {
+                    self.pos = p + 9;
+                    Ok(u64::from_be_bytes(b.try_into().unwrap_or([0; 8])))
+                }
+                None => self.u64(field),
+            },
+            Some(&0xce) => match self.buf.get(p + 1..p + 5) {
+                Some(b) => {
+                    self.pos = p + 5;
+                    Ok(u64::from(u32::from_be_bytes(
+                        b.try_into().unwrap_or([0; 4]),
+                    )))
+                }
+                None => self.u64(field),
+            },
+            _ => self.u64(field),
+        }
+    }
+
+    /// [`Reader::f64`] with float64 inlined.
+    #[inline(always)]
+    pub(crate) fn f64_fast(&mut self, field: &'static str) -> Result<f64, DecodeError> {
+        let p = self.pos;
+        if self.buf.get(p) == Some(&0xcb)
+            && let Some(b) = self.buf.get(p + 1..p + 9)
+        {
+            self.pos = p + 9;
+            return Ok(f64::from_be_bytes(b.try_into().unwrap_or([0; 8])));
+        }
+        self.f64(field)
     }
 
     /// An unsigned 64-bit integer: uint, non-negative... or negative int (reinterpreted as the

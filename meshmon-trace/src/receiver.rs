@@ -41,7 +41,7 @@ use crate::normalize::{NormalizeStats, Normalizer, compute_top_level};
 use crate::sampler::{AgentSampler, Decision, SamplerConfig, SamplerConfigError};
 use crate::servicemap::{DEFAULT_MAX_EDGES, ServiceMap};
 use crate::span::{TraceChunk, TracerPayload};
-use crate::stats::{Concentrator, StatsBucket, StatsConfig, StatsConfigError};
+use crate::stats::{Concentrator, FlushMode, StatsBucket, StatsConfig, StatsConfigError};
 
 /// An HTTP request as the receiver sees it.
 #[derive(Debug, Clone)]
@@ -529,10 +529,11 @@ impl Receiver {
         &self.stats
     }
 
-    /// Flushes the RED stats buckets that are complete at `now` (all of them with
-    /// `force`, at shutdown). Feed them to [`crate::stats::apm_metrics`] for series.
-    pub fn flush_stats(&mut self, now: Timestamp, force: bool) -> Vec<StatsBucket> {
-        self.stats.flush(now, force)
+    /// Flushes the RED stats buckets that `mode` selects at `now` ([`FlushMode::Due`]
+    /// every few seconds, [`FlushMode::All`] at shutdown). Feed them to
+    /// [`crate::stats::apm_metrics`] for series.
+    pub fn flush_stats(&mut self, now: Timestamp, mode: FlushMode) -> Vec<StatsBucket> {
+        self.stats.flush(now, mode)
     }
 
     /// The service map of every normalised chunk received (before sampling), cumulative.

@@ -23,19 +23,10 @@
 use hashbrown::HashMap;
 use meshmon_core::Timestamp;
 
-use crate::span::{Span, TraceChunk, root_index};
+use crate::span::{SamplingPriority, Span, TraceChunk, root_index};
 
 /// Knuth's multiplicative hashing factor used by Datadog's rate sampler.
 pub const KNUTH_FACTOR: u64 = 1_111_111_111_111_111_111;
-
-/// Sampling priority: the user asked to drop the trace.
-pub const PRIORITY_USER_DROP: i32 = -1;
-/// Sampling priority: the sampler dropped the trace.
-pub const PRIORITY_AUTO_DROP: i32 = 0;
-/// Sampling priority: the sampler kept the trace.
-pub const PRIORITY_AUTO_KEEP: i32 = 1;
-/// Sampling priority: the user asked to keep the trace.
-pub const PRIORITY_USER_KEEP: i32 = 2;
 
 /// Datadog's deterministic rate sampler: keep when
 /// `trace_id × 1111111111111111111 (mod 2^64) < rate × 2^64`; `rate ≥ 1` keeps everything
@@ -201,9 +192,15 @@ impl PrioritySampler {
     }
 
     /// Decides a chunk with priority `priority` whose root is `root`, in `env`.
-    pub fn sample(&mut self, now: Timestamp, priority: i32, root: &Span<'_>, env: &str) -> bool {
-        let keep = priority > 0;
-        if !(PRIORITY_AUTO_DROP..=PRIORITY_AUTO_KEEP).contains(&priority) {
+    pub fn sample(
+        &mut self,
+        now: Timestamp,
+        priority: SamplingPriority,
+        root: &Span<'_>,
+        env: &str,
+    ) -> bool {
+        let keep = priority.keep();
+        if !priority.is_auto() {
             return keep;
         }
         let sig = service_signature(&root.service, env);
@@ -296,8 +293,8 @@ pub fn error_signature(spans: &[Span<'_>], root: &Span<'_>, env: &str) -> u64 {
 /// `tps` per second. Off by default, as in the Agent.
 #[derive(Debug, Clone)]
 pub struct RareSampler {
-    /// Seconds a signature stays "seen".
-    pub ttl_secs: i64,
+    /// How long a signature stays "seen".
+    pub ttl: std::time::Duration,
     /// Most rare traces kept per second.
     pub tps: f64,
     seen: HashMap<u64, i64>,
@@ -312,7 +309,7 @@ impl RareSampler {
     /// here 10 000 signatures in total.
     pub fn new() -> Self {
         RareSampler {
-            ttl_secs: 300,
+            ttl: std::time::Duration::from_secs(300),
             tps: 5.0,
             seen: HashMap::new(),
             tokens: 5.0,
@@ -342,7 +339,9 @@ impl RareSampler {
                 s.kind(),
             ]);
             let fresh = match self.seen.get(&sig) {
-                Some(&at) => t - at > self.ttl_secs * 1_000_000_000,
+                Some(&at) => {
+                    u128::try_from(t.saturating_sub(at)).unwrap_or(0) > self.ttl.as_nanos()
+                }
                 None => true,
             };
             if fresh {
@@ -557,7 +556,10 @@ impl AgentSampler {
             return Decision::KeepRare;
         }
         if let Some(p) = &self.probabilistic {
-            if chunk.priority.is_some_and(|p| p >= PRIORITY_USER_KEEP) {
+            if chunk
+                .priority
+                .is_some_and(|p| p.as_i32() >= SamplingPriority::UserKeep.as_i32())
+            {
                 return Decision::KeepPriority;
             }
             if p.sample(root.trace_id_128()) {
@@ -586,11 +588,12 @@ impl AgentSampler {
 
 /// Tail-sampling policy over assembled traces.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct TailConfig {
     /// Keep every trace with an error span.
     pub keep_errors: bool,
     /// Keep traces whose root (or longest span) lasts at least this many nanoseconds.
-    pub latency_threshold_ns: Option<i64>,
+    pub latency_threshold: Option<std::time::Duration>,
     /// Other traces kept per second (token bucket); `f64::INFINITY` keeps all.
     pub rate_limit_tps: f64,
 }
@@ -599,9 +602,49 @@ impl Default for TailConfig {
     fn default() -> Self {
         TailConfig {
             keep_errors: true,
-            latency_threshold_ns: None,
+            latency_threshold: None,
             rate_limit_tps: f64::INFINITY,
         }
+    }
+}
+
+/// Whether the tail sampler keeps every trace that has an error span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepErrors {
+    /// Keep them all.
+    Yes,
+    /// Treat them like other traces.
+    No,
+}
+
+/// A [`TailConfig`] rate limit that is negative or NaN.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("tail rate limit must be >= 0 traces/s (infinity keeps all), got {0}")]
+pub struct TailConfigError(pub f64);
+
+impl TailConfig {
+    /// A validated policy: errors kept or not, an optional latency threshold, other traces
+    /// per second (`f64::INFINITY` keeps all).
+    pub fn new(
+        keep_errors: KeepErrors,
+        latency_threshold: Option<std::time::Duration>,
+        rate_limit_tps: f64,
+    ) -> Result<Self, TailConfigError> {
+        let c = TailConfig {
+            keep_errors: keep_errors == KeepErrors::Yes,
+            latency_threshold,
+            rate_limit_tps,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the rate limit (≥ 0, not NaN).
+    pub fn validate(&self) -> Result<(), TailConfigError> {
+        if self.rate_limit_tps.is_nan() || self.rate_limit_tps < 0.0 {
+            return Err(TailConfigError(self.rate_limit_tps));
+        }
+        Ok(())
     }
 }
 
@@ -650,7 +693,8 @@ impl TailSampler {
         if self.config.keep_errors && spans.iter().any(Span::is_error) {
             return TailDecision::KeepError;
         }
-        if let Some(th) = self.config.latency_threshold_ns
+        if let Some(th) = self.config.latency_threshold
+            && let th = i64::try_from(th.as_nanos()).unwrap_or(i64::MAX)
             && spans.iter().map(|s| s.duration).max().unwrap_or(0) >= th
         {
             return TailDecision::KeepSlow;
@@ -699,7 +743,12 @@ mod tests {
         };
         // 100 traces/s for 60 s.
         for i in 0..6000i64 {
-            p.sample(Timestamp::from_millis(i * 10), 1, &root, "prod");
+            p.sample(
+                Timestamp::from_millis(i * 10),
+                SamplingPriority::AutoKeep,
+                &root,
+                "prod",
+            );
         }
         let rates = p.rate_by_service();
         assert_eq!(rates[0].0, "service:web,env:prod");
@@ -707,8 +756,10 @@ mod tests {
         assert_eq!(rates[1], ("service:,env:".to_string(), 1.0));
         // User decisions do not count.
         let mut q = PrioritySampler::new(10.0);
-        assert!(q.sample(Timestamp::from_secs(1), 2, &root, ""));
-        assert!(!q.sample(Timestamp::from_secs(1), -1, &root, ""));
+        let t = Timestamp::from_secs(1);
+        assert!(q.sample(t, SamplingPriority::UserKeep, &root, ""));
+        assert!(!q.sample(t, SamplingPriority::UserReject, &root, ""));
+        assert!(q.sample(t, SamplingPriority::Other(3), &root, ""));
         assert_eq!(q.rate_by_service().len(), 1);
     }
 
@@ -727,15 +778,29 @@ mod tests {
 
     #[test]
     fn tail_sampler_policies() {
-        let mut t = TailSampler::new(TailConfig {
-            keep_errors: true,
-            latency_threshold_ns: Some(1000),
-            rate_limit_tps: 1.0,
-        });
+        let mut t = TailSampler::new(
+            TailConfig::new(
+                KeepErrors::Yes,
+                Some(std::time::Duration::from_nanos(1000)),
+                1.0,
+            )
+            .unwrap(),
+        );
+        assert!(TailConfig::new(KeepErrors::Yes, None, f64::NAN).is_err());
+        assert!(TailConfig::new(KeepErrors::No, None, -1.0).is_err());
         let ok = Span {
             duration: 10,
             ..Span::default()
         };
+        assert_eq!(ok.elapsed(), std::time::Duration::from_nanos(10));
+        assert_eq!(
+            Span {
+                duration: -5,
+                ..Span::default()
+            }
+            .elapsed(),
+            std::time::Duration::ZERO
+        );
         let err = Span {
             error: 1,
             ..Span::default()

@@ -26,6 +26,61 @@ pub const SPAN_KIND_KEY: &str = "span.kind";
 /// `meta` key of the HTTP status code.
 pub const HTTP_STATUS_CODE_KEY: &str = "http.status_code";
 
+/// A trace's sampling priority (`_sampling_priority_v1`, a chunk's `priority`): who
+/// decided and whether to keep. Values other than −1…2 are carried as [`Other`] so they
+/// round-trip; build from the wire with [`SamplingPriority::from_i32`].
+///
+/// [`Other`]: SamplingPriority::Other
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SamplingPriority {
+    /// −1: the user asked to drop the trace.
+    UserReject,
+    /// 0: the sampler dropped the trace.
+    AutoReject,
+    /// 1: the sampler kept the trace.
+    AutoKeep,
+    /// 2: the user asked to keep the trace.
+    UserKeep,
+    /// Any other value (kept when positive, as the Agent does).
+    Other(i32),
+}
+
+impl SamplingPriority {
+    /// From the wire value.
+    pub fn from_i32(v: i32) -> Self {
+        match v {
+            -1 => Self::UserReject,
+            0 => Self::AutoReject,
+            1 => Self::AutoKeep,
+            2 => Self::UserKeep,
+            v => Self::Other(v),
+        }
+    }
+
+    /// The wire value.
+    pub fn as_i32(self) -> i32 {
+        match self {
+            Self::UserReject => -1,
+            Self::AutoReject => 0,
+            Self::AutoKeep => 1,
+            Self::UserKeep => 2,
+            Self::Other(v) => v,
+        }
+    }
+
+    /// True when the trace is to be kept (a positive priority).
+    pub fn keep(self) -> bool {
+        self.as_i32() > 0
+    }
+
+    /// True for an automatic (sampler) decision, 0 or 1: the ones the Agent's priority
+    /// sampler measures to compute `rate_by_service`.
+    pub fn is_auto(self) -> bool {
+        matches!(self.as_i32(), 0 | 1)
+    }
+}
+
 /// A Datadog span, borrowing its strings from the payload where it can.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Span<'a> {
@@ -144,6 +199,17 @@ impl<'a> Span<'a> {
         (u128::from(self.trace_id_high) << 64) | u128::from(self.trace_id)
     }
 
+    /// [`Span::start`] as a [`meshmon_core::Timestamp`] (the field keeps the wire's
+    /// `int64` nanoseconds).
+    pub fn start_timestamp(&self) -> meshmon_core::Timestamp {
+        meshmon_core::Timestamp::from_nanos(self.start)
+    }
+
+    /// [`Span::duration`] as a [`std::time::Duration`]; a negative wire value is zero.
+    pub fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(u64::try_from(self.duration).unwrap_or(0))
+    }
+
     /// The value of a `meta` key (first occurrence).
     pub fn meta(&self, key: &str) -> Option<&str> {
         self.meta.get(key)
@@ -185,8 +251,9 @@ impl<'a> Span<'a> {
     }
 
     /// The sampling priority (`metrics["_sampling_priority_v1"]`), if set.
-    pub fn sampling_priority(&self) -> Option<i32> {
-        self.metric(SAMPLING_PRIORITY_KEY).map(|p| p as i32)
+    pub fn sampling_priority(&self) -> Option<SamplingPriority> {
+        self.metric(SAMPLING_PRIORITY_KEY)
+            .map(|p| SamplingPriority::from_i32(p as i32))
     }
 
     /// True when the span is an error.
@@ -287,7 +354,7 @@ pub fn parse_hex_u64(s: &str) -> Option<u64> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TraceChunk<'a> {
     /// Sampling priority of the chunk, `None` when the tracer set none.
-    pub priority: Option<i32>,
+    pub priority: Option<SamplingPriority>,
     /// Origin (`synthetics`, `lambda`…).
     pub origin: Cow<'a, str>,
     /// The spans.

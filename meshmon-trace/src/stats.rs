@@ -297,6 +297,17 @@ impl StatsConfig {
     }
 }
 
+/// Which buckets [`Concentrator::flush`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlushMode {
+    /// Buckets that ended more than one bucket length before `now` (one bucket of slack
+    /// for late spans), as the Agent flushes every 10 s.
+    Due,
+    /// Every bucket, complete or not (shutdown).
+    All,
+}
+
 /// Aggregates spans into RED stats per time bucket (by span end time).
 #[derive(Debug)]
 pub struct Concentrator {
@@ -408,9 +419,9 @@ impl Concentrator {
         self.spans_counted += 1;
     }
 
-    /// Flushes buckets that ended before `now - bucket` (one bucket of slack for late
-    /// spans); `force` flushes everything.
-    pub fn flush(&mut self, now: Timestamp, force: bool) -> Vec<StatsBucket> {
+    /// Flushes the buckets `mode` selects at `now`.
+    pub fn flush(&mut self, now: Timestamp, mode: FlushMode) -> Vec<StatsBucket> {
+        let force = mode == FlushMode::All;
         let bn = self.bucket_ns;
         let cutoff = now.as_nanos().saturating_sub(bn);
         let keys: Vec<i64> = self
@@ -574,7 +585,7 @@ mod tests {
             c.add_spans(std::slice::from_ref(&s), "prod");
         }
         durations.sort_unstable();
-        let buckets = c.flush(Timestamp(base), true);
+        let buckets = c.flush(Timestamp(base), FlushMode::All);
         let mut t = RedTable::default();
         for b in &buckets {
             t.merge(b);
@@ -644,7 +655,7 @@ mod tests {
         );
         // Another env is another series.
         c.add_spans(&[span("server", "200", 0, 7)], "staging");
-        let buckets = c.flush(Timestamp(base), true);
+        let buckets = c.flush(Timestamp(base), FlushMode::All);
         assert_eq!(buckets.len(), 1);
         let m = apm_metrics(&buckets[0]);
         let get = |name: &str, env: &str| {

@@ -2,6 +2,7 @@
 //! global allocator over payloads of 10 and 1000 Envoy-like spans in one chunk.
 
 use meshmon_trace::decode::{self, Limits};
+use meshmon_trace::span::SamplingPriority;
 use meshmon_trace::{Span, encode};
 
 use meshmon_core::test_util::{CountingAllocator, thread_allocations};
@@ -65,10 +66,8 @@ fn decoding_allocates_per_chunk_not_per_span() {
             .unwrap();
             std::hint::black_box(p.span_count());
             // Lookups do not allocate either.
-            assert!(
-                p.spans()
-                    .all(|s| s.kind() == "server" && s.sampling_priority() == Some(1))
-            );
+            assert!(p.spans().all(|s| s.kind() == "server"
+                && s.sampling_priority() == Some(SamplingPriority::AutoKeep)));
         };
         let a_small = allocations(|| decode_fn(&small));
         let a_big = allocations(|| decode_fn(&big));

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use meshmon_trace::decode::{self, Format, Limits};
 use meshmon_trace::encode;
 use meshmon_trace::sampler::sample_by_rate;
+use meshmon_trace::span::SamplingPriority;
 use meshmon_trace::{Span, TracerPayload};
 use serde_json::Value;
 
@@ -256,8 +257,8 @@ fn every_captured_sampling_decision_is_reproduced() {
                 let priority = c.priority.unwrap();
                 assert_eq!(
                     sample_by_rate(root_span.trace_id, rate),
-                    priority > 0,
-                    "trace {} dm {dm} rate {rate} priority {priority}",
+                    priority.keep(),
+                    "trace {} dm {dm} rate {rate} priority {priority:?}",
                     root_span.trace_id
                 );
                 checked += 1;
@@ -315,7 +316,7 @@ fn zipkin_captures_decode() {
                     assert_eq!(s.meta("zipkin.shared"), Some("true"));
                 }
                 if w.get("debug") == Some(&Value::Bool(true)) {
-                    assert_eq!(s.sampling_priority(), Some(2));
+                    assert_eq!(s.sampling_priority(), Some(SamplingPriority::UserKeep));
                 }
             }
         }

@@ -58,8 +58,127 @@ fn rich_span() -> Span<'static> {
     s
 }
 
+/// msgpack written by hand, independent of the crate's encoder.
+mod mp {
+    pub fn s(out: &mut Vec<u8>, v: &str) {
+        assert!(v.len() < 256);
+        if v.len() < 32 {
+            out.push(0xa0 | v.len() as u8);
+        } else {
+            out.extend_from_slice(&[0xd9, v.len() as u8]);
+        }
+        out.extend_from_slice(v.as_bytes());
+    }
+    pub fn map(out: &mut Vec<u8>, n: u8) {
+        out.push(0x80 | n);
+    }
+    pub fn arr(out: &mut Vec<u8>, n: u8) {
+        out.push(0x90 | n);
+    }
+    pub fn u(out: &mut Vec<u8>, v: u64) {
+        out.push(0xcf);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    pub fn i(out: &mut Vec<u8>, v: i64) {
+        out.push(0xd3);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// A v0.7 `TracerPayload` as the Agent's `tracer_payload_msgp.go` reads it (field names of
+/// `tracer_payload.proto`), written by hand: the decoder must read exactly this.
 #[test]
-fn v07_round_trip_keeps_everything() {
+fn v07_reads_the_tracer_payload_fields_of_the_proto() {
+    let mut b = Vec::new();
+    mp::map(&mut b, 6);
+    mp::s(&mut b, "container_id");
+    mp::s(&mut b, "c1");
+    mp::s(&mut b, "language_name");
+    mp::s(&mut b, "go");
+    mp::s(&mut b, "env");
+    mp::s(&mut b, "prod");
+    mp::s(&mut b, "hostname");
+    mp::s(&mut b, "node-1");
+    mp::s(&mut b, "tags");
+    mp::map(&mut b, 1);
+    mp::s(&mut b, "_dd.tags.container");
+    mp::s(&mut b, "a:b");
+    mp::s(&mut b, "chunks");
+    mp::arr(&mut b, 2);
+    // chunk 1: priority 2, origin, one span, chunk tags
+    mp::map(&mut b, 4);
+    mp::s(&mut b, "priority");
+    mp::i(&mut b, 2);
+    mp::s(&mut b, "origin");
+    mp::s(&mut b, "synthetics");
+    mp::s(&mut b, "tags");
+    mp::map(&mut b, 1);
+    mp::s(&mut b, "_dd.p.dm");
+    mp::s(&mut b, "-4");
+    mp::s(&mut b, "spans");
+    mp::arr(&mut b, 1);
+    mp::map(&mut b, 6);
+    mp::s(&mut b, "service");
+    mp::s(&mut b, "checkout");
+    mp::s(&mut b, "trace_id");
+    mp::u(&mut b, u64::MAX - 5);
+    mp::s(&mut b, "span_id");
+    mp::u(&mut b, 1 << 63);
+    mp::s(&mut b, "start");
+    mp::i(&mut b, 1_795_341_478_324_314_698);
+    mp::s(&mut b, "meta");
+    mp::map(&mut b, 1);
+    mp::s(&mut b, "_dd.p.tid");
+    mp::s(&mut b, "6b02bca600000000");
+    mp::s(&mut b, "metrics");
+    mp::map(&mut b, 1);
+    mp::s(&mut b, "_sampling_priority_v1");
+    b.push(0xcb);
+    b.extend_from_slice(&2.0f64.to_be_bytes());
+    // chunk 2: priority -128 (none), dropped
+    mp::map(&mut b, 3);
+    mp::s(&mut b, "priority");
+    mp::i(&mut b, -128);
+    mp::s(&mut b, "droppedTrace");
+    b.push(0xc3);
+    mp::s(&mut b, "spans");
+    mp::arr(&mut b, 1);
+    mp::map(&mut b, 2);
+    mp::s(&mut b, "trace_id");
+    mp::u(&mut b, 9);
+    mp::s(&mut b, "span_id");
+    mp::u(&mut b, 9);
+    assert_eq!(Format::sniff(&b), Format::V07);
+    let p = decode::decode_v07(&b, &Limits::default()).unwrap();
+    assert_eq!(
+        (&*p.container_id, &*p.language_name, &*p.env, &*p.hostname),
+        ("c1", "go", "prod", "node-1")
+    );
+    assert_eq!(p.tags, vec![("_dd.tags.container".into(), "a:b".into())]);
+    assert_eq!(p.chunks.len(), 2);
+    let c = &p.chunks[0];
+    assert_eq!(
+        c.priority,
+        Some(meshmon_trace::span::SamplingPriority::UserKeep)
+    );
+    assert_eq!(c.origin, "synthetics");
+    assert_eq!(c.tags, vec![("_dd.p.dm".into(), "-4".into())]);
+    let s = &c.spans[0];
+    assert_eq!(
+        (&*s.service, s.trace_id, s.span_id),
+        ("checkout", u64::MAX - 5, 1 << 63)
+    );
+    assert_eq!(s.trace_id_high, 0x6b02_bca6_0000_0000);
+    assert_eq!(s.start, 1_795_341_478_324_314_698);
+    assert_eq!(s.metric("_sampling_priority_v1"), Some(2.0));
+    assert_eq!(p.chunks[1].priority, None);
+    assert!(p.chunks[1].dropped_trace);
+}
+
+/// The v0.7 encoder writes what the (hand-checked) decoder reads back, links and events
+/// included.
+#[test]
+fn v07_encoder_agrees_with_the_checked_decoder() {
     let p = TracerPayload {
         container_id: "c1".into(),
         language_name: "go".into(),
@@ -68,7 +187,7 @@ fn v07_round_trip_keeps_everything() {
         tags: vec![("_dd.tags.container".into(), "a:b".into())],
         chunks: vec![
             TraceChunk {
-                priority: Some(2),
+                priority: Some(meshmon_trace::span::SamplingPriority::UserKeep),
                 origin: "synthetics".into(),
                 spans: vec![rich_span()],
                 tags: vec![("_dd.p.dm".into(), "-4".into())],
@@ -91,12 +210,7 @@ fn v07_round_trip_keeps_everything() {
     assert_eq!(Format::sniff(&body), Format::V07);
     let back = decode::decode_v07(&body, &Limits::default()).unwrap();
     assert_eq!(back, p);
-    // v0.4 carries links, events and meta_struct too.
-    let v4 = encode::encode_v04(&[vec![rich_span()]]);
-    assert_eq!(
-        decode::decode_v04(&v4, &Limits::default()).unwrap().chunks[0].spans[0],
-        rich_span()
-    );
+    // (v0.4 and v0.5 are checked against libdatadog's decoders in `oracle`.)
 }
 
 /// A v0.4 span map built by hand, to exercise the wire types tracers really use.
@@ -246,4 +360,49 @@ fn truncated_inputs_never_panic() {
             let _ = decode::decode(f, &b, &Limits::default());
         }
     }
+}
+
+#[test]
+fn hot_key_lookups_agree_with_a_scan_of_the_tags() {
+    // First occurrence wins, absent keys are absent, and a key past 64 KiB of tags (where
+    // the decoder records no position) is still found.
+    let mut s = Span {
+        service: "web".into(),
+        trace_id: 1,
+        span_id: 2,
+        ..Span::default()
+    };
+    s.meta.push(("filler".into(), "x".repeat(70_000).into()));
+    s.meta.push(("span.kind".into(), "server".into()));
+    s.meta.push(("span.kind".into(), "client".into()));
+    s.meta.push(("http.status_code".into(), "503".into()));
+    let mut early = s.clone();
+    early.meta = Default::default();
+    early.meta.push(("env".into(), "prod".into()));
+    early
+        .meta
+        .push(("upstream_cluster".into(), "outbound|9080||a".into()));
+    early.meta.push(("env".into(), "other".into()));
+    let body = encode::encode_v04(&[vec![s, early]]);
+    let p = decode::decode_v04(&body, &Limits::default()).unwrap();
+    let keys = [
+        "span.kind",
+        "http.status_code",
+        "env",
+        "peer.service",
+        "upstream_cluster",
+        "error.type",
+        "_dd.p.tid",
+        "_dd.p.dm",
+        "filler",
+    ];
+    for span in &p.chunks[0].spans {
+        for k in keys {
+            let scan = span.meta.iter().find(|(key, _)| *key == k).map(|(_, v)| v);
+            assert_eq!(span.meta(k), scan, "{k}");
+        }
+    }
+    assert_eq!(p.chunks[0].spans[0].meta("span.kind"), Some("server"));
+    assert_eq!(p.chunks[0].spans[1].meta("env"), Some("prod"));
+    assert_eq!(p.chunks[0].spans[1].meta("span.kind"), None);
 }

@@ -23,7 +23,7 @@ use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
 use meshmon_trace::sampler::{SamplerConfig, TailConfig, TailSampler, sample_by_rate};
 use meshmon_trace::servicemap::ServiceMap;
 use meshmon_trace::stats::RedTable;
-use meshmon_trace::stats::apm_metrics;
+use meshmon_trace::stats::{FlushMode, apm_metrics};
 
 /// `trace` subcommands.
 #[derive(Subcommand, Debug)]
@@ -286,7 +286,8 @@ impl State {
             }
         }
         self.out.flush()?;
-        for b in self.receiver.flush_stats(now, all) {
+        let mode = if all { FlushMode::All } else { FlushMode::Due };
+        for b in self.receiver.flush_stats(now, mode) {
             self.series += apm_metrics(&b).len() as u64;
             self.red.merge(&b);
         }

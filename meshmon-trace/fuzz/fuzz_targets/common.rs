@@ -8,11 +8,9 @@ use meshmon_trace::normalize::Normalizer;
 
 /// Runs the property for one wire format.
 pub fn check(format: Format, data: &[u8]) {
-    let limits = Limits {
-        max_spans: 10_000,
-        max_map_entries: 1_000,
-        ..Limits::default()
-    };
+    let limits = Limits::default()
+        .with_max_spans(10_000)
+        .with_max_map_entries(1_000);
     if let Ok(p) = decode::decode(format, data, &limits) {
         let traces: Vec<Vec<meshmon_trace::Span>> =
             p.chunks.iter().map(|c| c.spans.clone()).collect();

@@ -23,6 +23,7 @@ mod zipkin;
 use crate::error::DecodeError;
 use crate::span::TracerPayload;
 
+pub(crate) use v04::is;
 pub use zipkin::decode_zipkin;
 
 /// Size and count limits applied while decoding. Exceeding one is a
@@ -88,6 +89,12 @@ impl Limits {
     /// The limits with another bound on traces per payload.
     pub fn with_max_traces(mut self, n: usize) -> Self {
         self.max_traces = n;
+        self
+    }
+
+    /// The limits with another bound on entries of one map.
+    pub fn with_max_map_entries(mut self, n: usize) -> Self {
+        self.max_map_entries = n;
         self
     }
 
@@ -193,9 +200,17 @@ impl Format {
     }
 }
 
+/// A format name [`Format::from_str`](std::str::FromStr) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown format {name:?} (v04, v05, v07, json, zipkin)")]
+pub struct UnknownFormat {
+    /// The name given.
+    pub name: String,
+}
+
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
         Ok(match s {
             "v04" | "v0.4" | "v03" | "v0.3" => Format::V04,
             "v05" | "v0.5" => Format::V05,
@@ -203,9 +218,9 @@ impl std::str::FromStr for Format {
             "json" => Format::Json,
             "zipkin" => Format::Zipkin,
             other => {
-                return Err(format!(
-                    "unknown format {other:?} (v04, v05, v07, json, zipkin)"
-                ));
+                return Err(UnknownFormat {
+                    name: other.to_string(),
+                });
             }
         })
     }

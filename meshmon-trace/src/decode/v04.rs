@@ -6,7 +6,9 @@ use std::borrow::Cow;
 
 use super::Limits;
 use crate::error::DecodeError;
+use crate::meta::{HOT_KEYS, HOT_UNKNOWN, HotOffsets, hot_slot};
 use crate::msgpack::{Reader, utf8_lossy_go};
+
 use crate::span::{
     AttributeValue, Meta, Metrics, Span, SpanEvent, SpanLink, TRACE_ID_HIGH_KEY, TraceChunk,
     TracerPayload, parse_hex_u64,
@@ -52,64 +54,83 @@ pub(super) fn read_span_list<'a>(
 }
 
 /// One span map.
-pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<'a>, DecodeError> {
+#[inline]
+fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<'a>, DecodeError> {
     let mut span = Span::default();
+    read_span_into(r, limits, &mut span)?;
+    Ok(span)
+}
+
+/// One span map, into `span` (fields absent from the map keep their value).
+#[inline]
+fn read_span_into<'a>(
+    r: &mut Reader<'a>,
+    limits: &Limits,
+    span: &mut Span<'a>,
+) -> Result<(), DecodeError> {
     let n = r.map_len("span", limits.max_map_entries)?;
     let sl = limits.max_string_bytes;
     for _ in 0..n {
         let key = r.str_bytes_fast("span key", sl)?;
-        match key {
-            b"service" => span.service = r.str("service", sl)?,
-            b"name" => span.name = r.str("name", sl)?,
-            b"resource" => span.resource = r.str("resource", sl)?,
-            b"trace_id" => span.trace_id = r.u64("trace_id")?,
-            b"span_id" => span.span_id = r.u64("span_id")?,
-            b"parent_id" => span.parent_id = r.u64("parent_id")?,
-            b"start" => span.start = r.i64("start")?,
-            b"duration" => span.duration = r.i64("duration")?,
-            b"error" => span.error = r.i64("error")? as i32,
-            b"type" => span.r#type = r.str("type", sl)?,
-            b"meta" => {
+        match field(key) {
+            F::Service => span.service = r.str("service", sl)?,
+            F::Name => span.name = r.str("name", sl)?,
+            F::Resource => span.resource = r.str("resource", sl)?,
+            F::TraceId => span.trace_id = r.u64_fast("trace_id")?,
+            F::SpanId => span.span_id = r.u64_fast("span_id")?,
+            F::ParentId => span.parent_id = r.u64_fast("parent_id")?,
+            F::Start => span.start = r.u64_fast("start")? as i64,
+            F::Duration => span.duration = r.u64_fast("duration")? as i64,
+            F::Error => span.error = r.u64_fast("error")? as i32,
+            F::Type => span.r#type = r.str("type", sl)?,
+            F::Meta => {
                 let m = r.map_len("meta", limits.max_map_entries)?;
                 let start = r.pos();
                 // Check every entry now (types, bounds, UTF-8); keep a view, not pairs.
                 let mut valid = true;
                 let mut max_len = 0usize;
+                let mut hot: HotOffsets = [0; HOT_KEYS.len()];
                 for _ in 0..m {
                     let k = r.str_bytes_fast("meta key", sl)?;
+                    let at = r.pos() - start;
                     let v = r.str_bytes_fast("meta value", sl)?;
                     valid &= utf8_ok(k) && utf8_ok(v);
                     max_len = max_len.max(k.len()).max(v.len());
-                    if k == TRACE_ID_HIGH_KEY.as_bytes()
-                        && let Some(h) = std::str::from_utf8(v).ok().and_then(parse_hex_u64)
+                    if let Some(h) = hot_slot(k)
+                        && hot[h] == 0
                     {
-                        span.trace_id_high = h;
+                        hot[h] = u16::try_from(at + 1).unwrap_or(HOT_UNKNOWN);
+                        if h == TRACE_ID_HIGH_SLOT
+                            && let Some(h) = std::str::from_utf8(v).ok().and_then(parse_hex_u64)
+                        {
+                            span.trace_id_high = h;
+                        }
                     }
                 }
                 let bytes = r.slice(start, r.pos());
                 span.meta = if valid {
-                    Meta::from_msgpack(bytes, m as u32, max_len.min(u32::MAX as usize) as u32)
+                    Meta::from_msgpack(bytes, m as u32, max_len.min(u32::MAX as usize) as u32, hot)
                 } else {
                     repair_meta(bytes, m)?
                 };
             }
-            b"metrics" => {
+            F::Metrics => {
                 let m = r.map_len("metrics", limits.max_map_entries)?;
                 let start = r.pos();
                 let mut valid = true;
                 for _ in 0..m {
                     let k = r.str_bytes_fast("metrics key", sl)?;
-                    r.f64("metrics value")?;
+                    r.f64_fast("metrics value")?;
                     valid &= utf8_ok(k);
                 }
                 let bytes = r.slice(start, r.pos());
                 span.metrics = if valid {
-                    Metrics::from_msgpack(bytes, m as u32)
+                    Metrics::from_msgpack(bytes, m as u32, 0, [HOT_UNKNOWN; HOT_KEYS.len()])
                 } else {
                     repair_metrics(bytes, m)?
                 };
             }
-            b"meta_struct" => {
+            F::MetaStruct => {
                 let m = r.map_len("meta_struct", limits.max_map_entries)?;
                 for _ in 0..m {
                     let k = r.str("meta_struct key", sl)?;
@@ -117,22 +138,76 @@ pub(super) fn read_span<'a>(r: &mut Reader<'a>, limits: &Limits) -> Result<Span<
                     span.meta_struct.push((k, Cow::Borrowed(v)));
                 }
             }
-            b"span_links" => {
+            F::SpanLinks => {
                 let m = r.array_len("span_links", limits.max_map_entries)?;
                 for _ in 0..m {
                     span.span_links.push(read_link(r, limits)?);
                 }
             }
-            b"span_events" => {
+            F::SpanEvents => {
                 let m = r.array_len("span_events", limits.max_map_entries)?;
                 for _ in 0..m {
                     span.span_events.push(read_event(r, limits)?);
                 }
             }
-            _ => r.skip("unknown span field")?,
+            F::Unknown => r.skip("unknown span field")?,
         }
     }
-    Ok(span)
+    Ok(())
+}
+
+/// The [`HOT_KEYS`] slot of `_dd.p.tid`.
+const TRACE_ID_HIGH_SLOT: usize = 6;
+const _: () = assert!(HOT_KEYS[TRACE_ID_HIGH_SLOT].len() == TRACE_ID_HIGH_KEY.len());
+
+/// A span map's keys.
+#[derive(Clone, Copy)]
+enum F {
+    Service,
+    Name,
+    Resource,
+    TraceId,
+    SpanId,
+    ParentId,
+    Start,
+    Duration,
+    Error,
+    Type,
+    Meta,
+    Metrics,
+    MetaStruct,
+    SpanLinks,
+    SpanEvents,
+    Unknown,
+}
+
+/// True when `k` is exactly `lit` (a fixed-size compare, no `memcmp` call).
+#[inline(always)]
+pub(crate) fn is<const N: usize>(k: &[u8], lit: &[u8; N]) -> bool {
+    <&[u8; N]>::try_from(k).is_ok_and(|a| a == lit)
+}
+
+/// The field of a span key, by length first.
+#[inline(always)]
+fn field(k: &[u8]) -> F {
+    match k.len() {
+        4 if is(k, b"name") => F::Name,
+        4 if is(k, b"meta") => F::Meta,
+        4 if is(k, b"type") => F::Type,
+        5 if is(k, b"start") => F::Start,
+        5 if is(k, b"error") => F::Error,
+        7 if is(k, b"service") => F::Service,
+        7 if is(k, b"span_id") => F::SpanId,
+        7 if is(k, b"metrics") => F::Metrics,
+        8 if is(k, b"resource") => F::Resource,
+        8 if is(k, b"trace_id") => F::TraceId,
+        8 if is(k, b"duration") => F::Duration,
+        9 if is(k, b"parent_id") => F::ParentId,
+        10 if is(k, b"span_links") => F::SpanLinks,
+        11 if is(k, b"meta_struct") => F::MetaStruct,
+        11 if is(k, b"span_events") => F::SpanEvents,
+        _ => F::Unknown,
+    }
 }
 
 #[inline]

@@ -120,12 +120,12 @@ fn read_span<'a>(
         service: string(r, table, "service")?,
         name: string(r, table, "name")?,
         resource: string(r, table, "resource")?,
-        trace_id: r.u64("trace_id")?,
-        span_id: r.u64("span_id")?,
-        parent_id: r.u64("parent_id")?,
-        start: r.i64("start")?,
-        duration: r.i64("duration")?,
-        error: r.i64("error")? as i32,
+        trace_id: r.u64_fast("trace_id")?,
+        span_id: r.u64_fast("span_id")?,
+        parent_id: r.u64_fast("parent_id")?,
+        start: r.u64_fast("start")? as i64,
+        duration: r.u64_fast("duration")? as i64,
+        error: r.u64_fast("error")? as i32,
         ..Span::default()
     };
     let m = r.map_len("meta", limits.max_map_entries)?;
@@ -150,9 +150,9 @@ fn read_span<'a>(
     let start = r.pos();
     for _ in 0..m {
         index(r, table, "metrics key")?;
-        r.f64("metrics value")?;
+        r.f64_fast("metrics value")?;
     }
-    span.metrics = Metrics::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table));
+    span.metrics = Metrics::from_indexed(r.slice(start, r.pos()), m as u32, Arc::clone(table), 0);
     span.r#type = string(r, table, "type")?;
     Ok(span)
 }

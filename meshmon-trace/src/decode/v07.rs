@@ -9,7 +9,7 @@ use super::Limits;
 use super::v04::read_span_list;
 use crate::error::DecodeError;
 use crate::msgpack::Reader;
-use crate::span::{TraceChunk, TracerPayload};
+use crate::span::{SamplingPriority, TraceChunk, TracerPayload};
 
 type Pairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
@@ -83,8 +83,8 @@ fn read_chunk<'a>(
     // The protobuf default 0 is a real priority (auto reject); -128 means "none".
     c.priority = match priority {
         Some(p) if p == i32::from(i8::MIN) => None,
-        Some(p) => Some(p),
-        None => Some(0),
+        Some(p) => Some(SamplingPriority::from_i32(p)),
+        None => Some(SamplingPriority::AutoReject),
     };
     Ok(c)
 }

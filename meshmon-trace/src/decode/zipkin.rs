@@ -289,7 +289,11 @@ pub fn decode_zipkin<'a>(
         });
     }
     for c in &mut chunks {
-        c.priority = c.spans.iter().filter_map(Span::sampling_priority).max();
+        c.priority = c
+            .spans
+            .iter()
+            .filter_map(Span::sampling_priority)
+            .max_by_key(|p| p.as_i32());
     }
     Ok(TracerPayload::from_chunks(chunks))
 }
