@@ -26,7 +26,7 @@ use meshmon_trace::OwnedSpan;
 use meshmon_trace::assembly::{AssembledTrace, AssemblerConfig, TraceAssembler};
 use meshmon_trace::decode::Limits;
 use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
-use meshmon_trace::stats::{GroupStats, StatsBucket, StatsConfig, apm_metrics};
+use meshmon_trace::stats::{FlushMode, GroupStats, StatsBucket, StatsConfig, apm_metrics};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -413,8 +413,8 @@ impl Intake {
         self.store_traces(done);
     }
 
-    fn flush_stats(&mut self, now: Timestamp, force: bool) {
-        let buckets = self.receiver.flush_stats(now, force);
+    fn flush_stats(&mut self, now: Timestamp, mode: FlushMode) {
+        let buckets = self.receiver.flush_stats(now, mode);
         let global = &self.ctx.global_tags;
         let mut metrics: Vec<Metric> = Vec::new();
         for b in &buckets {
@@ -716,7 +716,7 @@ async fn intake(
                 it.pump(now);
                 it.admission.expire(now, it.ctx.cfg.apm.trace_timeout.0 * 2);
                 if last_flush.elapsed() >= flush_every {
-                    it.flush_stats(now, false);
+                    it.flush_stats(now, FlushMode::Due);
                     last_flush = std::time::Instant::now();
                 }
                 it.publish();
@@ -732,7 +732,7 @@ async fn intake(
     it.pump(now);
     let rest = it.assembler.flush_all();
     it.store_traces(rest);
-    it.flush_stats(now, true);
+    it.flush_stats(now, FlushMode::All);
     it.publish();
 }
 
