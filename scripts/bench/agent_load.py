@@ -38,11 +38,13 @@ def proc(pid):
 
 
 def metric(api, name):
+    """The sum of every sample of `name` (labelled or not) on the agent's /metrics."""
+    total = 0.0
     with urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    return 0.0
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def start_agent(work, cfg_text):
