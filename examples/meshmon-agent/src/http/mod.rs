@@ -107,7 +107,14 @@ impl Api {
         }
         let q = query_pairs(query);
         let param = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-        let Ok(mut store) = self.ctx.store.write() else {
+        // The store's sizes go into its telemetry under a short write lock; every answer
+        // is then rendered under a read lock, so readers never block one another.
+        if matches!(path, "/metrics" | "/api/v1/status")
+            && let Ok(mut st) = self.ctx.store.write()
+        {
+            st.publish_stats();
+        }
+        let Ok(store) = self.ctx.store.read() else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "store poisoned");
         };
         match path {
@@ -126,7 +133,6 @@ impl Api {
                 json_reply(code, &body)
             }
             "/metrics" => {
-                store.publish_stats();
                 let mut text = store.telemetry.render();
                 let up = self.ctx.clock.now().as_secs_f64() - self.started.as_secs_f64();
                 text.push_str(&format!(
@@ -139,7 +145,6 @@ impl Api {
                 )
             }
             "/api/v1/status" => {
-                store.publish_stats();
                 let checks = store.checks();
                 let up = checks.iter().filter(|c| c.status == "up").count();
                 let body = json!({
