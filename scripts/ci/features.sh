@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 run_tests=1
 [ "${1:-}" = "--no-test" ] && run_tests=0
-crates=(meshmon-core meshmon-prom meshmon-trace meshmon-logs meshmon-alert)
+crates=(${MESHMON_FEATURE_CRATES:-meshmon-core meshmon-prom meshmon-trace meshmon-logs meshmon-alert})
 for c in "${crates[@]}"; do
   if ! grep -q '^\[features\]' "$c/Cargo.toml"; then
     echo "== $c: no features, one combination (covered by the workspace runs)"
