@@ -309,13 +309,26 @@ mod tests {
 
     #[test]
     fn snapshot_restores_the_next_delta() {
-        let m = |v, s| Metric::new("c", MetricValue::MonotonicCount(v), Tags::new(), Timestamp::from_secs(s));
+        let m = |v, s| {
+            Metric::new(
+                "c",
+                MetricValue::MonotonicCount(v),
+                Tags::new(),
+                Timestamp::from_secs(s),
+            )
+        };
         let mut a = MonotonicDeltas::default();
         assert_eq!(a.apply(m(10.0, 0)), None);
         let mut b = MonotonicDeltas::default();
         b.restore(a.snapshot());
-        assert_eq!(b.apply(m(14.0, 15)).map(|x| x.value), Some(MetricValue::Count(4.0)));
-        let mut tiny = MonotonicDeltas::new(DeltaLimits { max_series: 0, ..DeltaLimits::default() });
+        assert_eq!(
+            b.apply(m(14.0, 15)).map(|x| x.value),
+            Some(MetricValue::Count(4.0))
+        );
+        let mut tiny = MonotonicDeltas::new(DeltaLimits {
+            max_series: 0,
+            ..DeltaLimits::default()
+        });
         tiny.restore(a.snapshot());
         assert_eq!(tiny.stats().dropped_series, 1);
     }
