@@ -78,10 +78,7 @@ struct RmpSpan {
 fn decode_v04(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits {
-        max_body_bytes: 1 << 30,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_body_bytes(1 << 30);
     let mut g = c.benchmark_group("decode_v04");
     g.throughput(Throughput::Elements(p.spans as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(6));
@@ -113,10 +110,7 @@ fn decode_v04(c: &mut Criterion<CpuTime>) {
 fn decode_v05(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits {
-        max_body_bytes: 1 << 30,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_body_bytes(1 << 30);
     let mut g = c.benchmark_group("decode_v05");
     g.throughput(Throughput::Elements(p.spans as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(6));
@@ -141,19 +135,16 @@ fn decode_v05(c: &mut Criterion<CpuTime>) {
 fn pipeline(c: &mut Criterion<CpuTime>) {
     let p = payloads();
     // The 100 k-span payload (~110 MB in v0.4) is over the Agent's 25 MiB request limit.
-    let limits = Limits {
-        max_body_bytes: 1 << 30,
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_max_body_bytes(1 << 30);
     let now = Timestamp::from_secs(1_795_341_500);
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(p.spans as u64));
     g.sample_size(10).measurement_time(Duration::from_secs(8));
-    // decode v0.5 + normalise + sample + RED stats + service map, all spans.
+    // decode + normalise + RED stats + service map + sample, all spans, by hand.
     g.bench_function("meshmon_v05", |b| {
         let mut normalizer = Normalizer::new();
-        let mut samplers = AgentSampler::new(SamplerConfig::default());
-        let mut stats = Concentrator::new(StatsConfig::default());
+        let mut samplers = AgentSampler::new(SamplerConfig::default()).unwrap();
+        let mut stats = Concentrator::new(StatsConfig::default()).unwrap();
         let mut map = ServiceMap::new();
         b.iter(|| {
             let payload = decode::decode_v05(black_box(&p.v05), &limits).unwrap();
@@ -162,43 +153,48 @@ fn pipeline(c: &mut Criterion<CpuTime>) {
                 if normalizer.normalize_chunk(&mut chunk, "cpp", now).is_err() {
                     continue;
                 }
-                stats.add_spans(&chunk.spans);
+                stats.add_spans(&chunk.spans, "prod");
+                map.add_trace(&chunk.spans);
                 if samplers.decide(now, &chunk, "prod").keep() {
                     kept += chunk.spans.len();
                 }
-                map.add_trace(&chunk.spans);
             }
             let _ = stats.flush(now, true);
             kept
         })
     });
-    // The same through the Receiver (HTTP semantics, owned copies of kept chunks).
-    g.bench_function("receiver_v05", |b| {
-        let mut rx = Receiver::new(ReceiverConfig {
-            limits,
-            ..ReceiverConfig::default()
+    // The intake as the agent drives it: one `Receiver::handle` per HTTP request (decode,
+    // normalise, RED stats, service map, sampling, kept chunks queued borrowing the body),
+    // then `drain_kept` and `flush_stats`.
+    for (name, path, body) in [
+        ("intake_v04", "/v0.4/traces", &p.v04),
+        ("intake_v05", "/v0.5/traces", &p.v05),
+    ] {
+        g.bench_function(name, |b| {
+            let mut rx = Receiver::new(ReceiverConfig::default().with_limits(limits)).unwrap();
+            let headers = [
+                ("Content-Type", "application/msgpack"),
+                ("Datadog-Meta-Lang", "cpp"),
+                ("Datadog-Client-Computed-Top-Level", "1"),
+            ];
+            let body = meshmon_trace::Bytes::from(body.clone());
+            b.iter(|| {
+                let r = rx.handle(
+                    &Request {
+                        method: "POST",
+                        path,
+                        headers: &headers,
+                        body: black_box(body.clone()),
+                    },
+                    now,
+                );
+                assert_eq!(r.status, 200);
+                let kept: usize = rx.drain_kept().iter().map(|k| k.span_count()).sum();
+                let _ = rx.flush_stats(now, true);
+                kept
+            })
         });
-        let headers = [
-            ("Content-Type", "application/msgpack"),
-            ("Datadog-Meta-Lang", "cpp"),
-            ("Datadog-Client-Computed-Top-Level", "1"),
-        ];
-        b.iter(|| {
-            let r = rx.handle(
-                &Request {
-                    method: "POST",
-                    path: "/v0.5/traces",
-                    headers: &headers,
-                    body: black_box(&p.v05),
-                },
-                now,
-            );
-            assert_eq!(r.status, 200);
-            let kept = rx.drain().len();
-            let _ = rx.stats.flush(now, true);
-            kept
-        })
-    });
+    }
     g.finish();
     let mut g = c.benchmark_group("sample_by_rate");
     g.throughput(Throughput::Elements(1000));

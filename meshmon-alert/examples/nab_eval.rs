@@ -1,6 +1,10 @@
 //! Scores a detector configuration on the NAB corpus (all three profiles).
 //!
 //! `cargo run --release -p meshmon-alert --example nab_eval -- [basic|agile|robust] [CONFIG_JSON]`
+//! (`SUBSET=even` or `odd`: every other file only, to choose on one half and check on
+//! the other).
+// A developer tool: reads files and the environment.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -30,10 +34,18 @@ fn main() {
     let profiles =
         nab::parse_profiles(&std::fs::read(root.join("config/profiles.json")).unwrap()).unwrap();
     let mut data = Vec::new();
-    for (name, w) in &windows {
+    // SUBSET=even|odd keeps every other file (in name order): choose on one half,
+    // check on the other.
+    let subset = std::env::var("SUBSET").ok();
+    for (k, (name, w)) in windows.iter().enumerate() {
+        match subset.as_deref() {
+            Some("even") if k % 2 == 1 => continue,
+            Some("odd") if k % 2 == 0 => continue,
+            _ => {}
+        }
         let s =
             nab::parse_series_csv(&std::fs::read(root.join("data").join(name)).unwrap()).unwrap();
-        let mut d = Detector::new(cfg.clone());
+        let mut d = Detector::new(cfg.clone()).unwrap();
         let mut st = 42u64;
         let scores: Vec<f64> = if std::env::var_os("RANDOM").is_some() {
             s.values

@@ -13,37 +13,33 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Phase, Prediction, SeasonProfile};
+use crate::detector::{LevelScale, Phase, Prediction, Revert, SeasonProfile};
 
 pub(crate) const LEVEL_RATE: f64 = 0.3;
 pub(crate) const SEASON_RATE: f64 = 0.1;
 pub(crate) const SCALE_RATE: f64 = 0.05;
-pub(crate) const LONG_SCALE_RATE: f64 = 0.002;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AgileModel {
-    n: u64,
-    level: f64,
-    mean_abs: f64,
-    long_scale: f64,
+    core: LevelScale,
     run: [f64; SHIFT_POINTS],
     run_len: u8,
     side: i8,
+    #[serde(default)]
+    revert: Revert,
 }
 
 /// Out-of-band points in a row (same side) that make a new level.
 pub(crate) const SHIFT_POINTS: usize = 3;
 
 impl AgileModel {
+    /// A level shift was accepted lately (it may still be reverted).
+    pub(crate) fn shifted_recently(&self) -> bool {
+        self.revert.active()
+    }
+
     pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
-        if self.n == 0 {
-            return None;
-        }
-        let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
-        Some(Prediction {
-            expected: self.level + season.get(bucket),
-            scale,
-        })
+        self.core.predict(0.0, season, bucket)
     }
 
     pub(crate) fn learn(
@@ -55,23 +51,25 @@ impl AgileModel {
         sigma: f64,
         bounds: f64,
     ) {
-        self.n += 1;
-        if self.n == 1 {
-            self.level = x;
+        if self.core.first(x) {
             return;
         }
         let r = x - expected;
-        let warm = 1.0 / self.n as f64;
+        let warm = self.core.warm();
         let clip = if sigma > 0.0 {
             6.0 * sigma
         } else {
             f64::INFINITY
         };
-        self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(clip) - self.mean_abs);
-        let s = 1.2533 * self.mean_abs;
-        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
+        self.core.learn_scale(r, clip, SCALE_RATE);
         let s_val = season.get(bucket);
-        if sigma > 0.0 && r.abs() > bounds * sigma {
+        let out = sigma > 0.0 && r.abs() > bounds * sigma;
+        if let Some(prior) = self.revert.check(x - s_val, out, bounds * sigma) {
+            self.core.level = prior;
+            self.run_len = 0;
+            return;
+        }
+        if out {
             let side = if r > 0.0 { 1 } else { -1 };
             if side != self.side {
                 self.side = side;
@@ -82,7 +80,8 @@ impl AgileModel {
             if usize::from(self.run_len) == SHIFT_POINTS {
                 let mut v = self.run;
                 v.sort_by(f64::total_cmp);
-                self.level = v[SHIFT_POINTS / 2];
+                self.revert.remember(self.core.level);
+                self.core.level = v[SHIFT_POINTS / 2];
                 self.run_len = 0;
                 return;
             }
@@ -94,7 +93,7 @@ impl AgileModel {
         } else {
             f64::INFINITY
         };
-        self.level += warm.max(LEVEL_RATE) * (x - s_val - self.level).clamp(-c, c);
+        self.core.level += warm.max(LEVEL_RATE) * (x - s_val - self.core.level).clamp(-c, c);
         if season.is_active() {
             season.observe(bucket, x, SEASON_RATE, c);
         }

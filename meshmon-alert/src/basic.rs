@@ -30,6 +30,17 @@ pub(crate) struct BasicModel {
     q25: f64,
     q75: f64,
     long_scale: f64,
+    /// The last in-band expectation and σ.
+    #[serde(default)]
+    last_good: Option<(f64, f64)>,
+    /// The band before the latest excursion, remembered for `left` points.
+    #[serde(default)]
+    before: Option<(f64, f64)>,
+    #[serde(default)]
+    left: u32,
+    /// Points back inside the pre-run band (while out of the current one) in a row.
+    #[serde(default)]
+    back: u8,
 }
 
 impl BasicModel {
@@ -45,6 +56,10 @@ impl BasicModel {
             q25: 0.0,
             q75: 0.0,
             long_scale: 0.0,
+            last_good: None,
+            before: None,
+            left: 0,
+            back: 0,
         }
     }
 
@@ -61,6 +76,55 @@ impl BasicModel {
             expected: self.median,
             scale: sigma.max(0.2 * self.long_scale),
         })
+    }
+
+    /// An excursion long enough to move the quartiles (an outage, a burst) ends when
+    /// the series is back at the level from before it: after 3 points in a row outside
+    /// the current band but inside the old one, the window's values outside the old
+    /// band are replaced by the old expectation and the quartiles recomputed, so the
+    /// return is not a second level shift (and a second page).
+    fn track_excursion(&mut self, x: f64, expected: f64, scale: f64, bounds: f64) {
+        if !(scale > 0.0 && scale.is_finite()) {
+            return;
+        }
+        self.left = self.left.saturating_sub(1);
+        if self.left == 0 {
+            self.before = None;
+        }
+        let out = (x - expected).abs() > bounds * scale;
+        if !out {
+            self.back = 0;
+            if self.before.is_none() {
+                self.last_good = Some((expected, scale));
+            }
+            return;
+        }
+        if self.before.is_none() {
+            // An excursion starts: remember the band from before it.
+            self.before = self.last_good;
+            self.left = crate::detector::REVERT_MEMORY;
+        }
+        let Some((old, old_scale)) = self.before else {
+            return;
+        };
+        // Back at the old level while the band has moved away from it (the window
+        // followed the excursion).
+        if (x - old).abs() <= bounds * old_scale && (expected - old).abs() > bounds * old_scale {
+            self.back += 1;
+            if self.back >= 3 {
+                for v in &mut self.ring {
+                    if (*v - old).abs() > bounds * old_scale {
+                        *v = old;
+                    }
+                }
+                self.refresh();
+                self.back = 0;
+                self.before = None;
+                self.left = 0;
+            }
+        } else {
+            self.back = 0;
+        }
     }
 
     /// Quartiles of the window by selection (nearest rank).
@@ -84,7 +148,9 @@ impl BasicModel {
         self.since_refresh = 0;
     }
 
-    pub(crate) fn learn(&mut self, x: f64, scale: f64) {
+    /// Learns `x` (judged against `expected ± bounds·scale`).
+    pub(crate) fn learn(&mut self, x: f64, expected: f64, scale: f64, bounds: f64) {
+        self.track_excursion(x, expected, scale, bounds);
         if scale.is_finite() {
             self.long_scale += 0.01 * (scale - self.long_scale);
         }
@@ -107,11 +173,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_end_of_a_long_excursion_restores_the_old_level() {
+        // 300 points around 100 (σ ≈ 1), then 100 points at 300: the window follows
+        // the excursion. When the series comes back to 100, three points restore the
+        // old expectation at once instead of waiting for half a window.
+        let mut m = BasicModel::new(128);
+        let wiggle = |i: usize| (i % 5) as f64 - 2.0;
+        let feed = |m: &mut BasicModel, x: f64| {
+            let p = m
+                .predict()
+                .map_or((x, 1.0), |p| (p.expected, p.scale.max(1e-9)));
+            m.learn(x, p.0, p.1, 3.0);
+        };
+        for i in 0..300 {
+            feed(&mut m, 100.0 + wiggle(i));
+        }
+        for i in 0..100 {
+            feed(&mut m, 300.0 + wiggle(i));
+        }
+        assert!(m.predict().unwrap().expected > 250.0);
+        for i in 0..3 {
+            feed(&mut m, 100.0 + wiggle(i));
+        }
+        let e = m.predict().unwrap().expected;
+        assert!((e - 100.0).abs() < 5.0, "expected {e}");
+    }
+
+    #[test]
     fn quartiles_of_the_window() {
         // A young window refreshes every point: exact quartiles (nearest rank).
         let mut m = BasicModel::new(8);
         for x in [3.0, 7.0, 2.0, 8.0, 4.0, 6.0, 100.0, 0.0] {
-            m.learn(x, 1.0);
+            m.learn(x, x, 1.0, 3.0);
         }
         // Sorted 0 2 3 4 | 6 7 8 100.
         assert_eq!(m.predict().unwrap().expected, 6.0);
@@ -123,12 +216,12 @@ mod tests {
         let cap = 64;
         let mut m = BasicModel::new(cap);
         for _ in 0..200 {
-            m.learn(1.0, 1.0);
+            m.learn(1.0, 1.0, 1.0, 3.0);
         }
         let mut changes = Vec::new();
         let mut last = m.predict().unwrap().expected;
         for i in 1..=cap {
-            m.learn(100.0, 1.0);
+            m.learn(100.0, 100.0, 1.0, 3.0);
             let e = m.predict().unwrap().expected;
             if e != last {
                 changes.push(i);

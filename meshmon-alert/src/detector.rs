@@ -8,13 +8,16 @@
 //!
 //! # Score
 //!
-//! With `z = |value − expected| / σ` and `b = bounds`, the raw score is
-//! `z⁴ / (z⁴ + b⁴)`: 0 on the expected value, exactly 0.5 on the band edge, → 1 far
-//! outside. The score is **episode-aware**: the first anomalous point of an episode
-//! carries its full score, and while an episode lasts (anomalous points less than
-//! `episode_points` apart) later points' scores are multiplied by
-//! `episode_damping`, so a threshold on the score fires once per episode (what NAB
-//! rewards, and what a person wants).
+//! The score measures *rarity*, not distance to the band. With `d = |value − expected|`
+//! and `d̄` its short-term exponential average (rate `short_rate`), each is ranked in
+//! the series' own decaying history of such deviations (a log-scale histogram with a
+//! half-life of `history_half_life` points): `p = min(tail(d), tail(d̄))`, doubled
+//! (Bonferroni over the two signals), and mapped with `l = −log10 p` to
+//! `l² / (l² + rarity_half²)`, so a deviation as rare as a 3σ normal excursion
+//! (`rarity_half` = 2.57) scores 0.5. The score is **episode-aware**: only a new high
+//! over a decaying recent peak (half-life `episode_points`) counts in full, later
+//! points' scores are multiplied by `episode_damping`, so a threshold on the score
+//! fires once per episode (what NAB rewards, and what a person wants).
 //!
 //! # Input handling
 //!
@@ -52,6 +55,7 @@ pub const MAX_VALUE: f64 = 1e150;
 
 /// What a detector says about one point.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Estimate {
     /// The value the model expected.
     pub expected: f64,
@@ -61,8 +65,13 @@ pub struct Estimate {
     pub upper: f64,
     /// Anomaly score in `[0, 1]` (0.5 on the band edge; damped inside an episode).
     pub score: f64,
-    /// Outside the band, after warm-up.
+    /// Outside the band after warm-up, and rare or continuing an anomalous run (what
+    /// NAB's scoring and the Watchdog use).
     pub anomalous: bool,
+    /// Outside the band (strictly), after warm-up: Datadog's definition of an
+    /// anomalous point, what [`crate::anomaly::AnomalyMonitor`] counts.
+    #[serde(default)]
+    pub outside: bool,
 }
 
 /// Which model to run (Datadog's names).
@@ -102,8 +111,23 @@ impl std::fmt::Display for Algorithm {
 
 /// Detector configuration. The defaults are the configuration measured on NAB (one
 /// configuration for every series).
+///
+/// Build it with [`DetectorConfig::new`] and the `with_*` methods (or set the public
+/// fields); [`Detector::new`] validates it ([`DetectorConfig::validate`]).
+///
+/// ```
+/// use meshmon_alert::{Algorithm, ConfigError, Detector, DetectorConfig, Seasonality};
+///
+/// let cfg = DetectorConfig::new(Algorithm::Robust)
+///     .with_bounds(2.5)
+///     .with_seasonality(Seasonality::Daily);
+/// assert!(Detector::new(cfg).is_ok());
+/// let bad = DetectorConfig::new(Algorithm::Basic).with_bounds(f64::NAN);
+/// assert!(matches!(Detector::new(bad), Err(ConfigError::Invalid { field: "bounds", .. })));
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct DetectorConfig {
     /// The model.
     pub algorithm: Algorithm,
@@ -142,15 +166,50 @@ impl Default for DetectorConfig {
             warmup_points: 32,
             episode_points: 400,
             episode_damping: 0.0,
-            window_points: 64,
+            window_points: 128,
             max_season_buckets: 288,
             max_gap: Duration::from_secs(86_400),
             short_rate: 0.1,
-            history_half_life: 2000.0,
+            history_half_life: 3000.0,
             rarity_half: 2.57,
         }
     }
 }
+
+/// An invalid configuration value (detector or monitor).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field is out of its range.
+    #[error("{field} = {value}: {reason}")]
+    Invalid {
+        /// The field (`bounds`, `trigger_window`, …).
+        field: &'static str,
+        /// Its value, as text.
+        value: String,
+        /// The accepted range.
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(
+        field: &'static str,
+        value: impl std::fmt::Debug,
+        reason: &'static str,
+    ) -> Self {
+        Self::Invalid {
+            field,
+            value: format!("{value:?}"),
+            reason,
+        }
+    }
+}
+
+/// Largest accepted `bounds` (a band wider than a million σ flags nothing).
+pub const MAX_BOUNDS: f64 = 1e6;
+/// Largest accepted `window_points` and `max_season_buckets` (memory per series).
+pub const MAX_WINDOW_POINTS: u32 = 1 << 20;
 
 impl DetectorConfig {
     /// The default configuration for `algorithm`.
@@ -159,6 +218,105 @@ impl DetectorConfig {
             algorithm,
             ..Self::default()
         }
+    }
+
+    /// Sets [`bounds`](Self::bounds).
+    #[must_use]
+    pub fn with_bounds(mut self, bounds: f64) -> Self {
+        self.bounds = bounds;
+        self
+    }
+
+    /// Sets [`seasonality`](Self::seasonality).
+    #[must_use]
+    pub fn with_seasonality(mut self, seasonality: Seasonality) -> Self {
+        self.seasonality = seasonality;
+        self
+    }
+
+    /// Sets [`warmup_points`](Self::warmup_points).
+    #[must_use]
+    pub fn with_warmup_points(mut self, points: u32) -> Self {
+        self.warmup_points = points;
+        self
+    }
+
+    /// Sets [`window_points`](Self::window_points) (`basic`).
+    #[must_use]
+    pub fn with_window_points(mut self, points: u32) -> Self {
+        self.window_points = points;
+        self
+    }
+
+    /// Checks every field's range: `bounds` finite in `(0, 1e6]`, `window_points` in
+    /// `4..=2²⁰`, `max_season_buckets` in `1..=2²⁰`, `episode_points ≥ 1`,
+    /// `episode_damping` in `[0, 1]`, `max_gap > 0`, `short_rate` in `(0, 1]`,
+    /// `history_half_life ≥ 1` and `rarity_half > 0` (finite).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.bounds.is_finite() && self.bounds > 0.0 && self.bounds <= MAX_BOUNDS) {
+            return Err(ConfigError::invalid(
+                "bounds",
+                self.bounds,
+                "must be a finite number in (0, 1e6]",
+            ));
+        }
+        if !(4..=MAX_WINDOW_POINTS).contains(&self.window_points) {
+            return Err(ConfigError::invalid(
+                "window_points",
+                self.window_points,
+                "must be in 4..=1048576",
+            ));
+        }
+        if !(1..=MAX_WINDOW_POINTS).contains(&self.max_season_buckets) {
+            return Err(ConfigError::invalid(
+                "max_season_buckets",
+                self.max_season_buckets,
+                "must be in 1..=1048576",
+            ));
+        }
+        if self.episode_points == 0 {
+            return Err(ConfigError::invalid(
+                "episode_points",
+                0,
+                "must be at least 1",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.episode_damping) {
+            return Err(ConfigError::invalid(
+                "episode_damping",
+                self.episode_damping,
+                "must be in [0, 1]",
+            ));
+        }
+        if self.max_gap.is_zero() {
+            return Err(ConfigError::invalid(
+                "max_gap",
+                self.max_gap,
+                "must be positive",
+            ));
+        }
+        if !(self.short_rate > 0.0 && self.short_rate <= 1.0) {
+            return Err(ConfigError::invalid(
+                "short_rate",
+                self.short_rate,
+                "must be in (0, 1]",
+            ));
+        }
+        if !(self.history_half_life.is_finite() && self.history_half_life >= 1.0) {
+            return Err(ConfigError::invalid(
+                "history_half_life",
+                self.history_half_life,
+                "must be a finite number of points >= 1",
+            ));
+        }
+        if !(self.rarity_half.is_finite() && self.rarity_half > 0.0) {
+            return Err(ConfigError::invalid(
+                "rarity_half",
+                self.rarity_half,
+                "must be a finite positive number",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -235,8 +393,17 @@ impl SeasonProfile {
         for ((v, c), s) in self.values.iter_mut().zip(&mut self.counts).zip(shape) {
             if let Some(s) = s {
                 *v = *s;
-                *c = 4;
+                *c = 1;
             }
+        }
+    }
+
+    /// Starts the slow baseline at `base` (the model's current de-seasonalised level)
+    /// instead of the first value it sees, which may be an anomaly.
+    pub(crate) fn set_base(&mut self, base: f64) {
+        if base.is_finite() {
+            self.base = base;
+            self.base_n = 1;
         }
     }
 
@@ -311,6 +478,135 @@ impl SeasonProfile {
     }
 }
 
+/// The level-and-scale core `agile` and `robust` share: a point count, a level, and
+/// the robust scale σ = `1.2533·E|r|` (mean absolute residual times √(π/2)), floored
+/// at a fifth of a slow average of itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct LevelScale {
+    pub(crate) n: u64,
+    pub(crate) level: f64,
+    mean_abs: f64,
+    long_scale: f64,
+}
+
+/// Points a level replaced by a level shift is remembered for.
+pub(crate) const REVERT_MEMORY: u32 = 512;
+/// Out-of-band points in a row back at the remembered level that restore it.
+pub(crate) const REVERT_POINTS: u8 = 3;
+
+/// The level a level shift replaced, remembered for [`REVERT_MEMORY`] points: when
+/// the series comes back to it (an excursion — an outage, a burst — that lasted long
+/// enough to be taken as a new level, then ended), [`REVERT_POINTS`] out-of-band
+/// points in a row inside its band restore it at once, instead of the return being
+/// a second level shift to learn (and a second alert).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Revert {
+    /// The two latest replaced levels (newest first): an excursion long enough to be
+    /// taken as a level twice (it drifted) still returns to the level before it.
+    slots: [RevertSlot; 2],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct RevertSlot {
+    prior: f64,
+    left: u32,
+    votes: u8,
+}
+
+impl Revert {
+    /// Whether a replaced level is still remembered (a shift was accepted lately).
+    pub(crate) fn active(&self) -> bool {
+        self.slots.iter().any(|s| s.left > 0)
+    }
+
+    /// A shift replaced level `prior`.
+    pub(crate) fn remember(&mut self, prior: f64) {
+        self.slots[1] = self.slots[0];
+        self.slots[0] = RevertSlot {
+            prior,
+            left: REVERT_MEMORY,
+            votes: 0,
+        };
+    }
+
+    /// Sees de-seasonalised value `x` (out of band or not); returns the level to
+    /// restore when the series is back.
+    pub(crate) fn check(&mut self, x: f64, out_of_band: bool, band: f64) -> Option<f64> {
+        let mut restore = None;
+        for slot in &mut self.slots {
+            if slot.left == 0 {
+                continue;
+            }
+            slot.left -= 1;
+            if out_of_band && (x - slot.prior).abs() <= band {
+                slot.votes += 1;
+                if slot.votes >= REVERT_POINTS && restore.is_none() {
+                    restore = Some(slot.prior);
+                }
+            } else {
+                slot.votes = 0;
+            }
+        }
+        if restore.is_some() {
+            self.slots = Default::default();
+        }
+        restore
+    }
+}
+
+/// Rate of the slow scale average that floors σ.
+const LONG_SCALE_RATE: f64 = 0.002;
+
+impl LevelScale {
+    /// `expected = level + offset + season[bucket]`, `None` before the first point.
+    pub(crate) fn predict(
+        &self,
+        offset: f64,
+        season: &SeasonProfile,
+        bucket: Phase,
+    ) -> Option<Prediction> {
+        if self.n == 0 {
+            return None;
+        }
+        Some(Prediction {
+            expected: self.level + offset + season.get(bucket),
+            scale: (1.2533 * self.mean_abs).max(0.2 * self.long_scale),
+        })
+    }
+
+    /// Counts the point; on the first one the level is `x` and `true` is returned.
+    pub(crate) fn first(&mut self, x: f64) -> bool {
+        self.n += 1;
+        if self.n == 1 {
+            self.level = x;
+        }
+        self.n == 1
+    }
+
+    /// `1/n` while young (so early points average exactly).
+    pub(crate) fn warm(&self) -> f64 {
+        1.0 / self.n.max(1) as f64
+    }
+
+    /// Learns the scale from residual `r` clipped at `clip`, at rate `max(1/n, rate)`.
+    /// While `1/n > rate` (the first `1/rate` points) the residuals are not clipped:
+    /// the scale is their plain average, so a degenerate start (equal first values,
+    /// σ ≈ 0) cannot freeze σ near zero through its own clip.
+    pub(crate) fn learn_scale(&mut self, r: f64, clip: f64, rate: f64) {
+        let warm = self.warm();
+        let clip = if warm > rate { f64::INFINITY } else { clip };
+        self.mean_abs += warm.max(rate) * (r.abs().min(clip) - self.mean_abs);
+        let s = 1.2533 * self.mean_abs;
+        // The floor's slow average sees the residuals unclipped (capped at 20× itself),
+        // so zero-inflated series (error ratios, quiet counts: mostly exact zeros)
+        // cannot shrink σ to nothing through the clip.
+        let raw = 1.2533 * r.abs();
+        let cap = 20.0 * self.long_scale.max(s);
+        let x = if warm > rate || raw <= cap { raw } else { cap };
+        self.long_scale += warm.max(LONG_SCALE_RATE) * (x - self.long_scale);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Model {
     Basic(BasicModel),
@@ -324,13 +620,14 @@ enum Model {
 /// use meshmon_alert::{Algorithm, Detector, DetectorConfig};
 /// use meshmon_core::Timestamp;
 ///
-/// let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust));
+/// let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust))?;
 /// for i in 0..500 {
 ///     let v = 100.0 + (i % 7) as f64; // steady, small wiggle
 ///     assert!(!d.update(Timestamp::from_secs(i * 60), v).anomalous);
 /// }
 /// let e = d.update(Timestamp::from_secs(500 * 60), 180.0);
 /// assert!(e.anomalous && e.score > 0.5 && e.upper < 180.0);
+/// # Ok::<(), meshmon_alert::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Detector {
@@ -353,8 +650,14 @@ pub struct Detector {
 }
 
 impl Detector {
-    /// A detector with `config`.
-    pub fn new(config: DetectorConfig) -> Self {
+    /// A detector with `config`, after [`DetectorConfig::validate`].
+    pub fn new(config: DetectorConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new_unchecked(config))
+    }
+
+    /// Builds from a config already validated.
+    pub(crate) fn new_unchecked(config: DetectorConfig) -> Self {
         let model = match config.algorithm {
             Algorithm::Basic => Model::Basic(BasicModel::new(config.window_points as usize)),
             Algorithm::Agile => Model::Agile(AgileModel::default()),
@@ -387,6 +690,7 @@ impl Detector {
                 upper: 0.0,
                 score: 0.0,
                 anomalous: false,
+                outside: false,
             },
             stats: DetectorStats::default(),
         }
@@ -434,6 +738,7 @@ impl Detector {
         Estimate {
             score: 0.0,
             anomalous: false,
+            outside: false,
             ..self.last
         }
     }
@@ -449,9 +754,10 @@ impl Detector {
                 self.stats.out_of_order += 1;
                 return self.skipped();
             }
-            let gap = ts.saturating_since(last);
-            if self.first_interval_ns == 0 && gap > Duration::ZERO {
-                self.first_interval_ns = i64::try_from(gap.as_nanos()).unwrap_or(i64::MAX);
+            // Nanosecond integers: no Duration normalisation on the hot path.
+            let gap_ns = ts.as_nanos().saturating_sub(last.as_nanos());
+            if self.first_interval_ns == 0 && gap_ns > 0 {
+                self.first_interval_ns = gap_ns;
                 if self.season_detector.is_none() && self.config.algorithm != Algorithm::Basic {
                     self.season = SeasonProfile::new(
                         self.config.seasonality.period_secs(),
@@ -460,33 +766,57 @@ impl Detector {
                     );
                 }
             }
-            if gap > self.config.max_gap {
+            if i128::from(gap_ns) > self.config.max_gap.as_nanos() as i128 {
                 self.stats.gaps += 1;
                 self.warm_left = self.warm_left.max(self.config.warmup_points / 4);
             }
         }
         self.last_ts = Some(ts);
-        if let Some(det) = self.season_detector.as_mut() {
-            if det.observe(ts, value) {
-                let period = det.detected().and_then(|s| s.period_secs());
-                self.season = SeasonProfile::new(
-                    period,
-                    self.first_interval_ns,
-                    self.config.max_season_buckets,
-                );
-                if let Some(p) = period {
-                    let shape = det.profile(p, self.season.len());
-                    self.season.seed(&shape);
+        if self.season_detector.is_some() {
+            // The seasonality history sees values winsorised to the last band once warm,
+            // so an incident before detection is not learned as part of the daily shape
+            // (it would come back every day at the same hour).
+            // While a level accepted lately may be an excursion (it can still be reverted),
+            // the history sees the expectation instead.
+            let recent_shift = match &self.model {
+                Model::Basic(_) => false,
+                Model::Agile(m) => m.shifted_recently(),
+                Model::Robust(m) => m.shifted_recently(),
+            };
+            let seen = if self.warm_left == 0 && self.last.upper > self.last.lower {
+                if recent_shift {
+                    self.last.expected
+                } else {
+                    value.clamp(self.last.lower, self.last.upper)
                 }
-                // The rarity history is kept: it only makes the first points of the new
-                // model conservative. A short re-warm-up covers the switch itself.
-                self.warm_left = self.warm_left.max(self.config.warmup_points);
-            }
-            if det.is_done() {
-                // Keep the verdict, free the history.
-                let verdict = det.detected();
-                self.config.seasonality = verdict.unwrap_or(Seasonality::None);
-                self.season_detector = None;
+            } else {
+                value
+            };
+            if let Some(det) = self.season_detector.as_mut() {
+                if det.observe(ts, seen) {
+                    let period = det.detected().and_then(|s| s.period_secs());
+                    self.season = SeasonProfile::new(
+                        period,
+                        self.first_interval_ns,
+                        self.config.max_season_buckets,
+                    );
+                    if let Some(p) = period {
+                        let shape = det.profile(p, self.season.len());
+                        self.season.seed(&shape);
+                        if self.stats.points > 1 {
+                            self.season.set_base(self.last.expected);
+                        }
+                    }
+                    // The rarity history is kept: it only makes the first points of the new
+                    // model conservative. A short re-warm-up covers the switch itself.
+                    self.warm_left = self.warm_left.max(self.config.warmup_points);
+                }
+                if det.is_done() {
+                    // Keep the verdict, free the history.
+                    let verdict = det.detected();
+                    self.config.seasonality = verdict.unwrap_or(Seasonality::None);
+                    self.season_detector = None;
+                }
             }
         }
         self.stats.points += 1;
@@ -507,6 +837,7 @@ impl Detector {
                 upper: value,
                 score: 0.0,
                 anomalous: false,
+                outside: false,
             };
             return self.last;
         };
@@ -515,6 +846,7 @@ impl Detector {
         let sigma = pred.scale.max(floor);
         let z = (value - pred.expected).abs() / sigma;
         let mut anomalous = z > b;
+        let mut outside = anomalous;
         // Rarity: how unusual this deviation, and the recent average deviation, are in
         // the series' own history (tail probabilities, Bonferroni-combined).
         let dev = (value - pred.expected).abs();
@@ -529,12 +861,14 @@ impl Detector {
         // Out of band and either rarer than a normal band edge, or continuing an
         // anomalous run on the same side.
         let side: i8 = if value > pred.expected { 1 } else { -1 };
-        anomalous &= score >= 0.5 || side == self.run_side;
+        // score ≥ 0.5 ⇔ l ≥ e (decided before the division lands).
+        anomalous &= l >= e || side == self.run_side;
         self.run_side = if anomalous { side } else { 0 };
         if self.warm_left > 0 {
             self.warm_left -= 1;
             score = 0.0;
             anomalous = false;
+            outside = false;
         }
         if anomalous {
             self.stats.anomalous += 1;
@@ -560,6 +894,7 @@ impl Detector {
             upper: pred.expected + b * sigma,
             score: score.clamp(0.0, 1.0),
             anomalous,
+            outside,
         };
         self.last
     }
@@ -567,7 +902,7 @@ impl Detector {
     fn learn(&mut self, value: f64, bucket: Phase, expected: f64, sigma: f64) {
         let bounds = self.config.bounds;
         match &mut self.model {
-            Model::Basic(m) => m.learn(value, sigma),
+            Model::Basic(m) => m.learn(value, expected, sigma, bounds),
             Model::Agile(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
             Model::Robust(m) => m.learn(&mut self.season, bucket, value, expected, sigma, bounds),
         }

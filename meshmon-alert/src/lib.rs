@@ -4,7 +4,7 @@
 //! use meshmon_alert::{Algorithm, Detector, DetectorConfig};
 //! use meshmon_core::Timestamp;
 //!
-//! let mut d = Detector::new(DetectorConfig::new(Algorithm::Agile));
+//! let mut d = Detector::new(DetectorConfig::new(Algorithm::Agile))?;
 //! let mut flagged = Vec::new();
 //! for i in 0..300i64 {
 //!     let v = if i == 250 { 500.0 } else { 100.0 + (i % 5) as f64 };
@@ -13,12 +13,16 @@
 //!     }
 //! }
 //! assert_eq!(flagged, [250]);
+//! # Ok::<(), meshmon_alert::ConfigError>(())
 //! ```
 //!
 //! # Contents
 //!
 //! - [`detector`]: the one streaming shape, [`Detector::update`] → [`Estimate`], for
 //!   Datadog's three algorithms: [`basic`], [`agile`], [`robust`].
+//! - [`anomaly`]: Datadog's anomaly monitor over one series — trigger / recovery
+//!   windows, critical / warning fractions, direction, NO DATA — [`AnomalyMonitor::update`]
+//!   → state transitions with the value and band that caused them.
 //! - [`seasonality`]: given or detected (hourly / daily / weekly).
 //! - [`threshold`]: static warning / critical thresholds with recovery thresholds.
 //! - [`outliers`]: outliers across a group of series (MAD), like Datadog's `outliers()`.
@@ -31,6 +35,7 @@
 //!   corpus-wide threshold sweep, normalisation).
 
 pub mod agile;
+pub mod anomaly;
 pub mod basic;
 pub mod detector;
 pub mod monitor;
@@ -38,11 +43,13 @@ pub mod nab;
 pub mod outliers;
 pub mod robust;
 pub mod seasonality;
+pub mod synth;
 mod tail;
 pub mod threshold;
 pub mod watchdog;
 
-pub use detector::{Algorithm, Detector, DetectorConfig, DetectorStats, Estimate};
+pub use anomaly::{AnomalyMonitor, AnomalyMonitorConfig, Direction, Transition};
+pub use detector::{Algorithm, ConfigError, Detector, DetectorConfig, DetectorStats, Estimate};
 pub use monitor::{Alert, Monitor, MonitorConfig, MonitorState};
 pub use seasonality::Seasonality;
 pub use watchdog::{RedPoint, Story, Watchdog};

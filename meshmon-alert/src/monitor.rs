@@ -19,19 +19,19 @@
 //! ```
 //! use std::time::Duration;
 //! use meshmon_alert::monitor::{Aggregation, Condition, Monitor, MonitorConfig, MonitorState, Query};
-//! use meshmon_alert::threshold::ThresholdConfig;
+//! use meshmon_alert::threshold::{Comparator, ThresholdConfig};
 //! use meshmon_core::{Metric, MetricValue, Timestamp};
 //!
-//! let mut m = Monitor::new(MonitorConfig {
-//!     name: "reviews latency".into(),
-//!     query: Query::new("trace.http.request.duration.p95", "env:prod".parse()?, &["service"]),
-//!     aggregation: Aggregation::Max,
-//!     condition: Condition::Threshold(ThresholdConfig { critical: 0.5, ..Default::default() }),
-//!     trigger_window: Duration::from_secs(120),
-//!     trigger_fraction: 0.5,
-//!     recovery_window: Duration::from_secs(180),
-//!     ..MonitorConfig::default()
-//! })?;
+//! let mut cfg = MonitorConfig::new(
+//!     "reviews latency",
+//!     Query::new("trace.http.request.duration.p95", "env:prod".parse()?, &["service"]),
+//!     Condition::Threshold(ThresholdConfig::new(Comparator::Above, 0.5)),
+//! );
+//! cfg.aggregation = Aggregation::Max;
+//! cfg.trigger_window = Duration::from_secs(120);
+//! cfg.trigger_fraction = 0.5;
+//! cfg.recovery_window = Duration::from_secs(180);
+//! let mut m = Monitor::new(cfg)?;
 //! let mut alerts = Vec::new();
 //! for minute in 0..10i64 {
 //!     let v = if (3..6).contains(&minute) { 0.9 } else { 0.1 };
@@ -54,7 +54,7 @@ use std::time::Duration;
 use meshmon_core::{AlertType, Metric, Notification, Tag, Tags, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Detector, DetectorConfig};
+use crate::detector::{ConfigError, Detector, DetectorConfig};
 use crate::threshold::{Level, ThresholdConfig, ThresholdDetector, ThresholdError};
 
 /// Which series a monitor watches and how they are grouped.
@@ -132,9 +132,11 @@ impl Default for Condition {
     }
 }
 
-/// Monitor configuration.
+/// Monitor configuration: [`MonitorConfig::new`], then set the public fields;
+/// [`Monitor::new`] validates it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MonitorConfig {
     /// Name (alert titles, aggregation keys).
     pub name: String,
@@ -175,6 +177,20 @@ impl Default for MonitorConfig {
     }
 }
 
+impl MonitorConfig {
+    /// A monitor named `name` over `query` checking `condition`, with the default
+    /// windows (trigger 5 min at 50 %, recovery 10 min), average aggregation, no NO
+    /// DATA, no re-notification and at most 10,000 groups.
+    pub fn new(name: impl Into<String>, query: Query, condition: Condition) -> Self {
+        Self {
+            name: name.into(),
+            query,
+            condition,
+            ..Self::default()
+        }
+    }
+}
+
 /// Why a monitor could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -187,6 +203,15 @@ pub enum MonitorError {
         /// The threshold error.
         #[source]
         source: ThresholdError,
+    },
+    /// The anomaly detector's configuration is invalid.
+    #[error("monitor {monitor:?}: detector {source}")]
+    Detector {
+        /// Monitor name.
+        monitor: String,
+        /// The detector configuration error.
+        #[source]
+        source: ConfigError,
     },
     /// A field is out of range.
     #[error("monitor {monitor:?}: {field} {reason}")]
@@ -354,11 +379,17 @@ impl Monitor {
         if config.trigger_window.is_zero() {
             return Err(invalid("trigger_window", "must be positive"));
         }
-        if let Condition::Threshold(t) = &config.condition {
-            ThresholdDetector::new(t.clone()).map_err(|source| MonitorError::Threshold {
+        match &config.condition {
+            Condition::Threshold(t) => {
+                ThresholdDetector::new(t.clone()).map_err(|source| MonitorError::Threshold {
+                    monitor: config.name.clone(),
+                    source,
+                })?;
+            }
+            Condition::Anomaly(d) => d.validate().map_err(|source| MonitorError::Detector {
                 monitor: config.name.clone(),
                 source,
-            })?;
+            })?,
         }
         Ok(Self {
             config,
@@ -384,11 +415,14 @@ impl Monitor {
 
     fn new_group(&self) -> Group {
         let judge = match &self.config.condition {
-            Condition::Anomaly(c) => Judge::Anomaly(Box::new(Detector::new(c.clone()))),
+            // Validated in `new`.
+            Condition::Anomaly(c) => Judge::Anomaly(Box::new(Detector::new_unchecked(c.clone()))),
             Condition::Threshold(t) => match ThresholdDetector::new(t.clone()) {
                 Ok(d) => Judge::Threshold(d),
                 // Validated in `new`; fall back to an anomaly detector rather than panic.
-                Err(_) => Judge::Anomaly(Box::new(Detector::new(DetectorConfig::default()))),
+                Err(_) => {
+                    Judge::Anomaly(Box::new(Detector::new_unchecked(DetectorConfig::default())))
+                }
             },
         };
         Group {

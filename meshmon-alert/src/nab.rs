@@ -552,6 +552,30 @@ mod tests {
     }
 
     #[test]
+    fn hand_computed_file_matches_the_papers_formulas() {
+        // Oracle worked by hand from Lavin & Ahmad (2015) / NAB's sweeper: window rows
+        // 600..=699 (width 100), a detection at row 650: p = −(699 − 650 + 1)/100 =
+        // −0.5, σ̃(−0.5)/σ̃(−1) = 0.848283/0.986614 = 0.859793; an FP at row 720, 21 rows
+        // after the window: σ̃(21/99)·0.11 = −0.485614·0.11 = −0.053417. Raw 0.806375;
+        // normalised 100·(0.806375 + 1)/(1 + 1) = 90.3188.
+        let t = ts(1000);
+        let windows = vec![(t[600], t[699])];
+        let mut s = vec![0.0; 1000];
+        s[650] = 1.0;
+        s[720] = 1.0;
+        let f = ScoredFile {
+            name: "x",
+            timestamps: &t,
+            scores: &s,
+            windows: &windows,
+        };
+        let r = optimize(&[f], &Profile::standard(), PROBATION_PERCENT);
+        assert!((r.raw - 0.806_375).abs() < 1e-5, "{r:?}");
+        assert!((r.normalized - 90.3188).abs() < 1e-3, "{r:?}");
+        assert_eq!((r.tp, r.fp), (1, 1));
+    }
+
+    #[test]
     fn threshold_is_swept_over_distinct_scores() {
         let t = ts(1000);
         let windows = vec![(t[600], t[699])];

@@ -12,43 +12,39 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Phase, Prediction, SeasonProfile};
+use crate::detector::{LevelScale, Phase, Prediction, Revert, SeasonProfile};
 
 const LEVEL_RATE: f64 = 0.05;
 const TREND_RATE: f64 = 0.01;
 const DAMPING: f64 = 0.98;
 const SEASON_RATE: f64 = 0.05;
 const SCALE_RATE: f64 = 0.02;
-const LONG_SCALE_RATE: f64 = 0.002;
 const CLIP: f64 = 2.0;
 /// Out-of-band points (same side) that make a new level.
 pub(crate) const SHIFT_POINTS: usize = 16;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct RobustModel {
-    n: u64,
-    level: f64,
+    core: LevelScale,
     trend: f64,
-    mean_abs: f64,
-    long_scale: f64,
     votes: u32,
     side: i8,
     /// Ring of the latest out-of-band de-seasonalised values.
     pending: [f64; SHIFT_POINTS],
     pending_len: u8,
     pending_head: u8,
+    #[serde(default)]
+    revert: Revert,
 }
 
 impl RobustModel {
+    /// A level shift was accepted lately (it may still be reverted).
+    pub(crate) fn shifted_recently(&self) -> bool {
+        self.revert.active()
+    }
+
     pub(crate) fn predict(&self, season: &SeasonProfile, bucket: Phase) -> Option<Prediction> {
-        if self.n == 0 {
-            return None;
-        }
-        let scale = (1.2533 * self.mean_abs).max(0.2 * self.long_scale);
-        Some(Prediction {
-            expected: self.level + self.trend + season.get(bucket),
-            scale,
-        })
+        self.core.predict(self.trend, season, bucket)
     }
 
     pub(crate) fn learn(
@@ -60,16 +56,21 @@ impl RobustModel {
         sigma: f64,
         bounds: f64,
     ) {
-        self.n += 1;
-        if self.n == 1 {
-            self.level = x;
+        if self.core.first(x) {
             return;
         }
         let r = x - expected;
-        let warm = 1.0 / self.n as f64;
+        let warm = self.core.warm();
         let s_val = season.get(bucket);
         // Level-shift acceptance.
         let out = sigma > 0.0 && r.abs() > bounds * sigma;
+        if let Some(prior) = self.revert.check(x - s_val, out, bounds * sigma) {
+            self.core.level = prior;
+            self.trend = 0.0;
+            self.votes = 0;
+            self.pending_len = 0;
+            return;
+        }
         if out {
             let side = if r > 0.0 { 1 } else { -1 };
             if side != self.side {
@@ -85,7 +86,8 @@ impl RobustModel {
                 // The ring is full (every vote pushed a value): its median is the level.
                 let mut p = self.pending;
                 p.sort_by(f64::total_cmp);
-                self.level = p[SHIFT_POINTS / 2];
+                self.revert.remember(self.core.level);
+                self.core.level = p[SHIFT_POINTS / 2];
                 self.trend = 0.0;
                 self.votes = 0;
                 self.pending_len = 0;
@@ -102,18 +104,24 @@ impl RobustModel {
         } else {
             f64::INFINITY
         };
-        let rc = r.clamp(-c, c);
+        // Out-of-band points (votes pending) leave level and trend where they are: the
+        // prediction stays put through an anomaly, and the votes decide whether it is
+        // a new level. The seasonal profile still learns from them (clipped), so a
+        // phase it got wrong is corrected over the following periods.
+        let rc = if out && self.votes > 0 {
+            0.0
+        } else {
+            r.clamp(-c, c)
+        };
         let rate = warm.max(LEVEL_RATE);
-        let prev = self.level;
-        self.level = self.level + self.trend + rate * rc;
-        if self.n > 2 {
-            self.trend = DAMPING * self.trend + TREND_RATE * (self.level - prev - self.trend);
+        let prev = self.core.level;
+        self.core.level = prev + self.trend + rate * rc;
+        if self.core.n > 2 {
+            self.trend = DAMPING * self.trend + TREND_RATE * (self.core.level - prev - self.trend);
         }
         if season.is_active() {
             season.observe(bucket, x, SEASON_RATE, c);
         }
-        self.mean_abs += warm.max(SCALE_RATE) * (r.abs().min(c) - self.mean_abs);
-        let s = 1.2533 * self.mean_abs;
-        self.long_scale += warm.max(LONG_SCALE_RATE) * (s - self.long_scale);
+        self.core.learn_scale(r, c, SCALE_RATE);
     }
 }

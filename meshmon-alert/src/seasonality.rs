@@ -277,21 +277,43 @@ impl SeasonalityDetector {
             return out;
         }
         let resid = self.detrended(lag);
-        let mut sum = vec![0.0; buckets];
-        let mut cnt = vec![0u32; buckets];
+        let mut per: Vec<Vec<f64>> = vec![Vec::new(); buckets];
         for (i, r) in resid.iter().enumerate() {
             if r.is_finite() {
                 // Phase of the bin centre.
                 let t = start + i as i64 * self.width_ns + self.width_ns / 2;
                 let phase = t.rem_euclid(period_ns);
                 let b = ((phase as i128 * buckets as i128) / period_ns as i128) as usize;
-                sum[b] += r;
-                cnt[b] += 1;
+                if let Some(v) = per.get_mut(b) {
+                    v.push(*r);
+                }
             }
         }
-        for b in 0..buckets {
-            if cnt[b] > 0 {
-                out[b] = Some(sum[b] / f64::from(cnt[b]));
+        // The median over the periods seen (an incident in one period does not become
+        // part of the shape).
+        for (o, v) in out.iter_mut().zip(&mut per) {
+            if !v.is_empty() {
+                v.sort_by(f64::total_cmp);
+                let m = v.len() / 2;
+                *o = Some(if v.len() % 2 == 1 {
+                    v[m]
+                } else {
+                    0.5 * (v[m - 1] + v[m])
+                });
+            }
+        }
+        // Buckets finer than the history's bins got no bin: interpolate them linearly
+        // (circularly) between their seeded neighbours, so the profile is not a comb.
+        let seeded: Vec<usize> = (0..buckets).filter(|&b| out[b].is_some()).collect();
+        if seeded.len() >= 2 {
+            for (k, &a) in seeded.iter().enumerate() {
+                let b = seeded[(k + 1) % seeded.len()];
+                let gap = (b + buckets - a) % buckets;
+                let (va, vb) = (out[a].unwrap_or(0.0), out[b].unwrap_or(0.0));
+                for j in 1..gap {
+                    let w = j as f64 / gap as f64;
+                    out[(a + j) % buckets] = Some(va + w * (vb - va));
+                }
             }
         }
         out

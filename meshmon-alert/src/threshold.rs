@@ -9,13 +9,12 @@
 //! ```
 //! use meshmon_alert::threshold::{Comparator, Level, ThresholdConfig, ThresholdDetector};
 //!
-//! let mut t = ThresholdDetector::new(ThresholdConfig {
-//!     comparator: Comparator::Above,
-//!     critical: 90.0,
-//!     warning: Some(80.0),
-//!     critical_recovery: Some(85.0),
-//!     warning_recovery: Some(75.0),
-//! })?;
+//! let mut t = ThresholdDetector::new(
+//!     ThresholdConfig::new(Comparator::Above, 90.0)
+//!         .with_warning(80.0)
+//!         .with_critical_recovery(85.0)
+//!         .with_warning_recovery(75.0),
+//! )?;
 //! let levels: Vec<Level> = [50.0, 82.0, 91.0, 88.0, 84.0, 78.0, 70.0].iter().map(|&v| t.update(v)).collect();
 //! use Level::{Alert, Warn};
 //! assert_eq!(levels, [Level::Ok, Warn, Alert, Alert, Warn, Warn, Level::Ok]);
@@ -50,8 +49,10 @@ pub enum Level {
     Alert,
 }
 
-/// Threshold configuration.
+/// Threshold configuration: [`ThresholdConfig::new`] and the `with_*` methods;
+/// [`ThresholdDetector::new`] validates it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ThresholdConfig {
     /// Which side is bad.
     pub comparator: Comparator,
@@ -63,6 +64,38 @@ pub struct ThresholdConfig {
     pub critical_recovery: Option<f64>,
     /// Leave WARN only when past this (defaults to `warning`).
     pub warning_recovery: Option<f64>,
+}
+
+impl ThresholdConfig {
+    /// `critical` on the `comparator` side, no warning, recovery at the thresholds.
+    pub fn new(comparator: Comparator, critical: f64) -> Self {
+        Self {
+            comparator,
+            critical,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the warning threshold.
+    #[must_use]
+    pub fn with_warning(mut self, warning: f64) -> Self {
+        self.warning = Some(warning);
+        self
+    }
+
+    /// Sets the critical recovery threshold.
+    #[must_use]
+    pub fn with_critical_recovery(mut self, v: f64) -> Self {
+        self.critical_recovery = Some(v);
+        self
+    }
+
+    /// Sets the warning recovery threshold.
+    #[must_use]
+    pub fn with_warning_recovery(mut self, v: f64) -> Self {
+        self.warning_recovery = Some(v);
+        self
+    }
 }
 
 /// An inconsistent threshold configuration.

@@ -16,7 +16,7 @@
 //! use meshmon_alert::watchdog::{RedPoint, Signal, Watchdog, WatchdogConfig};
 //! use meshmon_core::Timestamp;
 //!
-//! let mut w = Watchdog::new(WatchdogConfig::default());
+//! let mut w = Watchdog::new(WatchdogConfig::default())?;
 //! let mut stories = Vec::new();
 //! for i in 0..400i64 {
 //!     let errors = if i >= 300 { 30.0 } else { (i % 3) as f64 };
@@ -34,6 +34,7 @@
 //! assert_eq!(stories.len(), 1);
 //! assert_eq!(stories[0].signal, Signal::ErrorRate);
 //! assert!(stories[0].to_notification().title.contains("reviews"));
+//! # Ok::<(), meshmon_alert::ConfigError>(())
 //! ```
 
 use std::collections::HashMap;
@@ -43,7 +44,7 @@ use std::time::Duration;
 use meshmon_core::{AlertType, Notification, Tag, Tags, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::detector::{Algorithm, Detector, DetectorConfig, Estimate};
+use crate::detector::{Algorithm, ConfigError, Detector, DetectorConfig, Estimate};
 
 /// One interval of RED statistics for one endpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,9 +158,11 @@ impl Story {
     }
 }
 
-/// Watchdog configuration.
+/// Watchdog configuration: the default, then set the public fields;
+/// [`Watchdog::new`] validates it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct WatchdogConfig {
     /// The detector run on every signal.
     pub detector: DetectorConfig,
@@ -216,7 +219,8 @@ struct Track {
 impl Track {
     fn new(cfg: &DetectorConfig) -> Self {
         Self {
-            detector: Detector::new(cfg.clone()),
+            // Validated in `Watchdog::new`.
+            detector: Detector::new_unchecked(cfg.clone()),
             up: 0,
             down: 0,
             normal_run: 0,
@@ -236,15 +240,25 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    /// A Watchdog with `config` (`window_points` is capped at 32).
-    pub fn new(mut config: WatchdogConfig) -> Self {
+    /// A Watchdog with `config` (`window_points` is capped at 32); the detector
+    /// configuration is validated ([`DetectorConfig::validate`]) and
+    /// `min_hits_per_second` must be finite and non-negative.
+    pub fn new(mut config: WatchdogConfig) -> Result<Self, ConfigError> {
+        config.detector.validate()?;
+        if !(config.min_hits_per_second.is_finite() && config.min_hits_per_second >= 0.0) {
+            return Err(ConfigError::invalid(
+                "min_hits_per_second",
+                config.min_hits_per_second,
+                "must be a finite number >= 0",
+            ));
+        }
         config.window_points = config.window_points.clamp(1, 32);
         config.trigger_points = config.trigger_points.clamp(1, config.window_points);
-        Self {
+        Ok(Self {
             config,
             endpoints: HashMap::new(),
             stats: WatchdogStats::default(),
-        }
+        })
     }
 
     /// Counters.

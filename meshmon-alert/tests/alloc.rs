@@ -26,10 +26,8 @@ fn value(i: i64) -> f64 {
 fn warm_detectors_do_not_allocate() {
     for alg in [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust] {
         for seasonality in [Seasonality::Auto, Seasonality::Daily, Seasonality::None] {
-            let mut d = Detector::new(DetectorConfig {
-                seasonality,
-                ..DetectorConfig::new(alg)
-            });
+            let mut d =
+                Detector::new(DetectorConfig::new(alg).with_seasonality(seasonality)).unwrap();
             // 4 weeks of 10-minute points: detection (if any) is over.
             let warm = 4 * 7 * 144;
             for i in 0..warm {

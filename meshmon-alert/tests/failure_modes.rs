@@ -18,18 +18,16 @@ fn noise(state: &mut u64) -> f64 {
 const ALL: [Algorithm; 3] = [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust];
 
 fn anomaly_monitor(alg: Algorithm) -> Monitor {
-    Monitor::new(MonitorConfig {
-        name: format!("requests {alg}"),
-        query: Query::new("requests", Tags::new(), &["service"]),
-        aggregation: Aggregation::Sum,
-        condition: Condition::Anomaly(DetectorConfig::new(alg)),
-        trigger_window: Duration::from_secs(3 * 60),
-        trigger_fraction: 0.6,
-        recovery_window: Duration::from_secs(60 * 60),
-        renotify_interval: None,
-        ..MonitorConfig::default()
-    })
-    .unwrap()
+    let mut cfg = MonitorConfig::new(
+        format!("requests {alg}"),
+        Query::new("requests", Tags::new(), &["service"]),
+        Condition::Anomaly(DetectorConfig::new(alg)),
+    );
+    cfg.aggregation = Aggregation::Sum;
+    cfg.trigger_window = Duration::from_secs(3 * 60);
+    cfg.trigger_fraction = 0.6;
+    cfg.recovery_window = Duration::from_secs(60 * 60);
+    Monitor::new(cfg).unwrap()
 }
 
 fn feed(m: &mut Monitor, minute: i64, v: f64) -> Vec<meshmon_alert::Alert> {
@@ -78,10 +76,8 @@ fn level_shift_is_accepted_after_the_recovery_window() {
 #[test]
 fn a_past_burst_does_not_poison_the_baseline() {
     for alg in ALL {
-        let mut d = Detector::new(DetectorConfig {
-            seasonality: Seasonality::None,
-            ..DetectorConfig::new(alg)
-        });
+        let mut d =
+            Detector::new(DetectorConfig::new(alg).with_seasonality(Seasonality::None)).unwrap();
         let mut st = 2;
         let mut band_before = 0.0;
         let mut after = Vec::new();
@@ -126,7 +122,7 @@ fn no_alert_during_warm_up() {
     for alg in ALL {
         let cfg = DetectorConfig::new(alg);
         let warm = cfg.warmup_points as i64;
-        let mut d = Detector::new(cfg);
+        let mut d = Detector::new(cfg).unwrap();
         // Wild values from the start: a cold detector must stay quiet.
         for i in 0..warm {
             let v = if i % 2 == 0 { 1.0 } else { 1e6 };
@@ -172,8 +168,8 @@ fn weekly_series(weekend_dip: f64, weeks: i64) -> impl Iterator<Item = (Timestam
 #[test]
 fn weekly_seasonality_is_found() {
     for alg in [Algorithm::Agile, Algorithm::Robust] {
-        let mut weekly = Detector::new(DetectorConfig::new(alg));
-        let mut daily = Detector::new(DetectorConfig::new(alg));
+        let mut weekly = Detector::new(DetectorConfig::new(alg)).unwrap();
+        let mut daily = Detector::new(DetectorConfig::new(alg)).unwrap();
         for (t, v) in weekly_series(60.0, 4) {
             weekly.update(t, v);
         }
@@ -193,7 +189,7 @@ fn weekly_seasonality_is_found() {
 
 #[test]
 fn nan_gaps_and_out_of_order_points_are_handled() {
-    let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust));
+    let mut d = Detector::new(DetectorConfig::new(Algorithm::Robust)).unwrap();
     let mut st = 5;
     for i in 0..200i64 {
         d.update(Timestamp::from_secs(i * 60), 50.0 + noise(&mut st));
@@ -228,10 +224,7 @@ fn detected_seasonality_improves_the_fit() {
     // cycle far better than a non-seasonal model of the same kind.
     for alg in [Algorithm::Agile, Algorithm::Robust] {
         let fit = |s: Seasonality| {
-            let mut d = Detector::new(DetectorConfig {
-                seasonality: s,
-                ..DetectorConfig::new(alg)
-            });
+            let mut d = Detector::new(DetectorConfig::new(alg).with_seasonality(s)).unwrap();
             let (mut sum, mut n) = (0.0, 0);
             for (t, v) in weekly_series(0.0, 3) {
                 let e = d.update(t, v);

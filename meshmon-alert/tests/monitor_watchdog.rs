@@ -19,25 +19,24 @@ fn metric(name: &str, v: f64, tags: &str, minute: i64) -> Metric {
 }
 
 fn threshold_monitor() -> Monitor {
-    Monitor::new(MonitorConfig {
-        name: "error rate".into(),
-        query: Query::new("errors", "env:prod".parse().unwrap(), &["service"]),
-        aggregation: Aggregation::Sum,
-        condition: Condition::Threshold(ThresholdConfig {
-            comparator: Comparator::Above,
-            critical: 10.0,
-            warning: Some(5.0),
-            critical_recovery: Some(8.0),
-            warning_recovery: Some(3.0),
-        }),
-        trigger_window: Duration::from_secs(60),
-        trigger_fraction: 1.0,
-        recovery_window: Duration::from_secs(120),
-        no_data_timeframe: Some(Duration::from_secs(300)),
-        renotify_interval: Some(Duration::from_secs(600)),
-        max_groups: 2,
-    })
-    .unwrap()
+    let mut cfg = MonitorConfig::new(
+        "error rate",
+        Query::new("errors", "env:prod".parse().unwrap(), &["service"]),
+        Condition::Threshold(
+            ThresholdConfig::new(Comparator::Above, 10.0)
+                .with_warning(5.0)
+                .with_critical_recovery(8.0)
+                .with_warning_recovery(3.0),
+        ),
+    );
+    cfg.aggregation = Aggregation::Sum;
+    cfg.trigger_window = Duration::from_secs(60);
+    cfg.trigger_fraction = 1.0;
+    cfg.recovery_window = Duration::from_secs(120);
+    cfg.no_data_timeframe = Some(Duration::from_secs(300));
+    cfg.renotify_interval = Some(Duration::from_secs(600));
+    cfg.max_groups = 2;
+    Monitor::new(cfg).unwrap()
 }
 
 #[test]
@@ -133,19 +132,14 @@ fn group_cap_is_counted() {
 
 #[test]
 fn invalid_monitors_are_rejected() {
-    let bad = MonitorConfig {
-        trigger_fraction: 0.0,
-        ..MonitorConfig::default()
-    };
+    let mut bad = MonitorConfig::default();
+    bad.trigger_fraction = 0.0;
     assert!(Monitor::new(bad).is_err());
-    let bad = MonitorConfig {
-        condition: Condition::Threshold(ThresholdConfig {
-            critical: 1.0,
-            warning: Some(2.0),
-            ..Default::default()
-        }),
-        ..MonitorConfig::default()
-    };
+    let bad = MonitorConfig::new(
+        "m",
+        Query::default(),
+        Condition::Threshold(ThresholdConfig::new(Comparator::Above, 1.0).with_warning(2.0)),
+    );
     let err = Monitor::new(bad).unwrap_err().to_string();
     assert!(err.contains("warning"), "{err}");
 }
@@ -164,7 +158,7 @@ fn red(minute: i64, resource: &str, hits: f64, errors: f64, p95: f64) -> RedPoin
 
 #[test]
 fn watchdog_stories_once_per_episode_per_signal() {
-    let mut w = Watchdog::new(WatchdogConfig::default());
+    let mut w = Watchdog::new(WatchdogConfig::default()).unwrap();
     let mut stories = Vec::new();
     let mut st = 9u64;
     let mut noise = || {

@@ -1,6 +1,8 @@
 //! NAB v1.1 evaluation: every detector over all 58 files with one configuration, the
 //! three profiles, and the floor (standard ≥ 50 for the best detector).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Reads the NAB corpus and the MESHMON_REQUIRE_CORPUS switch: test I/O, not library code.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::path::PathBuf;
 
@@ -14,9 +16,14 @@ fn nab_dir() -> Option<PathBuf> {
     ));
     if dir.join("labels/combined_windows.json").is_file() {
         Some(dir)
+    } else if std::env::var_os("MESHMON_REQUIRE_CORPUS").is_some_and(|v| v == "1") {
+        panic!(
+            "NAB corpus absent at {} and MESHMON_REQUIRE_CORPUS=1",
+            dir.display()
+        );
     } else {
         eprintln!(
-            "NAB corpus absent at {}; skipping the NAB evaluation",
+            "NAB corpus absent at {}; skipping the NAB evaluation (set MESHMON_REQUIRE_CORPUS=1 to fail instead)",
             dir.display()
         );
         None
@@ -53,7 +60,7 @@ fn nab_floor_and_profiles() {
         let scores: Vec<Vec<f64>> = data
             .iter()
             .map(|(_, s)| {
-                let mut d = Detector::new(DetectorConfig::new(alg));
+                let mut d = Detector::new(DetectorConfig::new(alg)).unwrap();
                 s.timestamps
                     .iter()
                     .zip(&s.values)
@@ -90,59 +97,4 @@ fn nab_floor_and_profiles() {
         best_standard >= 50.0,
         "best standard-profile NAB score {best_standard:.2} < 50"
     );
-}
-
-#[test]
-fn null_and_perfect_detectors_normalise_to_0_and_100() {
-    let Some(dir) = nab_dir() else { return };
-    let windows =
-        nab::parse_windows(&std::fs::read(dir.join("labels/combined_windows.json")).unwrap())
-            .unwrap();
-    let names: Vec<&String> = windows
-        .keys()
-        .filter(|n| n.starts_with("realKnownCause"))
-        .collect();
-    let data: Vec<Series> = names
-        .iter()
-        .map(|n| nab::parse_series_csv(&std::fs::read(dir.join("data").join(n)).unwrap()).unwrap())
-        .collect();
-    let perfect: Vec<Vec<f64>> = names
-        .iter()
-        .zip(&data)
-        .map(|(n, s)| {
-            let mut v = vec![0.0; s.timestamps.len()];
-            for &(a, _) in &windows[*n] {
-                v[s.timestamps.partition_point(|&t| t < a)] = 1.0;
-            }
-            v
-        })
-        .collect();
-    let null: Vec<Vec<f64>> = data.iter().map(|s| vec![0.5; s.timestamps.len()]).collect();
-    for (scores, want) in [(&perfect, 100.0), (&null, 0.0)] {
-        let files: Vec<ScoredFile<'_>> = names
-            .iter()
-            .zip(&data)
-            .zip(scores)
-            .map(|((n, s), sc)| ScoredFile {
-                name: n,
-                timestamps: &s.timestamps,
-                scores: sc,
-                windows: &windows[*n],
-            })
-            .collect();
-        for p in [
-            nab::Profile::standard(),
-            nab::Profile::reward_low_fp_rate(),
-            nab::Profile::reward_low_fn_rate(),
-        ] {
-            let r = nab::optimize(&files, &p, nab::PROBATION_PERCENT);
-            assert!(
-                (r.normalized - want).abs() < 1e-9,
-                "{} {}: {}",
-                p.name,
-                want,
-                r.normalized
-            );
-        }
-    }
 }

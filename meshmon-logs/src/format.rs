@@ -70,6 +70,9 @@ pub enum Format {
     Istio,
     /// JSON object per line.
     Json,
+    /// logfmt (`key=value key="quoted value"`, as Go's `log/slog` text handler and
+    /// go-kit write it).
+    Logfmt,
 }
 
 impl std::fmt::Display for Format {
@@ -82,6 +85,7 @@ impl std::fmt::Display for Format {
             Format::Envoy => "envoy",
             Format::Istio => "istio",
             Format::Json => "json",
+            Format::Logfmt => "logfmt",
         })
     }
 }
@@ -97,9 +101,10 @@ impl std::str::FromStr for Format {
             "envoy" => Format::Envoy,
             "istio" => Format::Istio,
             "json" => Format::Json,
+            "logfmt" => Format::Logfmt,
             _ => {
                 return Err(format!(
-                    "unknown format {s:?} (auto|raw|cri|docker|envoy|istio|json)"
+                    "unknown format {s:?} (auto|raw|cri|docker|envoy|istio|json|logfmt)"
                 ));
             }
         })
@@ -643,8 +648,105 @@ pub fn parse_json(line: &[u8]) -> Result<LogRecord, FormatError> {
     Ok(r)
 }
 
+/// Parses a logfmt line: `key=value` pairs separated by spaces, values bare or
+/// double-quoted with `\"` escapes. `msg`/`message` become the message, `level`/`lvl`/
+/// `severity` the status, `time`/`ts` the timestamp; other pairs are attributes.
+/// A line with no pair, or a bare word without `=`, is a syntax error.
+///
+/// ```
+/// use meshmon_logs::{format::parse_logfmt, Status};
+/// let r = parse_logfmt(br#"time=2024-05-01T12:00:00Z level=warn msg="slow query" took=12ms"#).unwrap();
+/// assert_eq!((r.status, r.message.as_str()), (Status::Warning, "slow query"));
+/// assert_eq!(r.attribute_str("took").as_deref(), Some("12ms"));
+/// ```
+pub fn parse_logfmt(line: &[u8]) -> Result<LogRecord, FormatError> {
+    let s = utf8(trim_eol(line))?;
+    let err = |reason, offset| FormatError::Syntax {
+        format: Format::Logfmt,
+        reason,
+        offset,
+    };
+    let b = s.as_bytes();
+    let mut r = LogRecord::default();
+    let mut i = 0;
+    let mut pairs = 0;
+    while i < b.len() {
+        if b[i] == b' ' {
+            i += 1;
+            continue;
+        }
+        let k0 = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b' ' {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'=' || i == k0 {
+            return Err(err("expected key=value", k0));
+        }
+        let key = &s[k0..i];
+        i += 1;
+        let value: String = if b.get(i) == Some(&b'"') {
+            let mut v = String::new();
+            let mut j = i + 1;
+            loop {
+                match b.get(j) {
+                    None => return Err(err("unterminated quoted value", i)),
+                    Some(b'"') => break,
+                    Some(b'\\') if j + 1 < b.len() => {
+                        let c = b[j + 1];
+                        v.push(match c {
+                            b'n' => '\n',
+                            b't' => '\t',
+                            _ => c as char,
+                        });
+                        j += 2;
+                    }
+                    Some(_) => {
+                        let start = j;
+                        while j < b.len() && b[j] != b'"' && b[j] != b'\\' {
+                            j += 1;
+                        }
+                        v.push_str(&s[start..j]);
+                    }
+                }
+            }
+            i = j + 1;
+            v
+        } else {
+            let v0 = i;
+            while i < b.len() && b[i] != b' ' {
+                i += 1;
+            }
+            s[v0..i].to_owned()
+        };
+        pairs += 1;
+        match key {
+            "msg" | "message" if r.message.is_empty() => r.message = value,
+            "level" | "lvl" | "severity" => match Status::remap(&value) {
+                Some(st) => r.status = st,
+                None => {
+                    r.attributes.insert(key.to_owned(), value.into());
+                }
+            },
+            "time" | "ts" if r.timestamp.is_none() => match parse_rfc3339(&value) {
+                Some(t) => r.timestamp = Some(t),
+                None => {
+                    r.attributes.insert(key.to_owned(), value.into());
+                }
+            },
+            _ => {
+                r.attributes.insert(key.to_owned(), value.into());
+            }
+        }
+    }
+    if pairs == 0 {
+        return Err(err("no key=value pair", 0));
+    }
+    Ok(r)
+}
+
 /// Picks the format of one line: JSON (Docker when it has `log` and `stream`), CRI,
-/// Envoy access log, Istio component log, else raw.
+/// Envoy access log, Istio component log, logfmt (a line starting with `time=`, `ts=` or
+/// `level=` that parses), else raw.
 ///
 /// ```
 /// use meshmon_logs::format::{detect, Format};
@@ -673,6 +775,11 @@ pub fn detect(line: &[u8]) -> Format {
             } else {
                 Format::Raw
             }
+        }
+        _ if (l.starts_with(b"time=") || l.starts_with(b"ts=") || l.starts_with(b"level="))
+            && parse_logfmt(l).is_ok() =>
+        {
+            Format::Logfmt
         }
         _ => Format::Raw,
     }
@@ -723,6 +830,7 @@ impl LineParser {
             Format::Envoy => parse_envoy(line).map(|l| l.to_record()),
             Format::Istio => parse_istio(line).map(|l| l.to_record()),
             Format::Json => parse_json(line),
+            Format::Logfmt => parse_logfmt(line),
             Format::Raw | Format::Auto => return Some(raw_record(line)),
         };
         Some(res.unwrap_or_else(|_| {

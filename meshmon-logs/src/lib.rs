@@ -40,10 +40,12 @@
 //! # Contents
 //!
 //! - [`pattern`]: the online pattern miner ([`pattern::Miner`]), typed tokenisation,
-//!   templates and regexes, persistence and merge.
+//!   templates and regexes, persistence and merge; [`pattern::PatternSet`], the per-record
+//!   accounting an agent calls (`observe(&record) -> PatternId`, counts by status,
+//!   Envoy/Istio access logs mined from their fields).
 //! - [`record`]: [`LogRecord`] and [`Status`] (Datadog's log statuses).
 //! - [`mod@format`]: CRI (partial lines joined), Docker json-file, Envoy/Istio access logs,
-//!   Istio component logs, JSON, raw; per-line auto-detection.
+//!   Istio component logs, JSON, logfmt, raw; per-line auto-detection.
 //! - [`multiline`]: multi-line aggregation (stack traces) with size and time bounds.
 //! - [`rules`]: Datadog log processing rules (`exclude_at_match`, `include_at_match`,
 //!   `mask_sequences`).

@@ -4,14 +4,14 @@
 //! Two ways to tell a continuation, as the Datadog Agent offers:
 //! [`Continuation::StartPattern`] (Datadog's `multi_line` rule: a line matching the
 //! pattern starts a new log, any other line continues the current one) and
-//! [`Continuation::Indented`] (a line starting with whitespace, `Caused by:` or `...`
-//! continues: Java, Python and Go stack traces).
+//! [`Continuation::Indented`] (a line starting with whitespace, `Caused by:`, `...` or a
+//! Python traceback header or exception line continues: Java, Python and Go traces).
 //!
 //! ```
 //! use meshmon_core::Timestamp;
 //! use meshmon_logs::multiline::{Continuation, MultiLine, MultiLineConfig};
 //! use meshmon_logs::LogRecord;
-//! let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default());
+//! let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
 //! let t = Timestamp::from_secs(0);
 //! assert!(m.push(LogRecord::new("Exception in thread main"), t).is_none());
 //! assert!(m.push(LogRecord::new("\tat Foo.bar(Foo.java:1)"), t).is_none());
@@ -34,21 +34,53 @@ use crate::record::LogRecord;
 pub enum Continuation {
     /// A line matching the regex starts a new log; others continue (Datadog `multi_line`).
     StartPattern(Regex),
-    /// A line starting with whitespace, `Caused by:` or `...` continues.
+    /// A line starting with whitespace, `Caused by:`, `...` or `Traceback (most recent
+    /// call last):` continues; so does the final `SomeError: message` line of a Python
+    /// traceback (not indented).
     Indented,
 }
 
 impl Continuation {
-    fn continues(&self, line: &str) -> bool {
+    fn continues(&self, line: &str, pending: &str) -> bool {
         match self {
             Continuation::StartPattern(re) => !re.is_match(line),
             Continuation::Indented => {
                 line.starts_with([' ', '\t'])
                     || line.starts_with("Caused by:")
                     || line.starts_with("...")
+                    || line.starts_with("Traceback (most recent call last):")
+                    || ends_python_traceback(line, pending)
             }
         }
     }
+}
+
+/// `ValueError: ...` right after the indented frames of a `Traceback (most recent call
+/// last):` block.
+fn ends_python_traceback(line: &str, pending: &str) -> bool {
+    let Some(tb) = pending.rfind("Traceback (most recent call last):") else {
+        return false;
+    };
+    let last = pending.rsplit('\n').next().unwrap_or("");
+    if !last.starts_with([' ', '\t']) || tb + 34 >= pending.len() {
+        return false;
+    }
+    let name = line.split(':').next().unwrap_or("");
+    !name.is_empty()
+        && name.len() < line.len().max(name.len() + 1)
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        && [
+            "Error",
+            "Exception",
+            "Warning",
+            "Exit",
+            "Interrupt",
+            "Iteration",
+        ]
+        .iter()
+        .any(|s| name.ends_with(s))
 }
 
 /// Bounds of one aggregated log.
@@ -75,8 +107,39 @@ impl Default for MultiLineConfig {
     }
 }
 
+/// An invalid [`MultiLineConfig`] setting.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A bound is zero: nothing could ever be aggregated.
+    #[error("multi-line config: {field} must be greater than zero")]
+    Zero {
+        /// The field's name.
+        field: &'static str,
+    },
+}
+
+impl MultiLineConfig {
+    /// Checks the bounds: `max_bytes`, `max_lines` and `flush_timeout` must be non-zero.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_bytes == 0 {
+            return Err(ConfigError::Zero { field: "max_bytes" });
+        }
+        if self.max_lines == 0 {
+            return Err(ConfigError::Zero { field: "max_lines" });
+        }
+        if self.flush_timeout.is_zero() {
+            return Err(ConfigError::Zero {
+                field: "flush_timeout",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct MultiLineStats {
     /// Logs emitted.
     pub emitted: u64,
@@ -99,14 +162,15 @@ pub struct MultiLine {
 }
 
 impl MultiLine {
-    /// An aggregator with the given rule and bounds.
-    pub fn new(rule: Continuation, config: MultiLineConfig) -> Self {
-        Self {
+    /// An aggregator with the given rule and bounds (validated).
+    pub fn new(rule: Continuation, config: MultiLineConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             rule,
             config,
             pending: None,
             stats: MultiLineStats::default(),
-        }
+        })
     }
 
     /// Feeds one record at time `now`; returns the previous log when this one starts a
@@ -114,7 +178,7 @@ impl MultiLine {
     pub fn push(&mut self, record: LogRecord, now: Timestamp) -> Option<LogRecord> {
         let mut out = self.poll(now);
         match self.pending.take() {
-            Some((t0, lines, mut cur)) if self.rule.continues(&record.message) => {
+            Some((t0, lines, mut cur)) if self.rule.continues(&record.message, &cur.message) => {
                 let fits = cur.message.len() + 1 + record.message.len() <= self.config.max_bytes
                     && lines < self.config.max_lines;
                 if fits {

@@ -1,6 +1,5 @@
 //! Parsers, processing rules and multi-line aggregation on lines in the formats a mesh
 //! produces (lines written from the formats' documentation).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use meshmon_core::Timestamp;
 use meshmon_logs::format::{
@@ -306,7 +305,7 @@ fn processing_rules_in_order() {
 fn multiline_bounds() {
     let t = |s| Timestamp::from_secs(s);
     let start = Continuation::StartPattern(regex::Regex::new(r"^\d{4}-\d{2}-\d{2}").unwrap());
-    let mut m = MultiLine::new(start, MultiLineConfig::default());
+    let mut m = MultiLine::new(start, MultiLineConfig::default()).unwrap();
     assert!(
         m.push(LogRecord::new("2024-05-01 ERROR boom"), t(0))
             .is_none()
@@ -330,11 +329,72 @@ fn multiline_bounds() {
     // The size bound starts a new log.
     let mut cfg = MultiLineConfig::default();
     cfg.max_bytes = 10;
-    let mut m = MultiLine::new(Continuation::Indented, cfg);
+    let mut m = MultiLine::new(Continuation::Indented, cfg).unwrap();
     assert!(m.push(LogRecord::new("head"), t(0)).is_none());
     assert!(m.push(LogRecord::new(" c1"), t(0)).is_none());
     let r = m.push(LogRecord::new(" c2-long"), t(0)).unwrap();
     assert_eq!(r.message, "head\n c1");
     assert_eq!(m.stats.bounded, 1);
     assert_eq!(m.flush().unwrap().message, " c2-long");
+}
+
+#[test]
+fn python_traceback_keeps_its_exception_line() {
+    let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
+    let t = Timestamp::from_secs(0);
+    let lines = [
+        "ERROR:root:exception calling application",
+        "Traceback (most recent call last):",
+        "  File \"/app/service.py\", line 31, in parse_id",
+        "    return int(raw)",
+        "ValueError: invalid literal for int() with base 10: 'x'",
+        "INFO:root:next request",
+    ];
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend(m.push(LogRecord::new(l), t));
+    }
+    out.extend(m.flush());
+    // The logging call's message, its traceback and the exception line are one log.
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        out[0]
+            .message
+            .starts_with("ERROR:root:exception calling application\nTraceback")
+    );
+    assert!(out[0].message.ends_with("base 10: 'x'"));
+    assert_eq!(out[1].message, "INFO:root:next request");
+    // Outside a traceback an `Error:` line starts a new log.
+    let mut m = MultiLine::new(Continuation::Indented, MultiLineConfig::default()).unwrap();
+    assert!(m.push(LogRecord::new("starting"), t).is_none());
+    assert!(m.push(LogRecord::new("ValueError: bad"), t).is_some());
+}
+
+#[test]
+fn logfmt_lines() {
+    use meshmon_logs::format::parse_logfmt;
+    let r = parse_logfmt(
+        br#"time=2024-05-01T12:00:00Z level=error msg="dial \"db\" failed" caller=db.go:42 retry="""#,
+    )
+    .unwrap();
+    assert_eq!(r.status, Status::Error);
+    assert_eq!(r.message, r#"dial "db" failed"#);
+    assert_eq!(r.attribute_str("caller").as_deref(), Some("db.go:42"));
+    assert_eq!(r.attribute_str("retry").as_deref(), Some(""));
+    assert!(r.timestamp.is_some());
+    assert_eq!(detect(b"level=info msg=hi"), Format::Logfmt);
+    assert_eq!(detect(b"levels are fine"), Format::Raw);
+    // Bad lines: what and where.
+    match parse_logfmt(br#"level=info msg="open"#) {
+        Err(FormatError::Syntax { offset, .. }) => assert_eq!(offset, 15),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        parse_logfmt(b"level=info bare"),
+        Err(FormatError::Syntax { offset: 11, .. })
+    ));
+    // Through the line parser a bad logfmt line is kept raw and counted.
+    let mut p = LineParser::new(Format::Logfmt);
+    assert_eq!(p.parse(b"not logfmt").unwrap().message, "not logfmt");
+    assert_eq!(p.errors, 1);
 }

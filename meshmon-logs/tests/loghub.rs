@@ -1,9 +1,8 @@
 //! Accuracy on Loghub-2k (every dataset present under `../shared/data/loghub-2k`) with the
 //! one default configuration, and the regex property: every message matches the regex of
 //! the pattern it was assigned to.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
@@ -25,6 +24,21 @@ fn mine(contents: &[String]) -> (Miner, Vec<PatternId>) {
     let ids = ids.into_iter().map(|i| m.resolve(i)).collect();
     (m, ids)
 }
+
+/// The development split (issue 15): changes to the miner are developed on one half and
+/// measured on the other, then the halves swap; both halves and the full mean are
+/// reported. Half A was the development half of the generalisation work, half B its
+/// held-out half.
+pub const HALF_A: [&str; 5] = ["Android", "BGL", "HealthApp", "Spark", "Windows"];
+/// The other half of the split.
+pub const HALF_B: [&str; 5] = ["Apache", "HDFS", "OpenStack", "Thunderbird", "Zookeeper"];
+
+/// Floors per half (mean GA, both ground truths), set to what each half reached with
+/// the final configuration (a regression fails the test): half B, the held-out half,
+/// reached 0.996; half A 0.972 (original labels).
+const HALF_A_MEAN_GA_FLOOR: f64 = 0.97;
+const HALF_B_MEAN_GA_FLOOR: f64 = 0.99;
+const DATASET_GA_FLOOR: f64 = 0.85;
 
 #[test]
 fn loghub_accuracy_and_regex_property() {
@@ -71,43 +85,78 @@ fn loghub_accuracy_and_regex_property() {
         }
     }
     println!(
-        "| dataset | GA (original) | GA (corrected) | PA (original) | PA (corrected) | patterns |"
+        "| half | dataset | GA (original) | GA (corrected) | PA (original) | PA (corrected) | patterns |"
     );
-    println!("|---|---|---|---|---|---|");
-    for r in &rows {
-        println!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
-            r.name, r.ga_orig, r.ga_corr, r.pa_orig, r.pa_corr, r.patterns
-        );
+    println!("|---|---|---|---|---|---|---|");
+    let half_of = |name: &str| {
+        if HALF_A.contains(&name) {
+            "A"
+        } else if HALF_B.contains(&name) {
+            "B"
+        } else {
+            "-"
+        }
+    };
+    for half in ["A", "B", "-"] {
+        let part: Vec<&Row> = rows.iter().filter(|r| half_of(&r.name) == half).collect();
+        if part.is_empty() {
+            continue;
+        }
+        for r in &part {
+            println!(
+                "| {half} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
+                r.name, r.ga_orig, r.ga_corr, r.pa_orig, r.pa_corr, r.patterns
+            );
+        }
+        print_mean(&format!("mean {half}"), &part);
     }
-    let n = rows.len() as f64;
-    let mean = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / n;
-    println!(
-        "| **mean** | {:.3} | {:.3} | {:.3} | {:.3} | |",
-        mean(|r| r.ga_orig),
-        mean(|r| r.ga_corr),
-        mean(|r| r.pa_orig),
-        mean(|r| r.pa_corr)
-    );
-    // The floors hold against both ground truths.
+    let all: Vec<&Row> = rows.iter().collect();
+    print_mean("mean (all)", &all);
+    // The floors hold against both ground truths, for each half and every dataset.
     for (which, ga) in [
         ("original", (|r: &Row| r.ga_orig) as fn(&Row) -> f64),
         ("corrected", |r: &Row| r.ga_corr),
     ] {
-        let ga_mean = mean(ga);
-        assert!(
-            ga_mean >= 0.93,
-            "mean GA ({which}) {ga_mean:.3} below the 0.93 floor"
-        );
+        for half in ["A", "B"] {
+            let part: Vec<&Row> = rows.iter().filter(|r| half_of(&r.name) == half).collect();
+            if part.is_empty() {
+                continue;
+            }
+            let m = part.iter().map(|r| ga(r)).sum::<f64>() / part.len() as f64;
+            let floor = if half == "A" {
+                HALF_A_MEAN_GA_FLOOR
+            } else {
+                HALF_B_MEAN_GA_FLOOR
+            };
+            assert!(
+                m >= floor,
+                "half {half}: mean GA ({which}) {m:.3} below the {floor} floor"
+            );
+        }
         for r in &rows {
             assert!(
-                ga(r) >= 0.80,
-                "{}: GA ({which}) {:.3} below the 0.80 floor",
+                ga(r) >= DATASET_GA_FLOOR,
+                "{}: GA ({which}) {:.3} below the {DATASET_GA_FLOOR} floor",
                 r.name,
                 ga(r)
             );
         }
     }
+    if common::corpus_required() {
+        assert_eq!(rows.len(), HALF_A.len() + HALF_B.len(), "datasets missing");
+    }
+}
+
+fn print_mean(label: &str, rows: &[&Row]) {
+    let n = rows.len() as f64;
+    let mean = |f: fn(&Row) -> f64| rows.iter().map(|r| f(r)).sum::<f64>() / n;
+    println!(
+        "| | **{label}** | {:.3} | {:.3} | {:.3} | {:.3} | |",
+        mean(|r| r.ga_orig),
+        mean(|r| r.ga_corr),
+        mean(|r| r.pa_orig),
+        mean(|r| r.pa_corr)
+    );
 }
 
 /// Prints the groups that disagree with the ground truth (set LOGHUB_DEBUG=<dataset>).

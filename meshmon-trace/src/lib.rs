@@ -19,21 +19,36 @@
 //! child.set_meta("span.kind", "server");
 //! let body = encode::encode_v05(&[vec![root, child]]);
 //!
-//! let mut rx = Receiver::new(ReceiverConfig::default());
+//! let mut rx = Receiver::new(ReceiverConfig::default().with_default_env("prod"))?;
 //! let headers = [("Content-Type", "application/msgpack"), ("X-Datadog-Trace-Count", "1")];
-//! let req = Request { method: "POST", path: "/v0.5/traces", headers: &headers, body: &body };
-//! let resp = rx.handle(&req, Timestamp::from_secs(1_700_000_001));
+//! let req = Request { method: "POST", path: "/v0.5/traces", headers: &headers, body: body.into() };
+//! let now = Timestamp::from_secs(1_700_000_001);
+//! let resp = rx.handle(&req, now);
 //! assert_eq!(resp.status, 200);
-//! assert_eq!(String::from_utf8(resp.body).unwrap(),
-//!            r#"{"rate_by_service":{"service:,env:":1.0,"service:productpage,env:":1.0}}"#);
+//! assert_eq!(String::from_utf8(resp.body)?,
+//!            r#"{"rate_by_service":{"service:,env:":1.0,"service:productpage,env:prod":1.0}}"#);
 //!
-//! let kept = rx.drain();
-//! assert_eq!(kept[0].chunk.spans[0].trace_id_128(), 0x6b02bca6_00000000_00000000_00000007);
-//! let mut map = meshmon_trace::servicemap::ServiceMap::new();
-//! map.add_trace(&kept[0].chunk.spans);
-//! let edge = &map.edges[&("productpage".to_string(), "reviews".to_string())];
+//! // Kept chunks still borrow from the body; copy out what a store keeps.
+//! let kept = rx.drain_kept();
+//! let chunk = &kept[0].chunks()[0];
+//! assert_eq!(chunk.chunk.spans[0].trace_id_128(), 0x6b02bca6_00000000_00000000_00000007);
+//! assert_eq!(chunk.env, "prod");
+//! let owned = kept.into_iter().flat_map(|p| p.into_owned_chunks()).collect::<Vec<_>>();
+//! assert_eq!(owned[0].chunk.spans.len(), 2);
+//!
+//! // The service map and RED stats were computed on the borrowed spans.
+//! let edge = rx.service_map().edge("productpage", "reviews").expect("edge");
 //! assert_eq!((edge.calls, edge.errors), (1, 1));
-//! assert!(rx.counters.balanced());
+//! let buckets = rx.flush_stats(now, true);
+//! let series = meshmon_trace::stats::apm_metrics(&buckets[0]);
+//! let hits = series.iter().find(|m| m.name() == "trace.http.request.hits"
+//!     && m.tags.get("service") == Some("reviews")).expect("series");
+//! assert_eq!(hits.value.as_f64(), Some(1.0));
+//! assert_eq!(hits.tags.get("env"), Some("prod"));
+//! let c = rx.counters();
+//! assert!(c.balanced());
+//! assert_eq!((c.spans_received, c.spans_kept), (2, 2));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! # Contents
@@ -46,9 +61,12 @@
 //! - [`normalize`]: the Agent's span and chunk normalisation, with counters.
 //! - [`sampler`]: Datadog's Knuth rate sampler, priority / errors / rare / probabilistic
 //!   samplers, tail sampling.
-//! - [`receiver`]: the transport-agnostic intake ([`receiver::Receiver`]).
+//! - [`receiver`]: the transport-agnostic intake ([`receiver::Receiver`]): one call per
+//!   HTTP request, kept chunks borrowing from the body, RED stats and service map on the
+//!   borrowed spans.
 //! - [`assembly`]: spans → whole traces, inactivity timeout, memory bound.
-//! - [`stats`]: RED stats per (service, resource, kind, status class) with HdrHistogram.
+//! - [`stats`]: RED stats per (env, service, resource, kind, status class) with a
+//!   [`stats::LatencyHistogram`], and Datadog's APM series ([`stats::apm_metrics`]).
 //! - [`servicemap`]: caller → callee edges with calls, errors and latency.
 //!
 //! # Limits
@@ -70,6 +88,9 @@ pub mod servicemap;
 pub mod span;
 pub mod stats;
 
+/// The request body type of [`receiver::Request`] (re-exported from the `bytes` crate, so
+/// callers need not depend on it).
+pub use bytes::Bytes;
 pub use decode::{Format, Limits};
 pub use error::DecodeError;
 pub use span::{Meta, Metrics, OwnedSpan, Span, SpanEvent, SpanLink, TraceChunk, TracerPayload};

@@ -424,8 +424,29 @@ impl Decision {
     }
 }
 
+/// Why a [`SamplerConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SamplerConfigError {
+    /// A traces-per-second target is negative, NaN or infinite.
+    #[error("{field} must be a finite number >= 0, got {value}")]
+    Tps {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+    },
+    /// The probabilistic percentage is outside 0–100.
+    #[error("probabilistic_percentage must be within 0..=100, got {0}")]
+    Percentage(f64),
+    /// The fixed rate is outside 0–1.
+    #[error("fixed_rate must be within 0..=1, got {0}")]
+    Rate(f64),
+}
+
 /// Configuration of [`AgentSampler`], with the Agent's defaults.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub struct SamplerConfig {
     /// Target TPS of the priority sampler (`max_traces_per_second`, 10).
     pub target_tps: f64,
@@ -451,11 +472,44 @@ impl Default for SamplerConfig {
     }
 }
 
+impl SamplerConfig {
+    /// Checks every field: TPS finite and ≥ 0, percentage in 0–100, fixed rate in 0–1.
+    pub fn validate(&self) -> Result<(), SamplerConfigError> {
+        for (field, value) in [
+            ("target_tps", self.target_tps),
+            ("errors_tps", self.errors_tps),
+        ] {
+            if !value.is_finite() || value < 0.0 {
+                return Err(SamplerConfigError::Tps { field, value });
+            }
+        }
+        if let Some(p) = self.probabilistic_percentage
+            && !(0.0..=100.0).contains(&p)
+        {
+            return Err(SamplerConfigError::Percentage(p));
+        }
+        if let Some(r) = self.fixed_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(SamplerConfigError::Rate(r));
+        }
+        Ok(())
+    }
+
+    /// The configuration with a fixed `rate_by_service` rate (validated).
+    pub fn with_fixed_rate(mut self, rate: Option<f64>) -> Result<Self, SamplerConfigError> {
+        self.fixed_rate = rate;
+        self.validate()?;
+        Ok(self)
+    }
+}
+
 /// The Agent's sampling of one chunk (`agent.runSamplers`): rare, then priority (or
 /// probabilistic), then errors for chunks that have an error span; chunks without a
 /// priority go through a score sampler.
 #[derive(Debug, Clone)]
 pub struct AgentSampler {
+    config: SamplerConfig,
     /// The priority sampler (its rates are the `rate_by_service` reply).
     pub priority: PrioritySampler,
     errors: ScoreSampler,
@@ -465,11 +519,13 @@ pub struct AgentSampler {
 }
 
 impl AgentSampler {
-    /// Samplers built from a configuration.
-    pub fn new(cfg: SamplerConfig) -> Self {
+    /// Samplers built from a (validated) configuration.
+    pub fn new(cfg: SamplerConfig) -> Result<Self, SamplerConfigError> {
+        cfg.validate()?;
         let mut priority = PrioritySampler::new(cfg.target_tps);
         priority.fixed_rate = cfg.fixed_rate;
-        AgentSampler {
+        Ok(AgentSampler {
+            config: cfg,
             priority,
             errors: ScoreSampler::new(cfg.errors_tps),
             no_priority: ScoreSampler::new(cfg.target_tps),
@@ -480,7 +536,12 @@ impl AgentSampler {
                     percentage,
                     seed: 0,
                 }),
-        }
+        })
+    }
+
+    /// The configuration these samplers run with.
+    pub fn config(&self) -> &SamplerConfig {
+        &self.config
     }
 
     /// Decides a normalised chunk. `env` is the payload or span env.
@@ -556,6 +617,13 @@ pub enum TailDecision {
     KeepRate,
     /// Dropped by the rate limit.
     Drop,
+}
+
+impl TailDecision {
+    /// True for the keep variants.
+    pub fn keep(self) -> bool {
+        self != TailDecision::Drop
+    }
 }
 
 /// Tail sampling: decides whole traces after assembly.

@@ -11,35 +11,82 @@
 //!
 //! The latency of an edge is the callee's span duration (the client span's for leaves).
 
-use std::collections::BTreeMap;
-
-use hdrhistogram::Histogram;
+use hashbrown::{Equivalent, HashMap};
 
 use crate::span::Span;
-use crate::stats::{latency_histogram, record_latency};
+use crate::stats::LatencyHistogram;
+
+/// Edges a [`ServiceMap`] holds by default; observations of further edges are counted in
+/// [`ServiceMap::edges_dropped`].
+pub const DEFAULT_MAX_EDGES: usize = 10_000;
 
 /// Calls, errors and latency of one edge.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct EdgeStats {
     /// Calls.
     pub calls: u64,
     /// Calls whose callee span (or client span, for leaves) was an error.
     pub errors: u64,
-    /// Latency, ns.
-    pub latency: Histogram<u64>,
+    /// Latency.
+    pub latency: LatencyHistogram,
 }
 
-/// Directed edges between services.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EdgeKey {
+    caller: String,
+    callee: String,
+}
+
+#[derive(Hash)]
+struct EdgeRef<'a> {
+    caller: &'a str,
+    callee: &'a str,
+}
+
+impl Equivalent<EdgeKey> for EdgeRef<'_> {
+    fn equivalent(&self, k: &EdgeKey) -> bool {
+        self.caller == k.caller && self.callee == k.callee
+    }
+}
+
+/// One edge of a [`ServiceMap`] snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge<'m> {
+    /// Calling service.
+    pub caller: &'m str,
+    /// Called service.
+    pub callee: &'m str,
+    /// Its counts.
+    pub stats: &'m EdgeStats,
+}
+
+/// Span kinds the map tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Server,
+    Client,
+    Other,
+}
+
+/// Directed edges between services, at most [`ServiceMap::max_edges`] of them.
+#[derive(Debug, Clone)]
 pub struct ServiceMap {
-    /// Edges keyed by (caller, callee).
-    pub edges: BTreeMap<(String, String), EdgeStats>,
-    /// Traces added.
+    edges: HashMap<EdgeKey, EdgeStats>,
+    max_edges: usize,
+    /// Traces (or chunks) added.
     pub traces: u64,
-    /// Most edges kept; further edges are counted in `edges_dropped`.
-    pub max_edges: Option<usize>,
-    /// Edge observations dropped because of `max_edges`.
+    /// Edge observations dropped because the map already held `max_edges` edges.
     pub edges_dropped: u64,
+    // Scratch reused across traces, so adding one allocates nothing once warm.
+    by_id: HashMap<u64, smallvec_like::Two>,
+    kinds: Vec<Kind>,
+    has_remote_child: Vec<bool>,
+}
+
+impl Default for ServiceMap {
+    fn default() -> Self {
+        Self::with_max_edges(DEFAULT_MAX_EDGES)
+    }
 }
 
 /// The callee named by an Envoy `upstream_cluster` (`outbound|9080||reviews.bookinfo.svc.cluster.local`
@@ -55,49 +102,132 @@ pub fn upstream_service(cluster: &str) -> Option<&str> {
 }
 
 impl ServiceMap {
-    /// An empty map.
+    /// An empty map holding at most [`DEFAULT_MAX_EDGES`] edges.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty map holding at most `max_edges` edges.
+    pub fn with_max_edges(max_edges: usize) -> Self {
+        ServiceMap {
+            edges: HashMap::new(),
+            max_edges,
+            traces: 0,
+            edges_dropped: 0,
+            by_id: HashMap::new(),
+            kinds: Vec::new(),
+            has_remote_child: Vec::new(),
+        }
+    }
+
+    /// Most edges held.
+    pub fn max_edges(&self) -> usize {
+        self.max_edges
+    }
+
+    /// Number of edges.
+    pub fn len(&self) -> usize {
+        self.edges.len()
+    }
+
+    /// True when no edge was seen.
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+    }
+
+    /// The edge `caller → callee`, if seen.
+    pub fn edge(&self, caller: &str, callee: &str) -> Option<&EdgeStats> {
+        self.edges.get(&EdgeRef { caller, callee })
+    }
+
+    /// Every edge, sorted by (caller, callee).
+    pub fn edges(&self) -> Vec<Edge<'_>> {
+        let mut v: Vec<Edge<'_>> = self
+            .edges
+            .iter()
+            .map(|(k, stats)| Edge {
+                caller: &k.caller,
+                callee: &k.callee,
+                stats,
+            })
+            .collect();
+        v.sort_by(|a, b| (a.caller, a.callee).cmp(&(b.caller, b.callee)));
+        v
+    }
+
+    /// Adds another map's edges (within this map's bound).
+    pub fn merge(&mut self, other: &ServiceMap) {
+        self.traces += other.traces;
+        self.edges_dropped += other.edges_dropped;
+        for (k, e) in &other.edges {
+            if let Some(mine) = self.slot(&k.caller, &k.callee) {
+                mine.calls += e.calls;
+                mine.errors += e.errors;
+                mine.latency.merge(&e.latency);
+            }
+        }
+    }
+
+    fn slot(&mut self, from: &str, to: &str) -> Option<&mut EdgeStats> {
+        let r = EdgeRef {
+            caller: from,
+            callee: to,
+        };
+        if !self.edges.contains_key(&r) {
+            if self.edges.len() >= self.max_edges {
+                self.edges_dropped += 1;
+                return None;
+            }
+            self.edges.insert(
+                EdgeKey {
+                    caller: from.to_string(),
+                    callee: to.to_string(),
+                },
+                EdgeStats::default(),
+            );
+        }
+        self.edges.get_mut(&r)
     }
 
     fn add_edge(&mut self, from: &str, to: &str, error: bool, duration: i64) {
         if from == to || from.is_empty() || to.is_empty() {
             return;
         }
-        let key = (from.to_string(), to.to_string());
-        if !self.edges.contains_key(&key) && self.max_edges.is_some_and(|m| self.edges.len() >= m) {
-            self.edges_dropped += 1;
-            return;
+        if let Some(e) = self.slot(from, to) {
+            e.calls += 1;
+            e.errors += u64::from(error);
+            e.latency.record_nanos(duration);
         }
-        let e = self.edges.entry(key).or_insert_with(|| EdgeStats {
-            calls: 0,
-            errors: 0,
-            latency: latency_histogram(),
-        });
-        e.calls += 1;
-        e.errors += u64::from(error);
-        record_latency(&mut e.latency, duration);
     }
 
-    /// Adds the edges of one whole trace.
+    /// Adds the edges of one trace, or of one chunk of it: edges whose two ends are in
+    /// `spans` (and leaf client spans) are counted.
     pub fn add_trace(&mut self, spans: &[Span<'_>]) {
         self.traces += 1;
         // span_id → indices (Zipkin shared spans give two spans one id).
-        let mut by_id: hashbrown::HashMap<u64, smallvec_like::Two> =
-            hashbrown::HashMap::with_capacity(spans.len());
+        let mut by_id = std::mem::take(&mut self.by_id);
+        let mut kinds = std::mem::take(&mut self.kinds);
+        let mut has_remote_child = std::mem::take(&mut self.has_remote_child);
+        by_id.clear();
+        kinds.clear();
+        has_remote_child.clear();
+        by_id.reserve(spans.len());
         for (i, s) in spans.iter().enumerate() {
             by_id.entry(s.span_id).or_default().push(i);
         }
         // One scan of each span's tags for its kind.
-        let kinds: Vec<&str> = spans.iter().map(Span::kind).collect();
-        let mut has_remote_child = vec![false; spans.len()];
+        kinds.extend(spans.iter().map(|s| match s.kind() {
+            "server" => Kind::Server,
+            "client" => Kind::Client,
+            _ => Kind::Other,
+        }));
+        has_remote_child.resize(spans.len(), false);
         for (i, s) in spans.iter().enumerate() {
-            let kind = kinds[i];
             // Shared span: SERVER with the same id as a CLIENT of the trace.
-            let shared_client = if kind == "server" {
+            let shared_client = if kinds[i] == Kind::Server {
                 by_id
                     .get(&s.span_id)
-                    .and_then(|ix| ix.iter().find(|&j| j != i && kinds[j] == "client"))
+                    .and_then(|ix| ix.iter().find(|&j| j != i && kinds[j] == Kind::Client))
             } else {
                 None
             };
@@ -109,7 +239,7 @@ impl ServiceMap {
                 // Children of a shared id hang under the span of their own service.
                 ix.iter()
                     .find(|&j| spans[j].service == s.service)
-                    .or_else(|| ix.iter().find(|&j| kinds[j] == "server"))
+                    .or_else(|| ix.iter().find(|&j| kinds[j] == Kind::Server))
                     .or_else(|| ix.iter().next())
             });
             if let Some(p) = parent
@@ -121,7 +251,7 @@ impl ServiceMap {
             }
         }
         for (i, s) in spans.iter().enumerate() {
-            if has_remote_child[i] || kinds[i] != "client" {
+            if has_remote_child[i] || kinds[i] != Kind::Client {
                 continue;
             }
             let callee = s
@@ -132,6 +262,9 @@ impl ServiceMap {
                 self.add_edge(&s.service, callee, s.is_error(), s.duration);
             }
         }
+        self.by_id = by_id;
+        self.kinds = kinds;
+        self.has_remote_child = has_remote_child;
     }
 
     /// A plain-text table: caller → callee, calls, errors, p50/p99 (ms).
@@ -140,15 +273,15 @@ impl ServiceMap {
             "{:<28}    {:<28} {:>8} {:>7} {:>9} {:>9}\n",
             "caller", "callee", "calls", "errors", "p50_ms", "p99_ms"
         );
-        for ((a, b), e) in &self.edges {
+        for e in self.edges() {
             out.push_str(&format!(
                 "{:<28} -> {:<28} {:>8} {:>7} {:>9.3} {:>9.3}\n",
-                a,
-                b,
-                e.calls,
-                e.errors,
-                e.latency.value_at_quantile(0.5) as f64 / 1e6,
-                e.latency.value_at_quantile(0.99) as f64 / 1e6
+                e.caller,
+                e.callee,
+                e.stats.calls,
+                e.stats.errors,
+                e.stats.latency.quantile(0.5).as_secs_f64() * 1e3,
+                e.stats.latency.quantile(0.99).as_secs_f64() * 1e3
             ));
         }
         out
@@ -158,7 +291,7 @@ impl ServiceMap {
 mod smallvec_like {
     /// Up to two indices inline (span ids are unique except for Zipkin shared spans),
     /// more on the heap.
-    #[derive(Default, Debug)]
+    #[derive(Default, Debug, Clone)]
     pub(super) struct Two {
         a: Option<usize>,
         b: Option<usize>,
@@ -226,13 +359,16 @@ mod tests {
         );
         leaf.error = 1;
         m.add_trace(&[span("a", 1, 0, "server"), leaf]);
-        let e = |a: &str, b: &str| {
-            m.edges
-                .get(&(a.to_string(), b.to_string()))
-                .map(|e| (e.calls, e.errors))
-        };
+        let e = |a: &str, b: &str| m.edge(a, b).map(|e| (e.calls, e.errors));
         assert_eq!(e("a", "b"), Some((2, 0)));
         assert_eq!(e("a", "ratings.bookinfo"), Some((1, 1)));
-        assert_eq!(m.edges.len(), 2);
+        assert_eq!(m.len(), 2);
+        // The bound: a map of one edge counts the second edge's observations.
+        let mut small = ServiceMap::with_max_edges(1);
+        small.add_trace(&[span("a", 1, 0, "server"), span("b", 2, 1, "server")]);
+        small.add_trace(&[span("a", 1, 0, "server"), span("c", 2, 1, "server")]);
+        small.add_trace(&[span("a", 1, 0, "server"), span("b", 2, 1, "server")]);
+        assert_eq!((small.len(), small.edges_dropped), (1, 1));
+        assert_eq!(small.edge("a", "b").map(|e| e.calls), Some(2));
     }
 }

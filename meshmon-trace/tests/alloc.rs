@@ -1,6 +1,5 @@
 //! The decoders' hot path allocates per payload and per chunk, never per span: a counting
 //! global allocator over payloads of 10 and 1000 Envoy-like spans in one chunk.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use meshmon_trace::decode::{self, Limits};
 use meshmon_trace::{Span, encode};
@@ -85,5 +84,53 @@ fn decoding_allocates_per_chunk_not_per_span() {
             a_big <= 8,
             "{name}: {a_big} allocations for a 1000-span payload"
         );
+    }
+}
+
+#[test]
+fn intake_allocates_per_payload_and_chunk_not_per_span() {
+    use meshmon_core::Timestamp;
+    use meshmon_trace::Bytes;
+    use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
+    for (path, small, big) in [
+        (
+            "/v0.4/traces",
+            encode::encode_v04(&[trace(10)]),
+            encode::encode_v04(&[trace(1000)]),
+        ),
+        (
+            "/v0.5/traces",
+            encode::encode_v05(&[trace(10)]),
+            encode::encode_v05(&[trace(1000)]),
+        ),
+    ] {
+        let mut rx = Receiver::new(ReceiverConfig::default()).unwrap();
+        let now = Timestamp::from_secs(1_795_341_480);
+        let (small, big) = (Bytes::from(small), Bytes::from(big));
+        let mut run = |body: &Bytes| {
+            let r = rx.handle(
+                &Request {
+                    method: "POST",
+                    path,
+                    headers: &[("Content-Type", "application/msgpack")],
+                    body: body.clone(),
+                },
+                now,
+            );
+            assert_eq!(r.status, 200);
+            let kept = rx.drain_kept();
+            assert_eq!(kept.len(), 1, "{path}: the chunk is kept (priority 1)");
+            drop(kept);
+        };
+        // Warm: stats groups, sampler signatures and scratch buffers exist.
+        run(&big);
+        run(&small);
+        let a_small = allocations(|| run(&small));
+        let a_big = allocations(|| run(&big));
+        assert!(
+            a_big <= a_small + 2,
+            "{path}: {a_small} allocations for 10 spans, {a_big} for 1000"
+        );
+        assert!(a_small >= 3, "{path}: the counter sees the request path");
     }
 }

@@ -2,7 +2,6 @@
 //! `../shared/data/trace-payloads/` (ddtrace 4.16.0, OpenTelemetry Zipkin exporter,
 //! py_zipkin): every span field against the capture's own decoded summary, every
 //! captured sampling decision reproduced.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,16 +13,7 @@ use meshmon_trace::{Span, TracerPayload};
 use serde_json::Value;
 
 fn data_dir() -> Option<PathBuf> {
-    let d = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/trace-payloads"
-    ));
-    if d.is_dir() {
-        Some(d.to_path_buf())
-    } else {
-        eprintln!("trace-payloads corpus absent at {}: skipping", d.display());
-        None
-    }
+    crate::corpus::shared_data("trace-payloads")
 }
 
 /// (sidecar json, body bytes) of every request in a capture directory.

@@ -1,6 +1,5 @@
 //! Codec properties: v0.7 round trips with links and events, leniency exactly where the
 //! Datadog Agent is lenient, strict limits with byte offsets, never a panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::borrow::Cow;
 
@@ -197,18 +196,12 @@ fn strict_errors_carry_offsets() {
         "{e}"
     );
     // Body and count limits.
-    let small = Limits {
-        max_body_bytes: 4,
-        ..Limits::default()
-    };
+    let small = Limits::default().with_max_body_bytes(4);
     assert!(matches!(
         decode::decode_v04(b"\x91\x91\x80\x80\x80", &small),
         Err(DecodeError::BodyTooLarge { len: 5, limit: 4 })
     ));
-    let few = Limits {
-        max_spans: 2,
-        ..Limits::default()
-    };
+    let few = Limits::default().with_max_spans(2);
     let e = decode::decode_v04(b"\x92\x92\x80\x80\x91\x80", &few).unwrap_err();
     assert!(
         matches!(e, DecodeError::LimitExceeded { offset: 4, .. }),

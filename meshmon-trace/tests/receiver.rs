@@ -1,9 +1,9 @@
 //! The receiver against the captured requests (replayed with their own headers) and the
 //! status codes of every error path.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 
+use bytes::Bytes;
 use meshmon_core::Timestamp;
 use meshmon_trace::assembly::{AssemblerConfig, TraceAssembler};
 use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
@@ -24,7 +24,7 @@ fn post<'a>(
             method: "POST",
             path,
             headers,
-            body,
+            body: Bytes::copy_from_slice(body),
         },
         Timestamp::from_secs(NOW),
     );
@@ -63,7 +63,7 @@ fn replay_dir(rx: &mut Receiver, dir: &Path) -> (usize, u64) {
                 method,
                 path,
                 headers: &hdrs,
-                body: &body,
+                body: body.clone().into(),
             },
             Timestamp::from_secs(NOW),
         );
@@ -94,18 +94,10 @@ fn replay_dir(rx: &mut Receiver, dir: &Path) -> (usize, u64) {
 
 #[test]
 fn captured_requests_replay_with_balanced_accounting() {
-    let root = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/trace-payloads"
-    ));
-    if !root.is_dir() {
-        eprintln!(
-            "trace-payloads corpus absent at {}: skipping",
-            root.display()
-        );
+    let Some(root) = crate::corpus::shared_data("trace-payloads") else {
         return;
-    }
-    let mut rx = Receiver::new(ReceiverConfig::default());
+    };
+    let mut rx = Receiver::new(ReceiverConfig::default()).unwrap();
     let (mut payloads, mut p0) = (0, 0);
     for d in [
         "ddtrace-4.16.0-default-v05",
@@ -119,7 +111,7 @@ fn captured_requests_replay_with_balanced_accounting() {
         payloads += n;
         p0 += p;
     }
-    let c = rx.counters;
+    let c = rx.counters();
     assert_eq!(c.payloads_invalid, 0);
     assert_eq!(c.trace_count_mismatch, 0);
     assert!(payloads >= 14);
@@ -137,17 +129,26 @@ fn captured_requests_replay_with_balanced_accounting() {
 
     // The v0.5 capture assembled: productpage's and reviews' chunks join into whole traces
     // with 128-bit ids, the error span, and the service-map edge through Envoy.
-    let mut rx = Receiver::new(ReceiverConfig::default());
+    let mut rx = Receiver::new(ReceiverConfig::default()).unwrap();
     replay_dir(&mut rx, &root.join("ddtrace-4.16.0-default-v05"));
     let mut asm = TraceAssembler::new(AssemblerConfig::default());
-    let queued = rx.drain();
-    // Tracer metadata from the Datadog-Meta-* headers travels with each chunk.
-    assert!(queued.iter().all(|q| q.lang == "python"
-        && q.tracer_version == "4.16.0"
-        && q.lang_interpreter == "CPython"
-        && !q.lang_version.is_empty()));
+    let queued = rx.drain_kept();
+    // Tracer metadata from the Datadog-Meta-* headers travels with each payload.
+    assert!(queued.iter().all(|q| q.info().lang == "python"
+        && q.info().tracer_version == "4.16.0"
+        && q.info().lang_interpreter == "CPython"
+        && !q.info().lang_version.is_empty()));
+    // The receiver's own service map (per chunk, before sampling) already has the edge
+    // through Envoy's upstream_cluster.
+    assert!(
+        rx.service_map()
+            .edge("productpage.bookinfo", "reviews.bookinfo")
+            .is_some_and(|e| e.calls >= 3)
+    );
     for q in queued {
-        asm.add(q.chunk.spans, true, Timestamp::from_secs(NOW));
+        for k in q.into_owned_chunks() {
+            asm.add_kept(k, Timestamp::from_secs(NOW));
+        }
     }
     let traces = asm.flush(Timestamp::from_secs(NOW + 60));
     assert_eq!(traces.len(), 3);
@@ -172,10 +173,9 @@ fn captured_requests_replay_with_balanced_accounting() {
             .count(),
         1
     );
-    let edge = &map.edges[&(
-        "productpage.bookinfo".to_string(),
-        "reviews.bookinfo".to_string(),
-    )];
+    let edge = map
+        .edge("productpage.bookinfo", "reviews.bookinfo")
+        .unwrap();
     assert_eq!(edge.calls, 3);
 }
 
@@ -195,7 +195,7 @@ fn one_trace() -> Vec<u8> {
 #[test]
 fn status_codes() {
     let body = one_trace();
-    let mut rx = Receiver::new(ReceiverConfig::default());
+    let mut rx = Receiver::new(ReceiverConfig::default()).unwrap();
     assert_eq!(
         post(&mut rx, "/v0.3/traces", &[], &body),
         (200, "OK\n".to_string())
@@ -210,7 +210,7 @@ fn status_codes() {
             method: "GET",
             path: "/v0.4/traces",
             headers: &[],
-            body: &[],
+            body: Bytes::new(),
         },
         Timestamp::from_secs(NOW),
     );
@@ -261,21 +261,19 @@ fn status_codes() {
         .0,
         400
     );
-    assert!(rx.counters.balanced());
+    assert!(rx.counters().balanced());
 
     // 413 over the size limit.
     let mut cfg = ReceiverConfig::default();
     cfg.limits.max_body_bytes = 10;
-    let mut small = Receiver::new(cfg);
+    let mut small = Receiver::new(cfg).unwrap();
     assert_eq!(post(&mut small, "/v0.4/traces", &[], &body).0, 413);
-    assert_eq!(small.counters.payloads_too_large, 1);
+    assert_eq!(small.counters().payloads_too_large, 1);
 
     // Queue full: 429 when the client asks for real statuses, 200 otherwise; both counted.
-    let cfg = ReceiverConfig {
-        max_queued_spans: 1,
-        ..ReceiverConfig::default()
-    };
-    let mut q = Receiver::new(cfg);
+    let mut cfg = ReceiverConfig::default();
+    cfg.max_queued_spans = 1;
+    let mut q = Receiver::new(cfg).unwrap();
     assert_eq!(
         post(
             &mut q,
@@ -297,9 +295,9 @@ fn status_codes() {
         429
     );
     assert_eq!(post(&mut q, "/v0.4/traces", &[], &body).0, 200);
-    assert_eq!(q.counters.spans_dropped_queue_full, 2);
-    assert!(q.counters.balanced());
-    assert_eq!(q.drain().len(), 1);
+    assert_eq!(q.counters().spans_dropped_queue_full, 2);
+    assert!(q.counters().balanced());
+    assert_eq!(q.drain_kept().len(), 1);
     assert_eq!(
         post(
             &mut q,
@@ -321,9 +319,9 @@ fn normalisation_drops_are_counted() {
         ..Span::default()
     };
     let body = encode::encode_v04(&[vec![bad]]);
-    let mut rx = Receiver::new(ReceiverConfig::default());
+    let mut rx = Receiver::new(ReceiverConfig::default()).unwrap();
     assert_eq!(post(&mut rx, "/v0.4/traces", &[], &body).0, 200);
-    assert_eq!(rx.counters.spans_dropped_normalize, 1);
-    assert_eq!(rx.normalizer.stats.traces_trace_id_zero, 1);
-    assert!(rx.counters.balanced());
+    assert_eq!(rx.counters().spans_dropped_normalize, 1);
+    assert_eq!(rx.normalize_stats().traces_trace_id_zero, 1);
+    assert!(rx.counters().balanced());
 }

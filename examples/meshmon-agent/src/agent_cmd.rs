@@ -68,7 +68,11 @@ pub struct CheckArgs {
 }
 
 fn config_path(flag: Option<PathBuf>) -> Option<PathBuf> {
-    flag.or_else(|| std::env::var_os("MESHMON_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from))
+    flag.or_else(|| {
+        std::env::var_os("MESHMON_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -86,16 +90,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         cfg.autodiscovery.node = n;
     }
     runtime()?.block_on(async move {
+        // Signal handlers first: a SIGTERM right after start must flush, not kill.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let agent = run::start(cfg, Arc::new(SystemClock)).await?;
         eprintln!(
             "meshmon-agent: API http://{}{}{}",
             agent.api_addr,
-            agent.trace_addr.map(|a| format!(", traces http://{a}")).unwrap_or_default(),
-            agent.zipkin_addr.map(|a| format!(", zipkin http://{a}")).unwrap_or_default(),
+            agent
+                .trace_addr
+                .map(|a| format!(", traces http://{a}"))
+                .unwrap_or_default(),
+            agent
+                .zipkin_addr
+                .map(|a| format!(", zipkin http://{a}"))
+                .unwrap_or_default(),
         );
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         let failed = agent.shutdown().await;
@@ -141,10 +153,17 @@ pub fn config(c: ConfigCommand) -> anyhow::Result<ExitCode> {
 pub fn status(a: StatusArgs) -> anyhow::Result<ExitCode> {
     let addr = a
         .addr
-        .or_else(|| std::env::var("MESHMON_API_ADDR").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("MESHMON_API_ADDR")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .unwrap_or_else(|| "127.0.0.1:5002".into());
     let url = format!("http://{addr}/api/v1/status");
-    let (code, body) = runtime()?.block_on(meshmon_agent::status::http_get(&url, Duration::from_secs(5)))?;
+    let (code, body) = runtime()?.block_on(meshmon_agent::status::http_get(
+        &url,
+        Duration::from_secs(5),
+    ))?;
     if code != 200 {
         anyhow::bail!("GET {url}: HTTP {code}: {}", String::from_utf8_lossy(&body));
     }

@@ -1,21 +1,26 @@
 //! `meshmon-agent alert …`: anomaly detection tools (meshmon-alert).
 //!
 //! - `alert detect FILE.csv --algorithm basic|agile|robust [--bounds B]
-//!   [--seasonality auto|none|hourly|daily|weekly] [--out OUT.csv] [--plot OUT.svg]`
+//!   [--seasonality auto|none|hourly|daily|weekly] [--trigger-window 15m]
+//!   [--threshold 1.0] [--recovery-window 15m] [--direction both] [--out OUT.csv]
+//!   [--plot OUT.svg]`: the band, the score and the anomaly monitor's `state`.
 //! - `alert nab --corpus DIR --algorithm A [--out DIR]`
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use meshmon_alert::anomaly::{self, AnomalyMonitor, AnomalyMonitorConfig, Direction};
 use meshmon_alert::nab::{self, ScoredFile, Series};
-use meshmon_alert::{Algorithm, Detector, DetectorConfig, Estimate, Seasonality};
+use meshmon_alert::{Algorithm, Detector, DetectorConfig, Estimate, MonitorState, Seasonality};
 
 /// `alert` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum AlertCommand {
-    /// Runs a detector over a `timestamp,value` CSV (NAB's format).
+    /// Runs a detector and its anomaly monitor over a `timestamp,value` CSV (NAB's
+    /// format).
     Detect {
         /// Input CSV with a `timestamp,value` header.
         file: PathBuf,
@@ -28,10 +33,24 @@ pub enum AlertCommand {
         /// Seasonality: auto, none, hourly, daily, weekly or a period in seconds.
         #[arg(long, default_value = "auto")]
         seasonality: Seasonality,
-        /// Output CSV (`timestamp,value,anomaly_score,expected,lower,upper`); stdout if absent.
+        /// Monitor trigger window (`15m`, `last_1h`, `900s`); Datadog's default 15m.
+        #[arg(long, value_parser = parse_window)]
+        trigger_window: Option<Duration>,
+        /// Fraction of anomalous points in the trigger window that alerts, (0, 1] or a
+        /// percentage (`80%`); Datadog's default 1.0.
+        #[arg(long, value_parser = parse_fraction)]
+        threshold: Option<f64>,
+        /// Monitor recovery window; Datadog's default 15m.
+        #[arg(long, value_parser = parse_window)]
+        recovery_window: Option<Duration>,
+        /// Which side of the band is anomalous: above, below or both.
+        #[arg(long, default_value = "both", value_parser = parse_direction)]
+        direction: Direction,
+        /// Output CSV (`timestamp,value,anomaly_score,expected,lower,upper,state`); stdout
+        /// if absent.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Draw the series, the band and the flagged points as SVG.
+        /// Draw the series, the band, the anomalous points and the ALERT periods as SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
     },
@@ -57,35 +76,54 @@ pub fn run(cmd: AlertCommand) -> anyhow::Result<ExitCode> {
             algorithm,
             bounds,
             seasonality,
+            trigger_window,
+            threshold,
+            recovery_window,
+            direction,
             out,
             plot,
         } => {
             let series = read_series(&file)?;
-            let mut cfg = DetectorConfig {
-                seasonality,
-                ..DetectorConfig::new(algorithm)
-            };
+            // The default monitor for the algorithm, with the options given.
+            let mut cfg = AnomalyMonitorConfig::new(algorithm);
+            cfg.detector.seasonality = seasonality;
             if let Some(b) = bounds {
-                if !(b.is_finite() && b > 0.0) {
-                    bail!("--bounds must be a positive number, got {b}");
-                }
-                cfg.bounds = b;
+                cfg.detector.bounds = b;
             }
-            let estimates = detect(&series, cfg);
+            if let Some(w) = trigger_window {
+                cfg.trigger_window = w;
+            }
+            if let Some(t) = threshold {
+                cfg.critical = t;
+            }
+            if let Some(w) = recovery_window {
+                cfg.recovery_window = w;
+            }
+            cfg.direction = direction;
+            // NO DATA after twice the trigger window without a value (Datadog
+            // recommends at least twice the evaluation window).
+            cfg.no_data_timeframe = Some(2 * cfg.trigger_window);
+            // The crate validates every option (bounds finite and positive, …).
+            let rows = monitor(&series, cfg).context("invalid monitor options")?;
             match &out {
                 Some(path) => {
                     let f = std::fs::File::create(path)
                         .with_context(|| format!("creating {}", path.display()))?;
-                    write_detect_csv(f, &series, &estimates)?;
+                    write_detect_csv(f, &series, &rows)?;
                 }
-                None => write_detect_csv(std::io::stdout().lock(), &series, &estimates)?,
+                None => write_detect_csv(std::io::stdout().lock(), &series, &rows)?,
             }
             if let Some(path) = plot {
-                plot_svg(&path, &file, algorithm, &series, &estimates)?;
+                plot_svg(&path, &file, algorithm, &series, &rows)?;
             }
-            let flagged = estimates.iter().filter(|e| e.anomalous).count();
+            let flagged = rows.iter().filter(|r| r.anomalous).count();
+            let episodes = rows
+                .windows(2)
+                .filter(|w| w[1].state == MonitorState::Alert && w[0].state != MonitorState::Alert)
+                .count()
+                + usize::from(rows.first().is_some_and(|r| r.state == MonitorState::Alert));
             eprintln!(
-                "{}: {} points, {flagged} anomalous ({algorithm})",
+                "{}: {} points, {flagged} anomalous, {episodes} ALERT episodes ({algorithm})",
                 file.display(),
                 series.values.len()
             );
@@ -102,7 +140,7 @@ pub fn run(cmd: AlertCommand) -> anyhow::Result<ExitCode> {
             for name in windows.keys() {
                 let series = read_series(&corpus.join("data").join(name))?;
                 nab::check_windows(name, &series.timestamps, &windows[name])?;
-                let scores: Vec<f64> = detect(&series, DetectorConfig::new(algorithm))
+                let scores: Vec<f64> = detect(&series, DetectorConfig::new(algorithm))?
                     .iter()
                     .map(|e| e.score)
                     .collect();
@@ -133,6 +171,53 @@ pub fn run(cmd: AlertCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn parse_window(s: &str) -> Result<Duration, String> {
+    anomaly::parse_window(s).map_err(|e| e.to_string())
+}
+
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    s.parse()
+        .map_err(|e: meshmon_alert::ConfigError| e.to_string())
+}
+
+/// `0.8` or `80%`.
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let (num, scale) = match s.strip_suffix('%') {
+        Some(n) => (n, 0.01),
+        None => (s, 1.0),
+    };
+    num.trim()
+        .parse::<f64>()
+        .map(|v| v * scale)
+        .map_err(|_| format!("{s:?} is not a fraction (0.8) or a percentage (80%)"))
+}
+
+/// One output row: the detector's estimate and the monitor's verdict.
+struct Row {
+    estimate: Estimate,
+    anomalous: bool,
+    state: MonitorState,
+}
+
+fn monitor(series: &Series, cfg: AnomalyMonitorConfig) -> anyhow::Result<Vec<Row>> {
+    let mut m = AnomalyMonitor::new(cfg)?;
+    Ok(series
+        .timestamps
+        .iter()
+        .zip(&series.values)
+        .map(|(&t, &v)| {
+            // Time passes before the point: NO DATA if the gap was long enough.
+            m.no_data(t);
+            let e = m.update(t, v);
+            Row {
+                estimate: e.estimate,
+                anomalous: e.anomalous,
+                state: e.state,
+            }
+        })
+        .collect())
+}
+
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -141,14 +226,14 @@ fn read_series(path: &Path) -> anyhow::Result<Series> {
     nab::parse_series_csv(&read(path)?).with_context(|| format!("parsing {}", path.display()))
 }
 
-fn detect(series: &Series, cfg: DetectorConfig) -> Vec<Estimate> {
-    let mut d = Detector::new(cfg);
-    series
+fn detect(series: &Series, cfg: DetectorConfig) -> anyhow::Result<Vec<Estimate>> {
+    let mut d = Detector::new(cfg)?;
+    Ok(series
         .timestamps
         .iter()
         .zip(&series.values)
         .map(|(&t, &v)| d.update(t, v))
-        .collect()
+        .collect())
 }
 
 /// NAB's timestamp text, `YYYY-MM-DD HH:MM:SS`.
@@ -164,11 +249,7 @@ fn fmt_ts(t: meshmon_core::Timestamp) -> String {
     )
 }
 
-fn write_detect_csv<W: std::io::Write>(
-    w: W,
-    series: &Series,
-    est: &[Estimate],
-) -> anyhow::Result<()> {
+fn write_detect_csv<W: std::io::Write>(w: W, series: &Series, rows: &[Row]) -> anyhow::Result<()> {
     let mut out = csv::Writer::from_writer(w);
     out.write_record([
         "timestamp",
@@ -177,8 +258,10 @@ fn write_detect_csv<W: std::io::Write>(
         "expected",
         "lower",
         "upper",
+        "state",
     ])?;
-    for ((t, v), e) in series.timestamps.iter().zip(&series.values).zip(est) {
+    for ((t, v), r) in series.timestamps.iter().zip(&series.values).zip(rows) {
+        let e = &r.estimate;
         out.write_record([
             fmt_ts(*t),
             v.to_string(),
@@ -186,6 +269,7 @@ fn write_detect_csv<W: std::io::Write>(
             e.expected.to_string(),
             e.lower.to_string(),
             e.upper.to_string(),
+            r.state.as_str().to_string(),
         ])?;
     }
     out.flush()?;
@@ -213,9 +297,10 @@ fn plot_svg(
     input: &Path,
     alg: Algorithm,
     series: &Series,
-    est: &[Estimate],
+    rows: &[Row],
 ) -> anyhow::Result<()> {
     use plotters::prelude::*;
+    let est: Vec<Estimate> = rows.iter().map(|r| r.estimate).collect();
     let n = series.values.len();
     if n == 0 {
         bail!("nothing to plot: {} has no rows", input.display());
@@ -223,7 +308,7 @@ fn plot_svg(
     let finite = |v: f64| v.is_finite();
     let mut lo = f64::INFINITY;
     let mut hi = f64::NEG_INFINITY;
-    for (v, e) in series.values.iter().zip(est) {
+    for (v, e) in series.values.iter().zip(&est) {
         for x in [*v, e.lower, e.upper] {
             if finite(x) {
                 lo = lo.min(x);
@@ -260,6 +345,26 @@ fn plot_svg(
         .x_desc("hours since start")
         .draw()
         .map_err(|e| err(&e))?;
+    // ALERT periods, shaded: from the first ALERT row to the next non-ALERT row.
+    let shade = RGBColor(255, 200, 200);
+    let mut i = 0;
+    while i < n {
+        if rows[i].state != MonitorState::Alert {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && rows[i].state == MonitorState::Alert {
+            i += 1;
+        }
+        let end = x(i.min(n - 1));
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x(start), lo - pad), (end, hi + pad)],
+                shade.filled(),
+            )))
+            .map_err(|e| err(&e))?;
+    }
     let band = RGBColor(180, 180, 180);
     for (pick, label) in [(0usize, "lower"), (1, "upper")] {
         let pts: Vec<(f64, f64)> = (0..n)
@@ -285,7 +390,7 @@ fn plot_svg(
         .draw_series(LineSeries::new(pts, BLUE.stroke_width(1)))
         .map_err(|e| err(&e))?;
     let flagged = (0..n)
-        .filter(|&i| est[i].anomalous)
+        .filter(|&i| rows[i].anomalous)
         .map(|i| Circle::new((x(i), series.values[i]), 3, RED.filled()));
     chart.draw_series(flagged).map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))?;

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 use meshmon_logs::format::{Format, LineParser};
-use meshmon_logs::pattern::{Miner, Pattern, PatternId, Slot};
+use meshmon_logs::pattern::{Pattern, PatternId, PatternSet, Slot};
 use serde::Serialize;
 
 /// `logs` subcommands.
@@ -84,7 +84,7 @@ fn pattern_out(p: &Pattern) -> PatternOut<'_> {
         })
         .collect();
     PatternOut {
-        id: p.id().0,
+        id: p.id().get(),
         count: p.count(),
         template: p.template(),
         typed_template: p.typed_template(),
@@ -126,7 +126,9 @@ fn patterns_cmd(
         _ => None,
     };
     let mut parser = LineParser::new(format);
-    let mut miner = Miner::default();
+    // Line → pattern accounting (counts by status, Envoy access logs mined from their
+    // fields) is meshmon-logs' PatternSet.
+    let mut set = PatternSet::default();
     // Pattern id per input line (lines joined into one record share its id).
     let mut line_ids: Vec<PatternId> = Vec::new();
     let mut pending_lines = 0usize;
@@ -149,13 +151,13 @@ fn patterns_cmd(
         }
         pending_lines += 1;
         if let Some(rec) = parser.parse(&buf) {
-            let id = miner.add(&rec.message);
+            let id = set.observe(&rec);
             line_ids.extend(std::iter::repeat_n(id, pending_lines));
             pending_lines = 0;
         }
     }
     for rec in parser.flush() {
-        let id = miner.add(&rec.message);
+        let id = set.observe(&rec);
         line_ids.extend(std::iter::repeat_n(id, pending_lines.max(1)));
         pending_lines = 0;
     }
@@ -163,6 +165,7 @@ fn patterns_cmd(
         b.finish_and_clear();
     }
 
+    let miner = set.miner();
     let mut ranked: Vec<&Pattern> = miner.patterns().collect();
     ranked.sort_by(|a, b| b.count().cmp(&a.count()).then(a.id().cmp(&b.id())));
 
@@ -179,7 +182,7 @@ fn patterns_cmd(
                     Some(p) => p.template(),
                     None => "<*>".to_owned(),
                 });
-            w.write_record([(i + 1).to_string(), id.0.to_string(), t.clone()])?;
+            w.write_record([(i + 1).to_string(), id.get().to_string(), t.clone()])?;
         }
         w.flush()
             .with_context(|| format!("writing {}", path.display()))?;

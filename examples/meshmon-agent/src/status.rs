@@ -37,17 +37,35 @@ fn s(v: &Value, k: &str) -> String {
 /// The human summary of a status document.
 pub fn render(doc: &Value) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "meshmon-agent {} on {}", s(doc, "version"), s(doc, "hostname"));
-    let _ = writeln!(o, "uptime: {:.0} s", doc["uptime_s"].as_f64().unwrap_or(0.0));
+    let _ = writeln!(
+        o,
+        "meshmon-agent {} on {}",
+        s(doc, "version"),
+        s(doc, "hostname")
+    );
+    let _ = writeln!(
+        o,
+        "uptime: {:.0} s",
+        doc["uptime_s"].as_f64().unwrap_or(0.0)
+    );
     if let Some(l) = doc["listeners"].as_object() {
         for (k, v) in l {
             let _ = writeln!(o, "  {k:<8} {}", v.as_str().unwrap_or(""));
         }
     }
     let dead = doc["dead_tasks"].as_array().map(Vec::len).unwrap_or(0);
-    let _ = writeln!(o, "tasks: {} ({} dead)", doc["tasks"].as_array().map(Vec::len).unwrap_or(0), dead);
+    let _ = writeln!(
+        o,
+        "tasks: {} ({} dead)",
+        doc["tasks"].as_array().map(Vec::len).unwrap_or(0),
+        dead
+    );
     let c = &doc["checks"];
-    let _ = writeln!(o, "\nChecks: {} ({} up, {} down)", c["total"], c["up"], c["down"]);
+    let _ = writeln!(
+        o,
+        "\nChecks: {} ({} up, {} down)",
+        c["total"], c["up"], c["down"]
+    );
     for ch in c["items"].as_array().into_iter().flatten() {
         let _ = writeln!(
             o,

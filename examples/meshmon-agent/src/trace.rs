@@ -23,6 +23,7 @@ use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
 use meshmon_trace::sampler::{SamplerConfig, TailConfig, TailSampler, sample_by_rate};
 use meshmon_trace::servicemap::ServiceMap;
 use meshmon_trace::stats::RedTable;
+use meshmon_trace::stats::apm_metrics;
 
 /// `trace` subcommands.
 #[derive(Subcommand, Debug)]
@@ -244,6 +245,7 @@ struct State {
     out: Box<dyn Write + Send>,
     traces_written: u64,
     spans_written: u64,
+    series: u64,
     endpoints: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -258,9 +260,12 @@ impl State {
     /// Moves kept chunks into the assembler, completes idle traces, writes them.
     fn pump(&mut self, now: Timestamp, all: bool) -> anyhow::Result<()> {
         let mut done = Vec::new();
-        for q in self.receiver.drain() {
-            *self.endpoints.entry(q.endpoint).or_default() += 1;
-            done.extend(self.assembler.add(q.chunk.spans, true, now));
+        for q in self.receiver.drain_kept() {
+            let endpoint = q.info().endpoint.map_or("", |e| e.path());
+            *self.endpoints.entry(endpoint).or_default() += q.chunks().len() as u64;
+            for k in q.into_owned_chunks() {
+                done.extend(self.assembler.add_kept(k, now));
+            }
         }
         done.extend(if all {
             self.assembler.flush_all()
@@ -281,25 +286,28 @@ impl State {
             }
         }
         self.out.flush()?;
-        for b in self.receiver.stats.flush(now, all) {
+        for b in self.receiver.flush_stats(now, all) {
+            self.series += apm_metrics(&b).len() as u64;
             self.red.merge(&b);
         }
         Ok(())
     }
 
     fn summary_json(&self) -> serde_json::Value {
-        let c = &self.receiver.counters;
+        let c = self.receiver.counters();
+        let ns = |d: Duration| d.as_nanos() as u64;
         serde_json::json!({
             "services": self.services,
-            "service_map": self.map.edges.iter().map(|((a, b), e)| serde_json::json!({
-                "caller": a, "callee": b, "calls": e.calls, "errors": e.errors,
-                "p50_ns": e.latency.value_at_quantile(0.5), "p99_ns": e.latency.value_at_quantile(0.99),
+            "service_map": self.map.edges().iter().map(|e| serde_json::json!({
+                "caller": e.caller, "callee": e.callee, "calls": e.stats.calls, "errors": e.stats.errors,
+                "p50_ns": ns(e.stats.latency.quantile(0.5)), "p99_ns": ns(e.stats.latency.quantile(0.99)),
             })).collect::<Vec<_>>(),
             "red": self.red.groups.iter().map(|(k, g)| serde_json::json!({
-                "service": k.service, "resource": k.resource, "name": k.name, "span_kind": k.span_kind,
+                "env": k.env, "service": k.service, "resource": k.resource, "name": k.name, "span_kind": k.span_kind,
                 "top_level": k.top_level, "status_class": k.status_class, "hits": g.hits, "errors": g.errors,
-                "p50_ns": g.quantile(0.5), "p95_ns": g.quantile(0.95), "p99_ns": g.quantile(0.99), "max_ns": g.latency.max(),
+                "p50_ns": ns(g.quantile(0.5)), "p95_ns": ns(g.quantile(0.95)), "p99_ns": ns(g.quantile(0.99)), "max_ns": ns(g.latency.max()),
             })).collect::<Vec<_>>(),
+            "apm_series": self.series,
             "counters": {
                 "payloads": c.payloads, "payloads_invalid": c.payloads_invalid, "payloads_too_large": c.payloads_too_large,
                 "payloads_queue_full": c.payloads_queue_full, "traces_received": c.traces_received,
@@ -314,15 +322,6 @@ impl State {
     }
 }
 
-trait KeepExt {
-    fn keep(self) -> bool;
-}
-impl KeepExt for meshmon_trace::sampler::TailDecision {
-    fn keep(self) -> bool {
-        self != meshmon_trace::sampler::TailDecision::Drop
-    }
-}
-
 async fn handle(
     state: Arc<Mutex<State>>,
     req: hyper::Request<hyper::body::Incoming>,
@@ -332,7 +331,7 @@ async fn handle(
     let (parts, body) = req.into_parts();
     let limit = state
         .lock()
-        .map(|s| s.receiver.config.limits.max_body_bytes)
+        .map(|s| s.receiver.config().limits.max_body_bytes)
         .unwrap_or(25 << 20);
     let reply = |status: u16, msg: &str| {
         let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
@@ -373,7 +372,7 @@ async fn handle(
                 method: parts.method.as_str(),
                 path: &path,
                 headers: &hdrs,
-                body: &body,
+                body,
             },
             now(),
         ),
@@ -420,20 +419,16 @@ async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
         )),
         None => Box::new(std::io::stdout()),
     };
-    let config = ReceiverConfig {
-        sampler: SamplerConfig {
-            fixed_rate: o.rate,
-            ..SamplerConfig::default()
-        },
-        default_env: o.env.clone(),
-        ..ReceiverConfig::default()
-    };
+    let config = ReceiverConfig::default()
+        .with_sampler(SamplerConfig::default().with_fixed_rate(o.rate)?)
+        .with_default_env(o.env.clone());
+    let timeout = Duration::try_from_secs_f64(o.trace_timeout)
+        .map_err(|e| anyhow!("--trace-timeout {}: {e}", o.trace_timeout))?;
     let state = Arc::new(Mutex::new(State {
-        receiver: Receiver::new(config),
-        assembler: TraceAssembler::new(AssemblerConfig {
-            inactivity_timeout_ns: (o.trace_timeout * 1e9) as i64,
-            ..AssemblerConfig::default()
-        }),
+        receiver: Receiver::new(config)?,
+        assembler: TraceAssembler::new(
+            AssemblerConfig::default().with_inactivity_timeout(timeout)?,
+        ),
         tail: TailSampler::new(TailConfig::default()),
         map: ServiceMap::new(),
         red: RedTable::default(),
@@ -441,6 +436,7 @@ async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
         out,
         traces_written: 0,
         spans_written: 0,
+        series: 0,
         endpoints: std::collections::BTreeMap::new(),
     }));
     let dd = tokio::net::TcpListener::bind(o.listen)
@@ -485,7 +481,7 @@ async fn serve(o: ServeOpts) -> anyhow::Result<ExitCode> {
         "RED (per service, resource, kind, status class):\n{}",
         st.red.render()
     );
-    let c = st.receiver.counters;
+    let c = st.receiver.counters();
     eprintln!(
         "spans: received {} = kept {} + sampled out {} + dropped {} (normalize) + {} (queue full); balanced: {}",
         c.spans_received,

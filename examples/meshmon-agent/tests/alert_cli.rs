@@ -45,7 +45,7 @@ fn detect_writes_one_row_per_input_and_a_plot() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
-        Some("timestamp,value,anomaly_score,expected,lower,upper")
+        Some("timestamp,value,anomaly_score,expected,lower,upper,state")
     );
     let rows: Vec<Vec<String>> = lines
         .map(|l| l.split(',').map(str::to_string).collect())
@@ -61,8 +61,82 @@ fn detect_writes_one_row_per_input_and_a_plot() {
         .0;
     assert_eq!(top, 500);
     assert_eq!(rows[500][0], "2024-01-01 08:20:00");
+    // One spike is one anomalous point, not an incident: the default monitor (15
+    // minutes, 100 %) stays OK throughout.
+    assert!(
+        rows.iter().all(|r| r[6] == "OK"),
+        "{:?}",
+        rows.iter().find(|r| r[6] != "OK")
+    );
     let svg_text = std::fs::read_to_string(&svg).unwrap();
     assert!(svg_text.starts_with("<svg") && svg_text.contains("circle"));
+
+    // An incident (minutes 400..440 at ×4) with a 5-minute trigger window at 80 % and a
+    // 10-minute recovery window: ALERT from minute 403 (4 of the 5 points 399..=403) until the
+    // recovery window after the incident is clean (the row at minute 449 is OK), and
+    // the plot shades it.
+    let mut text = String::from("timestamp,value\n");
+    for i in 0..600 {
+        let v = if (400..440).contains(&i) {
+            400.0
+        } else {
+            100.0 + (i % 7) as f64
+        };
+        text.push_str(&format!("2024-01-01 {:02}:{:02}:00,{v}\n", i / 60, i % 60));
+    }
+    std::fs::write(&input, text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_meshmon-agent"))
+        .args(["alert", "detect"])
+        .arg(&input)
+        .args([
+            "--algorithm",
+            "basic",
+            "--trigger-window",
+            "5m",
+            "--threshold",
+            "80%",
+        ])
+        .args(["--recovery-window", "last_10m", "--out"])
+        .arg(&out)
+        .arg("--plot")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(&out).unwrap();
+    let states: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.rsplit(',').next().unwrap().to_string())
+        .collect();
+    let first_alert = states.iter().position(|s| s == "ALERT");
+    assert_eq!(first_alert, Some(403), "{:?}", &states[395..450]);
+    let last_alert = states.iter().rposition(|s| s == "ALERT").unwrap();
+    assert!(last_alert < 449 + 40, "ALERT until {last_alert}");
+    assert!(states[last_alert + 1..].iter().all(|s| s == "OK"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 ALERT episodes"));
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        svg_text.contains("fill=\"#FFC8C8\""),
+        "no shaded ALERT period"
+    );
+
+    // Options are validated by the crate, with the field named.
+    let o = Command::new(env!("CARGO_BIN_EXE_meshmon-agent"))
+        .args(["alert", "detect"])
+        .arg(&input)
+        .args(["--threshold", "0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("critical"));
+    let o = Command::new(env!("CARGO_BIN_EXE_meshmon-agent"))
+        .args(["alert", "detect"])
+        .arg(&input)
+        .args(["--trigger-window", "soon"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
 
     // Bad input gets a clear error, not a panic.
     std::fs::write(&input, "timestamp,value\nyesterday,1\n").unwrap();

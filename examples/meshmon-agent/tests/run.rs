@@ -41,14 +41,22 @@ impl Drop for TempDir {
 /// A corpus file from `../shared/data`, or `None` with a message; under
 /// `MESHMON_REQUIRE_CORPUS=1` a missing corpus fails the test.
 fn corpus(rel: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data").join(rel);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(rel);
     if p.exists() {
         return Some(p);
     }
     if std::env::var("MESHMON_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
-        panic!("corpus {} is missing and MESHMON_REQUIRE_CORPUS=1", p.display());
+        panic!(
+            "corpus {} is missing and MESHMON_REQUIRE_CORPUS=1",
+            p.display()
+        );
     }
-    eprintln!("SKIPPED: corpus {} not found (set MESHMON_REQUIRE_CORPUS=1 to fail instead)", p.display());
+    eprintln!(
+        "SKIPPED: corpus {} not found (set MESHMON_REQUIRE_CORPUS=1 to fail instead)",
+        p.display()
+    );
     None
 }
 
@@ -106,12 +114,24 @@ fn advancing(fixture: &str, n: u64) -> String {
     out
 }
 
-fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], body: &[u8]) -> (u16, Vec<u8>) {
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
-        if !k.eq_ignore_ascii_case("content-length") && !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("connection") {
+        if !k.eq_ignore_ascii_case("content-length")
+            && !k.eq_ignore_ascii_case("host")
+            && !k.eq_ignore_ascii_case("connection")
+        {
             req.push_str(&format!("{k}: {v}\r\n"));
         }
     }
@@ -124,7 +144,10 @@ fn http(addr: &str, method: &str, path: &str, headers: &[(String, String)], body
     let head = String::from_utf8_lossy(&resp[..text_end]).to_string();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
     let mut body = resp[text_end + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, body)
@@ -134,7 +157,8 @@ fn dechunk(b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut i = 0;
     while let Some(p) = b[i..].windows(2).position(|w| w == b"\r\n") {
-        let n = usize::from_str_radix(std::str::from_utf8(&b[i..i + p]).unwrap().trim(), 16).unwrap_or(0);
+        let n = usize::from_str_radix(std::str::from_utf8(&b[i..i + p]).unwrap().trim(), 16)
+            .unwrap_or(0);
         if n == 0 {
             break;
         }
@@ -165,7 +189,11 @@ impl Agent {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let err = child.stderr.take().unwrap();
         let log = Arc::new(std::sync::Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -173,10 +201,10 @@ impl Agent {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.starts_with("meshmon-agent: API http://") {
-                    if let Some(t) = tx.take() {
-                        let _ = t.send(line.clone());
-                    }
+                if line.starts_with("meshmon-agent: API http://")
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(line.clone());
                 }
                 let mut g = l2.lock().unwrap();
                 g.push_str(&line);
@@ -186,9 +214,22 @@ impl Agent {
         let line = rx
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("agent did not start: {}", log.lock().unwrap()));
-        let api = line["meshmon-agent: API http://".len()..].split(',').next().unwrap().trim().to_owned();
-        let traces = line.split(", traces http://").nth(1).map(|s| s.split(',').next().unwrap().trim().to_owned());
-        Agent { child, api, traces, stderr: log }
+        let api = line["meshmon-agent: API http://".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .to_owned();
+        let traces = line
+            .split(", traces http://")
+            .nth(1)
+            .map(|s| s.split(',').next().unwrap().trim().to_owned());
+        Agent {
+            child,
+            api,
+            traces,
+            stderr: log,
+        }
     }
 
     fn kill9(&mut self) {
@@ -198,13 +239,20 @@ impl Agent {
 
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id() as i32;
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "agent did not stop: {}", self.stderr.lock().unwrap());
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop: {}",
+                self.stderr.lock().unwrap()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -230,11 +278,19 @@ fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
 }
 
 fn cri(ts_sec: u64, msg: &str) -> String {
-    format!("2024-05-01T12:{:02}:{:02}.000000000Z stdout F {msg}\n", (ts_sec / 60) % 60, ts_sec % 60)
+    format!(
+        "2024-05-01T12:{:02}:{:02}.000000000Z stdout F {msg}\n",
+        (ts_sec / 60) % 60,
+        ts_sec % 60
+    )
 }
 
 fn append(path: &Path, text: &str) {
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
 
@@ -265,8 +321,18 @@ fn replay(traces: &str, folder: &Path) -> usize {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
             .collect();
-        let (code, resp) = http(traces, meta["method"].as_str().unwrap_or("POST"), path, &headers, &body);
-        assert!(code == 200 || code == 202, "{path}: {code} {}", String::from_utf8_lossy(&resp));
+        let (code, resp) = http(
+            traces,
+            meta["method"].as_str().unwrap_or("POST"),
+            path,
+            &headers,
+            &body,
+        );
+        assert!(
+            code == 200 || code == 202,
+            "{path}: {code} {}",
+            String::from_utf8_lossy(&resp)
+        );
         n += 1;
     }
     n
@@ -274,8 +340,12 @@ fn replay(traces: &str, folder: &Path) -> usize {
 
 #[test]
 fn scrape_traces_logs_end_to_end() {
-    let Some(fixture) = corpus("istio-fixtures/1.5/istio-proxy.txt") else { return };
-    let Some(payloads) = corpus("trace-payloads/ddtrace-4.16.0-v04") else { return };
+    let Some(fixture) = corpus("istio-fixtures/1.5/istio-proxy.txt") else {
+        return;
+    };
+    let Some(payloads) = corpus("trace-payloads/ddtrace-4.16.0-v04") else {
+        return;
+    };
     let fixture = std::fs::read_to_string(fixture).unwrap();
     let target = serve(move |n| advancing(&fixture, n));
     let dir = TempDir::new("e2e");
@@ -286,9 +356,21 @@ fn scrape_traces_logs_end_to_end() {
     std::fs::create_dir_all(&agent_dir).unwrap();
     let proxy_log = proxy_dir.join("0.log");
     for i in 0..20 {
-        append(&proxy_log, &cri(i, &format!("upstream connect error to 10.0.0.{i}:9080 after {}ms", 10 + i)));
+        append(
+            &proxy_log,
+            &cri(
+                i,
+                &format!(
+                    "upstream connect error to 10.0.0.{i}:9080 after {}ms",
+                    10 + i
+                ),
+            ),
+        );
     }
-    append(&agent_dir.join("0.log"), &cri(0, "agent's own line, must be excluded"));
+    append(
+        &agent_dir.join("0.log"),
+        &cri(0, "agent's own line, must be excluded"),
+    );
     let cfg = write_config(
         dir.path(),
         &format!(
@@ -321,28 +403,56 @@ logs:
             pods = pods.display()
         ),
     );
-    let agent = Agent::start(&cfg, &[("DD_AC_EXCLUDE", "name:datadog-agent name:datadog-cluster-agent")]);
+    let agent = Agent::start(
+        &cfg,
+        &[(
+            "DD_AC_EXCLUDE",
+            "name:datadog-agent name:datadog-cluster-agent",
+        )],
+    );
     let api = agent.api.clone();
     assert_eq!(http(&api, "GET", "/health", &[], b"").0, 200);
 
     // Scrape: counters become deltas across two scrapes, with the Datadog name and tags.
     let series = wait_for(30, "request count deltas", || {
-        let v = get_json(&api, "/api/v1/series?name=istio.mesh.request.count&tag=response_code:200");
+        let v = get_json(
+            &api,
+            "/api/v1/series?name=istio.mesh.request.count&tag=response_code:200",
+        );
         let s = v["series"].as_array()?.first()?.clone();
         (s["points"].as_array()?.len() >= 2).then_some(s)
     });
-    let tags: Vec<&str> = series["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
-    for t in ["kube_service:reviews", "team:mesh", "env:e2e", "response_code:200"] {
+    let tags: Vec<&str> = series["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    for t in [
+        "kube_service:reviews",
+        "team:mesh",
+        "env:e2e",
+        "response_code:200",
+    ] {
         assert!(tags.contains(&t), "{t} missing from {tags:?}");
     }
-    assert!(tags.iter().any(|t| t.starts_with("endpoint:http://")), "{tags:?}");
+    assert!(
+        tags.iter().any(|t| t.starts_with("endpoint:http://")),
+        "{tags:?}"
+    );
     assert_eq!(series["type"], "count");
     for p in series["points"].as_array().unwrap() {
         // Each scrape adds exactly 10 to every istio_requests_total series.
         assert_eq!(p["v"].as_f64().unwrap(), 10.0, "{series}");
     }
-    let buckets = get_json(&api, "/api/v1/series?name=istio.mesh.request.duration.milliseconds.bucket&tag=upper_bound:*");
-    assert!(!buckets["series"].as_array().unwrap().is_empty(), "{buckets}");
+    let buckets = get_json(
+        &api,
+        "/api/v1/series?name=istio.mesh.request.duration.milliseconds.bucket&tag=upper_bound:*",
+    );
+    assert!(
+        !buckets["series"].as_array().unwrap().is_empty(),
+        "{buckets}"
+    );
     let checks = get_json(&api, "/api/v1/checks");
     let c = &checks["checks"][0];
     assert_eq!(c["status"], "up", "{checks}");
@@ -355,16 +465,24 @@ logs:
     assert!(sent >= 2);
     let svc = wait_for(30, "RED stats", || {
         let v = get_json(&api, "/api/v1/services");
-        let s = v["services"].as_array()?.iter().find(|s| s["total_hits"].as_u64() > Some(0))?.clone();
+        let s = v["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["total_hits"].as_u64() > Some(0))?
+            .clone();
         Some(s)
     });
     assert!(svc["p95_ms"].as_f64().unwrap() > 0.0, "{svc}");
     let hits = wait_for(10, "APM hits series", || {
         let v = get_json(&api, "/api/v1/series");
-        v["names"].as_array()?.iter().find(|n| {
-            let n = n["name"].as_str().unwrap_or("");
-            n.starts_with("trace.") && n.ends_with(".hits")
-        }).cloned()
+        v["names"]
+            .as_array()?
+            .iter()
+            .find(|n| {
+                let n = n["name"].as_str().unwrap_or("");
+                n.starts_with("trace.") && n.ends_with(".hits")
+            })
+            .cloned()
     });
     assert!(hits["series"].as_u64().unwrap() >= 1);
     let list = wait_for(20, "a stored trace", || {
@@ -374,7 +492,17 @@ logs:
     let id = list["traces"][0]["trace_id"].as_str().unwrap().to_owned();
     let one = get_json(&api, &format!("/api/v1/traces/{id}"));
     assert!(!one["spans"].as_array().unwrap().is_empty());
-    assert_eq!(http(&api, "GET", "/api/v1/traces/ffffffffffffffffffffffffffffffff", &[], b"").0, 404);
+    assert_eq!(
+        http(
+            &api,
+            "GET",
+            "/api/v1/traces/ffffffffffffffffffffffffffffffff",
+            &[],
+            b""
+        )
+        .0,
+        404
+    );
 
     // Logs: one pattern for the twenty proxy lines, the excluded container absent.
     let pats = wait_for(20, "log patterns", || {
@@ -395,7 +523,13 @@ logs:
     // Rotation by rename while running: the new file is read from its start.
     std::fs::rename(&proxy_log, proxy_dir.join("0.log.20240501-120000")).unwrap();
     for i in 0..5 {
-        append(&proxy_log, &cri(30 + i, &format!("upstream connect error to 10.0.1.{i}:9080 after {i}ms")));
+        append(
+            &proxy_log,
+            &cri(
+                30 + i,
+                &format!("upstream connect error to 10.0.1.{i}:9080 after {i}ms"),
+            ),
+        );
     }
     wait_for(20, "rotated lines", || {
         let v = get_json(&api, "/api/v1/patterns?service=reviews-v3");
@@ -406,17 +540,39 @@ logs:
     let (code, m) = http(&api, "GET", "/metrics", &[], b"");
     assert_eq!(code, 200);
     let m = String::from_utf8(m).unwrap();
-    for name in ["meshmon_check_up{", "meshmon_spans_received_total ", "meshmon_logs_lines_total ", "meshmon_store_series "] {
+    for name in [
+        "meshmon_check_up{",
+        "meshmon_spans_received_total ",
+        "meshmon_logs_lines_total ",
+        "meshmon_store_series ",
+    ] {
         assert!(m.contains(name), "{name} missing from /metrics:\n{m}");
     }
     // Status: the CLI reads the API.
-    let out = Command::new(BIN).args(["status", "--addr", &api]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["status", "--addr", &api])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Checks: 1 (1 up, 0 down)"), "{text}");
     assert!(text.contains("APM: spans received="), "{text}");
     // Cross-site and state-changing requests are refused.
-    assert_eq!(http(&api, "GET", "/api/v1/status", &[("Sec-Fetch-Site".into(), "cross-site".into())], b"").0, 403);
+    assert_eq!(
+        http(
+            &api,
+            "GET",
+            "/api/v1/status",
+            &[("Sec-Fetch-Site".into(), "cross-site".into())],
+            b""
+        )
+        .0,
+        403
+    );
     assert_eq!(http(&api, "POST", "/api/v1/status", &[], b"x").0, 405);
     assert!(target.hits.load(Ordering::SeqCst) >= 2);
     let st = agent.stop();
@@ -446,16 +602,31 @@ fn kill9_and_restart_lose_no_log_line() {
     );
     let count = |api: &str| -> u64 {
         let v = get_json(api, "/api/v1/patterns?service=cart");
-        v["patterns"].as_array().unwrap().iter().map(|p| p["count"].as_u64().unwrap()).sum()
+        v["patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["count"].as_u64().unwrap())
+            .sum()
     };
     let mut written = 0u64;
     let mut agent = Agent::start(&cfg, &[]);
     let mut restarts = 0;
     for round in 0..5u64 {
         for _ in 0..40 {
-            append(&log, &cri(written % 3600, &format!("order {written} placed by user {} total {}.50", written % 7, written)));
+            append(
+                &log,
+                &cri(
+                    written % 3600,
+                    &format!(
+                        "order {written} placed by user {} total {}.50",
+                        written % 7,
+                        written
+                    ),
+                ),
+            );
             written += 1;
-            if written % 10 == 0 {
+            if written.is_multiple_of(10) {
                 std::thread::sleep(Duration::from_millis(30));
             }
         }
@@ -472,10 +643,16 @@ fn kill9_and_restart_lose_no_log_line() {
         let c = count(&api);
         (c >= written).then_some(c)
     });
-    assert!(seen >= written, "lost lines: wrote {written}, counted {seen}");
+    assert!(
+        seen >= written,
+        "lost lines: wrote {written}, counted {seen}"
+    );
     // Pattern counts are saved before positions: a kill between the two re-reads at
     // most the batch of that read cycle (here at most the 40 lines of a round).
-    assert!(seen - written <= 40 * restarts, "counted {seen} for {written} lines after {restarts} kills");
+    assert!(
+        seen - written <= 40 * restarts,
+        "counted {seen} for {written} lines after {restarts} kills"
+    );
     let st = agent.stop();
     assert!(st.success());
 }
@@ -483,17 +660,45 @@ fn kill9_and_restart_lose_no_log_line() {
 #[test]
 fn config_errors_name_line_and_column() {
     let dir = TempDir::new("cfgerr");
-    let cfg = write_config(dir.path(), "api:\n  listen: 127.0.0.1:0\nlogs:\n  enabled: true\n  pod_log_root: /x\n");
-    let out = Command::new(BIN).args(["config", "check"]).arg(&cfg).output().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "api:\n  listen: 127.0.0.1:0\nlogs:\n  enabled: true\n  pod_log_root: /x\n",
+    );
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:5:3: logs.pod_log_root: unknown field", cfg.display())), "{err}");
-    let out = Command::new(BIN).args(["run", "--config"]).arg(&cfg).output().unwrap();
+    assert!(
+        err.contains(&format!(
+            "{}:5:3: logs.pod_log_root: unknown field",
+            cfg.display()
+        )),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "run must refuse a bad config");
     let good = write_config(dir.path(), "apm:\n  receiver_port: 18126\n");
-    let out = Command::new(BIN).args(["config", "check"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(BIN).args(["config", "show", "--default"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["config", "show", "--default"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("listen: 127.0.0.1:5002"));
 }
 
@@ -507,14 +712,20 @@ fn seed_daemonset_environment_starts_the_agent() {
         ("KUBERNETES", "true"),
         ("DD_KUBERNETES_KUBELET_HOST", "127.0.0.1"),
         ("DD_CLUSTER_AGENT_ENABLED", "true"),
-        ("DD_CLUSTER_AGENT_AUTH_TOKEN", "0123456789012345678901234567890123"),
+        (
+            "DD_CLUSTER_AGENT_AUTH_TOKEN",
+            "0123456789012345678901234567890123",
+        ),
         ("DD_TAGS", "env:istio-demo"),
         ("DD_APM_ENABLED", "true"),
         ("DD_APM_NON_LOCAL_TRAFFIC", "false"),
         ("DD_APM_ENV", "istio-demo"),
         ("DD_LOGS_ENABLED", "true"),
         ("DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL", "true"),
-        ("DD_AC_EXCLUDE", "name:datadog-agent name:datadog-cluster-agent"),
+        (
+            "DD_AC_EXCLUDE",
+            "name:datadog-agent name:datadog-cluster-agent",
+        ),
         ("DD_EXTRA_CONFIG_PROVIDERS", "endpointschecks clusterchecks"),
         // Placement for the test: free ports, a temporary data dir and pod-log root.
         ("DD_APM_RECEIVER_PORT", "0"),
@@ -531,6 +742,162 @@ fn seed_daemonset_environment_starts_the_agent() {
     let st = get_json(&agent.api, "/api/v1/status");
     let notices = st["notices"].to_string();
     assert!(notices.contains("DD_CLUSTER_AGENT_ENABLED"), "{notices}");
-    assert!(!st.to_string().contains("0123456789abcdef0123456789abcdef"), "API key leaked in status");
+    assert!(
+        !st.to_string().contains("0123456789abcdef0123456789abcdef"),
+        "API key leaked in status"
+    );
+    assert!(agent.stop().success());
+}
+
+fn manifest(port: u16, nodes: &[(&str, &str, &str)]) -> String {
+    let addrs: String = nodes
+        .iter()
+        .map(|(ip, node, pod)| {
+            format!(
+                "  - ip: {ip}\n    nodeName: {node}\n    targetRef:\n      kind: Pod\n      name: {pod}\n      namespace: bookinfo\n      uid: uid-{pod}\n"
+            )
+        })
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: reviews
+  namespace: bookinfo
+  annotations:
+    ad.datadoghq.com/endpoints.check_names: '["istio"]'
+    ad.datadoghq.com/endpoints.init_configs: '[{{}}]'
+    ad.datadoghq.com/endpoints.instances: '[{{"istio_mesh_endpoint": "http://%%host%%:{port}/metrics", "min_collection_interval": 1}}]'
+spec:
+  ports:
+  - name: http-monitoring
+    port: {port}
+---
+apiVersion: v1
+kind: Endpoints
+metadata:
+  name: reviews
+  namespace: bookinfo
+subsets:
+- addresses:
+{addrs}  ports:
+  - name: http-monitoring
+    port: {port}
+"#
+    )
+}
+
+#[test]
+fn manifest_provider_schedules_this_nodes_endpoints() {
+    let Some(fixture) = corpus("istio-fixtures/1.5/istio-proxy.txt") else {
+        return;
+    };
+    let fixture = Arc::new(std::fs::read_to_string(fixture).unwrap());
+    // Two "pods" on two loopback addresses, same port, as two nodes' pods would be.
+    let (a, b) = loop {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if let Ok(b) = TcpListener::bind(("127.0.0.2", port)) {
+            break (a, b);
+        }
+    };
+    let port = a.local_addr().unwrap().port();
+    let hits_b = Arc::new(AtomicU64::new(0));
+    for (l, hits) in [(a, Arc::new(AtomicU64::new(0))), (b, hits_b.clone())] {
+        let f = fixture.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { continue };
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let _ = s.read(&mut buf);
+                let body = advancing(&f, n);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+    }
+    let dir = TempDir::new("ad");
+    let mf = dir.path().join("manifests");
+    std::fs::create_dir_all(&mf).unwrap();
+    let m = mf.join("reviews.yaml");
+    std::fs::write(
+        &m,
+        manifest(
+            port,
+            &[
+                ("127.0.0.1", "node-a", "reviews-v1-a"),
+                ("127.0.0.2", "node-b", "reviews-v1-b"),
+            ],
+        ),
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nautodiscovery:\n  poll_interval: 1s\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let mf_s = mf.display().to_string();
+    let agent = Agent::start(
+        &cfg,
+        &[
+            ("MESHMON_MANIFESTS", &mf_s),
+            ("DD_KUBERNETES_NODE_NAME", "node-a"),
+        ],
+    );
+    let api = agent.api.clone();
+    let checks = wait_for(20, "the node's endpoints check", || {
+        let v = get_json(&api, "/api/v1/checks");
+        let c = v["checks"].as_array()?.clone();
+        (c.len() == 1 && c[0]["status"] == "up").then_some(c)
+    });
+    assert_eq!(checks[0]["url"], format!("http://127.0.0.1:{port}/metrics"));
+    assert_eq!(checks[0]["provider"], "manifests");
+    let s = wait_for(20, "tagged series", || {
+        let v = get_json(
+            &api,
+            "/api/v1/series?name=istio.mesh.request.count&tag=kube_service:reviews",
+        );
+        v["series"].as_array()?.first().cloned()
+    });
+    let tags = s["tags"].to_string();
+    // The endpoints check tags as the Datadog Cluster Agent sets them (meshmon-core).
+    for t in [
+        "kube_namespace:bookinfo",
+        "kube_endpoint_ip:127.0.0.1",
+        "kube_service:reviews",
+    ] {
+        assert!(tags.contains(t), "{t} not in {tags}");
+    }
+    assert_eq!(
+        hits_b.load(Ordering::SeqCst),
+        0,
+        "node-b's pod scraped by node-a's agent"
+    );
+    // The pod moves to node-b: node-a's agent unschedules its check on the next poll.
+    std::fs::write(
+        &m,
+        manifest(port, &[("127.0.0.2", "node-b", "reviews-v1-b")]),
+    )
+    .unwrap();
+    wait_for(20, "unscheduling", || {
+        let v = get_json(&api, "/api/v1/checks");
+        v["checks"].as_array()?.is_empty().then_some(())
+    });
+    // A broken manifest keeps what runs and is reported, never a crash.
+    std::fs::write(&m, "kind: [unclosed").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = get_json(&api, "/api/v1/status");
+    assert!(
+        st["components"]["discovery"]["errors"]["manifests"].is_string(),
+        "{st}"
+    );
+    assert_eq!(http(&api, "GET", "/health", &[], b"").0, 200);
     assert!(agent.stop().success());
 }

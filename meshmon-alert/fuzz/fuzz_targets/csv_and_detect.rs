@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     for alg in [Algorithm::Basic, Algorithm::Agile, Algorithm::Robust] {
         for seasonality in [Seasonality::Auto, Seasonality::Hourly] {
-            let mut d = Detector::new(DetectorConfig { seasonality, warmup_points: 4, ..DetectorConfig::new(alg) });
+            let mut d = Detector::new(DetectorConfig::new(alg).with_seasonality(seasonality).with_warmup_points(4)).expect("valid detector config");
             let mut t = 1_700_000_000i64;
             for &(step, v) in &points {
                 t = t.saturating_add(step);

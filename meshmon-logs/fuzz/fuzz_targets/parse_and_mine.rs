@@ -16,9 +16,13 @@ fuzz_target!(|data: &[u8]| {
         cfg.max_patterns = 3;
         cfg.max_tokens = 6;
     }
-    let mut miner = Miner::new(cfg);
+    let Ok(mut miner) = Miner::new(cfg) else {
+        return;
+    };
     let mut parser = LineParser::new(Format::Auto);
-    let mut ml = MultiLine::new(Continuation::Indented, MultiLineConfig::default());
+    let Ok(mut ml) = MultiLine::new(Continuation::Indented, MultiLineConfig::default()) else {
+        return;
+    };
     let mut msgs = Vec::new();
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         let _ = format::parse_cri(line);
@@ -26,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = format::parse_envoy(line).map(|l| l.to_record());
         let _ = format::parse_istio(line).map(|l| l.to_record());
         let _ = format::parse_json(line);
+        let _ = format::parse_logfmt(line);
         let _ = format::detect(line);
         if let Some(rec) = parser.parse(line) {
             if let Some(done) = ml.push(rec, Timestamp::from_secs(i as i64)) {

@@ -1,33 +1,72 @@
 //! Online log pattern mining: messages in, stable pattern ids out; each pattern renders as
-//! a `<*>` template and as an anchored RE2-compatible regular expression.
+//! a `<*>` template and as an anchored RE2-compatible regular expression. [`PatternSet`]
+//! adds what an agent needs per record: counts by status, structured access logs, one
+//! serialisable state.
 //!
 //! The design starts from Drain (He, Zhu, Zheng, Lyu, "Drain: An Online Log Parsing
 //! Approach with Fixed Depth Tree", ICWS 2017) and changes what makes Drain need
-//! per-dataset regexes and thresholds:
+//! per-dataset regexes and thresholds. One configuration ([`MinerConfig::default`])
+//! serves every source; nothing below is set per dataset.
 //!
 //! 1. **Typed masking before clustering** ([`token`]): numbers, hex, IPs, UUIDs,
-//!    durations, timestamps, sizes, paths, URLs, `key=value` values, booleans and any word
-//!    containing a digit become typed variables, and words are split at punctuation.
-//!    Most variable parts never reach the clustering step.
+//!    durations, timestamps, sizes, paths, URLs, `key=value` values (quotes included),
+//!    booleans and words containing a digit become typed variables, and words are split
+//!    at punctuation. Most variable parts never reach the clustering step. Exceptions that
+//!    keep the skeleton of one event the same across its variants: well-known names with
+//!    digits stay constants (`HTTP/1.1`, `TLSv1.3`, `x86_64`, `ssh2`); `host.name:port`
+//!    is one variable like `10.0.0.1:port`; a bound with a time unit (`<1 sec`) is one
+//!    duration like `00:01`; free-standing empty brackets and `key=` hold an empty
+//!    variable; an optional parenthesised number (`812 bytes (0.79 KB) sent` beside
+//!    `0 bytes sent`) is left out of the skeleton and matched optionally by the regex;
+//!    `identifier[...]` and stack frames `m(File.java:88)` are split inside.
 //! 2. **Masked positions count as matches**: a message joins a pattern when every word
 //!    position is equal or a variable on either side (Drain counts only identical tokens,
 //!    so masked messages may never reach its threshold). There is no similarity threshold
 //!    to tune.
 //! 3. **Evidence-based generalisation** instead of a threshold: a constant word becomes a
 //!    variable only when [`MinerConfig::distinct_values`] patterns differ in that one
-//!    position alone (`removing chargen`, `removing daytime`, ...). Two or three values
-//!    are more often distinct events (`VM Paused`, `VM Resumed`) than a variable. The
-//!    first word (part of the bucket key) follows the same rule through a second index
-//!    when at least three other constant words agree.
+//!    position alone (`removing chargen`, `removing daytime`, ...). With a long agreeing
+//!    context (more than four other constant words) three values suffice, so a
+//!    low-cardinality variable (`session opened for user alice / bob / carol`) is one
+//!    pattern, unless the values have the shape of event words (capitalised, upper-case
+//!    or verb forms: `VM Paused / Resumed`, `GET / POST`), which stay distinct events.
+//!    This follows Brain's observation (Yu, He, Chen, Wu, "Brain: Log Parsing with
+//!    Bidirectional Parallel Tree", IEEE TSC 2023) that the words of one template share
+//!    the longest common pattern of its group: the agreeing context is that common part,
+//!    the one differing position the variable. The first word (part of the bucket key)
+//!    follows the same rule through a second index when at least three other constant
+//!    words agree.
 //! 4. **Convergence merge**: when a pattern gains a variable, patterns of its bucket that
 //!    its template now covers are merged into the oldest; the other ids become aliases
 //!    ([`Miner::resolve`]), so ids handed out earlier stay valid.
+//! 5. **Pattern cache, merge by template**: the buckets act as LILAC's adaptive parsing
+//!    cache (Jiang et al., "LILAC: Log Parsing using LLMs with Adaptive Parsing Cache",
+//!    FSE 2024) without the language model: a message first looks for a cached template
+//!    that covers it exactly, and only a miss creates a pattern. Pattern sets from other
+//!    miners or from before a restart merge by template similarity ([`Miner::merge`]),
+//!    as LogBatcher and LILAC merge templates that turn out to be one.
+//!
+//! Evaluation follows Loghub-2.0 (Jiang et al., "A Large-scale Evaluation for Log
+//! Parsing Techniques: How Far are We?", ISSTA 2024): grouping and parsing accuracy
+//! ([`crate::eval`]) against the corrected labels as well as the original ones, with
+//! the ten Loghub-2k datasets split in two halves (one to develop on, one held out) and a
+//! seeded, labelled mesh corpus. UniParser's learned token classifier and ByteBrain's
+//! offline hierarchical clustering were read but not adopted: the first needs labelled
+//! training logs, the second a batch over the whole corpus, neither fits an online miner
+//! bounded in memory.
 //!
 //! Buckets play the role of Drain's fixed-depth tree: a message is compared only with
 //! the patterns sharing its token count, punctuation/whitespace skeleton and leading
 //! constant word.
+//!
+//! Bounds: [`MinerConfig::max_patterns`] live patterns (limit hits counted in
+//! [`MinerStats::forced`] and [`MinerStats::overflowed`]), [`MinerConfig::max_tokens`]
+//! tokens per message, [`MinerConfig::value_slots`] values per variable. State persists
+//! with serde (`Miner` and `PatternSet` implement `Serialize`/`Deserialize`; a restored
+//! miner hands out the same ids and validates its configuration).
 
 mod hash;
+mod set;
 pub mod token;
 pub mod topk;
 
@@ -36,19 +75,32 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use hash::{Fx, IdBuild};
+pub use set::{PatternSet, PatternSetStats, StatusCounts};
 use token::{Token, TokenKind, VarKind, is_ws, tokenize};
 pub use topk::{TopK, ValueCount};
 
 /// A pattern's stable identifier. Ids start at 1; [`PatternId::OVERFLOW`] (0) is the
 /// catch-all returned when [`MinerConfig::max_patterns`] is reached and no existing
 /// pattern is close enough.
+///
+/// Ids are handed out only by a [`Miner`] (or read back from its persisted state), so
+/// they cannot be forged from arbitrary numbers. When patterns converge, the ids of the
+/// merged patterns become aliases of the surviving one: [`Miner::resolve`] maps any id
+/// handed out earlier to the live pattern, [`Miner::is_live`] tells whether an id still
+/// names a pattern of its own, and [`PatternSet`] keeps per-pattern counts under the live
+/// id (summed on every merge), so no caller-side table goes stale silently.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PatternId(pub u64);
+pub struct PatternId(u64);
 
 impl PatternId {
     /// The catch-all id for messages refused because the pattern limit was reached.
     pub const OVERFLOW: PatternId = PatternId(0);
+
+    /// The id as a number (for display, CSV columns, metrics tags).
+    pub const fn get(self) -> u64 {
+        self.0
+    }
 }
 
 impl std::fmt::Display for PatternId {
@@ -94,9 +146,53 @@ impl Default for MinerConfig {
     }
 }
 
+/// An invalid [`MinerConfig`] setting: which field, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A field is below its minimum.
+    #[error("miner config: {field} = {value} is below the minimum {min}")]
+    TooSmall {
+        /// The field's name.
+        field: &'static str,
+        /// The value given.
+        value: usize,
+        /// The smallest accepted value.
+        min: usize,
+    },
+}
+
+impl MinerConfig {
+    /// Checks every field: `distinct_values >= 2` (one value is no evidence),
+    /// `max_patterns >= 1`, `max_tokens >= 2`, `value_slots >= 1`, `max_value_len >= 1`.
+    ///
+    /// ```
+    /// use meshmon_logs::pattern::{ConfigError, MinerConfig};
+    /// let mut c = MinerConfig::default();
+    /// assert!(c.validate().is_ok());
+    /// c.max_patterns = 0;
+    /// assert!(matches!(c.validate(), Err(ConfigError::TooSmall { field: "max_patterns", .. })));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value, min) in [
+            ("distinct_values", self.distinct_values, 2),
+            ("max_patterns", self.max_patterns, 1),
+            ("max_tokens", self.max_tokens, 2),
+            ("value_slots", self.value_slots, 1),
+            ("max_value_len", self.max_value_len, 1),
+        ] {
+            if value < min {
+                return Err(ConfigError::TooSmall { field, value, min });
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Counters of what the miner did, including every limit hit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
+#[non_exhaustive]
 pub struct MinerStats {
     /// Messages added.
     pub messages: u64,
@@ -125,6 +221,13 @@ pub enum Slot {
     /// A punctuation byte.
     Punct {
         /// The punctuation (one ASCII character).
+        text: String,
+    },
+    /// A constant pinned by the caller: a structured field that defines the event (an
+    /// HTTP method, a response code, Envoy response flags; see [`PatternSet`]). Matched
+    /// exactly like punctuation and never generalised.
+    Fixed {
+        /// The constant.
         text: String,
     },
     /// A variable.
@@ -229,6 +332,10 @@ pub struct Position {
     pub slot: Slot,
     /// Whether whitespace precedes the position.
     pub space_before: bool,
+    /// Some message had an optional parenthesised value after this position (left out
+    /// of the skeleton; the regex matches it optionally).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional_group: bool,
 }
 
 /// A mined pattern.
@@ -282,7 +389,9 @@ impl Pattern {
                 s.push(' ');
             }
             match &p.slot {
-                Slot::Word { text } | Slot::Punct { text } => s.push_str(text),
+                Slot::Word { text } | Slot::Punct { text } | Slot::Fixed { text } => {
+                    s.push_str(text)
+                }
                 Slot::Var(v) => s.push_str(var(v)),
             }
         }
@@ -313,8 +422,13 @@ impl Pattern {
                 s.push('+');
             }
             match &p.slot {
-                Slot::Word { text } | Slot::Punct { text } => s.push_str(&regex::escape(text)),
+                Slot::Word { text } | Slot::Punct { text } | Slot::Fixed { text } => {
+                    s.push_str(&regex::escape(text))
+                }
                 Slot::Var(v) => s.push_str(v.regex()),
+            }
+            if p.optional_group {
+                s.push_str("(?:[[:space:]]+\\((?s:.*?)\\))?");
             }
         }
         s.push_str(WS);
@@ -337,7 +451,7 @@ impl Pattern {
 /// assert_eq!(p.count(), 2);
 /// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(from = "MinerState", into = "MinerState")]
+#[serde(try_from = "MinerState", into = "MinerState")]
 pub struct Miner {
     config: MinerConfig,
     /// Patterns by id − 1; `None` once merged away.
@@ -351,6 +465,10 @@ pub struct Miner {
     live: usize,
     stats: MinerStats,
     scratch: Vec<Token>,
+    /// `(from, into)` of every merge since the last [`Miner::take_merges`], recorded only
+    /// when `log_merges` is set (by [`PatternSet`], which moves its counts along).
+    merges: Vec<(PatternId, PatternId)>,
+    log_merges: bool,
 }
 
 /// The persisted form of a [`Miner`] (what serde reads and writes).
@@ -378,9 +496,11 @@ impl From<Miner> for MinerState {
     }
 }
 
-impl From<MinerState> for Miner {
-    fn from(s: MinerState) -> Self {
-        let mut m = Miner::new(s.config);
+impl TryFrom<MinerState> for Miner {
+    type Error = ConfigError;
+
+    fn try_from(s: MinerState) -> Result<Self, ConfigError> {
+        let mut m = Miner::new(s.config)?;
         m.stats = s.stats;
         let n = s
             .next_id
@@ -401,7 +521,7 @@ impl From<MinerState> for Miner {
             m.live += 1;
         }
         m.aliases = s.aliases.into_iter().collect();
-        m
+        Ok(m)
     }
 }
 
@@ -409,6 +529,7 @@ impl From<MinerState> for Miner {
 enum Class {
     Word,
     Punct,
+    Fixed,
 }
 
 fn key_hash<'a>(items: impl Iterator<Item = (Class, &'a [u8], bool, bool)>) -> u64 {
@@ -430,6 +551,10 @@ fn key_hash_with<'a>(
                 h.word(
                     0x100 | u64::from(text.first().copied().unwrap_or(0)) | (u64::from(space) << 9),
                 );
+            }
+            Class::Fixed => {
+                h.word(0x800 | (u64::from(space) << 9));
+                h.bytes(text);
             }
             Class::Word => {
                 h.word(0x400 | (u64::from(space) << 9));
@@ -465,6 +590,7 @@ fn classes(pos: &[Position]) -> impl Iterator<Item = (Class, &[u8], bool, bool)>
         let space = p.space_before && i > 0;
         match &p.slot {
             Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
             Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
             Slot::Var(_) => (Class::Word, &[][..], space, false),
         }
@@ -476,6 +602,7 @@ fn key_of_positions(pos: &[Position]) -> u64 {
         let space = p.space_before && i > 0;
         match &p.slot {
             Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+            Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
             Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
             Slot::Var(_) => (Class::Word, &[][..], space, false),
         }
@@ -485,7 +612,7 @@ fn key_of_positions(pos: &[Position]) -> u64 {
 /// The index of the first word position (the one in the bucket key).
 fn first_word(pos: &[Position]) -> Option<usize> {
     pos.iter()
-        .position(|p| !matches!(p.slot, Slot::Punct { .. }))
+        .position(|p| matches!(p.slot, Slot::Word { .. } | Slot::Var(_)))
 }
 
 /// For a template whose first word is constant: its key with that word as a variable.
@@ -499,6 +626,7 @@ fn var_first_key(pos: &[Position]) -> Option<u64> {
             let space = p.space_before && i > 0;
             match &p.slot {
                 Slot::Punct { text } => (Class::Punct, text.as_bytes(), space, false),
+                Slot::Fixed { text } => (Class::Fixed, text.as_bytes(), space, false),
                 Slot::Word { text } => (Class::Word, text.as_bytes(), space, true),
                 Slot::Var(_) => (Class::Word, &[][..], space, false),
             }
@@ -518,6 +646,7 @@ fn key_of_tokens_with(msg: &str, toks: &[Token], var_first: bool) -> u64 {
             let text = t.text(msg).as_bytes();
             match t.kind {
                 TokenKind::Punct => (Class::Punct, text, space, false),
+                TokenKind::Fixed => (Class::Fixed, text, space, false),
                 TokenKind::Word => (Class::Word, text, space, true),
                 TokenKind::Var(_) => (Class::Word, text, space, false),
             }
@@ -535,12 +664,13 @@ fn similarity(pat: &[Position], msg: &str, toks: &[Token]) -> Option<f64> {
     let (mut words, mut matched) = (0u32, 0u32);
     for (p, t) in pat.iter().zip(toks) {
         match (&p.slot, t.kind) {
-            (Slot::Punct { text }, TokenKind::Punct) => {
+            (Slot::Punct { text }, TokenKind::Punct) | (Slot::Fixed { text }, TokenKind::Fixed) => {
                 if text.as_bytes() != t.text(msg).as_bytes() {
                     return None;
                 }
             }
-            (Slot::Punct { .. }, _) | (_, TokenKind::Punct) => return None,
+            (Slot::Punct { .. } | Slot::Fixed { .. }, _)
+            | (_, TokenKind::Punct | TokenKind::Fixed) => return None,
             (Slot::Var(_), _) | (_, TokenKind::Var(_)) => {
                 words += 1;
                 matched += 1;
@@ -568,9 +698,9 @@ fn compatible(pat: &[Position], msg: &str, toks: &[Token]) -> bool {
         && pat.iter().zip(toks).all(|(p, t)| match (&p.slot, t.kind) {
             (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
             (Slot::Word { .. }, TokenKind::Var(_)) => true,
-            (Slot::Word { text }, TokenKind::Word) | (Slot::Punct { text }, TokenKind::Punct) => {
-                text.as_bytes() == t.text(msg).as_bytes()
-            }
+            (Slot::Word { text }, TokenKind::Word)
+            | (Slot::Punct { text }, TokenKind::Punct)
+            | (Slot::Fixed { text }, TokenKind::Fixed) => text.as_bytes() == t.text(msg).as_bytes(),
             _ => false,
         })
 }
@@ -583,12 +713,14 @@ fn template_similarity(a: &[Position], b: &[Position]) -> Option<f64> {
     let (mut words, mut matched) = (0u32, 0u32);
     for (p, q) in a.iter().zip(b) {
         match (&p.slot, &q.slot) {
-            (Slot::Punct { text: x }, Slot::Punct { text: y }) => {
+            (Slot::Punct { text: x }, Slot::Punct { text: y })
+            | (Slot::Fixed { text: x }, Slot::Fixed { text: y }) => {
                 if x != y {
                     return None;
                 }
             }
-            (Slot::Punct { .. }, _) | (_, Slot::Punct { .. }) => return None,
+            (Slot::Punct { .. } | Slot::Fixed { .. }, _)
+            | (_, Slot::Punct { .. } | Slot::Fixed { .. }) => return None,
             (Slot::Var(_), _) | (_, Slot::Var(_)) => {
                 words += 1;
                 matched += 1;
@@ -622,11 +754,35 @@ fn covers(general: &[Position], specific: &[Position]) -> bool {
 }
 
 impl Miner {
-    /// A miner with the given configuration.
-    pub fn new(config: MinerConfig) -> Self {
-        Self {
+    /// A miner with the given configuration, validated first.
+    pub fn new(config: MinerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self {
             config,
             ..Self::default()
+        })
+    }
+
+    /// Whether `id` names a live pattern of this miner (not merged away, not unknown).
+    pub fn is_live(&self, id: PatternId) -> bool {
+        id.0.checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.patterns.get(i))
+            .is_some_and(Option::is_some)
+    }
+
+    /// The `(from, into)` pairs of the merges since the last call (only recorded after
+    /// [`Miner::set_merge_log`]`(true)`).
+    pub fn take_merges(&mut self) -> Vec<(PatternId, PatternId)> {
+        std::mem::take(&mut self.merges)
+    }
+
+    /// Records every merge for [`Miner::take_merges`] (off by default: a miner used on
+    /// its own never grows this log).
+    pub fn set_merge_log(&mut self, on: bool) {
+        self.log_merges = on;
+        if !on {
+            self.merges.clear();
         }
     }
 
@@ -687,10 +843,11 @@ impl Miner {
                         .zip(&toks)
                         .all(|(pos, t)| match (&pos.slot, t.kind) {
                             (Slot::Var(_), TokenKind::Var(_) | TokenKind::Word) => true,
-                            (
-                                Slot::Word { text } | Slot::Punct { text },
-                                TokenKind::Word | TokenKind::Punct,
-                            ) => text.as_bytes() == t.text(message).as_bytes(),
+                            (Slot::Word { text }, TokenKind::Word)
+                            | (Slot::Punct { text }, TokenKind::Punct)
+                            | (Slot::Fixed { text }, TokenKind::Fixed) => {
+                                text.as_bytes() == t.text(message).as_bytes()
+                            }
                             _ => false,
                         });
                 fits.then_some(p.id)
@@ -710,6 +867,7 @@ impl Miner {
             end: msg.len().min(u32::MAX as usize) as u32,
             kind: TokenKind::Var(VarKind::Any),
             space_before: space,
+            group_after: false,
         });
         true
     }
@@ -726,6 +884,18 @@ impl Miner {
         let id = self.add_tokens(message, &toks);
         self.scratch = toks;
         id
+    }
+
+    /// Adds a message already tokenised by the caller (structured records: see
+    /// [`PatternSet::observe`]); `toks` must be ranges of `msg` in order.
+    pub(crate) fn add_prepared(&mut self, msg: &str, toks: &[Token]) -> PatternId {
+        self.stats.messages += 1;
+        self.add_tokens(msg, toks)
+    }
+
+    /// Drains the merge log (see [`Miner::set_merge_log`]) without allocating.
+    pub(crate) fn drain_merges(&mut self) -> std::vec::Drain<'_, (PatternId, PatternId)> {
+        self.merges.drain(..)
     }
 
     fn add_tokens(&mut self, msg: &str, toks: &[Token]) -> PatternId {
@@ -753,7 +923,7 @@ impl Miner {
         if best.is_none_or(|(sim, _)| sim < 1.0)
             && toks
                 .iter()
-                .find(|t| t.kind != TokenKind::Punct)
+                .find(|t| matches!(t.kind, TokenKind::Word | TokenKind::Var(_)))
                 .is_some_and(|t| t.kind == TokenKind::Word)
         {
             let vkey = key_of_tokens_with(msg, toks, true);
@@ -866,7 +1036,10 @@ impl Miner {
     /// evidence (`client SPP` / `client WindowsUpdateAgent` may well be two events); many
     /// are (`removing chargen`, `removing daytime`, `removing echo`...).
     fn siblings(&mut self, key: u64, idx: u32) {
-        let k = self.config.distinct_values;
+        let Some(Some(me)) = self.patterns.get(idx as usize) else {
+            return;
+        };
+        let k = self.evidence_needed(&me.positions);
         if k < 2 {
             return;
         }
@@ -876,9 +1049,6 @@ impl Miner {
         if ids.len() + 1 < k {
             return;
         }
-        let Some(Some(me)) = self.patterns.get(idx as usize) else {
-            return;
-        };
         let mut groups: Vec<(usize, Vec<u32>)> = Vec::new();
         for &j in ids {
             if j == idx {
@@ -894,13 +1064,31 @@ impl Miner {
                 }
             }
         }
-        let Some((_, mut members)) = groups
+        let Some((pos, mut members)) = groups
             .into_iter()
             .filter(|g| g.1.len() + 1 >= k)
             .max_by_key(|g| g.1.len())
         else {
             return;
         };
+        // Fewer values than configured (long context): not when a value has the shape
+        // of an event word (`GET` / `POST`, `VM Paused` / `VM Resumed`, `opened` /
+        // `closed`): those are distinct events, not a variable.
+        if members.len() + 1 < self.config.distinct_values {
+            let upper = |j: u32| {
+                self.patterns
+                    .get(j as usize)
+                    .and_then(Option::as_ref)
+                    .and_then(|p| match &p.positions.get(pos)?.slot {
+                        Slot::Word { text } => Some(is_upper_word(text)),
+                        _ => None,
+                    })
+                    .unwrap_or(false)
+            };
+            if upper(idx) || members.iter().any(|&j| upper(j)) {
+                return;
+            }
+        }
         members.push(idx);
         members.sort_unstable();
         let keep = members[0];
@@ -908,6 +1096,21 @@ impl Miner {
             self.merge_into(keep, j);
         }
         self.converge(key, keep);
+    }
+
+    /// How many patterns differing in one word it takes to generalise that word: the
+    /// configured [`MinerConfig::distinct_values`], or three when the rest of the
+    /// template holds at least [`LONG_CONTEXT`] other constant words. With that much
+    /// context agreeing, a position taking a handful of values is a low-cardinality
+    /// variable (`session opened for user alice / bob / carol`), not distinct events
+    /// (`VM Paused` / `VM Resumed` share one word of context).
+    fn evidence_needed(&self, pos: &[Position]) -> usize {
+        let k = self.config.distinct_values;
+        let consts = pos
+            .iter()
+            .filter(|p| matches!(p.slot, Slot::Word { .. } | Slot::Fixed { .. }))
+            .count();
+        if consts > LONG_CONTEXT { k.min(3) } else { k }
     }
 
     fn create(&mut self, key: u64, msg: &str, toks: &[Token]) -> PatternId {
@@ -925,6 +1128,9 @@ impl Miner {
                     TokenKind::Punct => Slot::Punct {
                         text: text.to_owned(),
                     },
+                    TokenKind::Fixed => Slot::Fixed {
+                        text: text.to_owned(),
+                    },
                     TokenKind::Var(k) => {
                         let mut v = Variable::new(k);
                         v.observe(k, text, 1, &self.config);
@@ -934,6 +1140,7 @@ impl Miner {
                 Position {
                     slot,
                     space_before: t.space_before && i > 0,
+                    optional_group: t.group_after,
                 }
             })
             .collect();
@@ -969,6 +1176,7 @@ impl Miner {
         let prior = p.count;
         for (pos, t) in p.positions.iter_mut().zip(toks) {
             let text = t.text(msg);
+            pos.optional_group |= t.group_after;
             match (&mut pos.slot, t.kind) {
                 (Slot::Var(v), TokenKind::Var(k)) => v.observe(k, text, 1, cfg),
                 (Slot::Var(v), TokenKind::Word) => v.observe(VarKind::Any, text, 1, cfg),
@@ -1052,6 +1260,9 @@ impl Miner {
             return;
         };
         self.aliases.insert(src.id, dst.id);
+        if self.log_merges {
+            self.merges.push((src.id, dst.id));
+        }
         merge_patterns(dst, &src, &self.config);
     }
 
@@ -1115,6 +1326,19 @@ impl Miner {
     }
 }
 
+/// The shape of an event word rather than a low-cardinality value: capitalised or
+/// upper-case (`GET`, `INFO`, `Paused`, `RUNNING`) or a verb form (`opened`,
+/// `starting`). Lower-case names (`alice`, `bob`) are not.
+fn is_upper_word(w: &str) -> bool {
+    w.as_bytes().first().is_some_and(u8::is_ascii_uppercase)
+        || w.ends_with("ed")
+        || w.ends_with("ing")
+}
+
+/// Constant words (besides the differing one) from which three distinct values are
+/// enough evidence of a variable (see [`Miner::evidence_needed`]).
+const LONG_CONTEXT: usize = 4;
+
 /// The one word position where both templates hold different constants, all other
 /// positions being compatible (equal, or a variable on either side).
 fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
@@ -1130,9 +1354,16 @@ fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
                 }
                 diff = Some(i);
             }
-            (Slot::Punct { text: x }, Slot::Punct { text: y }) if x != y => return None,
-            (Slot::Punct { .. }, Slot::Word { .. } | Slot::Var(_)) => return None,
-            (Slot::Word { .. } | Slot::Var(_), Slot::Punct { .. }) => return None,
+            (Slot::Punct { text: x }, Slot::Punct { text: y })
+            | (Slot::Fixed { text: x }, Slot::Fixed { text: y })
+                if x != y =>
+            {
+                return None;
+            }
+            (Slot::Punct { .. } | Slot::Fixed { .. }, Slot::Word { .. } | Slot::Var(_))
+            | (Slot::Word { .. } | Slot::Var(_), Slot::Punct { .. } | Slot::Fixed { .. })
+            | (Slot::Punct { .. }, Slot::Fixed { .. })
+            | (Slot::Fixed { .. }, Slot::Punct { .. }) => return None,
             _ => {}
         }
     }
@@ -1142,6 +1373,7 @@ fn single_difference(a: &[Position], b: &[Position]) -> Option<usize> {
 fn merge_patterns(dst: &mut Pattern, src: &Pattern, cfg: &MinerConfig) {
     let (dn, sn) = (dst.count, src.count);
     for (d, s) in dst.positions.iter_mut().zip(&src.positions) {
+        d.optional_group |= s.optional_group;
         match (&mut d.slot, &s.slot) {
             (Slot::Var(a), Slot::Var(b)) => a.absorb(b, cfg),
             (Slot::Var(a), Slot::Word { text }) => a.observe(VarKind::Any, text, sn, cfg),

@@ -4,9 +4,12 @@
 //! A message is split on ASCII whitespace into words; each word is then either
 //! recognised whole as a typed variable (IPv4/IPv6 with optional port, UUID, URL, path,
 //! timestamp, duration, number, hex) or split further at punctuation (`= : , ; ( ) [ ] {
-//! } < > " ' |`) into sub-tokens. A sub-token containing a digit is a variable; the value
-//! of a `key=value` pair is a variable; `true`/`false`/`null` are variables. Runs of
-//! variables joined only by `:` collapse into one (times, `host:port`, MAC addresses).
+//! } < > " ' |`) into sub-tokens. A sub-token containing a digit is a variable, except
+//! well-known names that contain digits (`HTTP/1.1`, `TLSv1.3`, `x86_64`, `ssh2`,
+//! `sha256`...: protocols, architectures, encodings, digests); the value of a
+//! `key=value` pair is a variable (quotes included, empty when nothing follows `=`);
+//! `true`/`false`/`null` are variables. Runs of variables joined only by `:` collapse
+//! into one (times, `host:port`, MAC addresses), and so does `host.name:port`.
 //!
 //! The tokeniser writes into a caller-owned buffer of [`Token`]s (byte ranges into the
 //! message), so tokenising allocates nothing once the buffer has grown.
@@ -76,6 +79,9 @@ pub enum TokenKind {
     Punct,
     /// A masked variable of the given type.
     Var(VarKind),
+    /// A constant pinned by the caller (a structured field that defines the event);
+    /// the tokeniser never produces it, [`crate::pattern::PatternSet`] does.
+    Fixed,
 }
 
 /// One token: a byte range of the message, its kind, and whether whitespace precedes it.
@@ -89,6 +95,9 @@ pub struct Token {
     pub kind: TokenKind,
     /// Whether ASCII whitespace separates this token from the previous one.
     pub space_before: bool,
+    /// A parenthesised variable followed this token and was left out of the skeleton
+    /// (`812 bytes (0.79 KB) sent` tokenises like `0 bytes sent`).
+    pub group_after: bool,
 }
 
 impl Token {
@@ -387,13 +396,149 @@ fn dot_run(w: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
+/// Well-known names that contain digits but are constants (protocols, TLS versions,
+/// architectures, encodings, digests): the rule "a word with a digit is a variable"
+/// must not swallow them. Compared ASCII-case-insensitively (one `match` on the
+/// lower-cased bytes: no allocation, no scan of a list).
+fn is_known_constant(s: &[u8]) -> bool {
+    if s.len() < 2 || s.len() > 8 || !s.iter().any(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut buf = [0u8; 8];
+    for (d, c) in buf.iter_mut().zip(s) {
+        *d = c.to_ascii_lowercase();
+    }
+    matches!(
+        &buf[..s.len()],
+        b"http/1.0"
+            | b"http/1.1"
+            | b"http/2"
+            | b"http/2.0"
+            | b"http/3"
+            | b"h2"
+            | b"h2c"
+            | b"h3"
+            | b"http2"
+            | b"http3"
+            | b"ssh2"
+            | b"ssh-2.0"
+            | b"tlsv1"
+            | b"tlsv1.0"
+            | b"tlsv1.1"
+            | b"tlsv1.2"
+            | b"tlsv1.3"
+            | b"tls1.2"
+            | b"tls1.3"
+            | b"sslv2"
+            | b"sslv3"
+            | b"dtlsv1.2"
+            | b"x86_64"
+            | b"x86"
+            | b"x64"
+            | b"i386"
+            | b"i686"
+            | b"amd64"
+            | b"arm64"
+            | b"aarch64"
+            | b"armv7"
+            | b"armv7l"
+            | b"ppc64le"
+            | b"s390x"
+            | b"ipv4"
+            | b"ipv6"
+            | b"utf-8"
+            | b"utf8"
+            | b"utf-16"
+            | b"utf16"
+            | b"sha1"
+            | b"sha224"
+            | b"sha256"
+            | b"sha384"
+            | b"sha512"
+            | b"md5"
+            | b"crc32"
+            | b"base64"
+            | b"x509"
+            | b"x.509"
+            | b"ed25519"
+            | b"p-256"
+            | b"p-384"
+            | b"aes128"
+            | b"aes256"
+            | b"oauth2"
+            | b"log4j"
+            | b"log4j2"
+            | b"proto3"
+            | b"int8"
+            | b"int16"
+            | b"int32"
+            | b"int64"
+            | b"uint8"
+            | b"uint16"
+            | b"uint32"
+            | b"uint64"
+            | b"float32"
+            | b"float64"
+            | b"k8s"
+            | b"win32"
+            | b"win64"
+            | b"ext4"
+            | b"grpc-web"
+            | b"s3"
+            | b"ec2"
+    )
+}
+
+/// Source-file extensions: `name.ext:line` is a code location (constant file name),
+/// not `host:port`.
+const SOURCE_EXTS: &[&[u8]] = &[
+    b"c", b"h", b"cc", b"cpp", b"hpp", b"java", b"kt", b"scala", b"py", b"go", b"rs", b"js", b"ts",
+    b"rb", b"php", b"cs", b"swift", b"m",
+];
+
+/// `(File.ext:123)`: a stack frame's source location.
+fn is_code_location(par: &[u8]) -> bool {
+    let Some(inner) = par.strip_prefix(b"(").and_then(|r| r.strip_suffix(b")")) else {
+        return false;
+    };
+    let Some(colon) = inner.iter().rposition(|&c| c == b':') else {
+        return false;
+    };
+    let (file, line) = (&inner[..colon], &inner[colon + 1..]);
+    !line.is_empty()
+        && line.iter().all(u8::is_ascii_digit)
+        && file.iter().rposition(|&c| c == b'.').is_some_and(|d| {
+            d > 0
+                && SOURCE_EXTS
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&file[d + 1..]))
+        })
+}
+
+/// `host.name:port` (a dotted name, not a source file, then a port number): one
+/// variable, like `10.0.0.1:443`.
+fn is_host_port(core: &[u8], colon: usize) -> bool {
+    let (host, port) = (&core[..colon], &core[colon + 1..]);
+    let port_ok = !port.is_empty() && port.len() <= 5 && port.iter().all(u8::is_ascii_digit);
+    let Some(dot) = host.iter().rposition(|&c| c == b'.') else {
+        return port_ok && host == b"localhost";
+    };
+    port_ok
+        && dot > 0
+        && !SOURCE_EXTS
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(&host[dot + 1..]))
+}
+
 /// A word containing a digit but no `=` (which would make it `key=value` pairs).
 fn digit_word(s: &[u8]) -> Option<VarKind> {
     (s.iter().any(u8::is_ascii_digit) && !s.contains(&b'=')).then_some(VarKind::Alnum)
 }
 
 fn sub_kind(s: &[u8]) -> TokenKind {
-    if s.iter().any(u8::is_ascii_digit) {
+    if is_known_constant(s) {
+        TokenKind::Word
+    } else if s.iter().any(u8::is_ascii_digit) {
         TokenKind::Var(classify_word(s).unwrap_or(VarKind::Alnum))
     } else if is_bool(s) {
         TokenKind::Var(VarKind::Bool)
@@ -432,6 +577,10 @@ pub fn tokenize(msg: &str, out: &mut Vec<Token>) {
 const SIZE_UNITS: &[&[u8]] = &[
     b"B", b"KB", b"MB", b"GB", b"TB", b"PB", b"KiB", b"MiB", b"GiB", b"TiB", b"PiB",
 ];
+const TIME_UNITS: &[&[u8]] = &[
+    b"ns", b"us", b"ms", b"msec", b"msecs", b"sec", b"secs", b"second", b"seconds", b"min",
+    b"mins", b"minute", b"minutes", b"hour", b"hours", b"hr", b"hrs", b"day", b"days",
+];
 const DAYS: &[&[u8]] = &[b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
 const MONTHS: &[&[u8]] = &[
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
@@ -445,6 +594,31 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
     let mut w = 0;
     for r in 0..out.len() {
         let t = out[r];
+        // A comparison glued to a number is part of the value: `<1`, `>500`, `~3`.
+        if w > 0
+            && t.kind == TokenKind::Var(VarKind::Number)
+            && !t.space_before
+            && out[w - 1].kind == TokenKind::Punct
+            && matches!(text(&out[w - 1]), b"<" | b">" | b"~")
+            && out[w - 1].end == t.start
+        {
+            out[w - 1].end = t.end;
+            out[w - 1].kind = TokenKind::Var(VarKind::Alnum);
+            continue;
+        }
+        // A bound with a time unit is one duration (`<1 sec`, `>5 minutes`), like
+        // `00:01` or `12ms`. A plain `42 ms` stays `<*> ms`, as the Loghub labels write it.
+        if w > 0
+            && t.kind == TokenKind::Word
+            && t.space_before
+            && out[w - 1].kind == TokenKind::Var(VarKind::Alnum)
+            && matches!(b[out[w - 1].start as usize], b'<' | b'>' | b'~')
+            && TIME_UNITS.iter().any(|u| u.eq_ignore_ascii_case(text(&t)))
+        {
+            out[w - 1].end = t.end;
+            out[w - 1].kind = TokenKind::Var(VarKind::Duration);
+            continue;
+        }
         if w > 0
             && t.kind == TokenKind::Word
             && t.space_before
@@ -477,6 +651,64 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             out[r].kind = TokenKind::Var(VarKind::Timestamp);
         }
     }
+    // Empty brackets hold an empty variable, so `()` and `(db.example)` share a
+    // skeleton: `from 10.0.0.1 () at` / `from 10.0.0.1 (db.example) at`.
+    let mut i = 1;
+    while i < out.len() {
+        let (o, c) = (out[i - 1], out[i]);
+        // Only a free-standing pair: `jk2_init()` is a call, not an empty value.
+        if o.kind == TokenKind::Punct
+            && c.kind == TokenKind::Punct
+            && !c.space_before
+            && o.end == c.start
+            && (o.space_before || i == 1)
+            && matches!(
+                (b[o.start as usize], b[c.start as usize]),
+                (b'(', b')') | (b'[', b']') | (b'{', b'}') | (b'"', b'"') | (b'\'', b'\'')
+            )
+        {
+            out.insert(
+                i,
+                Token {
+                    start: c.start,
+                    end: c.start,
+                    kind: TokenKind::Var(VarKind::Any),
+                    space_before: false,
+                    group_after: false,
+                },
+            );
+            i += 1;
+        }
+        i += 1;
+    }
+    // An optional parenthesised value — `(`, one numeric variable, `)` after
+    // whitespace — is left out of the skeleton and noted on the token before it: `812 bytes (0.79 KB)
+    // sent` and `0 bytes sent` are one event.
+    let mut w = 0;
+    let mut r = 0;
+    while r < out.len() {
+        if w > 0
+            && r + 2 < out.len()
+            && out[r].kind == TokenKind::Punct
+            && out[r].space_before
+            && b[out[r].start as usize] == b'('
+            && matches!(out[r + 1].kind, TokenKind::Var(_))
+            && b.get(out[r + 1].start as usize)
+                .is_some_and(u8::is_ascii_digit)
+            && out[r + 1].end > out[r + 1].start
+            && out[r + 2].kind == TokenKind::Punct
+            && b[out[r + 2].start as usize] == b')'
+            && out.get(r + 3).is_none_or(|t| t.space_before)
+        {
+            out[w - 1].group_after = true;
+            r += 3;
+            continue;
+        }
+        out[w] = out[r];
+        w += 1;
+        r += 1;
+    }
+    out.truncate(w);
     // A run of variables separated only by whitespace is one variable (a list whose
     // length varies: `delete blk_1 blk_2 blk_3`, `Fri Jul 1 12:00:00 2005`).
     let mut w = 0;
@@ -487,6 +719,9 @@ fn post_pass(b: &[u8], out: &mut Vec<Token>) {
             && let (TokenKind::Var(a), TokenKind::Var(k)) = (out[w - 1].kind, t.kind)
         {
             out[w - 1].end = t.end;
+            // A group left out after the earlier variable now lies inside the range;
+            // one after the later variable still follows the joined one.
+            out[w - 1].group_after = t.group_after;
             if a != k {
                 out[w - 1].kind = TokenKind::Var(VarKind::Any);
             }
@@ -529,6 +764,7 @@ fn push(out: &mut Vec<Token>, start: usize, end: usize, kind: TokenKind, space: 
         end: end as u32,
         kind,
         space_before: space,
+        group_after: false,
     });
 }
 
@@ -613,7 +849,10 @@ fn word(
         core_end -= 1;
     }
     let core = &b[s..core_end];
-    if let Some(kind) = classify_word(core) {
+    if is_known_constant(core) {
+        push(out, s, core_end, TokenKind::Word, space);
+        space = false;
+    } else if let Some(kind) = classify_word(core) {
         push(out, s, core_end, TokenKind::Var(kind), space);
         space = false;
     } else if let Some(kind) = digit_word(core) {
@@ -627,6 +866,7 @@ fn word(
             && core[p] == b':'
             && !core[..p].iter().any(u8::is_ascii_digit)
             && core[..p].iter().filter(|&&c| c == b'.').count() < 2
+            && !is_host_port(core, p)
         {
             push(out, s, s + p, TokenKind::Word, space);
             push(out, s + p, s + p + 1, TokenKind::Punct, false);
@@ -638,6 +878,17 @@ fn word(
                     split(b, s + p + 1, core_end, n, false, out);
                 }
             }
+        } else if p > 0
+            && p < core.len()
+            && !core[..p].iter().any(u8::is_ascii_digit)
+            && ((core[p] == b'[' && core.last() == Some(&b']'))
+                || (core[p] == b'(' && is_code_location(&core[p..])))
+        {
+            // `identifier[...]` and stack frames `method(File.java:88)`: the identifier
+            // is a constant and the bracketed part is tokenised on its own
+            // (`stable[12]`), instead of one variable for the whole word. Other
+            // `identifier(...)` words (`LOCAL(0)`) stay one variable.
+            split(b, s, core_end, n, space, out);
         } else {
             push(out, s, core_end, TokenKind::Var(kind), space);
         }
@@ -667,6 +918,11 @@ fn split(b: &[u8], s: usize, e: usize, n: usize, mut space: bool, out: &mut Vec<
             push(out, i, i + 1, TokenKind::Punct, space);
             space = false;
             i += 1;
+            // `key=` with nothing after it: an empty value, still a variable position.
+            if c == b'=' && i == e && i > s + 1 && !is_split(b[i - 2]) {
+                push(out, i, i, TokenKind::Var(VarKind::KeyValue), false);
+                continue;
+            }
             // key=value: the value runs to the next `,` `;` `&` or the end of the word.
             if c == b'=' && i < e && i > s + 1 && !is_split(b[i - 2]) {
                 if b[i] == b'"' || b[i] == b'\'' {
@@ -677,9 +933,10 @@ fn split(b: &[u8], s: usize, e: usize, n: usize, mut space: bool, out: &mut Vec<
                         .position(|&x| x == q)
                     {
                         let close = i + 1 + off;
-                        push(out, i, i + 1, TokenKind::Punct, false);
-                        push(out, i + 1, close, TokenKind::Var(VarKind::KeyValue), false);
-                        push(out, close, close + 1, TokenKind::Punct, false);
+                        // The quotes belong to the value: logfmt quotes only the values
+                        // that need it (`user=alice` / `user="bob smith"`), so both
+                        // shapes must share a skeleton.
+                        push(out, i, close + 1, TokenKind::Var(VarKind::KeyValue), false);
                         if close >= e {
                             // The quote closed past this word core: finish the word it
                             // closed in, then resume after it.

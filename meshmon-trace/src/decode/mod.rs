@@ -27,7 +27,10 @@ pub use zipkin::decode_zipkin;
 
 /// Size and count limits applied while decoding. Exceeding one is a
 /// [`DecodeError::LimitExceeded`] (or [`DecodeError::BodyTooLarge`]) carrying the offset.
+/// Start from [`Limits::default`] and change what you need
+/// (`Limits::default().with_max_body_bytes(1 << 30)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest accepted body, in bytes (the Agent's `max_request_bytes`, 25 MiB).
     pub max_body_bytes: usize,
@@ -60,7 +63,57 @@ impl Default for Limits {
     }
 }
 
+/// Why a [`Limits`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    /// A limit is zero, so nothing could be decoded.
+    #[error("limit {0} must be at least 1")]
+    Zero(&'static str),
+}
+
 impl Limits {
+    /// The limits with another body size bound.
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    /// The limits with another bound on spans per payload.
+    pub fn with_max_spans(mut self, n: usize) -> Self {
+        self.max_spans = n;
+        self
+    }
+
+    /// The limits with another bound on traces per payload.
+    pub fn with_max_traces(mut self, n: usize) -> Self {
+        self.max_traces = n;
+        self
+    }
+
+    /// The limits with another bound on one string's length.
+    pub fn with_max_string_bytes(mut self, n: usize) -> Self {
+        self.max_string_bytes = n;
+        self
+    }
+
+    /// Checks that no limit is zero (a zero depth is allowed: flat payloads only).
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        for (name, v) in [
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_traces", self.max_traces),
+            ("max_spans", self.max_spans),
+            ("max_map_entries", self.max_map_entries),
+            ("max_string_bytes", self.max_string_bytes),
+            ("max_string_table", self.max_string_table),
+        ] {
+            if v == 0 {
+                return Err(LimitsError::Zero(name));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_body(&self, body: &[u8]) -> Result<(), DecodeError> {
         if body.len() > self.max_body_bytes {
             return Err(DecodeError::BodyTooLarge {

@@ -65,14 +65,14 @@ impl fmt::Display for Dur {
         let d = self.0;
         if d.subsec_nanos() == 0 {
             let s = d.as_secs();
-            if s != 0 && s % 3600 == 0 {
+            if s != 0 && s.is_multiple_of(3600) {
                 write!(f, "{}h", s / 3600)
-            } else if s != 0 && s % 60 == 0 {
+            } else if s != 0 && s.is_multiple_of(60) {
                 write!(f, "{}m", s / 60)
             } else {
                 write!(f, "{s}s")
             }
-        } else if d.subsec_nanos() % 1_000_000 == 0 {
+        } else if d.subsec_nanos().is_multiple_of(1_000_000) {
             write!(f, "{}ms", d.as_millis())
         } else {
             write!(f, "{}ns", d.as_nanos())
@@ -106,9 +106,7 @@ impl<'de> Deserialize<'de> for Dur {
                     .map_err(|_| E::custom("a duration cannot be negative"))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Dur, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Dur)
-                    .map_err(E::custom)
+                Duration::try_from_secs_f64(v).map(Dur).map_err(E::custom)
             }
         }
         d.deserialize_any(V)

@@ -40,7 +40,10 @@ pub enum EnvVar {
 
 /// Every variable the agent reads, with the key it sets (or why it is only accepted).
 pub const ENV_VARS: &[(&str, EnvVar)] = &[
-    ("MESHMON_CONFIG", EnvVar::Sets("(the config file, like --config)")),
+    (
+        "MESHMON_CONFIG",
+        EnvVar::Sets("(the config file, like --config)"),
+    ),
     ("MESHMON_DATA_DIR", EnvVar::Sets("data_dir")),
     ("MESHMON_API_ADDR", EnvVar::Sets("api.listen")),
     ("MESHMON_POD_LOGS_ROOT", EnvVar::Sets("logs.pod_logs_root")),
@@ -51,7 +54,10 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
     ("DD_TAGS", EnvVar::Sets("tags")),
     ("DD_API_KEY", EnvVar::Sets("api_key")),
     ("DD_APM_ENABLED", EnvVar::Sets("apm.enabled")),
-    ("DD_APM_NON_LOCAL_TRAFFIC", EnvVar::Sets("apm.non_local_traffic")),
+    (
+        "DD_APM_NON_LOCAL_TRAFFIC",
+        EnvVar::Sets("apm.non_local_traffic"),
+    ),
     ("DD_APM_ENV", EnvVar::Sets("apm.env")),
     ("DD_APM_RECEIVER_PORT", EnvVar::Sets("apm.receiver_port")),
     ("DD_LOGS_ENABLED", EnvVar::Sets("logs.enabled")),
@@ -59,16 +65,34 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
         "DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL",
         EnvVar::Sets("logs.container_collect_all"),
     ),
-    ("DD_CONTAINER_EXCLUDE", EnvVar::Sets("autodiscovery.container_exclude")),
-    ("DD_AC_EXCLUDE", EnvVar::Sets("autodiscovery.container_exclude")),
-    ("DD_CONTAINER_INCLUDE", EnvVar::Sets("autodiscovery.container_include")),
-    ("DD_AC_INCLUDE", EnvVar::Sets("autodiscovery.container_include")),
+    (
+        "DD_CONTAINER_EXCLUDE",
+        EnvVar::Sets("autodiscovery.container_exclude"),
+    ),
+    (
+        "DD_AC_EXCLUDE",
+        EnvVar::Sets("autodiscovery.container_exclude"),
+    ),
+    (
+        "DD_CONTAINER_INCLUDE",
+        EnvVar::Sets("autodiscovery.container_include"),
+    ),
+    (
+        "DD_AC_INCLUDE",
+        EnvVar::Sets("autodiscovery.container_include"),
+    ),
     (
         "DD_EXTRA_CONFIG_PROVIDERS",
         EnvVar::Sets("autodiscovery.extra_config_providers"),
     ),
-    ("DD_KUBERNETES_KUBELET_HOST", EnvVar::Sets("autodiscovery.kubelet_host")),
-    ("DD_KUBERNETES_NODE_NAME", EnvVar::Sets("autodiscovery.node")),
+    (
+        "DD_KUBERNETES_KUBELET_HOST",
+        EnvVar::Sets("autodiscovery.kubelet_host"),
+    ),
+    (
+        "DD_KUBERNETES_NODE_NAME",
+        EnvVar::Sets("autodiscovery.node"),
+    ),
     (
         "DD_COLLECT_KUBERNETES_EVENTS",
         EnvVar::Accepted("Kubernetes events are not collected"),
@@ -190,10 +214,10 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
         cfg.autodiscovery.node = v;
     }
     for (name, what) in ENV_VARS {
-        if let EnvVar::Accepted(why) = what {
-            if get(name).is_some() {
-                cfg.notices.push(format!("{name} is set: {why}"));
-            }
+        if let EnvVar::Accepted(why) = what
+            && get(name).is_some()
+        {
+            cfg.notices.push(format!("{name} is set: {why}"));
         }
     }
     for p in &cfg.autodiscovery.extra_config_providers {
@@ -202,7 +226,8 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
                 "config provider {p:?} needs the cluster agent, not part of this release"
             ));
         } else {
-            cfg.notices.push(format!("config provider {p:?} is not known to meshmon"));
+            cfg.notices
+                .push(format!("config provider {p:?} is not known to meshmon"));
         }
     }
     Ok(())

@@ -196,6 +196,11 @@ pub struct ApmConfig {
     pub queue_requests: usize,
     /// How often RED stats are flushed into series.
     pub stats_flush_interval: Dur,
+    /// A trace is complete after this long without a new span.
+    pub trace_timeout: Dur,
+    /// Most spans held by traces being assembled; beyond it the oldest trace is completed
+    /// early (counted).
+    pub max_assembling_spans: usize,
 }
 
 /// `logs:`.
@@ -266,6 +271,9 @@ pub struct StoreConfig {
     pub max_spans_per_trace: usize,
     /// Sample messages kept per log pattern.
     pub max_samples_per_pattern: usize,
+    /// New traces per second and root service copied into the trace store (every error
+    /// trace is); the rest count in RED stats and the service map only.
+    pub traces_per_second_per_service: f64,
 }
 
 impl Default for AgentConfig {
@@ -331,6 +339,8 @@ impl AgentConfig {
                 max_body_bytes: 25 << 20,
                 queue_requests: 64,
                 stats_flush_interval: Dur::secs(10),
+                trace_timeout: Dur::secs(5),
+                max_assembling_spans: 50_000,
             },
             logs: LogsConfig {
                 enabled: false,
@@ -350,6 +360,7 @@ impl AgentConfig {
                 max_traces: 2000,
                 max_spans_per_trace: 1000,
                 max_samples_per_pattern: 3,
+                traces_per_second_per_service: 10.0,
             },
             notices: Vec::new(),
         }
@@ -386,10 +397,14 @@ impl AgentConfig {
                 .map_err(|e| bad("tags", format!("{t:?}: {e}")))?;
         }
         let positive = [
-            ("autodiscovery.poll_interval", self.autodiscovery.poll_interval),
+            (
+                "autodiscovery.poll_interval",
+                self.autodiscovery.poll_interval,
+            ),
             ("scrape.default_interval", self.scrape.default_interval),
             ("scrape.timeout", self.scrape.timeout),
             ("apm.stats_flush_interval", self.apm.stats_flush_interval),
+            ("apm.trace_timeout", self.apm.trace_timeout),
             ("logs.scan_interval", self.logs.scan_interval),
             ("logs.read_interval", self.logs.read_interval),
         ];
@@ -397,6 +412,14 @@ impl AgentConfig {
             if d.0.is_zero() {
                 return Err(bad(k, "must be greater than 0".into()));
             }
+        }
+        if !(self.store.traces_per_second_per_service > 0.0
+            && self.store.traces_per_second_per_service.is_finite())
+        {
+            return Err(bad(
+                "store.traces_per_second_per_service",
+                "must be a positive number".into(),
+            ));
         }
         if !(0.0..1.0).contains(&self.scrape.jitter) {
             return Err(bad("scrape.jitter", "must be in [0, 1)".into()));
@@ -407,12 +430,16 @@ impl AgentConfig {
             ("scrape.max_delta_series", self.scrape.max_delta_series),
             ("apm.max_body_bytes", self.apm.max_body_bytes),
             ("apm.queue_requests", self.apm.queue_requests),
+            ("apm.max_assembling_spans", self.apm.max_assembling_spans),
             ("logs.max_line_bytes", self.logs.max_line_bytes),
             ("logs.max_read_bytes", self.logs.max_read_bytes),
             ("logs.max_open_files", self.logs.max_open_files),
             ("logs.max_patterns", self.logs.max_patterns),
             ("store.max_series", self.store.max_series),
-            ("store.max_points_per_series", self.store.max_points_per_series),
+            (
+                "store.max_points_per_series",
+                self.store.max_points_per_series,
+            ),
             ("store.max_traces", self.store.max_traces),
             ("store.max_spans_per_trace", self.store.max_spans_per_trace),
         ];
@@ -423,7 +450,10 @@ impl AgentConfig {
         }
         for (i, c) in self.checks.iter().enumerate() {
             if c.name.is_empty() {
-                return Err(bad(&format!("checks[{i}].name"), "must not be empty".into()));
+                return Err(bad(
+                    &format!("checks[{i}].name"),
+                    "must not be empty".into(),
+                ));
             }
             if c.instances.is_empty() {
                 return Err(bad(
@@ -455,11 +485,15 @@ impl AgentConfig {
             }
             #[cfg(feature = "logs")]
             {
-                let rules: Vec<meshmon_logs::rules::Rule> =
-                    serde_json::from_value(serde_json::Value::Array(
-                        s.log_processing_rules.clone(),
-                    ))
-                    .map_err(|e| bad(&format!("logs.configs[{i}].log_processing_rules"), e.to_string()))?;
+                let rules: Vec<meshmon_logs::rules::Rule> = serde_json::from_value(
+                    serde_json::Value::Array(s.log_processing_rules.clone()),
+                )
+                .map_err(|e| {
+                    bad(
+                        &format!("logs.configs[{i}].log_processing_rules"),
+                        e.to_string(),
+                    )
+                })?;
                 meshmon_logs::rules::Processor::new(&rules).map_err(|e| {
                     bad(
                         &format!("logs.configs[{i}].log_processing_rules"),
@@ -497,19 +531,18 @@ pub fn parse_yaml(text: &str, file: &str) -> Result<AgentConfig, ConfigError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let key = e.path().to_string();
         let inner = e.into_inner();
-        let (line, column) = inner
-            .location()
-            .map_or((0, 0), |l| (l.line(), l.column()));
+        let (line, column) = inner.location().map_or((0, 0), |l| (l.line(), l.column()));
         let mut message = inner.to_string();
         // serde_norway appends " at line L column C"; the location is already in front.
         if let Some(i) = message.find(" at line ") {
             message.truncate(i);
         }
         // …and may put the parent's path in front: the key path already says it.
-        if let Some((head, rest)) = message.split_once(": ") {
-            if !head.contains(' ') && key.starts_with(head) {
-                message = rest.to_owned();
-            }
+        if let Some((head, rest)) = message.split_once(": ")
+            && !head.contains(' ')
+            && key.starts_with(head)
+        {
+            message = rest.to_owned();
         }
         ConfigError::Parse {
             file: file.to_owned(),
@@ -528,7 +561,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -545,7 +581,11 @@ mod tests {
             }
             serde_json::Value::Object(m) => {
                 for (k, v) in m {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     leaf_keys(&p, v, out);
                 }
             }
@@ -564,8 +604,10 @@ mod tests {
     #[test]
     fn config_reference_matches_code() {
         // Every key of a configuration with one item in each list…
-        let mut cfg = AgentConfig::default();
-        cfg.api_key = "k".into();
+        let mut cfg = AgentConfig {
+            api_key: "k".into(),
+            ..AgentConfig::default()
+        };
         cfg.checks.push(StaticCheck {
             name: "istio".into(),
             init_config: serde_json::json!({}),
@@ -590,11 +632,17 @@ mod tests {
             .filter_map(|l| l.split('`').next())
             .map(str::to_owned)
             .collect();
-        assert_eq!(code, documented, "CONFIG.md's key table and AgentConfig differ");
+        assert_eq!(
+            code, documented,
+            "CONFIG.md's key table and AgentConfig differ"
+        );
         // Every environment variable the code reads is documented.
         let env_section = &doc[doc.find("## Environment").unwrap()..];
         for (name, _) in ENV_VARS {
-            assert!(env_section.contains(&format!("| `{name}` |")), "{name} not in CONFIG.md");
+            assert!(
+                env_section.contains(&format!("| `{name}` |")),
+                "{name} not in CONFIG.md"
+            );
         }
     }
 
@@ -602,11 +650,20 @@ mod tests {
     fn errors_name_file_line_column_and_key() {
         let text = "data_dir: /tmp/x\napm:\n  enabled: true\n  recever_port: 1\n";
         match parse_yaml(text, "agent.yaml") {
-            Err(ConfigError::Parse { file, line, column, key, message }) => {
+            Err(ConfigError::Parse {
+                file,
+                line,
+                column,
+                key,
+                message,
+            }) => {
                 assert_eq!(file, "agent.yaml");
                 assert_eq!((line, column), (4, 3));
                 assert_eq!(key, "apm.recever_port");
-                assert!(message.contains("unknown field `recever_port`"), "{message}");
+                assert!(
+                    message.contains("unknown field `recever_port`"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -625,9 +682,12 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = parse_yaml("logs:\n  configs:\n    - type: file\n      path: /x\n      sevice: a\n", "b.yaml")
-            .unwrap_err()
-            .to_string();
+        let e = parse_yaml(
+            "logs:\n  configs:\n    - type: file\n      path: /x\n      sevice: a\n",
+            "b.yaml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("logs.configs[0].sevice"), "{e}");
     }
 
@@ -638,10 +698,19 @@ mod tests {
             ("api:\n  listen: nowhere\n", "api.listen"),
             ("store:\n  max_series: 0\n", "store.max_series"),
             ("logs:\n  read_interval: 0s\n", "logs.read_interval"),
-            ("checks:\n  - name: istio\n    instances: []\n", "checks[0].instances"),
-            ("logs:\n  configs:\n    - type: tcp\n      path: x\n", "logs.configs[0].type"),
+            (
+                "checks:\n  - name: istio\n    instances: []\n",
+                "checks[0].instances",
+            ),
+            (
+                "logs:\n  configs:\n    - type: tcp\n      path: x\n",
+                "logs.configs[0].type",
+            ),
             ("tags: [\"bad tag:\"]\n", "tags"),
-            ("autodiscovery:\n  container_exclude: [\"name:(\"]\n", "autodiscovery.container_exclude"),
+            (
+                "autodiscovery:\n  container_exclude: [\"name:(\"]\n",
+                "autodiscovery.container_exclude",
+            ),
         ];
         for (text, key) in bad {
             let cfg = parse_yaml(text, "t.yaml").unwrap();
@@ -659,14 +728,20 @@ mod tests {
         ("KUBERNETES", "true"),
         ("DD_KUBERNETES_KUBELET_HOST", "10.0.0.7"),
         ("DD_CLUSTER_AGENT_ENABLED", "true"),
-        ("DD_CLUSTER_AGENT_AUTH_TOKEN", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t"),
+        (
+            "DD_CLUSTER_AGENT_AUTH_TOKEN",
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+        ),
         ("DD_TAGS", "env:istio-demo team:mesh"),
         ("DD_APM_ENABLED", "true"),
         ("DD_APM_NON_LOCAL_TRAFFIC", "true"),
         ("DD_APM_ENV", "istio-demo"),
         ("DD_LOGS_ENABLED", "true"),
         ("DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL", "true"),
-        ("DD_AC_EXCLUDE", "name:datadog-agent name:datadog-cluster-agent"),
+        (
+            "DD_AC_EXCLUDE",
+            "name:datadog-agent name:datadog-cluster-agent",
+        ),
         ("DD_EXTRA_CONFIG_PROVIDERS", "endpointschecks clusterchecks"),
     ];
 
@@ -676,19 +751,35 @@ mod tests {
         assert_eq!(cfg.tags, ["env:istio-demo", "team:mesh"]);
         assert!(cfg.apm.non_local_traffic && cfg.logs.enabled && cfg.logs.container_collect_all);
         assert_eq!(cfg.apm.env, "istio-demo");
-        assert_eq!(cfg.autodiscovery.container_exclude, ["name:datadog-agent", "name:datadog-cluster-agent"]);
-        assert!(cfg.notices.iter().any(|n| n.contains("DD_CLUSTER_AGENT_ENABLED")));
+        assert_eq!(
+            cfg.autodiscovery.container_exclude,
+            ["name:datadog-agent", "name:datadog-cluster-agent"]
+        );
+        assert!(
+            cfg.notices
+                .iter()
+                .any(|n| n.contains("DD_CLUSTER_AGENT_ENABLED"))
+        );
         assert!(cfg.notices.iter().any(|n| n.contains("endpointschecks")));
         let shown = cfg.to_yaml();
-        assert!(!shown.contains("0123456789abcdef"), "API key printed:\n{shown}");
+        assert!(
+            !shown.contains("0123456789abcdef"),
+            "API key printed:\n{shown}"
+        );
         assert!(!shown.contains("s3cr3t"), "token printed:\n{shown}");
-        assert!(shown.contains("api_key: '***'") || shown.contains("api_key: \"***\""), "{shown}");
+        assert!(
+            shown.contains("api_key: '***'") || shown.contains("api_key: \"***\""),
+            "{shown}"
+        );
     }
 
     #[test]
     fn environment_errors_name_the_variable() {
         let e = AgentConfig::load(None, &env(&[("DD_APM_ENABLED", "yes please")])).unwrap_err();
-        assert!(matches!(&e, ConfigError::Env { var, .. } if var == "DD_APM_ENABLED"), "{e}");
+        assert!(
+            matches!(&e, ConfigError::Env { var, .. } if var == "DD_APM_ENABLED"),
+            "{e}"
+        );
         let e = AgentConfig::load(None, &env(&[("DD_APM_RECEIVER_PORT", "99999")])).unwrap_err();
         assert!(e.to_string().contains("DD_APM_RECEIVER_PORT"), "{e}");
         let cfg = AgentConfig::load(

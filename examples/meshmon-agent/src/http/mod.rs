@@ -118,7 +118,11 @@ impl Api {
                     "tasks": self.tasks.names(),
                     "dead": dead,
                 });
-                let code = if dead.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let code = if dead.is_empty() {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 json_reply(code, &body)
             }
             "/metrics" => {
@@ -128,7 +132,11 @@ impl Api {
                 text.push_str(&format!(
                     "# HELP meshmon_uptime_seconds Seconds since the agent started.\n# TYPE meshmon_uptime_seconds gauge\nmeshmon_uptime_seconds {up:.3}\n"
                 ));
-                reply(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", text)
+                reply(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text,
+                )
             }
             "/api/v1/status" => {
                 store.publish_stats();
@@ -175,10 +183,15 @@ impl Api {
                     }
                 }
             }
-            "/api/v1/services" => json_reply(StatusCode::OK, &json!({ "services": store.services() })),
+            "/api/v1/services" => {
+                json_reply(StatusCode::OK, &json!({ "services": store.services() }))
+            }
             "/api/v1/servicemap" => {
-                let mut services: std::collections::BTreeSet<&str> =
-                    store.services().iter().map(|s| s.service.as_str()).collect();
+                let mut services: std::collections::BTreeSet<&str> = store
+                    .services()
+                    .iter()
+                    .map(|s| s.service.as_str())
+                    .collect();
                 for e in store.edges() {
                     services.insert(&e.from);
                     services.insert(&e.to);
@@ -189,7 +202,10 @@ impl Api {
                 )
             }
             "/api/v1/traces" => {
-                let limit = param("limit").and_then(|v| v.parse().ok()).unwrap_or(50usize).min(1000);
+                let limit = param("limit")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(50usize)
+                    .min(1000);
                 let traces: Vec<Value> = store
                     .traces(param("service"), limit)
                     .iter()
@@ -201,7 +217,10 @@ impl Api {
                 let id = &p["/api/v1/traces/".len()..];
                 match store.trace(id) {
                     Some(t) => json_reply(StatusCode::OK, &json!(*t)),
-                    None => error(StatusCode::NOT_FOUND, &format!("no trace {id:?} in the store")),
+                    None => error(
+                        StatusCode::NOT_FOUND,
+                        &format!("no trace {id:?} in the store"),
+                    ),
                 }
             }
             "/api/v1/patterns" => {

@@ -76,7 +76,11 @@ impl ConfigProvider for StaticProvider {
                 let tags: Vec<String> = inst
                     .get("tags")
                     .and_then(|t| t.as_array())
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let mut cfg: CheckConfig = serde_json::from_value(json!({
                     "id": format!("file:{}:{i}:{j}", c.name),
@@ -201,7 +205,11 @@ pub async fn run(ctx: Ctx, tx: mpsc::Sender<Vec<Scheduled>>, mut shutdown: watch
     loop {
         let mut set = Vec::new();
         for p in &providers {
-            let name: &'static str = if p.name() == "file" { "file" } else { "manifests" };
+            let name: &'static str = if p.name() == "file" {
+                "file"
+            } else {
+                "manifests"
+            };
             match p.collect().await {
                 Ok(cfgs) => {
                     if errors.remove(name).is_some() {

@@ -24,11 +24,11 @@ use std::sync::Arc;
 
 use meshmon_core::autodiscovery::ContainerFilter;
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
+use meshmon_logs::LogRecord;
 use meshmon_logs::format::{Format, LineParser};
 use meshmon_logs::multiline::{Continuation, MultiLine, MultiLineConfig};
-use meshmon_logs::pattern::{Miner, MinerConfig, PatternId};
+use meshmon_logs::pattern::{MinerConfig, PatternId, PatternSet};
 use meshmon_logs::rules::{Processor, Rule};
-use meshmon_logs::{LogRecord, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::watch;
@@ -89,10 +89,10 @@ struct Tailed {
 
 #[derive(Default)]
 struct MinerEntry {
-    miner: Miner,
+    /// Patterns with their counts by status (`meshmon_logs::pattern::PatternSet`).
+    set: PatternSet,
     service: String,
     source: String,
-    counts: HashMap<PatternId, BTreeMap<&'static str, u64>>,
     /// Lines per (pattern, status) since the last flush into series.
     window: HashMap<(PatternId, &'static str), u64>,
     dirty: bool,
@@ -109,8 +109,7 @@ struct SavedMiner {
     key: String,
     service: String,
     source: String,
-    miner: Miner,
-    counts: Vec<(u64, BTreeMap<String, u64>)>,
+    set: PatternSet,
 }
 
 #[derive(Default, Clone, Copy, Serialize)]
@@ -152,7 +151,9 @@ fn fingerprint(path: &Path) -> Option<u64> {
 /// Namespace, pod, uid and container of a kubelet pod log path.
 pub fn kubelet_path_parts(root: &Path, file: &Path) -> Option<(String, String, String, String)> {
     let rel = file.strip_prefix(root).ok()?;
-    let mut it = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut it = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let pod_dir = it.next()?;
     let container = it.next()?;
     let _file = it.next()?;
@@ -217,7 +218,11 @@ fn expand_glob(pattern: &str) -> Vec<PathBuf> {
         return Vec::new();
     };
     if !name.contains(['*', '?', '[']) {
-        return if p.is_file() { vec![p.to_owned()] } else { Vec::new() };
+        return if p.is_file() {
+            vec![p.to_owned()]
+        } else {
+            Vec::new()
+        };
     }
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -276,8 +281,8 @@ struct Tailer {
 impl Tailer {
     fn new(ctx: Ctx) -> Self {
         let ad = &ctx.cfg.autodiscovery;
-        let filter = ContainerFilter::new(&ad.container_include, &ad.container_exclude)
-            .unwrap_or_default();
+        let filter =
+            ContainerFilter::new(&ad.container_include, &ad.container_exclude).unwrap_or_default();
         let mut miner_cfg = MinerConfig::default();
         miner_cfg.max_patterns = ctx.cfg.logs.max_patterns;
         miner_cfg.max_samples = ctx.cfg.store.max_samples_per_pattern;
@@ -323,24 +328,12 @@ impl Tailer {
         match state::load::<SavedMiners>(&self.patterns_path, "log-patterns", now) {
             Loaded::Ok(s) => {
                 for m in s.miners {
-                    let counts = m
-                        .counts
-                        .into_iter()
-                        .map(|(id, c)| {
-                            let c = c
-                                .into_iter()
-                                .map(|(k, v)| (status_str(&k), v))
-                                .collect();
-                            (PatternId(id), c)
-                        })
-                        .collect();
                     self.miners.insert(
                         m.key,
                         MinerEntry {
-                            miner: m.miner,
+                            set: m.set,
                             service: m.service,
                             source: m.source,
-                            counts,
                             window: HashMap::new(),
                             dirty: true,
                         },
@@ -416,7 +409,11 @@ impl Tailer {
                 continue;
             };
             let (dev, ino) = (meta.dev(), meta.ino());
-            if let Some(t) = self.files.iter_mut().find(|t| t.path == path && !t.draining) {
+            if let Some(t) = self
+                .files
+                .iter_mut()
+                .find(|t| t.path == path && !t.draining)
+            {
                 if t.dev == dev && t.ino == ino {
                     continue;
                 }
@@ -432,10 +429,9 @@ impl Tailer {
                 continue;
             }
             let fp = fingerprint(&path);
-            let saved = self
-                .saved
-                .iter()
-                .position(|s| s.dev == dev && s.ino == ino && (s.fingerprint.is_none() || s.fingerprint == fp));
+            let saved = self.saved.iter().position(|s| {
+                s.dev == dev && s.ino == ino && (s.fingerprint.is_none() || s.fingerprint == fp)
+            });
             let mut offset = match saved {
                 Some(i) => {
                     let s = self.saved.swap_remove(i);
@@ -452,13 +448,13 @@ impl Tailer {
             // A file rotated away while the agent was down: finish it first.
             if let Some(i) = self.saved.iter().position(|s| s.path == path) {
                 let s = self.saved.swap_remove(i);
-                if let Some(old) = find_by_inode(&path, s.dev, s.ino) {
-                    if let Some(t) = self.open(old, Arc::new(spec.clone()), s.offset, s.fingerprint) {
-                        let mut t = t;
-                        t.draining = true;
-                        self.counters.files_rotated += 1;
-                        self.files.push(t);
-                    }
+                if let Some(old) = find_by_inode(&path, s.dev, s.ino)
+                    && let Some(t) = self.open(old, Arc::new(spec.clone()), s.offset, s.fingerprint)
+                {
+                    let mut t = t;
+                    t.draining = true;
+                    self.counters.files_rotated += 1;
+                    self.files.push(t);
                 }
             }
             if offset > meta.len() {
@@ -476,12 +472,19 @@ impl Tailer {
         self.first_scan = false;
     }
 
-    fn open(&mut self, path: PathBuf, spec: Arc<SourceSpec>, offset: u64, fp: Option<u64>) -> Option<Tailed> {
+    fn open(
+        &mut self,
+        path: PathBuf,
+        spec: Arc<SourceSpec>,
+        offset: u64,
+        fp: Option<u64>,
+    ) -> Option<Tailed> {
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) => {
                 self.counters.read_errors += 1;
-                self.ctx.log("WARN", "logs", &format!("{}: {e}", path.display()));
+                self.ctx
+                    .log("WARN", "logs", &format!("{}: {e}", path.display()));
                 return None;
             }
         };
@@ -490,13 +493,11 @@ impl Tailer {
             self.counters.read_errors += 1;
             return None;
         }
-        let rules = Processor::new(&spec.rules).unwrap_or_else(|_| {
-            Processor::new(&[]).unwrap_or_else(|_| unreachable_processor())
-        });
+        let rules = Processor::new(&spec.rules)
+            .unwrap_or_else(|_| Processor::new(&[]).unwrap_or_else(|_| unreachable_processor()));
         let multiline = spec.multi_line.as_ref().and_then(|p| {
-            regex::Regex::new(p)
-                .ok()
-                .map(|re| MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default()))
+            let re = regex::Regex::new(p).ok()?;
+            MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default()).ok()
         });
         self.counters.files_opened += 1;
         self.positions_dirty = true;
@@ -534,16 +535,16 @@ impl Tailer {
         let mut done = Vec::new();
         for (idx, t) in self.files.iter_mut().enumerate() {
             // Copy-truncate: the file is now shorter than what was read.
-            if let Ok(meta) = t.file.metadata() {
-                if meta.len() < t.read_offset {
-                    self.counters.files_truncated += 1;
-                    let _ = t.file.seek(SeekFrom::Start(0));
-                    t.read_offset = 0;
-                    t.committed = 0;
-                    t.partial.clear();
-                    t.partial_start = 0;
-                    t.pending_start = None;
-                }
+            if let Ok(meta) = t.file.metadata()
+                && meta.len() < t.read_offset
+            {
+                self.counters.files_truncated += 1;
+                let _ = t.file.seek(SeekFrom::Start(0));
+                t.read_offset = 0;
+                t.committed = 0;
+                t.partial.clear();
+                t.partial_start = 0;
+                t.pending_start = None;
             }
             let n = match t.file.read(&mut buf) {
                 Ok(n) => n,
@@ -586,12 +587,26 @@ impl Tailer {
                     t.partial.clear();
                 } else if t.partial.is_empty() {
                     let line_start = t.partial_start;
-                    handle_line_at(t, &chunk[start..end], line_start, line_end_offset, &mut records, &mut self.counters);
+                    handle_line_at(
+                        t,
+                        &chunk[start..end],
+                        line_start,
+                        line_end_offset,
+                        &mut records,
+                        &mut self.counters,
+                    );
                 } else {
                     t.partial.extend_from_slice(&chunk[start..end]);
                     let line = std::mem::take(&mut t.partial);
                     let line_start = t.partial_start;
-                    handle_line_at(t, &line, line_start, line_end_offset, &mut records, &mut self.counters);
+                    handle_line_at(
+                        t,
+                        &line,
+                        line_start,
+                        line_end_offset,
+                        &mut records,
+                        &mut self.counters,
+                    );
                 }
                 t.partial_start = line_end_offset;
                 start = end + 1;
@@ -639,15 +654,15 @@ impl Tailer {
             let service = rec.service.clone().unwrap_or_default();
             let source = rec.source.clone().unwrap_or_default();
             let key = format!("{service}/{source}");
+            let cfg = &self.miner_cfg;
             let entry = self.miners.entry(key).or_insert_with(|| MinerEntry {
-                miner: Miner::new(self.miner_cfg.clone()),
+                set: PatternSet::new(cfg.clone()).unwrap_or_default(),
                 service: service.clone(),
                 source: source.clone(),
                 ..MinerEntry::default()
             });
-            let id = entry.miner.add(&rec.message);
+            let id = entry.set.observe(&rec);
             let status = rec.status.as_str();
-            *entry.counts.entry(id).or_default().entry(status).or_default() += 1;
             *entry.window.entry((id, status)).or_default() += 1;
             entry.dirty = true;
             *logs_window.entry((service, source, status)).or_default() += 1;
@@ -668,7 +683,12 @@ impl Tailer {
             if let Ok(tag) = Tag::new("status", status) {
                 tags.insert(tag);
             }
-            metrics.push(Metric::new("logs.count", MetricValue::Count(n as f64), tags, now));
+            metrics.push(Metric::new(
+                "logs.count",
+                MetricValue::Count(n as f64),
+                tags,
+                now,
+            ));
         }
         let mut views: Vec<(String, Vec<PatternView>)> = Vec::new();
         for (key, e) in self.miners.iter_mut() {
@@ -676,39 +696,39 @@ impl Tailer {
                 continue;
             }
             // Ids merged by the miner resolve to their survivor.
-            let mut merged: HashMap<PatternId, BTreeMap<&'static str, u64>> = HashMap::new();
-            for (id, c) in e.counts.drain() {
-                let m = merged.entry(e.miner.resolve(id)).or_default();
-                for (s, n) in c {
-                    *m.entry(s).or_default() += n;
-                }
-            }
-            e.counts = merged;
             for ((id, status), n) in e.window.drain() {
-                let id = e.miner.resolve(id);
+                let id = e.set.resolve(id);
                 let mut tags = base(&e.service, &e.source);
-                for (k, v) in [("status", status.to_owned()), ("pattern_id", id.to_string())] {
+                for (k, v) in [
+                    ("status", status.to_owned()),
+                    ("pattern_id", id.to_string()),
+                ] {
                     if let Ok(tag) = Tag::new(k, &v) {
                         tags.insert(tag);
                     }
                 }
-                metrics.push(Metric::new("logs.pattern.count", MetricValue::Count(n as f64), tags, now));
+                metrics.push(Metric::new(
+                    "logs.pattern.count",
+                    MetricValue::Count(n as f64),
+                    tags,
+                    now,
+                ));
             }
             let v: Vec<PatternView> = e
-                .miner
+                .set
                 .patterns()
-                .map(|p| PatternView {
-                    id: p.id().0,
+                .map(|(p, counts)| PatternView {
+                    id: p.id().get(),
                     service: e.service.clone(),
                     source: e.source.clone(),
                     template: p.template(),
                     regex: p.regex(),
-                    count: p.count(),
-                    statuses: e
-                        .counts
-                        .get(&p.id())
-                        .map(|c| c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect())
-                        .unwrap_or_default(),
+                    count: counts.total(),
+                    statuses: counts
+                        .iter()
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(s, n)| (s.as_str().to_owned(), n))
+                        .collect(),
                     samples: p.samples().to_vec(),
                 })
                 .collect();
@@ -742,7 +762,9 @@ impl Tailer {
         v.extend(self.saved.iter().cloned());
         match state::save(&self.positions_path, "log-positions", &v) {
             Ok(()) => self.positions_dirty = false,
-            Err(e) => self.ctx.log("ERROR", "logs", &format!("saving positions: {e}")),
+            Err(e) => self
+                .ctx
+                .log("ERROR", "logs", &format!("saving positions: {e}")),
         }
     }
 
@@ -754,16 +776,12 @@ impl Tailer {
                 key: k.clone(),
                 service: e.service.clone(),
                 source: e.source.clone(),
-                miner: e.miner.clone(),
-                counts: e
-                    .counts
-                    .iter()
-                    .map(|(id, c)| (id.0, c.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()))
-                    .collect(),
+                set: e.set.clone(),
             })
             .collect();
         if let Err(e) = state::save(&self.patterns_path, "log-patterns", &SavedMiners { miners }) {
-            self.ctx.log("ERROR", "logs", &format!("saving patterns: {e}"));
+            self.ctx
+                .log("ERROR", "logs", &format!("saving patterns: {e}"));
         }
     }
 
@@ -784,27 +802,75 @@ impl Tailer {
             "logs",
             json!({ "counters": c, "files": files, "miners": self.miners.len() }),
         );
-        let Ok(mut st) = self.ctx.store.write() else { return };
+        let Ok(mut st) = self.ctx.store.write() else {
+            return;
+        };
         let t = &mut st.telemetry;
         for (name, help, v) in [
             ("meshmon_logs_lines_total", "Log lines read.", c.lines),
             ("meshmon_logs_bytes_total", "Log bytes read.", c.bytes),
-            ("meshmon_logs_records_total", "Log records mined.", c.records),
-            ("meshmon_logs_excluded_total", "Log records excluded by processing rules.", c.excluded_by_rules),
-            ("meshmon_logs_lines_cut_total", "Log lines cut at logs.max_line_bytes.", c.lines_cut),
-            ("meshmon_logs_files_rotated_total", "Rotations seen.", c.files_rotated),
-            ("meshmon_logs_files_truncated_total", "Copy-truncations seen.", c.files_truncated),
-            ("meshmon_logs_files_skipped_total", "Files not tailed because of logs.max_open_files.", c.files_skipped_limit),
-            ("meshmon_logs_read_errors_total", "File read errors.", c.read_errors),
+            (
+                "meshmon_logs_records_total",
+                "Log records mined.",
+                c.records,
+            ),
+            (
+                "meshmon_logs_excluded_total",
+                "Log records excluded by processing rules.",
+                c.excluded_by_rules,
+            ),
+            (
+                "meshmon_logs_lines_cut_total",
+                "Log lines cut at logs.max_line_bytes.",
+                c.lines_cut,
+            ),
+            (
+                "meshmon_logs_files_rotated_total",
+                "Rotations seen.",
+                c.files_rotated,
+            ),
+            (
+                "meshmon_logs_files_truncated_total",
+                "Copy-truncations seen.",
+                c.files_truncated,
+            ),
+            (
+                "meshmon_logs_files_skipped_total",
+                "Files not tailed because of logs.max_open_files.",
+                c.files_skipped_limit,
+            ),
+            (
+                "meshmon_logs_read_errors_total",
+                "File read errors.",
+                c.read_errors,
+            ),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
-        t.set("meshmon_logs_files", "gauge", "Files tailed.", &[], self.files.len() as f64);
+        t.set(
+            "meshmon_logs_files",
+            "gauge",
+            "Files tailed.",
+            &[],
+            self.files.len() as f64,
+        );
         for f in &self.files {
             let p = f.path.to_string_lossy();
             let labels = [("path", p.as_ref()), ("service", f.spec.service.as_str())];
-            t.set("meshmon_logs_file_lines_total", "counter", "Log lines read per file.", &labels, f.lines as f64);
-            t.set("meshmon_logs_file_bytes_total", "counter", "Log bytes read per file.", &labels, f.bytes as f64);
+            t.set(
+                "meshmon_logs_file_lines_total",
+                "counter",
+                "Log lines read per file.",
+                &labels,
+                f.lines as f64,
+            );
+            t.set(
+                "meshmon_logs_file_bytes_total",
+                "counter",
+                "Log bytes read per file.",
+                &labels,
+                f.bytes as f64,
+            );
         }
     }
 }
@@ -824,10 +890,13 @@ fn memchr_nl(b: &[u8]) -> Option<usize> {
 /// A file in `path`'s folder with this inode (the rotated-away name).
 fn find_by_inode(path: &Path, dev: u64, ino: u64) -> Option<PathBuf> {
     let dir = path.parent()?;
-    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()).find_map(|e| {
-        let m = e.metadata().ok()?;
-        (m.dev() == dev && m.ino() == ino && e.path() != path).then(|| e.path())
-    })
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .find_map(|e| {
+            let m = e.metadata().ok()?;
+            (m.dev() == dev && m.ino() == ino && e.path() != path).then(|| e.path())
+        })
 }
 
 fn handle_line(
@@ -867,7 +936,11 @@ fn handle_line_at(
     let first = t.pending_start.take().unwrap_or(start);
     if !t.rules.process(&mut rec) {
         c.excluded_by_rules += 1;
-        t.committed = if t.multiline.is_some() { t.committed } else { end };
+        t.committed = if t.multiline.is_some() {
+            t.committed
+        } else {
+            end
+        };
         return;
     }
     match t.multiline.as_mut() {
@@ -891,10 +964,10 @@ fn flush_held(t: &mut Tailed, out: &mut Vec<(Arc<SourceSpec>, LogRecord)>, _now:
     for r in t.parser.flush() {
         out.push((t.spec.clone(), r));
     }
-    if let Some(ml) = t.multiline.as_mut() {
-        if let Some(r) = ml.flush() {
-            out.push((t.spec.clone(), r));
-        }
+    if let Some(ml) = t.multiline.as_mut()
+        && let Some(r) = ml.flush()
+    {
+        out.push((t.spec.clone(), r));
     }
     t.pending_start = None;
 }
@@ -937,22 +1010,4 @@ pub async fn run(ctx: Ctx, mut shutdown: watch::Receiver<bool>) {
             _ = tokio::time::sleep(read_every) => {}
         }
     }
-}
-
-/// Interns a status name as `&'static str`.
-fn status_str(s: &str) -> &'static str {
-    const ALL: [Status; 8] = [
-        Status::Emergency,
-        Status::Alert,
-        Status::Critical,
-        Status::Error,
-        Status::Warning,
-        Status::Notice,
-        Status::Info,
-        Status::Debug,
-    ];
-    ALL.iter()
-        .map(|s| s.as_str())
-        .find(|n| *n == s)
-        .unwrap_or("info")
 }

@@ -71,7 +71,10 @@ impl Ctx {
 
     /// Logs one line to stderr, as the agent's log.
     pub fn log(&self, level: &str, component: &str, msg: &str) {
-        eprintln!("{} {level:<5} {component}: {msg}", fmt_time(self.clock.now()));
+        eprintln!(
+            "{} {level:<5} {component}: {msg}",
+            fmt_time(self.clock.now())
+        );
     }
 
     /// Records a component's status object (shown by `status`).
@@ -107,10 +110,13 @@ pub fn fmt_time(t: Timestamp) -> String {
     )
 }
 
+/// One task's name and liveness flag.
+type TaskFlag = (&'static str, Arc<AtomicBool>);
+
 /// Liveness of the spawned tasks (`/health`).
 #[derive(Clone, Debug, Default)]
 pub struct Tasks {
-    inner: Arc<Mutex<Vec<(&'static str, Arc<AtomicBool>)>>>,
+    inner: Arc<Mutex<Vec<TaskFlag>>>,
 }
 
 /// Marks its task dead when dropped (the task ended, or panicked).
@@ -241,7 +247,11 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
             addrs.insert("zipkin", format!("http://{z}"));
         }
         if ctx.cfg.apm.non_local_traffic {
-            ctx.log("WARN", "traces", "listening on all interfaces (DD_APM_NON_LOCAL_TRAFFIC)");
+            ctx.log(
+                "WARN",
+                "traces",
+                "listening on all interfaces (DD_APM_NON_LOCAL_TRAFFIC)",
+            );
         }
         for (name, fut) in t.spawn(ctx.clone(), rx.clone()) {
             let guard = tasks.register(name);
@@ -359,7 +369,10 @@ mod tests {
 
     #[test]
     fn formats_utc_time() {
-        assert_eq!(fmt_time(Timestamp::from_millis(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            fmt_time(Timestamp::from_millis(0)),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             fmt_time(Timestamp::from_millis(1_709_210_096_789)),
             "2024-02-29T12:34:56.789Z"

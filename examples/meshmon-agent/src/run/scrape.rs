@@ -34,13 +34,6 @@ pub async fn run(
     mut rx: mpsc::Receiver<Vec<Scheduled>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let opts = {
-        let mut o = ScrapeOptions::default();
-        o.timeout = ctx.cfg.scrape.timeout.0;
-        o.max_body_bytes = ctx.cfg.scrape.max_body_bytes;
-        o
-    };
-    let scraper = Scraper::new(opts);
     let sem = Arc::new(Semaphore::new(ctx.cfg.scrape.max_concurrency));
     let mut running: HashMap<u64, Running> = HashMap::new();
     loop {
@@ -62,7 +55,8 @@ pub async fn run(
                 if let Ok(mut st) = ctx.store.write() {
                     for id in &r.ids {
                         st.remove_check(id);
-                        st.telemetry.remove_matching(SCRAPES, &format!("id=\"{id}\""));
+                        st.telemetry
+                            .remove_matching(SCRAPES, &format!("id=\"{id}\""));
                     }
                 }
                 ctx.log("INFO", "scrape", &format!("unscheduled config {d:016x}"));
@@ -76,7 +70,11 @@ pub async fn run(
             let jobs = match check::jobs_for(&s.config) {
                 Ok(j) => j,
                 Err(e) => {
-                    ctx.log("ERROR", "scrape", &format!("{} ({}): {e}", s.config.id, s.config.check));
+                    ctx.log(
+                        "ERROR",
+                        "scrape",
+                        &format!("{} ({}): {e}", s.config.id, s.config.check),
+                    );
                     if let Ok(mut st) = ctx.store.write() {
                         st.set_check(CheckHealth {
                             id: s.config.id.clone(),
@@ -90,6 +88,13 @@ pub async fn run(
                     continue;
                 }
             };
+            for k in &jobs.legacy_keys {
+                ctx.log(
+                    "WARN",
+                    "scrape",
+                    &format!("{}: {k} is a legacy (Istio <= 1.4) key, scraped with the OpenMetrics v2 mapping", s.config.id),
+                );
+            }
             if !jobs.unknown_keys.is_empty() {
                 ctx.log(
                     "WARN",
@@ -109,40 +114,59 @@ pub async fn run(
                 let id = if n == 0 {
                     s.config.id.clone()
                 } else {
-                    format!("{}#{}", s.config.id, job.namespace)
+                    format!("{}#{}", s.config.id, job.source_key)
                 };
                 ids.push(id.clone());
                 let health = CheckHealth {
                     id: id.clone(),
                     check: s.config.check.clone(),
-                    url: job.url.clone(),
-                    namespace: job.namespace.clone(),
+                    url: job.endpoint.clone(),
+                    namespace: job.mapping.namespace.clone(),
                     provider: s.provider.into(),
                     status: "pending",
                     unknown_keys: jobs.unknown_keys.clone(),
-                    interval_s: job
-                        .interval
-                        .unwrap_or(ctx.cfg.scrape.default_interval.0)
-                        .as_secs_f64(),
+                    interval_s: interval_of(&ctx, &s.config.instance, &job).as_secs_f64(),
                     ..CheckHealth::default()
                 };
                 if let Ok(mut st) = ctx.store.write() {
                     st.set_check(health.clone());
                 }
-                handles.push(tokio::spawn(instance_loop(
-                    ctx.clone(),
-                    scraper.clone(),
-                    sem.clone(),
+                let timeout = if s.config.instance.get("timeout").is_some() {
+                    job.timeout
+                } else {
+                    ctx.cfg.scrape.timeout.0
+                };
+                let scraper = match options(timeout, ctx.cfg.scrape.max_body_bytes) {
+                    Ok(o) => Scraper::new(o),
+                    Err(e) => {
+                        ctx.log("ERROR", "scrape", &format!("{id}: {e}"));
+                        continue;
+                    }
+                };
+                let every = interval_of(&ctx, &s.config.instance, &job);
+                let inst = Instance {
+                    scraper,
+                    interval: every,
                     job,
                     health,
-                    d,
+                    digest: d,
+                };
+                handles.push(tokio::spawn(instance_loop(
+                    ctx.clone(),
+                    inst,
+                    sem.clone(),
                     stop_rx.clone(),
                 )));
             }
             ctx.log(
                 "INFO",
                 "scrape",
-                &format!("scheduled {} ({}), {} endpoint(s)", s.config.id, s.config.check, ids.len()),
+                &format!(
+                    "scheduled {} ({}), {} endpoint(s)",
+                    s.config.id,
+                    s.config.check,
+                    ids.len()
+                ),
             );
             let handle = tokio::spawn(async move {
                 for h in handles {
@@ -167,20 +191,52 @@ fn unit(seed: u64) -> f64 {
     (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Scrape options with this timeout and body limit.
+pub fn options(timeout: std::time::Duration, max_body: usize) -> anyhow::Result<ScrapeOptions> {
+    Ok(ScrapeOptions::default()
+        .with_timeout(timeout)?
+        .with_max_body_bytes(max_body)?)
+}
+
+/// The instance's `min_collection_interval`, else `scrape.default_interval`.
+fn interval_of(ctx: &Ctx, instance: &serde_json::Value, job: &ScrapeJob) -> std::time::Duration {
+    if instance.get("min_collection_interval").is_some() {
+        job.interval
+    } else {
+        ctx.cfg.scrape.default_interval.0
+    }
+}
+
 fn state_name(digest: u64, namespace: &str) -> String {
-    format!("deltas-{digest:016x}-{}.json", namespace.replace(|c: char| !c.is_ascii_alphanumeric(), "_"))
+    format!(
+        "deltas-{digest:016x}-{}.json",
+        namespace.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    )
+}
+
+/// One scheduled endpoint.
+struct Instance {
+    scraper: Scraper,
+    interval: std::time::Duration,
+    job: ScrapeJob,
+    health: CheckHealth,
+    /// The config's digest (names its state file, seeds its jitter).
+    digest: u64,
 }
 
 async fn instance_loop(
     ctx: Ctx,
-    scraper: Scraper,
+    inst: Instance,
     sem: Arc<Semaphore>,
-    job: ScrapeJob,
-    mut health: CheckHealth,
-    digest: u64,
     mut stop: watch::Receiver<bool>,
 ) {
-    let interval = job.interval.unwrap_or(ctx.cfg.scrape.default_interval.0);
+    let Instance {
+        scraper,
+        interval,
+        job,
+        mut health,
+        digest,
+    } = inst;
     let mut mapper = match Mapper::new(job.mapping.clone()) {
         Ok(m) => m,
         Err(e) => {
@@ -192,7 +248,7 @@ async fn instance_loop(
             return;
         }
     };
-    let state_path = ctx.state_path(&state_name(digest, &job.namespace));
+    let state_path = ctx.state_path(&state_name(digest, job.source_key));
     let mut deltas = MonotonicDeltas::new({
         let mut l = meshmon_prom::mapping::DeltaLimits::default();
         l.max_series = ctx.cfg.scrape.max_delta_series;
@@ -204,7 +260,11 @@ async fn instance_loop(
         Loaded::SetAside { reason, moved_to } => ctx.log(
             "WARN",
             "scrape",
-            &format!("{}: counter state {reason}; moved to {}", health.id, moved_to.display()),
+            &format!(
+                "{}: counter state {reason}; moved to {}",
+                health.id,
+                moved_to.display()
+            ),
         ),
     }
     let extra: Tags = ctx.global_tags.clone();
@@ -216,9 +276,11 @@ async fn instance_loop(
             _ = super::stopped(&mut stop) => break,
             _ = tokio::time::sleep(wait) => {}
         }
-        let Ok(_permit) = sem.acquire().await else { break };
+        let Ok(_permit) = sem.acquire().await else {
+            break;
+        };
         let started = ctx.clock.now();
-        let result = scraper.scrape(&job.url).await;
+        let result = scraper.scrape(&job.endpoint).await;
         let now = ctx.clock.now();
         health.runs += 1;
         health.last_run = Some(now.as_secs_f64());
@@ -277,19 +339,61 @@ async fn instance_loop(
 
 fn save_deltas(ctx: &Ctx, path: &std::path::Path, deltas: &MonotonicDeltas, id: &str) {
     if let Err(e) = state::save(path, "deltas", &deltas.snapshot()) {
-        ctx.log("WARN", "scrape", &format!("{id}: saving counter state: {e}"));
+        ctx.log(
+            "WARN",
+            "scrape",
+            &format!("{id}: saving counter state: {e}"),
+        );
     }
 }
 
 fn publish(ctx: &Ctx, h: &CheckHealth) {
-    let Ok(mut st) = ctx.store.write() else { return };
+    let Ok(mut st) = ctx.store.write() else {
+        return;
+    };
     let labels = [("check", h.check.as_str()), ("id", h.id.as_str())];
     let t = &mut st.telemetry;
-    t.set(SCRAPES, "counter", "Check runs by target.", &labels, h.runs as f64);
-    t.set("meshmon_check_failures_total", "counter", "Failed check runs by target.", &labels, h.failures as f64);
-    t.set("meshmon_check_up", "gauge", "1 when the target's last scrape succeeded.", &labels, if h.status == "up" { 1.0 } else { 0.0 });
-    t.set("meshmon_check_duration_seconds", "gauge", "Duration of the target's last scrape.", &labels, h.duration_ms / 1e3);
-    t.set("meshmon_check_samples", "gauge", "Samples in the target's last scrape.", &labels, h.samples as f64);
-    t.set("meshmon_check_bytes", "gauge", "Bytes received in the target's last scrape.", &labels, h.bytes as f64);
+    t.set(
+        SCRAPES,
+        "counter",
+        "Check runs by target.",
+        &labels,
+        h.runs as f64,
+    );
+    t.set(
+        "meshmon_check_failures_total",
+        "counter",
+        "Failed check runs by target.",
+        &labels,
+        h.failures as f64,
+    );
+    t.set(
+        "meshmon_check_up",
+        "gauge",
+        "1 when the target's last scrape succeeded.",
+        &labels,
+        if h.status == "up" { 1.0 } else { 0.0 },
+    );
+    t.set(
+        "meshmon_check_duration_seconds",
+        "gauge",
+        "Duration of the target's last scrape.",
+        &labels,
+        h.duration_ms / 1e3,
+    );
+    t.set(
+        "meshmon_check_samples",
+        "gauge",
+        "Samples in the target's last scrape.",
+        &labels,
+        h.samples as f64,
+    );
+    t.set(
+        "meshmon_check_bytes",
+        "gauge",
+        "Bytes received in the target's last scrape.",
+        &labels,
+        h.bytes as f64,
+    );
     st.set_check(h.clone());
 }

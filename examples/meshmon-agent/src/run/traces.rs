@@ -19,14 +19,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use meshmon_core::{Metric, MetricValue, Tag, Tags, Timestamp};
-use meshmon_trace::assembly::{AssemblerConfig, TraceAssembler};
-use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
-use meshmon_trace::servicemap::ServiceMap;
-use meshmon_trace::stats::StatsBucket;
+use meshmon_trace::Bytes;
 use meshmon_trace::OwnedSpan;
+use meshmon_trace::assembly::{AssembledTrace, AssemblerConfig, TraceAssembler};
+use meshmon_trace::decode::Limits;
+use meshmon_trace::receiver::{Receiver, ReceiverConfig, Request};
+use meshmon_trace::stats::{GroupStats, StatsBucket, StatsConfig, apm_metrics};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,11 +46,16 @@ pub struct Bound {
     pub zipkin_addr: Option<SocketAddr>,
     dd: TcpListener,
     zipkin: Option<TcpListener>,
+    receiver: Receiver,
 }
 
 /// Binds the intake's listeners.
 pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
-    let ip = if ctx.cfg.apm.non_local_traffic { "0.0.0.0" } else { "127.0.0.1" };
+    let ip = if ctx.cfg.apm.non_local_traffic {
+        "0.0.0.0"
+    } else {
+        "127.0.0.1"
+    };
     let dd_addr = format!("{ip}:{}", ctx.cfg.apm.receiver_port);
     let dd = TcpListener::bind(&dd_addr)
         .await
@@ -66,7 +71,9 @@ pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
         }
         None => None,
     };
+    let receiver = receiver(ctx)?;
     Ok(Bound {
+        receiver,
         datadog_addr: dd.local_addr()?,
         zipkin_addr: zipkin.as_ref().and_then(|z| z.local_addr().ok()),
         dd,
@@ -74,12 +81,15 @@ pub async fn bind(ctx: &Ctx) -> anyhow::Result<Bound> {
     })
 }
 
+/// What the intake answers: status, headers, body.
+type IntakeReply = (u16, Vec<(String, String)>, Vec<u8>);
+
 struct IntakeReq {
     method: String,
     path: String,
     headers: Vec<(String, String)>,
     body: Bytes,
-    reply: oneshot::Sender<(u16, Vec<(String, String)>, Vec<u8>)>,
+    reply: oneshot::Sender<IntakeReply>,
 }
 
 #[derive(Default, Debug)]
@@ -97,16 +107,36 @@ impl Bound {
         let counters = Arc::new(HttpCounters::default());
         let mut v: Vec<(&'static str, Task)> = vec![(
             "traces-intake",
-            Box::pin(intake(ctx.clone(), rx, counters.clone(), shutdown.clone())),
+            Box::pin(intake(
+                ctx.clone(),
+                self.receiver,
+                rx,
+                counters.clone(),
+                shutdown.clone(),
+            )),
         )];
         v.push((
             "traces-http",
-            Box::pin(accept(self.dd, tx.clone(), ctx.cfg.apm.max_body_bytes, false, counters.clone(), shutdown.clone())),
+            Box::pin(accept(
+                self.dd,
+                tx.clone(),
+                ctx.cfg.apm.max_body_bytes,
+                false,
+                counters.clone(),
+                shutdown.clone(),
+            )),
         ));
         if let Some(z) = self.zipkin {
             v.push((
                 "zipkin-http",
-                Box::pin(accept(z, tx, ctx.cfg.apm.max_body_bytes, true, counters, shutdown)),
+                Box::pin(accept(
+                    z,
+                    tx,
+                    ctx.cfg.apm.max_body_bytes,
+                    true,
+                    counters,
+                    shutdown,
+                )),
             ));
         }
         v
@@ -117,7 +147,8 @@ type Resp = hyper::Response<Full<Bytes>>;
 
 fn reply(status: u16, body: impl Into<Bytes>) -> Resp {
     let mut r = hyper::Response::new(Full::new(body.into()));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     r
 }
 
@@ -140,11 +171,10 @@ async fn handle(
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
     {
-        if len > limit {
-            c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
-            return Ok(reply(413, "payload too large\n"));
-        }
+        c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
+        return Ok(reply(413, "payload too large\n"));
     }
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
@@ -156,7 +186,12 @@ async fn handle(
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let (rtx, rrx) = oneshot::channel();
     let msg = IntakeReq {
@@ -169,7 +204,8 @@ async fn handle(
     if tx.try_send(msg).is_err() {
         c.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
         let mut r = reply(429, "too many requests: the intake queue is full\n");
-        r.headers_mut().insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
         return Ok(r);
     }
     let Ok((status, hdrs, body)) = rrx.await else {
@@ -231,33 +267,129 @@ fn stored(spans: &[OwnedSpan]) -> Vec<StoredSpan> {
             start: s.start,
             duration: s.duration,
             error: s.is_error(),
-            meta: s.meta.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            meta: s
+                .meta
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .collect()
+}
+
+/// The receiver this configuration asks for (validated by `meshmon-trace`).
+pub fn receiver(ctx: &Ctx) -> anyhow::Result<Receiver> {
+    let apm = &ctx.cfg.apm;
+    let stats = StatsConfig::new(apm.stats_flush_interval.0, 10_000)?;
+    let cfg = ReceiverConfig::default()
+        .with_default_env(apm.env.clone())
+        .with_limits(Limits::default().with_max_body_bytes(apm.max_body_bytes))
+        .with_stats(stats);
+    Ok(Receiver::new(cfg)?)
+}
+
+/// Which kept chunks the trace store takes, decided on the borrowed chunk so that
+/// nothing else is copied: every chunk of a trace already admitted, every chunk with an
+/// error span, and per root service at most `store.traces_per_second_per_service` new
+/// traces a second (a token bucket). Everything else still counts in RED stats and the
+/// service map; it is only not kept as a whole trace.
+#[derive(Debug, Default)]
+pub struct Admission {
+    rate: f64,
+    max_spans_per_trace: usize,
+    buckets: HashMap<String, (f64, Timestamp)>,
+    /// Admitted trace → (last seen, spans admitted).
+    admitted: HashMap<u128, (Timestamp, usize)>,
+    /// Chunks not copied for the store.
+    pub skipped_chunks: u64,
+    /// Chunks copied for the store.
+    pub admitted_chunks: u64,
+}
+
+impl Admission {
+    /// Admission at `rate` new traces per second per service; a trace's chunks stop being
+    /// taken once it holds `max_spans_per_trace` spans (the store would cut them).
+    pub fn new(rate: f64, max_spans_per_trace: usize) -> Self {
+        Admission {
+            rate,
+            max_spans_per_trace,
+            ..Admission::default()
+        }
+    }
+
+    /// Whether the store takes this chunk.
+    pub fn admit(&mut self, spans: &[meshmon_trace::Span<'_>], now: Timestamp) -> bool {
+        let Some(first) = spans.first() else {
+            return false;
+        };
+        let id = first.trace_id_128();
+        if let Some((seen, n)) = self.admitted.get_mut(&id) {
+            *seen = now;
+            if *n >= self.max_spans_per_trace {
+                self.skipped_chunks += 1;
+                return false;
+            }
+            *n += spans.len();
+            self.admitted_chunks += 1;
+            return true;
+        }
+        let error = spans.iter().any(|s| s.is_error());
+        let ok = error || {
+            let service = first.service.as_ref();
+            if !self.buckets.contains_key(service) && self.buckets.len() >= 10_000 {
+                false
+            } else {
+                let rate = self.rate;
+                let b = self
+                    .buckets
+                    .entry(service.to_owned())
+                    .or_insert((rate.max(1.0), now));
+                let dt = now.saturating_since(b.1).as_secs_f64();
+                b.0 = (b.0 + dt * rate).min(rate.max(1.0));
+                b.1 = now;
+                if b.0 >= 1.0 {
+                    b.0 -= 1.0;
+                    true
+                } else {
+                    false
+                }
+            }
+        };
+        if ok {
+            self.admitted.insert(id, (now, spans.len()));
+            self.admitted_chunks += 1;
+        } else {
+            self.skipped_chunks += 1;
+        }
+        ok
+    }
+
+    /// Forgets admitted traces not seen for `older_than`.
+    pub fn expire(&mut self, now: Timestamp, older_than: Duration) {
+        self.admitted
+            .retain(|_, (seen, _)| now.saturating_since(*seen) < older_than);
+    }
 }
 
 struct Intake {
     ctx: Ctx,
     receiver: Receiver,
+    admission: Admission,
     assembler: TraceAssembler,
-    map: ServiceMap,
     totals: HashMap<String, (u64, u64)>,
     http: Arc<HttpCounters>,
     traces_stored: u64,
 }
 
 impl Intake {
-    fn store_traces(&mut self, done: Vec<meshmon_trace::assembly::AssembledTrace>) {
+    fn store_traces(&mut self, done: Vec<AssembledTrace>) {
         if done.is_empty() {
             return;
         }
-        let mut out = Vec::with_capacity(done.len());
-        for t in done {
-            self.map.add_trace(&t.spans);
-            if t.keep {
-                out.push(summarize(hex_id(t.trace_id), stored(&t.spans), 0));
-            }
-        }
+        let out: Vec<_> = done
+            .into_iter()
+            .filter(|t| t.decision.keep())
+            .map(|t| summarize(hex_id(t.trace_id), stored(&t.spans), 0))
+            .collect();
         self.traces_stored += out.len() as u64;
         if let Ok(mut st) = self.ctx.store.write() {
             for t in out {
@@ -266,144 +398,218 @@ impl Intake {
         }
     }
 
+    /// Kept payloads → owned chunks → the assembler; completed traces → the store. The
+    /// request body is released here, once what the store keeps is copied.
     fn pump(&mut self, now: Timestamp) {
         let mut done = Vec::new();
-        for q in self.receiver.drain() {
-            done.extend(self.assembler.add(q.chunk.spans, true, now));
+        for p in self.receiver.drain_kept() {
+            for kc in p.chunks() {
+                if self.admission.admit(&kc.chunk.spans, now) {
+                    done.extend(self.assembler.add_kept(kc.to_owned_chunk(), now));
+                }
+            }
         }
         done.extend(self.assembler.flush(now));
         self.store_traces(done);
     }
 
     fn flush_stats(&mut self, now: Timestamp, force: bool) {
-        let buckets = self.receiver.stats.flush(now, force);
-        let env_default = self.ctx.cfg.apm.env.clone();
-        let metrics = apm_series(&buckets, &env_default, &self.ctx.global_tags, now);
-        let window = self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64().max(1e-3);
-        let services = red_by_service(&buckets, &env_default, window, &mut self.totals);
+        let buckets = self.receiver.flush_stats(now, force);
+        let global = &self.ctx.global_tags;
+        let mut metrics: Vec<Metric> = Vec::new();
+        for b in &buckets {
+            metrics.extend(apm_metrics(b).into_iter().map(|mut m| {
+                if !global.is_empty() {
+                    m.tags = m.tags.union(global);
+                }
+                m
+            }));
+        }
+        metrics.extend(percentile_series(&buckets, global, now));
+        let window = self
+            .ctx
+            .cfg
+            .apm
+            .stats_flush_interval
+            .0
+            .as_secs_f64()
+            .max(1e-3);
+        let services = red_by_service(&buckets, window, &mut self.totals);
         let edges: Vec<Edge> = self
-            .map
-            .edges
+            .receiver
+            .service_map()
+            .edges()
             .iter()
-            .map(|((a, b), e)| Edge {
-                from: a.clone(),
-                to: b.clone(),
-                calls: e.calls,
-                errors: e.errors,
-                mean_ms: e.latency.mean() / 1e6,
+            .map(|e| Edge {
+                from: e.caller.to_owned(),
+                to: e.callee.to_owned(),
+                calls: e.stats.calls,
+                errors: e.stats.errors,
+                mean_ms: e.stats.latency.mean().as_secs_f64() * 1e3,
             })
             .collect();
         if let Ok(mut st) = self.ctx.store.write() {
             st.insert_metrics(metrics);
-            if !services.is_empty() || force {
-                // Keep every service seen, with fresh figures where it had traffic.
-                let mut all: BTreeMap<String, ServiceRed> = st
-                    .services()
-                    .iter()
-                    .map(|s| (s.service.clone(), ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() }))
-                    .collect();
-                for s in services {
-                    all.insert(s.service.clone(), s);
-                }
-                st.set_services(all.into_values().collect());
-            } else {
-                let zeroed: Vec<ServiceRed> = st
-                    .services()
-                    .iter()
-                    .map(|s| ServiceRed { hits: 0, errors: 0, rate: 0.0, error_rate: 0.0, ..s.clone() })
-                    .collect();
-                st.set_services(zeroed);
+            // Keep every service seen; the last window's figures where it had traffic.
+            let mut all: BTreeMap<String, ServiceRed> = st
+                .services()
+                .iter()
+                .map(|s| {
+                    let quiet = ServiceRed {
+                        hits: 0,
+                        errors: 0,
+                        rate: 0.0,
+                        error_rate: 0.0,
+                        ..s.clone()
+                    };
+                    (s.service.clone(), quiet)
+                })
+                .collect();
+            for s in services {
+                all.insert(s.service.clone(), s);
             }
+            st.set_services(all.into_values().collect());
             st.set_edges(edges);
         }
     }
 
     fn publish(&self) {
-        let c = &self.receiver.counters;
+        let c = self.receiver.counters();
         let h = &self.http;
         let a = &self.assembler.stats;
+        let too_large = c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed);
+        let queue_full = c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed);
         self.ctx.set_component(
             "traces",
             json!({
                 "payloads": c.payloads, "payloads_invalid": c.payloads_invalid,
-                "payloads_too_large": c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed),
-                "payloads_queue_full": c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed),
+                "payloads_too_large": too_large, "payloads_queue_full": queue_full,
                 "traces_received": c.traces_received, "spans_received": c.spans_received,
                 "spans_kept": c.spans_kept, "spans_sampled_out": c.spans_sampled_out,
-                "spans_dropped": c.spans_dropped_normalize + c.spans_dropped_queue_full,
+                "spans_dropped": c.spans_dropped(),
                 "balanced": c.balanced(), "traces_stored": self.traces_stored,
                 "traces_assembling": self.assembler.traces_held(),
                 "traces_evicted_by_assembler": a.traces_evicted,
-                "service_map_edges": self.map.edges.len(),
+                "service_map_edges": self.receiver.service_map().len(),
+                "chunks_admitted_to_store": self.admission.admitted_chunks,
+                "chunks_not_stored": self.admission.skipped_chunks,
             }),
         );
-        let Ok(mut st) = self.ctx.store.write() else { return };
+        let Ok(mut st) = self.ctx.store.write() else {
+            return;
+        };
         let t = &mut st.telemetry;
         for (name, help, v) in [
-            ("meshmon_trace_payloads_total", "Trace payloads decoded.", c.payloads),
-            ("meshmon_trace_payloads_invalid_total", "Trace payloads that failed to decode.", c.payloads_invalid),
-            ("meshmon_trace_requests_total", "HTTP requests to the trace intake.", h.requests.load(Ordering::Relaxed)),
-            ("meshmon_trace_requests_rejected_queue_full_total", "Requests answered 429 because the intake queue was full.", h.rejected_queue_full.load(Ordering::Relaxed)),
-            ("meshmon_trace_requests_rejected_too_large_total", "Requests answered 413.", h.rejected_too_large.load(Ordering::Relaxed) + c.payloads_too_large),
-            ("meshmon_spans_received_total", "Spans received.", c.spans_received),
-            ("meshmon_spans_kept_total", "Spans kept by sampling.", c.spans_kept),
-            ("meshmon_spans_sampled_out_total", "Spans sampled out.", c.spans_sampled_out),
-            ("meshmon_spans_dropped_total", "Spans dropped (normalisation or queue).", c.spans_dropped_normalize + c.spans_dropped_queue_full),
-            ("meshmon_traces_stored_total", "Traces handed to the store.", self.traces_stored),
+            (
+                "meshmon_trace_payloads_total",
+                "Trace payloads decoded.",
+                c.payloads,
+            ),
+            (
+                "meshmon_trace_payloads_invalid_total",
+                "Trace payloads that failed to decode.",
+                c.payloads_invalid,
+            ),
+            (
+                "meshmon_trace_requests_total",
+                "HTTP requests to the trace intake.",
+                h.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "meshmon_trace_requests_rejected_queue_full_total",
+                "Requests answered 429 because a queue was full.",
+                queue_full,
+            ),
+            (
+                "meshmon_trace_requests_rejected_too_large_total",
+                "Requests answered 413.",
+                too_large,
+            ),
+            (
+                "meshmon_spans_received_total",
+                "Spans received.",
+                c.spans_received,
+            ),
+            (
+                "meshmon_spans_kept_total",
+                "Spans kept by sampling.",
+                c.spans_kept,
+            ),
+            (
+                "meshmon_spans_sampled_out_total",
+                "Spans sampled out.",
+                c.spans_sampled_out,
+            ),
+            (
+                "meshmon_spans_dropped_total",
+                "Spans dropped (normalisation or queue).",
+                c.spans_dropped(),
+            ),
+            (
+                "meshmon_traces_stored_total",
+                "Traces handed to the store.",
+                self.traces_stored,
+            ),
+            (
+                "meshmon_trace_chunks_not_stored_total",
+                "Kept chunks not copied into the trace store (admission rate).",
+                self.admission.skipped_chunks,
+            ),
         ] {
             t.set(name, "counter", help, &[], v as f64);
         }
     }
+
+    fn serve(&mut self, m: IntakeReq) {
+        let now = self.ctx.clock.now();
+        let hdrs: Vec<(&str, &str)> = m
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let resp = self.receiver.handle(
+            &Request {
+                method: &m.method,
+                path: &m.path,
+                headers: &hdrs,
+                body: m.body.clone(),
+            },
+            now,
+        );
+        let _ = m.reply.send((resp.status, resp.headers, resp.body));
+        self.pump(now);
+    }
 }
 
-/// Datadog's APM series for flushed stats buckets: `trace.<name>.hits`, `.errors` (counts)
-/// and `.duration` (total seconds, a count), tagged `service`, `resource`, `env`, for
-/// top-level and measured spans; plus `.duration.by.service.{50,95,99}p` gauges in seconds.
-pub fn apm_series(buckets: &[StatsBucket], default_env: &str, global: &Tags, now: Timestamp) -> Vec<Metric> {
-    let mut out = Vec::new();
-    let mut per_service: BTreeMap<(String, String), meshmon_trace::stats::GroupStats> = BTreeMap::new();
+/// `trace.<name>.duration.by.service.{50p,95p,99p}` gauges (seconds) per service over
+/// top-level spans, as the Datadog Agent's legacy percentile metrics.
+pub fn percentile_series(buckets: &[StatsBucket], global: &Tags, now: Timestamp) -> Vec<Metric> {
+    let mut per: BTreeMap<(&str, &str, &str), GroupStats> = BTreeMap::new();
     for b in buckets {
         for (k, g) in &b.groups {
-            let mut tags = global.clone();
-            for (key, v) in [("service", k.service.as_str()), ("resource", k.resource.as_str()), ("env", default_env)] {
-                if v.is_empty() {
-                    continue;
-                }
-                if let Ok(t) = Tag::new(key, v) {
-                    tags.insert(t);
-                }
+            if !k.top_level {
+                continue;
             }
-            let base = format!("trace.{}", k.name);
-            out.push(Metric::new(format!("{base}.hits").as_str(), MetricValue::Count(g.hits as f64), tags.clone(), now));
-            out.push(Metric::new(format!("{base}.errors").as_str(), MetricValue::Count(g.errors as f64), tags.clone(), now));
-            out.push(Metric::new(
-                format!("{base}.duration").as_str(),
-                MetricValue::Count(g.duration_sum as f64 / 1e9),
-                tags,
-                now,
-            ));
-            if k.top_level {
-                match per_service.get_mut(&(k.service.clone(), k.name.clone())) {
-                    Some(s) => s.merge(g),
-                    None => {
-                        per_service.insert((k.service.clone(), k.name.clone()), g.clone());
-                    }
+            match per.get_mut(&(k.service.as_str(), k.name.as_str(), k.env.as_str())) {
+                Some(s) => s.merge(g),
+                None => {
+                    per.insert((&k.service, &k.name, &k.env), g.clone());
                 }
             }
         }
     }
-    for ((service, name), g) in per_service {
+    let mut out = Vec::new();
+    for ((service, name, env), g) in per {
         let mut tags = global.clone();
-        if let Ok(t) = Tag::new("service", &service) {
-            tags.insert(t);
-        }
-        if let Ok(t) = Tag::new("env", default_env) {
-            tags.insert(t);
+        for (k, v) in [("service", service), ("env", env)] {
+            if let (false, Ok(t)) = (v.is_empty(), Tag::new(k, v)) {
+                tags.insert(t);
+            }
         }
         for (q, suffix) in [(0.5, "50p"), (0.95, "95p"), (0.99, "99p")] {
             out.push(Metric::new(
                 format!("trace.{name}.duration.by.service.{suffix}").as_str(),
-                MetricValue::Gauge(g.quantile(q) as f64 / 1e9),
+                MetricValue::Gauge(g.quantile(q).as_secs_f64()),
                 tags.clone(),
                 now,
             ));
@@ -414,38 +620,42 @@ pub fn apm_series(buckets: &[StatsBucket], default_env: &str, global: &Tags, now
 
 fn red_by_service(
     buckets: &[StatsBucket],
-    env: &str,
     window_s: f64,
     totals: &mut HashMap<String, (u64, u64)>,
 ) -> Vec<ServiceRed> {
-    let mut per: BTreeMap<String, meshmon_trace::stats::GroupStats> = BTreeMap::new();
+    let mut per: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
     for b in buckets {
         for (k, g) in &b.groups {
             if !k.top_level {
                 continue;
             }
-            match per.get_mut(&k.service) {
+            match per.get_mut(&(k.service.clone(), k.env.clone())) {
                 Some(s) => s.merge(g),
                 None => {
-                    per.insert(k.service.clone(), g.clone());
+                    per.insert((k.service.clone(), k.env.clone()), g.clone());
                 }
             }
         }
     }
     per.into_iter()
-        .map(|(service, g)| {
+        .map(|((service, env), g)| {
             let t = totals.entry(service.clone()).or_default();
             t.0 += g.hits;
             t.1 += g.errors;
+            let ms = |q: f64| g.quantile(q).as_secs_f64() * 1e3;
             ServiceRed {
-                env: env.to_owned(),
+                env,
                 hits: g.hits,
                 errors: g.errors,
                 rate: g.hits as f64 / window_s,
-                error_rate: if g.hits > 0 { g.errors as f64 / g.hits as f64 } else { 0.0 },
-                p50_ms: g.quantile(0.5) as f64 / 1e6,
-                p95_ms: g.quantile(0.95) as f64 / 1e6,
-                p99_ms: g.quantile(0.99) as f64 / 1e6,
+                error_rate: if g.hits > 0 {
+                    g.errors as f64 / g.hits as f64
+                } else {
+                    0.0
+                },
+                p50_ms: ms(0.5),
+                p95_ms: ms(0.95),
+                p99_ms: ms(0.99),
                 total_hits: t.0,
                 total_errors: t.1,
                 service,
@@ -456,22 +666,30 @@ fn red_by_service(
 
 async fn intake(
     ctx: Ctx,
+    receiver: Receiver,
     mut rx: mpsc::Receiver<IntakeReq>,
     http: Arc<HttpCounters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut rcfg = ReceiverConfig::default();
-    rcfg.limits.max_body_bytes = ctx.cfg.apm.max_body_bytes;
-    let mut stats_cfg = rcfg.stats;
-    stats_cfg.bucket_ns = i64::try_from(ctx.cfg.apm.stats_flush_interval.0.as_nanos()).unwrap_or(i64::MAX);
-    rcfg.stats = stats_cfg;
-    let mut acfg = AssemblerConfig::default();
-    acfg.inactivity_timeout_ns = 5_000_000_000;
-    acfg.max_spans = 200_000;
+    let apm = &ctx.cfg.apm;
+    let acfg = AssemblerConfig::default()
+        .with_inactivity_timeout(apm.trace_timeout.0)
+        .and_then(|c| c.with_max_spans(apm.max_assembling_spans, ctx.cfg.store.max_spans_per_trace))
+        .unwrap_or_else(|e| {
+            ctx.log(
+                "ERROR",
+                "traces",
+                &format!("assembler config: {e}; using defaults"),
+            );
+            AssemblerConfig::default()
+        });
     let mut it = Intake {
-        receiver: Receiver::new(rcfg),
+        admission: Admission::new(
+            ctx.cfg.store.traces_per_second_per_service,
+            ctx.cfg.store.max_spans_per_trace,
+        ),
+        receiver,
         assembler: TraceAssembler::new(acfg),
-        map: ServiceMap::new(),
         totals: HashMap::new(),
         http,
         traces_stored: 0,
@@ -486,19 +704,17 @@ async fn intake(
             _ = super::stopped(&mut shutdown) => break,
             m = rx.recv() => {
                 let Some(m) = m else { break };
-                let now = it.ctx.clock.now();
-                let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let resp = it.receiver.handle(
-                    &Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body },
-                    now,
-                );
-                let _ = m.reply.send((resp.status, resp.headers.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), resp.body));
-                it.pump(now);
+                it.serve(m);
+                // Serve what is already queued before publishing counters.
+                while let Ok(m) = rx.try_recv() {
+                    it.serve(m);
+                }
                 it.publish();
             }
             _ = tick.tick() => {
                 let now = it.ctx.clock.now();
                 it.pump(now);
+                it.admission.expire(now, it.ctx.cfg.apm.trace_timeout.0 * 2);
                 if last_flush.elapsed() >= flush_every {
                     it.flush_stats(now, false);
                     last_flush = std::time::Instant::now();
@@ -510,18 +726,51 @@ async fn intake(
     // Drain: answer what is queued, then flush every held trace and the stats.
     rx.close();
     while let Ok(m) = rx.try_recv() {
-        let now = it.ctx.clock.now();
-        let hdrs: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let resp = it.receiver.handle(&Request { method: &m.method, path: &m.path, headers: &hdrs, body: &m.body }, now);
-        let _ = m.reply.send((resp.status, Vec::new(), resp.body));
+        it.serve(m);
     }
     let now = it.ctx.clock.now();
-    let mut done = Vec::new();
-    for q in it.receiver.drain() {
-        done.extend(it.assembler.add(q.chunk.spans, true, now));
-    }
-    done.extend(it.assembler.flush_all());
-    it.store_traces(done);
+    it.pump(now);
+    let rest = it.assembler.flush_all();
+    it.store_traces(rest);
     it.flush_stats(now, true);
     it.publish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meshmon_trace::Span;
+
+    fn span(id: u64, svc: &'static str, error: i32) -> Span<'static> {
+        Span {
+            service: svc.into(),
+            trace_id: id,
+            span_id: id,
+            error,
+            ..Span::default()
+        }
+    }
+
+    #[test]
+    fn admission_rate_errors_and_whole_traces() {
+        let mut a = Admission::new(2.0, 3);
+        let t = |s: i64| Timestamp::from_secs(s);
+        // Two new traces a second per service, then none until tokens refill.
+        assert!(a.admit(&[span(1, "a", 0)], t(0)));
+        assert!(a.admit(&[span(2, "a", 0)], t(0)));
+        assert!(!a.admit(&[span(3, "a", 0)], t(0)));
+        // Another service has its own bucket; an error is always taken.
+        assert!(a.admit(&[span(4, "b", 0)], t(0)));
+        assert!(a.admit(&[span(5, "a", 1)], t(0)));
+        // A later chunk of an admitted trace is taken (traces stay whole).
+        assert!(a.admit(&[span(1, "a", 0)], t(0)));
+        assert!(!a.admit(&[span(3, "a", 0)], t(0)));
+        assert!(a.admit(&[span(6, "a", 0)], t(1)));
+        // Trace 1 holds 2 spans; a third is taken, a fourth would exceed the trace's bound.
+        assert!(a.admit(&[span(1, "a", 0)], t(1)));
+        assert!(!a.admit(&[span(1, "a", 0)], t(1)));
+        assert_eq!((a.admitted_chunks, a.skipped_chunks), (7, 3));
+        a.expire(t(100), Duration::from_secs(10));
+        assert!(a.admitted.is_empty());
+    }
 }

@@ -308,7 +308,11 @@ fn fmt_value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else if v.fract() == 0.0 && v.abs() < 1e15 {
         format!("{}", v as i64)
     } else {
@@ -439,7 +443,12 @@ impl Store {
 
     /// Series named `name` whose tags include every `filters` tag (`key:value`, or
     /// `key:*` for "has the key").
-    pub fn query(&self, name: &str, filters: &[String], since: Option<Timestamp>) -> Vec<SeriesView> {
+    pub fn query(
+        &self,
+        name: &str,
+        filters: &[String],
+        since: Option<Timestamp>,
+    ) -> Vec<SeriesView> {
         let Some(by_tags) = self.series.get(name) else {
             return Vec::new();
         };
@@ -493,7 +502,11 @@ impl Store {
             let extra = trace.spans.len().saturating_sub(room);
             spans.extend(trace.spans.into_iter().take(room));
             self.limits.spans_cut += extra as u64;
-            trace = summarize(trace.trace_id, spans, old.spans_dropped + trace.spans_dropped + extra);
+            trace = summarize(
+                trace.trace_id,
+                spans,
+                old.spans_dropped + trace.spans_dropped + extra,
+            );
         }
         let t = Arc::new(trace);
         self.trace_index.insert(t.trace_id.clone(), t.clone());
@@ -602,10 +615,34 @@ impl Store {
     pub fn publish_stats(&mut self) {
         let s = self.stats();
         let t = &mut self.telemetry;
-        t.set("meshmon_store_series", "gauge", "Series held by the store.", &[], s.series as f64);
-        t.set("meshmon_store_points", "gauge", "Points held by the store.", &[], s.points as f64);
-        t.set("meshmon_store_traces", "gauge", "Traces held by the store.", &[], s.traces as f64);
-        t.set("meshmon_store_patterns", "gauge", "Log patterns held by the store.", &[], s.patterns as f64);
+        t.set(
+            "meshmon_store_series",
+            "gauge",
+            "Series held by the store.",
+            &[],
+            s.series as f64,
+        );
+        t.set(
+            "meshmon_store_points",
+            "gauge",
+            "Points held by the store.",
+            &[],
+            s.points as f64,
+        );
+        t.set(
+            "meshmon_store_traces",
+            "gauge",
+            "Traces held by the store.",
+            &[],
+            s.traces as f64,
+        );
+        t.set(
+            "meshmon_store_patterns",
+            "gauge",
+            "Log patterns held by the store.",
+            &[],
+            s.patterns as f64,
+        );
         for (limit, v) in [
             ("max_series", s.limits.series_dropped),
             ("max_points_per_series", s.limits.points_evicted),
@@ -699,7 +736,11 @@ mod tests {
     #[test]
     fn late_points_slot_in_order() {
         let mut st = Store::new(cfg());
-        st.insert_metrics([gauge("a", "", 10, 1.0), gauge("a", "", 30, 3.0), gauge("a", "", 20, 2.0)]);
+        st.insert_metrics([
+            gauge("a", "", 10, 1.0),
+            gauge("a", "", 30, 3.0),
+            gauge("a", "", 20, 2.0),
+        ]);
         st.insert_metrics([gauge("a", "", 20, 5.0)]);
         let ts: Vec<(f64, f64)> = st.query("a", &[], None)[0]
             .points
@@ -730,7 +771,11 @@ mod tests {
         let mut st = Store::new(cfg());
         let id = |n: u64| format!("{:032x}", n);
         st.insert_trace(summarize(id(1), vec![span(&id(1), 1, 0, "a")], 0));
-        st.insert_trace(summarize(id(1), vec![span(&id(1), 2, 1, "b"), span(&id(1), 3, 1, "c")], 0));
+        st.insert_trace(summarize(
+            id(1),
+            vec![span(&id(1), 2, 1, "b"), span(&id(1), 3, 1, "c")],
+            0,
+        ));
         let t = st.trace(&id(1)).unwrap();
         assert_eq!(t.spans.len(), 2);
         assert_eq!(t.spans_dropped, 1);

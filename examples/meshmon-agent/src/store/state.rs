@@ -136,7 +136,10 @@ pub fn load<T: DeserializeOwned>(path: &Path, kind: &str, now_secs: i64) -> Load
 }
 
 fn set_aside<T>(path: &Path, reason: String, now_secs: i64) -> Loaded<T> {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(format!(".bad-{now_secs}"));
     let moved_to = path.with_file_name(name);
     if let Err(e) = fs::rename(path, &moved_to) {
@@ -163,7 +166,10 @@ mod tests {
     fn round_trip_and_bad_files_are_set_aside() {
         let d = dir("rt");
         let p = d.join("positions.json");
-        assert!(matches!(load::<Vec<u32>>(&p, "positions", 1), Loaded::Absent));
+        assert!(matches!(
+            load::<Vec<u32>>(&p, "positions", 1),
+            Loaded::Absent
+        ));
         save(&p, "positions", &vec![1u32, 2, 3]).unwrap();
         match load::<Vec<u32>>(&p, "positions", 1) {
             Loaded::Ok(v) => assert_eq!(v, [1, 2, 3]),
@@ -182,9 +188,16 @@ mod tests {
         save(&p, "positions", &vec![1u32]).unwrap();
         let full = fs::read(&p).unwrap();
         fs::write(&p, &full[..full.len() / 2]).unwrap();
-        assert!(matches!(load::<Vec<u32>>(&p, "positions", 8), Loaded::SetAside { .. }));
+        assert!(matches!(
+            load::<Vec<u32>>(&p, "positions", 8),
+            Loaded::SetAside { .. }
+        ));
         // Foreign version.
-        fs::write(&p, br#"{"meshmon_state":"positions","version":99,"data":[]}"#).unwrap();
+        fs::write(
+            &p,
+            br#"{"meshmon_state":"positions","version":99,"data":[]}"#,
+        )
+        .unwrap();
         match load::<Vec<u32>>(&p, "positions", 9) {
             Loaded::SetAside { reason, .. } => assert!(reason.contains("version 99")),
             other => panic!("{other:?}"),
