@@ -10,6 +10,9 @@
 //! wall time where that is unavailable), so the figures hold on a machine shared with
 //! other jobs: a descheduled benchmark is not charged for the time it waits.
 
+// Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::OnceLock;

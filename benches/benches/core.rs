@@ -1,6 +1,9 @@
 //! Benchmarks for meshmon-core: tag parsing and set building; autodiscovery expansion of
 //! a 10,000-endpoint Service.
 
+// Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use meshmon_core::Tags;
 use meshmon_core::autodiscovery::kube::{

@@ -11,6 +11,9 @@
 //! Under `cargo test --all-targets` (criterion's test mode) the corpora are 10k lines so
 //! the run stays quick.
 
+// Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::sync::OnceLock;
 
@@ -220,12 +223,7 @@ fn tokenize(c: &mut Criterion) {
     });
 }
 
-/// Nanoseconds this thread has spent on a CPU (Linux `/proc/thread-self/schedstat`),
-/// so a one-core throughput can be read on a loaded machine where wall time is shared.
-fn thread_cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
+use meshmon_benches::thread_cpu_ns;
 
 /// Runs `f` once (outside criterion's timing) and prints lines per CPU-second and per
 /// wall-second and the pattern count `f` returns.

@@ -7,6 +7,9 @@
 //! Times are this thread's CPU time (the machine is shared), so throughputs read as
 //! millions of spans per CPU-second, i.e. per core.
 
+// Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -219,10 +222,7 @@ criterion_main!(benches);
 pub struct CpuTime;
 
 fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    meshmon_benches::thread_cpu_ns().unwrap_or(0)
 }
 
 impl criterion::measurement::Measurement for CpuTime {

@@ -30,3 +30,13 @@ pub fn read_corpus(rel: &str) -> Option<Vec<u8>> {
         }
     }
 }
+
+/// Nanoseconds the calling thread has spent on a CPU, from Linux
+/// `/proc/thread-self/schedstat` (`None` elsewhere), so a one-core throughput can be
+/// read on a loaded machine where wall time is shared. The one copy for the benches;
+/// the agent's `trace bench` keeps its own few lines, since a binary should not depend
+/// on the bench crate and a clock read does not belong in the pure library crates.
+pub fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}

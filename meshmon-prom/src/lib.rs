@@ -62,7 +62,7 @@ pub use error::{ErrorKind, ParseError};
 pub use grammar::Line;
 #[allow(deprecated)]
 pub use mapping::ScraperConfig;
-pub use mapping::{CacheStats, MapStats, Mapper, MappingConfig, MonotonicDeltas};
+pub use mapping::{CacheStats, LimitsError, MapStats, Mapper, MappingConfig, MonotonicDeltas};
 pub use owned::{OwnedExemplar, OwnedFamily, OwnedSample, parse};
 pub use parser::{Family, ParseOptions, Parser, count, count_with};
 pub use sample::{Exemplar, Format, Label, LabelIter, LabelValue, Labels, MetricType, Sample};

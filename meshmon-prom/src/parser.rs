@@ -25,8 +25,18 @@ use crate::grammar::{self, GErr, Line};
 use crate::sample::{Labels, MetricType, Sample};
 
 /// Parser options: limits (hitting one is an error of kind [`ErrorKind::Limit`]) and
-/// how strictly OpenMetrics' family rules are enforced.
+/// how strictly OpenMetrics' family rules are enforced. Start from
+/// [`ParseOptions::default`] and use the `with_*` setters (the limits are validated).
+///
+/// ```
+/// use meshmon_prom::{LimitsError, ParseOptions};
+/// let lenient = ParseOptions::default().with_strict(false).with_max_line_bytes(4096)?;
+/// assert!(!lenient.strict);
+/// assert_eq!(ParseOptions::default().with_max_family_samples(0), Err(LimitsError::Zero("max_family_samples")));
+/// # Ok::<(), LimitsError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParseOptions {
     /// Enforce OpenMetrics' value and family rules (default `true`). With `false`, an
     /// OpenMetrics exposition is still checked for syntax, metadata placement and
@@ -48,6 +58,47 @@ impl Default for ParseOptions {
             max_line_bytes: 1 << 20,
             max_family_samples: 10_000_000,
         }
+    }
+}
+
+impl ParseOptions {
+    /// Enforces OpenMetrics' value and family rules, or not.
+    #[must_use]
+    pub fn with_strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Refuses lines longer than `max_line_bytes` (at least 1).
+    pub fn with_max_line_bytes(
+        mut self,
+        max_line_bytes: usize,
+    ) -> Result<Self, crate::mapping::LimitsError> {
+        self.max_line_bytes = max_line_bytes;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Refuses families with more than `max_family_samples` samples (at least 1).
+    pub fn with_max_family_samples(
+        mut self,
+        max_family_samples: usize,
+    ) -> Result<Self, crate::mapping::LimitsError> {
+        self.max_family_samples = max_family_samples;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks the limits (for callers who set the public fields directly).
+    pub fn validate(&self) -> Result<(), crate::mapping::LimitsError> {
+        use crate::mapping::LimitsError;
+        if self.max_line_bytes == 0 {
+            return Err(LimitsError::Zero("max_line_bytes"));
+        }
+        if self.max_family_samples == 0 {
+            return Err(LimitsError::Zero("max_family_samples"));
+        }
+        Ok(())
     }
 }
 

@@ -202,10 +202,7 @@ fn non_strict_openmetrics_for_prometheus_go_output() {
     };
     let e = count(&input, Format::OpenMetrics).unwrap_err();
     assert_eq!(e.line, 33, "{e}");
-    let lenient = ParseOptions {
-        strict: false,
-        ..ParseOptions::default()
-    };
+    let lenient = ParseOptions::default().with_strict(false);
     assert_eq!(
         count_with(&input, Format::OpenMetrics, lenient).unwrap(),
         (5, 53)

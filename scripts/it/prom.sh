@@ -25,7 +25,7 @@ for _ in $(seq 1 50); do
 done
 echo "== prom: node exporter $($exporter --version 2>&1 | head -1) on 127.0.0.1:$port"
 MESHMON_NODE_EXPORTER_URL="http://127.0.0.1:$port/metrics" \
-  cargo test -p meshmon-prom --features scrape --test scrape -- --nocapture node_exporter
+  cargo test -p meshmon-prom --features scrape --test tests -- --nocapture scrape::node_exporter
 
 echo "== prom: Datadog oracle reproduces the committed expected outputs"
 venv="${MESHMON_PROM_VENV:-$HOME/.cache/meshmon/prom-oracle-venv}"
@@ -36,7 +36,7 @@ if [ -d "$data/istio-fixtures" ]; then
     cmp "$f" "$out/$(basename "$f")" || { echo "oracle output differs: $f" >&2; exit 1; }
   done
   rm -rf "$out"
-  cargo test -p meshmon-prom --test oracle
+  cargo test -p meshmon-prom --test tests -- oracle::
 else
   echo "shared data absent ($data): oracle skipped"
 fi
