@@ -85,23 +85,12 @@ impl Ctx {
     }
 }
 
-/// RFC 3339 UTC with milliseconds.
+/// RFC 3339 UTC with milliseconds (the agent's log lines), on `meshmon-core`'s calendar.
 pub fn fmt_time(t: Timestamp) -> String {
     let secs = t.as_secs();
-    let ms = (t.as_nanos().rem_euclid(1_000_000_000)) / 1_000_000;
-    let days = secs.div_euclid(86_400);
+    let ms = t.as_nanos().rem_euclid(1_000_000_000) / 1_000_000;
+    let (y, m, d) = meshmon_core::time::civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
         sod / 3600,
