@@ -350,7 +350,7 @@ impl AgentConfig {
                 scan_interval: Dur::secs(10),
                 read_interval: Dur::secs(1),
                 max_line_bytes: 256 << 10,
-                max_read_bytes: 1 << 20,
+                max_read_bytes: 256 << 10,
                 max_open_files: 512,
                 max_patterns: 1000,
             },

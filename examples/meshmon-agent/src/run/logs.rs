@@ -275,6 +275,8 @@ struct Tailer {
     positions_dirty: bool,
     /// Files found by the first scan start at their end (set when positions were lost).
     start_at_end: bool,
+    /// The read buffer (`logs.max_read_bytes`), reused.
+    buf: Vec<u8>,
     first_scan: bool,
 }
 
@@ -299,6 +301,7 @@ impl Tailer {
             patterns_path,
             positions_dirty: false,
             start_at_end: false,
+            buf: Vec::new(),
             first_scan: true,
             ctx,
         };
@@ -531,7 +534,9 @@ impl Tailer {
         let now = self.ctx.clock.now();
         let mut records: Vec<(Arc<SourceSpec>, LogRecord)> = Vec::new();
         let mut any = false;
-        let mut buf = vec![0u8; max_read];
+        // One read buffer for the life of the tailer.
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(max_read, 0);
         let mut done = Vec::new();
         for (idx, t) in self.files.iter_mut().enumerate() {
             // Copy-truncate: the file is now shorter than what was read.
@@ -627,6 +632,7 @@ impl Tailer {
             t.bytes += n as u64;
             self.counters.bytes += n as u64;
         }
+        self.buf = buf;
         // Records → miners → store; then positions may advance.
         self.mine(records, now);
         for idx in done.into_iter().rev() {
@@ -853,6 +859,36 @@ impl Tailer {
             "Files tailed.",
             &[],
             self.files.len() as f64,
+        );
+        // The pattern bound (`logs.max_patterns` per miner), counted when hit.
+        let (mut forced, mut overflowed, mut patterns) = (0u64, 0u64, 0usize);
+        for e in self.miners.values() {
+            let st = e.set.miner().stats();
+            forced += st.forced;
+            overflowed += st.overflowed;
+            patterns += e.set.len();
+        }
+        t.set(
+            "meshmon_logs_patterns",
+            "gauge",
+            "Log patterns across miners.",
+            &[],
+            patterns as f64,
+        );
+        let help = "Lines that met logs.max_patterns: joined the closest pattern (forced) or the overflow pattern.";
+        t.set(
+            "meshmon_logs_pattern_limit_hits_total",
+            "counter",
+            help,
+            &[("outcome", "forced")],
+            forced as f64,
+        );
+        t.set(
+            "meshmon_logs_pattern_limit_hits_total",
+            "counter",
+            help,
+            &[("outcome", "overflow")],
+            overflowed as f64,
         );
         for f in &self.files {
             let p = f.path.to_string_lossy();
