@@ -22,6 +22,7 @@
 //!
 //! - [`tags`]: [`Tag`] and [`Tags`], Datadog's `key:value` tags.
 //! - [`metric`]: [`Metric`] and [`MetricValue`], what every producer emits.
+//! - [`text`]: [`text::truncate_utf8`], cutting strings on character boundaries.
 //! - [`time`]: [`Timestamp`], nanoseconds since the Unix epoch, and the one calendar-checked
 //!   RFC 3339 / ISO 8601 date-time parser ([`time::parse_rfc3339`],
 //!   [`time::parse_datetime`]) every meshmon crate uses.
@@ -54,6 +55,7 @@ pub mod go;
 pub mod metric;
 pub mod pipeline;
 pub mod tags;
+pub mod text;
 pub mod time;
 
 #[cfg(feature = "autodiscovery")]

@@ -93,17 +93,9 @@ pub struct NormalizeStats {
     pub invalid_http_status_code: u64,
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-pub fn truncate_utf8(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+/// Cuts `s` to at most `max` bytes on a character boundary (the one implementation, in
+/// `meshmon-core`).
+pub use meshmon_core::text::truncate_utf8;
 
 fn is_service_char(c: char) -> bool {
     c.is_ascii_lowercase()

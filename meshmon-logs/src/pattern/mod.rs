@@ -314,16 +314,7 @@ impl Variable {
     }
 }
 
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use meshmon_core::text::truncate_utf8 as cut;
 
 /// One template position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
