@@ -150,6 +150,25 @@ impl Tasks {
     }
 }
 
+/// Spawns `fut` as task `name`, registered for `/health` (marked dead when it ends).
+fn spawn_task<F>(
+    tasks: &Tasks,
+    handles: &mut Vec<(&'static str, JoinHandle<()>)>,
+    name: &'static str,
+    fut: F,
+) where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let guard = tasks.register(name);
+    handles.push((
+        name,
+        tokio::spawn(async move {
+            let _g = guard;
+            fut.await;
+        }),
+    ));
+}
+
 /// A running agent.
 #[derive(Debug)]
 pub struct RunningAgent {
@@ -243,54 +262,21 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
             );
         }
         for (name, fut) in t.spawn(ctx.clone(), rx.clone()) {
-            let guard = tasks.register(name);
-            handles.push((
-                name,
-                tokio::spawn(async move {
-                    let _g = guard;
-                    fut.await;
-                }),
-            ));
+            spawn_task(&tasks, &mut handles, name, fut);
         }
     }
 
     // Discovery feeds the scrape scheduler.
     let (sched_tx, sched_rx) = tokio::sync::mpsc::channel(64);
-    {
-        let guard = tasks.register("discovery");
-        let fut = discovery::run(ctx.clone(), sched_tx, rx.clone());
-        handles.push((
-            "discovery",
-            tokio::spawn(async move {
-                let _g = guard;
-                fut.await;
-            }),
-        ));
-    }
-    {
-        let guard = tasks.register("scrape");
-        let fut = scrape::run(ctx.clone(), sched_rx, rx.clone());
-        handles.push((
-            "scrape",
-            tokio::spawn(async move {
-                let _g = guard;
-                fut.await;
-            }),
-        ));
-    }
+    let fut = discovery::run(ctx.clone(), sched_tx, rx.clone());
+    spawn_task(&tasks, &mut handles, "discovery", fut);
+    let fut = scrape::run(ctx.clone(), sched_rx, rx.clone());
+    spawn_task(&tasks, &mut handles, "scrape", fut);
     if ctx.cfg.logs.enabled {
-        let guard = tasks.register("logs");
         let fut = logs::run(ctx.clone(), rx.clone());
-        handles.push((
-            "logs",
-            tokio::spawn(async move {
-                let _g = guard;
-                fut.await;
-            }),
-        ));
+        spawn_task(&tasks, &mut handles, "logs", fut);
     }
     {
-        let guard = tasks.register("api");
         let api = crate::http::Api {
             ctx: ctx.clone(),
             tasks: tasks.clone(),
@@ -298,13 +284,7 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
             addrs: Arc::new(addrs),
         };
         let fut = crate::http::serve(api_listener, api, rx.clone());
-        handles.push((
-            "api",
-            tokio::spawn(async move {
-                let _g = guard;
-                fut.await;
-            }),
-        ));
+        spawn_task(&tasks, &mut handles, "api", fut);
     }
     ctx.log("INFO", "agent", &format!("API on http://{api_addr}"));
     Ok(RunningAgent {
