@@ -901,3 +901,66 @@ fn manifest_provider_schedules_this_nodes_endpoints() {
     assert_eq!(http(&api, "GET", "/health", &[], b"").0, 200);
     assert!(agent.stop().success());
 }
+
+#[test]
+fn pod_logs_annotation_sets_service_and_source() {
+    let dir = TempDir::new("adlogs");
+    let pods = dir.path().join("pods");
+    let cdir = pods.join("shop_cart-5d8f7c9b6d-q2w3e_9f1a/cart");
+    std::fs::create_dir_all(&cdir).unwrap();
+    let mf = dir.path().join("pod.yaml");
+    std::fs::write(
+        &mf,
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: cart-5d8f7c9b6d-q2w3e
+  namespace: shop
+  uid: 9f1a
+  annotations:
+    ad.datadoghq.com/cart.logs: '[{"source": "shopapp", "service": "cart-svc", "tags": ["team:shop"]}]'
+spec:
+  containers:
+  - name: cart
+    image: shop/cart:1.0
+status:
+  podIP: 127.0.0.1
+  conditions:
+  - type: Ready
+    status: "True"
+"#,
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nautodiscovery:\n  manifests: [{}]\n  poll_interval: 1s\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 200ms\n",
+            dir.path().join("data").display(),
+            mf.display(),
+            pods.display()
+        ),
+    );
+    let agent = Agent::start(&cfg, &[]);
+    // The annotation is read by the first discovery poll; the file appears after it.
+    std::thread::sleep(Duration::from_millis(1500));
+    for i in 0..6 {
+        append(
+            &cdir.join("0.log"),
+            &cri(i, &format!("cart {i} checked out in {}ms", 10 * i)),
+        );
+    }
+    let p = wait_for(20, "annotated pattern", || {
+        let v = get_json(&agent.api, "/api/v1/patterns?service=cart-svc");
+        v["patterns"].as_array()?.first().cloned()
+    });
+    assert_eq!(p["source"], "shopapp");
+    assert_eq!(p["count"], 6);
+    // A logs-only config is no check: nothing is scheduled for it.
+    assert!(
+        get_json(&agent.api, "/api/v1/checks")["checks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(agent.stop().success());
+}

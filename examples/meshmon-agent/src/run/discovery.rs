@@ -236,6 +236,9 @@ pub async fn run(ctx: Ctx, tx: mpsc::Sender<Vec<Scheduled>>, mut shutdown: watch
             }
         }
         if errors.is_empty() {
+            // Logs-only configs (no instance) go to the tailer, not the scheduler.
+            publish_log_overrides(&ctx, &set);
+            set.retain(|s| !s.config.instance.is_null());
             let mut digests: Vec<u64> = set.iter().map(|s| s.digest).collect();
             digests.sort_unstable();
             if last.as_ref() != Some(&digests) {
@@ -259,6 +262,64 @@ pub async fn run(ctx: Ctx, tx: mpsc::Sender<Vec<Scheduled>>, mut shutdown: watch
             _ = super::stopped(&mut shutdown) => return,
             _ = tokio::time::sleep(ad.poll_interval.0) => {}
         }
+    }
+}
+
+/// Autodiscovery `logs` configs, keyed by the container they name (its
+/// `kube_namespace`, `pod_name` and `kube_container_name` tags).
+pub fn log_overrides(set: &[Scheduled]) -> super::LogOverrides {
+    let mut out = super::LogOverrides::new();
+    for s in set {
+        let Some(logs) = s
+            .config
+            .logs
+            .as_ref()
+            .and_then(|l| l.as_array())
+            .and_then(|a| a.first())
+        else {
+            continue;
+        };
+        let tag = |k: &str| {
+            s.config
+                .tags
+                .iter()
+                .find_map(|t| t.strip_prefix(k).and_then(|v| v.strip_prefix(':')))
+                .map(str::to_owned)
+        };
+        let (Some(ns), Some(pod), Some(container)) = (
+            tag("kube_namespace"),
+            tag("pod_name"),
+            tag("kube_container_name"),
+        ) else {
+            continue;
+        };
+        let text = |k: &str| logs.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let list = |k: &str| {
+            logs.get(k)
+                .and_then(|v| v.as_array())
+                .cloned()
+                .unwrap_or_default()
+        };
+        out.insert(
+            (ns, pod, container),
+            super::LogOverride {
+                service: text("service"),
+                source: text("source"),
+                tags: list("tags")
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect(),
+                rules: list("log_processing_rules"),
+            },
+        );
+    }
+    out
+}
+
+fn publish_log_overrides(ctx: &Ctx, set: &[Scheduled]) {
+    let o = log_overrides(set);
+    if let Ok(mut m) = ctx.log_overrides.write() {
+        *m = o;
     }
 }
 

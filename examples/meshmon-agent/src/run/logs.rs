@@ -175,12 +175,12 @@ fn app_of(pod: &str) -> &str {
 }
 
 fn container_spec(ctx: &Ctx, ns: &str, pod: &str, uid: &str, container: &str) -> SourceSpec {
-    let source = match container {
+    let mut source = match container {
         "istio-proxy" => "envoy".to_owned(),
         "discovery" | "istiod" => "istio".to_owned(),
         c => c.to_owned(),
     };
-    let service = if container == "istio-proxy" {
+    let mut service = if container == "istio-proxy" {
         app_of(pod).to_owned()
     } else {
         container.to_owned()
@@ -196,13 +196,53 @@ fn container_spec(ctx: &Ctx, ns: &str, pod: &str, uid: &str, container: &str) ->
             tags.insert(t);
         }
     }
+    let mut rules = Vec::new();
+    let mut multi_line = None;
+    // The pod's `ad.datadoghq.com/<container>.logs` annotation wins, as in the Agent.
+    let key = (ns.to_owned(), pod.to_owned(), container.to_owned());
+    if let Some(o) = ctx
+        .log_overrides
+        .read()
+        .ok()
+        .and_then(|m| m.get(&key).cloned())
+    {
+        if let Some(s) = o.service {
+            service = s;
+        }
+        if let Some(s) = o.source {
+            source = s;
+        }
+        for t in o.tags {
+            if let Ok(t) = t.parse::<Tag>() {
+                tags.insert(t);
+            }
+        }
+        (rules, multi_line) = split_rules(&o.rules);
+    }
     SourceSpec {
         service,
         source,
         tags,
-        rules: Vec::new(),
-        multi_line: None,
+        rules,
+        multi_line,
     }
+}
+
+/// Datadog's `log_processing_rules`: the `multi_line` rule's pattern apart, the rest as
+/// `meshmon-logs` rules (rules that do not parse were refused by config validation).
+fn split_rules(raw: &[serde_json::Value]) -> (Vec<Rule>, Option<String>) {
+    let mut rules = Vec::new();
+    let mut multi_line = None;
+    for r in raw {
+        if r.get("type").and_then(|t| t.as_str()) == Some("multi_line") {
+            multi_line = r.get("pattern").and_then(|p| p.as_str()).map(str::to_owned);
+            continue;
+        }
+        if let Ok(rule) = serde_json::from_value::<Rule>(r.clone()) {
+            rules.push(rule);
+        }
+    }
+    (rules, multi_line)
 }
 
 /// Matches one path segment against a glob (`*`, `?`, `[...]`).
@@ -371,17 +411,7 @@ impl Tailer {
             }
         }
         for src in &cfg.configs {
-            let mut rules = Vec::new();
-            let mut multi_line = None;
-            for r in &src.log_processing_rules {
-                if r.get("type").and_then(|t| t.as_str()) == Some("multi_line") {
-                    multi_line = r.get("pattern").and_then(|p| p.as_str()).map(str::to_owned);
-                    continue;
-                }
-                if let Ok(rule) = serde_json::from_value::<Rule>(r.clone()) {
-                    rules.push(rule);
-                }
-            }
+            let (rules, multi_line) = split_rules(&src.log_processing_rules);
             let mut tags = self.ctx.global_tags.clone();
             for t in &src.tags {
                 if let Ok(t) = t.parse::<Tag>() {

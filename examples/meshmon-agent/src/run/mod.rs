@@ -61,7 +61,26 @@ pub struct Ctx {
     pub hostname: String,
     /// Global tags (`tags:`/`DD_TAGS` plus `env:`).
     pub global_tags: Tags,
+    /// Autodiscovery `logs` configs by (namespace, pod, container), set by discovery and
+    /// read by the tailer when it opens a container's file.
+    pub log_overrides: Arc<std::sync::RwLock<LogOverrides>>,
 }
+
+/// A container's autodiscovery `logs` config (`ad.datadoghq.com/<container>.logs`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogOverride {
+    /// `service`, when set.
+    pub service: Option<String>,
+    /// `source`, when set.
+    pub source: Option<String>,
+    /// `tags`.
+    pub tags: Vec<String>,
+    /// `log_processing_rules`.
+    pub rules: Vec<serde_json::Value>,
+}
+
+/// Autodiscovery `logs` configs by (namespace, pod, container).
+pub type LogOverrides = std::collections::HashMap<(String, String, String), LogOverride>;
 
 impl Ctx {
     /// Path of a state file in the data dir.
@@ -228,6 +247,7 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         clock: clock.clone(),
         hostname,
         global_tags,
+        log_overrides: Arc::default(),
     };
     for n in &ctx.cfg.notices {
         ctx.log("INFO", "config", n);
