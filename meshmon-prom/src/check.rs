@@ -172,54 +172,7 @@ impl CheckClass {
     }
 }
 
-/// The options of Datadog's OpenMetrics V1 scraper (`OpenMetricsScraperMixin`) that
-/// have no OpenMetrics V2 counterpart in [`MappingConfig`], as a V1 Istio check sets
-/// them for one scraper.
-///
-/// The V1 options that do have one are carried by the job's [`MappingConfig`]:
-/// `send_histograms_buckets` → `collect_histogram_buckets`, `non_cumulative_buckets` →
-/// `non_cumulative_histogram_buckets`, `send_distribution_buckets` →
-/// `histogram_buckets_as_distributions`, `labels_mapper` → `rename_labels`,
-/// `ignore_metrics` → `exclude_metrics` (globs translated), `exclude_labels` (with
-/// [`ISTIO_V1_EXCLUDED_LABELS`] added). V1 adds no `endpoint:` tag to metrics, so
-/// `tag_by_endpoint` is false.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct V1Options {
-    /// `send_monotonic_counter` (V1 default true; the legacy mesh and mixer scrapers
-    /// default it to false): counters as monotonic counts, else as gauges.
-    pub send_monotonic_counter: bool,
-    /// `send_monotonic_with_gauge` (V1 default false; the legacy mesh scraper defaults
-    /// it to true): with counters as gauges, also `<name>.total` monotonic counts.
-    pub send_monotonic_with_gauge: bool,
-    /// `send_distribution_counts_as_monotonic` (default false).
-    pub send_distribution_counts_as_monotonic: bool,
-    /// `send_distribution_sums_as_monotonic` (default false).
-    pub send_distribution_sums_as_monotonic: bool,
-    /// `health_service_check` (V1 default true; the legacy mesh and mixer scrapers
-    /// default it to false): `<namespace>.prometheus.health` tagged `endpoint:<url>`.
-    pub health_service_check: bool,
-    /// `label_to_hostname`: the label whose value is a sample's hostname. The legacy
-    /// mesh scraper sets it to the mesh endpoint URL (a label no scrape has).
-    pub label_to_hostname: Option<String>,
-    /// `label_to_hostname_suffix`, appended to that hostname.
-    pub label_to_hostname_suffix: Option<String>,
-}
-
-impl Default for V1Options {
-    /// `OpenMetricsScraperMixin.create_scraper_configuration`'s defaults.
-    fn default() -> Self {
-        Self {
-            send_monotonic_counter: true,
-            send_monotonic_with_gauge: false,
-            send_distribution_counts_as_monotonic: false,
-            send_distribution_sums_as_monotonic: false,
-            health_service_check: true,
-            label_to_hostname: None,
-            label_to_hostname_suffix: None,
-        }
-    }
-}
+pub use crate::mapping::v1::V1Options;
 
 /// The instance keys only the V1 classes read.
 pub const V1_KEYS: &[&str] = &[
@@ -565,6 +518,7 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
         };
         let d = V1Options::default();
         Some(V1Options {
+            metrics: Vec::new(),
             send_monotonic_counter: flag("send_monotonic_counter", d.send_monotonic_counter)?,
             send_monotonic_with_gauge: flag(
                 "send_monotonic_with_gauge",
@@ -648,6 +602,23 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
                 // `istio` whatever the instance says.
                 let preset = MappingConfig::istio_istiod();
                 mapping.namespace = preset.namespace;
+                if let Some(v) = v1.as_mut() {
+                    v.metrics = mapping
+                        .metrics
+                        .iter()
+                        .map(|m| {
+                            (
+                                m.raw.clone(),
+                                m.name.clone().unwrap_or_else(|| m.raw.clone()),
+                            )
+                        })
+                        .chain(
+                            crate::mapping::istio_map::ISTIOD_METRICS
+                                .iter()
+                                .map(|&(r, n)| (r.to_owned(), n.to_owned())),
+                        )
+                        .collect();
+                }
                 mapping.metrics.extend(preset.metrics);
             }
             CheckClass::LegacyIstio14 => {
@@ -656,6 +627,9 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
                 let preset = MappingConfig::istio_legacy(source_key).unwrap_or_default();
                 mapping.namespace = preset.namespace;
                 mapping.metrics = preset.metrics;
+                if let Some(v) = v1.as_mut() {
+                    v.metrics = crate::mapping::v1::istio_legacy_metrics(source_key);
+                }
                 if source_key == "galley_endpoint" {
                     let mut ignored: Vec<String> = ISTIO_LEGACY_GALLEY_IGNORED
                         .iter()

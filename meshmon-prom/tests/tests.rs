@@ -16,6 +16,8 @@ mod alloc;
 mod check;
 mod mapping;
 mod oracle;
+#[cfg(feature = "check")]
+mod oracle_v1;
 mod parse;
 #[cfg(feature = "scrape")]
 mod scrape;
