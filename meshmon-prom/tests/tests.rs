@@ -15,6 +15,8 @@ mod alloc;
 #[cfg(feature = "check")]
 mod check;
 mod mapping;
+#[cfg(feature = "check")]
+mod mapping_v1;
 mod oracle;
 #[cfg(feature = "check")]
 mod oracle_v1;
