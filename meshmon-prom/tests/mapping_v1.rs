@@ -123,9 +123,11 @@ h_bucket{le=\"1\"} 2\nh_bucket{le=\"2\"} 5\nh_bucket{le=\"+Inf\"} 6\nh_sum 4\nh_
 fn distribution_buckets_replace_sum_and_count() {
     let body = b"# TYPE h histogram\n\
 h_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 3\nh_sum 4\nh_count 3\n";
+    // `send_distribution_buckets` alone: V1 turns non-cumulative on for it.
     let mut c = ns("n");
-    c.non_cumulative_histogram_buckets = true;
     c.histogram_buckets_as_distributions = true;
+    // and V1's `le` → `upper_bound` wins over an instance mapping of `le`.
+    c.rename_labels = vec![("le".into(), "bound".into())];
     let got = run(c, opts(&[("h", "h")]), body);
     assert_eq!(
         got,

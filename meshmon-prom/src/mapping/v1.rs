@@ -21,7 +21,8 @@
 //!   bucket above zero, `-inf` below, else the previous bound); gauges (plus `.total`
 //!   with `send_monotonic_with_gauge`) unless `send_distribution_counts_as_monotonic` /
 //!   `send_distribution_sums_as_monotonic`; with `send_distribution_buckets`, buckets
-//!   are histogram-bucket submissions and `_sum`/`_count` are not sent;
+//!   are histogram-bucket submissions (non-cumulative, which that option turns on) and
+//!   `_sum`/`_count` are not sent;
 //! - summaries: `<name>.quantile` gauges tagged `quantile:<str(float(q))>`, `.sum`,
 //!   `.count` as for histograms;
 //! - tags: the instance `tags`, then every label not in `exclude_labels` (and in
@@ -158,10 +159,9 @@ impl V1Mapper {
                 message: e.to_string(),
             })?);
         }
-        // V1's default `labels_mapper` renames `le` to `upper_bound`.
-        let mut rename: HashMap<String, String> =
-            HashMap::from([("le".to_owned(), "upper_bound".to_owned())]);
-        rename.extend(cfg.rename_labels.iter().cloned());
+        // V1 sets `labels_mapper['le'] = 'upper_bound'` over the instance's mapper.
+        let mut rename: HashMap<String, String> = cfg.rename_labels.iter().cloned().collect();
+        rename.insert("le".to_owned(), "upper_bound".to_owned());
         Ok(Self {
             map: v1.metrics.iter().cloned().collect(),
             exclude_exact,
@@ -340,8 +340,9 @@ impl V1Mapper {
     ) {
         let bucket_name = format!("{fam}_bucket");
         let (sum_name, count_name) = (format!("{fam}_sum"), format!("{fam}_count"));
-        let non_cumulative = self.cfg.non_cumulative_histogram_buckets;
         let distributions = self.cfg.histogram_buckets_as_distributions;
+        // V1: `send_distribution_buckets` turns `non_cumulative_buckets` on.
+        let non_cumulative = self.cfg.non_cumulative_histogram_buckets || distributions;
         let buckets = self.cfg.collect_histogram_buckets;
         // `_decumulate_histogram_buckets`: per context (labels but `le`), buckets
         // sorted by bound; value minus the previous bucket's, lower bound the previous
