@@ -27,7 +27,8 @@
 //! the istiod map and listed in [`InstanceJobs::legacy_keys`]. With the V1 classes the
 //! namespace and metric map are the scraper's (the istiod check keeps the instance's
 //! `metrics` before its own), `connectionID` is excluded from tags
-//! ([`ISTIO_V1_EXCLUDED_LABELS`]), no `endpoint:` tag is added, and the V1-only options
+//! ([`ISTIO_V1_EXCLUDED_LABELS`]), [`V1Mapper`](crate::mapping::v1::V1Mapper) adds no
+//! `endpoint:` tag, and the V1-only options
 //! are in [`ScrapeJob::v1`] ([`V1Options`], with the legacy mesh and mixer scrapers'
 //! own defaults). Two legacy keys with one URL are scraped once per key with the first
 //! key's scraper, as Datadog's URL-keyed `config_map` does.
@@ -660,7 +661,9 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
             _ => {}
         }
         if class.is_v1() {
-            mapping.tag_by_endpoint = false;
+            // `tag_by_endpoint` stays as given: `V1Mapper` never adds `endpoint:` (V1
+            // has no such tag), and callers still mapping V1 jobs with the V2 `Mapper`
+            // keep the tag they had.
             for l in ISTIO_V1_EXCLUDED_LABELS {
                 mapping.exclude_labels.push((*l).to_owned());
             }

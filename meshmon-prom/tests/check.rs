@@ -150,8 +150,7 @@ fn istio_legacy_1_4_check_one_v1_scraper_per_endpoint_key() {
             v1.label_to_hostname.as_deref(),
             (j.source_key == "istio_mesh_endpoint").then_some(j.endpoint.as_str())
         );
-        // V1 tags no `endpoint:`; BLACKLIST_LABELS joins the instance's exclusions.
-        assert!(!j.mapping.tag_by_endpoint);
+        // BLACKLIST_LABELS joins the instance's exclusions.
         assert_eq!(
             j.mapping.exclude_labels,
             ["source_principal", "connectionID"]

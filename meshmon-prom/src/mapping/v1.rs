@@ -27,7 +27,8 @@
 //!   `.count` as for histograms;
 //! - tags: the instance `tags`, then every label not in `exclude_labels` (and in
 //!   `include_labels` when given), renamed by `labels_mapper` (`le` → `upper_bound`
-//!   by default); no `endpoint:` tag; NaN and ±Inf values dropped.
+//!   by default); no `endpoint:` tag (`tag_by_endpoint` is not read); NaN and ±Inf
+//!   values dropped.
 //!
 //! The health service check (`<namespace>.prometheus.health`, `endpoint:<url>`) is the
 //! caller's: it knows whether the scrape succeeded ([`V1Options::health_service_check`]).
