@@ -89,10 +89,15 @@ fn v1_classes_match_datadogs_v1_check() {
                 || case["endpoints"].get("istiod_endpoint").is_some()
         );
         let mut got: Vec<Value> = Vec::new();
+        let mut dropped = 0u64;
         for job in &jobs.jobs {
             let v1 = job.v1.clone().unwrap();
             let fixture = job.endpoint.strip_prefix(BASE).unwrap();
-            let body = std::fs::read(data.join(fixture)).unwrap();
+            // `testdata/…`: seeded synthetic inputs (scripts/prom-oracle/gen_v1_synthetic.py)
+            let body = match fixture.strip_prefix("testdata/") {
+                Some(f) => std::fs::read(dir.join(f)).unwrap(),
+                None => std::fs::read(data.join(fixture)).unwrap(),
+            };
             if v1.health_service_check {
                 let mut tags = vec![format!("endpoint:{}", job.endpoint)];
                 tags.extend(job.mapping.tags.iter().cloned());
@@ -120,12 +125,30 @@ fn v1_classes_match_datadogs_v1_check() {
                     got.push(row);
                 })
                 .unwrap();
+            dropped += mapper.dropped_tags();
         }
-        let want: Vec<Value> = std::fs::read_to_string(dir.join(format!("{id}.jsonl")))
+        let mut want: Vec<Value> = std::fs::read_to_string(dir.join(format!("{id}.jsonl")))
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
+        // The one known deviation: a tag whose value has a control character (a
+        // newline in a label value) is sent by Datadog as it is and counted as dropped
+        // by meshmon (`V1Mapper::dropped_tags`). Removed from the expected rows here,
+        // and the count checked.
+        let mut control_tags = 0u64;
+        for r in &mut want {
+            if let Some(tags) = r["tags"].as_array_mut() {
+                let before = tags.len();
+                tags.retain(|t| !t.as_str().unwrap().chars().any(char::is_control));
+                control_tags += (before - tags.len()) as u64;
+            }
+        }
+        // meshmon counts one per tag set built; a `.total` companion shares its set.
+        assert!(
+            (dropped > 0) == (control_tags > 0) && dropped <= control_tags,
+            "{id}: {dropped} tags dropped for control characters, Datadog sent {control_tags}"
+        );
         let group = |rows: &[Value]| {
             let mut m: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             for r in rows {

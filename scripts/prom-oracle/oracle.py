@@ -80,7 +80,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         if self.path.startswith("/fixture/"):
             # V1 cases: /fixture/<path under istio-fixtures>
-            body = (FIXTURES / self.path[len("/fixture/"):]).read_bytes()
+            rel = self.path[len("/fixture/"):]
+            # testdata/<file>: meshmon-prom/testdata/oracle/<file> (synthetic inputs)
+            if rel.startswith("testdata/"):
+                src = ROOT / "meshmon-prom" / "testdata" / "oracle" / rel[len("testdata/"):]
+            else:
+                src = FIXTURES / rel
+            body = src.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
             self.send_header("Content-Length", str(len(body)))

@@ -122,6 +122,7 @@ pub struct V1Mapper {
     rename: HashMap<String, String>,
     static_tags: Vec<Tag>,
     pending: Vec<V1Metric>,
+    dropped_tags: std::cell::Cell<u64>,
 }
 
 enum Kind {
@@ -172,9 +173,18 @@ impl V1Mapper {
             rename,
             static_tags,
             pending: Vec::new(),
+            dropped_tags: std::cell::Cell::new(0),
             cfg,
             v1,
         })
+    }
+
+    /// Tags not submitted since the mapper was made because `meshmon_core::Tag` rejects
+    /// them (a label value with a control character such as a newline; Datadog's
+    /// Python check sends those as they are), one per tag set built (a `.total`
+    /// companion submission shares its gauge's set).
+    pub fn dropped_tags(&self) -> u64 {
+        self.dropped_tags.get()
     }
 
     /// Parses `input` as Prometheus text and maps it, all or nothing (a parse error
@@ -547,8 +557,11 @@ impl V1Mapper {
                 return;
             }
             let key = self.rename.get(name).map_or(name, String::as_str);
-            if let Ok(t) = Tag::new(key, value) {
-                tags.push(t);
+            match Tag::new(key, value) {
+                Ok(t) => tags.push(t),
+                // Datadog's Python check sends such a tag as it is; a meshmon `Tag`
+                // cannot hold control characters (a newline in a label value): counted.
+                Err(_) => self.dropped_tags.set(self.dropped_tags.get() + 1),
             }
         };
         for l in s.labels.iter() {
