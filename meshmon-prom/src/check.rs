@@ -12,15 +12,26 @@
 //! | `openmetrics` ([OpenMetrics v2](https://docs.datadoghq.com/integrations/openmetrics/)) | `openmetrics_endpoint` (v1 `prometheus_url`) | the instance's options |
 //! | `prometheus` (the legacy Prometheus check) | `prometheus_url` | the instance's options |
 //!
-//! Istio's check, like Datadog's, builds one scraper per endpoint key and lays the
-//! instance's options over the preset: `namespace` and `metrics` replace the preset's,
-//! `extra_metrics` (and `type_overrides` of names not listed) add to it, every other
-//! mapping option applies as given. The Istio 1.4 keys `mixer_endpoint`,
-//! `galley_endpoint`, `pilot_endpoint` and `citadel_endpoint` (Datadog's legacy check,
-//! which gave each its own namespace and map) are scraped under the istiod map, whose
-//! metrics the 1.5+ control plane inherited from those components, and listed in
-//! [`InstanceJobs::legacy_keys`]; so is `use_openmetrics: false`, which asks Datadog for
-//! that legacy check: meshmon always applies the v2 semantics.
+//! Istio's check selects a Datadog class as `Istio.__new__` does ([`CheckClass`]):
+//!
+//! | instance | class | scrapers |
+//! |---|---|---|
+//! | `use_openmetrics: true` | `IstioCheckV2` (OpenMetrics V2) | `istio_mesh_endpoint` (`istio.mesh`), `istiod_endpoint` (`istio`) |
+//! | else `istiod_endpoint` | `Istio` (OpenMetrics V1) | `istiod_endpoint` only (`istio`; `istio_mesh_endpoint` in the same instance is an error, as upstream) |
+//! | else | `LegacyIstioCheck_1_4` (OpenMetrics V1) | one per key of [`ISTIO_LEGACY_SCRAPERS`], in that order |
+//!
+//! With V2, like Datadog's, the instance's options are laid over the preset:
+//! `namespace` and `metrics` replace the preset's, `extra_metrics` (and
+//! `type_overrides` of names not listed) add to it, every other mapping option applies
+//! as given; the Istio 1.4 keys (which Datadog's V2 check ignores) are scraped under
+//! the istiod map and listed in [`InstanceJobs::legacy_keys`]. With the V1 classes the
+//! namespace and metric map are the scraper's (the istiod check keeps the instance's
+//! `metrics` before its own), `connectionID` is excluded from tags
+//! ([`ISTIO_V1_EXCLUDED_LABELS`]), [`V1Mapper`](crate::mapping::v1::V1Mapper) adds no
+//! `endpoint:` tag, and the V1-only options
+//! are in [`ScrapeJob::v1`] ([`V1Options`], with the legacy mesh and mixer scrapers'
+//! own defaults). Two legacy keys with one URL are scraped once per key with the first
+//! key's scraper, as Datadog's URL-keyed `config_map` does.
 //!
 //! Options are never dropped silently: anything not applied (a typo, or a Datadog
 //! option meshmon does not implement such as `tls_verify` or `headers`) is listed in
@@ -31,6 +42,7 @@
 //! use meshmon_prom::check::jobs_from_instance;
 //!
 //! let instance = serde_json::json!({
+//!     "use_openmetrics": true,
 //!     "istio_mesh_endpoint": "http://10.0.0.5:15090/stats/prometheus",
 //!     "istiod_endpoint": "http://istiod.istio-system:15014/metrics",
 //!     "exclude_labels": ["source_principal"],
@@ -101,6 +113,79 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 /// The OpenMetrics check's default `timeout` (10 s).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Datadog's `BLACKLIST_LABELS` (`istio/constants.py`): labels the V1 Istio checks add
+/// to every scraper's `exclude_labels`.
+pub const ISTIO_V1_EXCLUDED_LABELS: &[&str] = &["connectionID"];
+
+/// The endpoint keys of `LegacyIstioCheck_1_4`, in the order its `check` processes them
+/// (and its `create_generic_instances` creates their scraper configurations), with the
+/// namespace each scraper submits under.
+pub const ISTIO_LEGACY_SCRAPERS: &[(&str, &str)] = &[
+    ("istio_mesh_endpoint", "istio.mesh"),
+    ("mixer_endpoint", "istio.mixer"),
+    ("pilot_endpoint", "istio.pilot"),
+    ("galley_endpoint", "istio.galley"),
+    ("citadel_endpoint", "istio.citadel"),
+];
+
+/// What `LegacyIstioCheck_1_4` puts in the galley scraper's `ignore_metrics` (high tag
+/// cardinality), before the instance's own.
+pub const ISTIO_LEGACY_GALLEY_IGNORED: &[&str] = &[
+    "galley_mcp_source_message_size_bytes",
+    "galley_mcp_source_request_acks_total",
+];
+
+/// The Datadog check class an instance selects (Datadog's `Istio.__new__` for `istio`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CheckClass {
+    /// `IstioCheckV2` (OpenMetrics V2, `OpenMetricsBaseCheckV2`): `istio` with
+    /// `use_openmetrics: true`.
+    IstioCheckV2,
+    /// `Istio`, the OpenMetrics V1 (`OpenMetricsBaseCheck`) istiod check: `istio`
+    /// without `use_openmetrics`, with `istiod_endpoint`.
+    IstioV1,
+    /// `LegacyIstioCheck_1_4` (OpenMetrics V1): `istio` with neither, one scraper per
+    /// endpoint key of [`ISTIO_LEGACY_SCRAPERS`].
+    LegacyIstio14,
+    /// `OpenMetricsBaseCheckV2`: the `openmetrics` check.
+    OpenMetricsV2,
+    /// The `prometheus` check (served with the OpenMetrics V2 semantics).
+    Prometheus,
+}
+
+impl CheckClass {
+    /// Datadog's class name.
+    pub fn datadog_name(self) -> &'static str {
+        match self {
+            Self::IstioCheckV2 => "IstioCheckV2",
+            Self::IstioV1 => "Istio",
+            Self::LegacyIstio14 => "LegacyIstioCheck_1_4",
+            Self::OpenMetricsV2 => "OpenMetricsBaseCheckV2",
+            Self::Prometheus => "PrometheusCheck",
+        }
+    }
+
+    /// Whether the class is an OpenMetrics V1 check (`OpenMetricsBaseCheck`), whose
+    /// scrapers carry [`ScrapeJob::v1`].
+    pub fn is_v1(self) -> bool {
+        matches!(self, Self::IstioV1 | Self::LegacyIstio14)
+    }
+}
+
+pub use crate::mapping::v1::V1Options;
+
+/// The instance keys only the V1 classes read.
+pub const V1_KEYS: &[&str] = &[
+    "send_monotonic_counter",
+    "send_monotonic_with_gauge",
+    "send_distribution_counts_as_monotonic",
+    "send_distribution_sums_as_monotonic",
+    "health_service_check",
+    "label_to_hostname",
+    "label_to_hostname_suffix",
+];
+
 /// The Prometheus-based checks meshmon runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -152,6 +237,9 @@ pub struct ScrapeJob {
     pub interval: Duration,
     /// `timeout` (default [`DEFAULT_TIMEOUT`]).
     pub timeout: Duration,
+    /// The V1 scraper options when the instance selects an OpenMetrics V1 class
+    /// ([`CheckClass::is_v1`]), else `None`.
+    pub v1: Option<V1Options>,
 }
 
 /// What one instance asks for.
@@ -160,13 +248,16 @@ pub struct ScrapeJob {
 pub struct InstanceJobs {
     /// The check.
     pub check: CheckKind,
+    /// The Datadog check class the instance selects.
+    pub class: CheckClass,
     /// One job per endpoint, in the order Datadog's check scrapes them.
     pub jobs: Vec<ScrapeJob>,
     /// Instance keys present but not applied, sorted: misspellings and Datadog options
     /// meshmon does not implement. Callers should warn about each.
     pub unknown_keys: Vec<String>,
-    /// Keys that asked for Datadog's legacy (pre-OpenMetrics v2) behaviour and were
-    /// served with the v2 semantics instead (see the [module docs](self)).
+    /// Keys that asked for Datadog's legacy behaviour and were served with the v2
+    /// semantics instead (only with [`CheckClass::IstioCheckV2`]: the Istio 1.4 keys,
+    /// which Datadog's V2 check ignores, are scraped under the istiod map).
     pub legacy_keys: Vec<&'static str>,
 }
 
@@ -257,6 +348,11 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
     let mut unknown: Vec<String> = Vec::new();
     let mut legacy: Vec<&'static str> = Vec::new();
     let mut endpoints: Vec<(&'static str, String)> = Vec::new();
+    let mut class = match kind {
+        CheckKind::Istio => CheckClass::IstioCheckV2,
+        CheckKind::OpenMetrics => CheckClass::OpenMetricsV2,
+        CheckKind::Prometheus => CheckClass::Prometheus,
+    };
 
     let endpoint_of = |key: &'static str| -> Result<Option<String>, CheckError> {
         match obj.get(key) {
@@ -274,25 +370,68 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
 
     match kind {
         CheckKind::Istio => {
-            for key in ["istio_mesh_endpoint", "istiod_endpoint"] {
-                if let Some(url) = endpoint_of(key)? {
-                    endpoints.push((key, url));
-                }
-            }
-            for &key in ISTIO_LEGACY_ENDPOINT_KEYS {
-                if let Some(url) = endpoint_of(key)? {
-                    endpoints.push((key, url));
-                    legacy.push(key);
-                }
-            }
-            match obj.get("use_openmetrics") {
-                None | Some(Value::Null) | Some(Value::Bool(true)) => {}
-                Some(Value::Bool(false)) => legacy.push("use_openmetrics"),
+            // Datadog's `Istio.__new__`: `use_openmetrics` (is_affirmative, default
+            // false) → IstioCheckV2; else a truthy `istiod_endpoint` → the V1 istiod
+            // check; else LegacyIstioCheck_1_4.
+            let use_openmetrics = match obj.get("use_openmetrics") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => *b,
                 Some(v) => {
                     return Err(option(
                         "use_openmetrics",
                         format!("expected a boolean, found {}", json_kind(v)),
                     ));
+                }
+            };
+            let istiod = endpoint_of("istiod_endpoint")?;
+            class = if use_openmetrics {
+                CheckClass::IstioCheckV2
+            } else if istiod.is_some() {
+                CheckClass::IstioV1
+            } else {
+                CheckClass::LegacyIstio14
+            };
+            match class {
+                CheckClass::IstioCheckV2 => {
+                    for key in ["istio_mesh_endpoint", "istiod_endpoint"] {
+                        if let Some(url) = endpoint_of(key)? {
+                            endpoints.push((key, url));
+                        }
+                    }
+                    for &key in ISTIO_LEGACY_ENDPOINT_KEYS {
+                        if let Some(url) = endpoint_of(key)? {
+                            endpoints.push((key, url));
+                            legacy.push(key);
+                        }
+                    }
+                }
+                CheckClass::IstioV1 => {
+                    if obj.contains_key("istio_mesh_endpoint") {
+                        return Err(option(
+                            "istio_mesh_endpoint",
+                            "istio_mesh_endpoint needs to be configured in a separate instance \
+                             (Datadog's V1 istiod check; set use_openmetrics: true for both in one)"
+                                .into(),
+                        ));
+                    }
+                    if let Some(url) = istiod {
+                        endpoints.push(("istiod_endpoint", url));
+                    }
+                    for &key in ISTIO_LEGACY_ENDPOINT_KEYS {
+                        if obj.contains_key(key) {
+                            unknown.push(key.to_owned());
+                        }
+                    }
+                }
+                _ => {
+                    // One scraper per key, in check order; a URL given twice is
+                    // scraped once per key with the configuration of the first key
+                    // (Datadog's `config_map` is keyed by URL, first one kept).
+                    for &(key, _) in ISTIO_LEGACY_SCRAPERS {
+                        if let Some(url) = endpoint_of(key)? {
+                            endpoints.push((key, url));
+                        }
+                    }
                 }
             }
             // The endpoints come from the keys above; Datadog would let these override
@@ -305,7 +444,8 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
             if endpoints.is_empty() {
                 return Err(CheckError::NoEndpoint {
                     check,
-                    expected: "istio_mesh_endpoint or istiod_endpoint",
+                    expected: "istio_mesh_endpoint, istiod_endpoint (Istio 1.5+) or \
+                               mixer_endpoint, pilot_endpoint, galley_endpoint, citadel_endpoint (Istio 1.4)",
                 });
             }
         }
@@ -353,7 +493,52 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
                 && (matches!(
                     k,
                     "istio_mesh_endpoint" | "istiod_endpoint" | "use_openmetrics"
-                ) || ISTIO_LEGACY_ENDPOINT_KEYS.contains(&k)))
+                ) || ISTIO_LEGACY_ENDPOINT_KEYS.contains(&k)
+                    || (class.is_v1() && V1_KEYS.contains(&k))))
+    };
+    let v1_base = if class.is_v1() {
+        let flag = |key: &str, default: bool| -> Result<bool, CheckError> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(default),
+                Some(Value::Bool(b)) => Ok(*b),
+                Some(v) => Err(option(
+                    key,
+                    format!("expected a boolean, found {}", json_kind(v)),
+                )),
+            }
+        };
+        let text = |key: &str| -> Result<Option<String>, CheckError> {
+            match obj.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(option(
+                    key,
+                    format!("expected a string, found {}", json_kind(v)),
+                )),
+            }
+        };
+        let d = V1Options::default();
+        Some(V1Options {
+            metrics: Vec::new(),
+            send_monotonic_counter: flag("send_monotonic_counter", d.send_monotonic_counter)?,
+            send_monotonic_with_gauge: flag(
+                "send_monotonic_with_gauge",
+                d.send_monotonic_with_gauge,
+            )?,
+            send_distribution_counts_as_monotonic: flag(
+                "send_distribution_counts_as_monotonic",
+                false,
+            )?,
+            send_distribution_sums_as_monotonic: flag(
+                "send_distribution_sums_as_monotonic",
+                false,
+            )?,
+            health_service_check: flag("health_service_check", d.health_service_check)?,
+            label_to_hostname: text("label_to_hostname")?,
+            label_to_hostname_suffix: text("label_to_hostname_suffix")?,
+        })
+    } else {
+        None
     };
     unknown.extend(obj.keys().filter(|k| !is_known(k)).cloned());
     unknown.sort();
@@ -381,24 +566,106 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
         }
     };
 
-    let mut jobs = Vec::with_capacity(endpoints.len());
+    let mut jobs: Vec<ScrapeJob> = Vec::with_capacity(endpoints.len());
     for (source_key, endpoint) in endpoints {
+        if class == CheckClass::LegacyIstio14
+            && let Some(first) = jobs.iter().find(|j| j.endpoint == endpoint)
+        {
+            // Datadog keeps the first scraper configuration created for a URL and runs
+            // it again for every later key with the same URL.
+            let mut again = first.clone();
+            again.source_key = source_key;
+            jobs.push(again);
+            continue;
+        }
         let mut mapping = base.clone();
-        if kind == CheckKind::Istio {
-            let preset = if source_key == "istio_mesh_endpoint" {
-                MappingConfig::istio_mesh()
-            } else {
-                MappingConfig::istio_istiod()
-            };
-            if !has_namespace {
-                mapping.namespace = preset.namespace;
-            }
-            if !has_metrics {
-                let extra = std::mem::take(&mut mapping.metrics);
-                mapping.metrics = preset.metrics;
-                if has_extra {
-                    mapping.metrics.extend(extra);
+        let mut v1 = v1_base.clone();
+        match class {
+            CheckClass::IstioCheckV2 => {
+                let preset = if source_key == "istio_mesh_endpoint" {
+                    MappingConfig::istio_mesh()
+                } else {
+                    MappingConfig::istio_istiod()
+                };
+                if !has_namespace {
+                    mapping.namespace = preset.namespace;
                 }
+                if !has_metrics {
+                    let extra = std::mem::take(&mut mapping.metrics);
+                    mapping.metrics = preset.metrics;
+                    if has_extra {
+                        mapping.metrics.extend(extra);
+                    }
+                }
+            }
+            CheckClass::IstioV1 => {
+                // `metrics = instance.get('metrics', []) + [ISTIOD_METRICS]`, namespace
+                // `istio` whatever the instance says.
+                let preset = MappingConfig::istio_istiod();
+                mapping.namespace = preset.namespace;
+                if let Some(v) = v1.as_mut() {
+                    v.metrics = mapping
+                        .metrics
+                        .iter()
+                        .map(|m| {
+                            (
+                                m.raw.clone(),
+                                m.name.clone().unwrap_or_else(|| m.raw.clone()),
+                            )
+                        })
+                        .chain(
+                            crate::mapping::istio_map::ISTIOD_METRICS
+                                .iter()
+                                .map(|&(r, n)| (r.to_owned(), n.to_owned())),
+                        )
+                        .collect();
+                }
+                mapping.metrics.extend(preset.metrics);
+            }
+            CheckClass::LegacyIstio14 => {
+                // Namespace and metrics are replaced by the scraper's.
+                // Every key of ISTIO_LEGACY_SCRAPERS has a preset.
+                let preset = MappingConfig::istio_legacy(source_key).unwrap_or_default();
+                mapping.namespace = preset.namespace;
+                mapping.metrics = preset.metrics;
+                if let Some(v) = v1.as_mut() {
+                    v.metrics = crate::mapping::v1::istio_legacy_metrics(source_key);
+                }
+                if source_key == "galley_endpoint" {
+                    let mut ignored: Vec<String> = ISTIO_LEGACY_GALLEY_IGNORED
+                        .iter()
+                        .map(|m| crate::mapping::glob_to_regex(m))
+                        .collect();
+                    ignored.append(&mut mapping.exclude_metrics);
+                    mapping.exclude_metrics = ignored;
+                }
+                if let Some(v) = v1.as_mut()
+                    && matches!(source_key, "istio_mesh_endpoint" | "mixer_endpoint")
+                {
+                    // "Defaults that were set when istio was based on PrometheusCheck".
+                    let given = |k: &str| obj.get(k).is_some_and(|v| !v.is_null());
+                    if !given("send_monotonic_counter") {
+                        v.send_monotonic_counter = false;
+                    }
+                    if !given("health_service_check") {
+                        v.health_service_check = false;
+                    }
+                    if source_key == "istio_mesh_endpoint" {
+                        if !given("send_monotonic_with_gauge") {
+                            v.send_monotonic_with_gauge = true;
+                        }
+                        v.label_to_hostname = Some(endpoint.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        if class.is_v1() {
+            // `tag_by_endpoint` stays as given: `V1Mapper` never adds `endpoint:` (V1
+            // has no such tag), and callers still mapping V1 jobs with the V2 `Mapper`
+            // keep the tag they had.
+            for l in ISTIO_V1_EXCLUDED_LABELS {
+                mapping.exclude_labels.push((*l).to_owned());
             }
         }
         mapping.openmetrics_endpoint = Some(endpoint.clone());
@@ -413,10 +680,12 @@ pub fn jobs_from_instance(check_name: &str, instance: &Value) -> Result<Instance
             mapping,
             interval,
             timeout,
+            v1,
         });
     }
     Ok(InstanceJobs {
         check: kind,
+        class,
         jobs,
         unknown_keys: unknown,
         legacy_keys: legacy,

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use meshmon_prom::check::{
-    CheckError, CheckKind, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, jobs_from_instance,
+    CheckClass, CheckError, CheckKind, DEFAULT_INTERVAL, DEFAULT_TIMEOUT, ISTIO_LEGACY_SCRAPERS,
+    jobs_from_instance,
 };
 use meshmon_prom::mapping::ConfigError;
 use meshmon_prom::{Format, Mapper, MappingConfig};
@@ -67,6 +68,7 @@ istio_requests_total{source_principal=\"spiffe://x\",response_code=\"200\"} 3\n"
 #[test]
 fn istio_mesh_and_istiod_make_two_jobs_in_datadogs_order() {
     let inst = json!({
+        "use_openmetrics": true,
         "istiod_endpoint": "http://istiod:15014/metrics",
         "istio_mesh_endpoint": "http://10.0.0.5:15090/stats/prometheus",
         "min_collection_interval": 30,
@@ -102,43 +104,194 @@ fn istio_mesh_and_istiod_make_two_jobs_in_datadogs_order() {
 }
 
 #[test]
-fn istio_legacy_components_are_scraped_under_istiod_and_reported() {
-    // Datadog's Istio 1.4 example (README, "v1.4 or earlier"), with use_openmetrics off.
+fn istio_legacy_1_4_check_one_v1_scraper_per_endpoint_key() {
+    // Datadog's Istio 1.4 example (README, "v1.4 or earlier"): neither use_openmetrics
+    // nor istiod_endpoint selects LegacyIstioCheck_1_4 (an OpenMetrics V1 check).
     let inst = json!({
         "use_openmetrics": false,
-        "istio_mesh_endpoint": "http://istio-telemetry.istio-system:42422/metrics",
-        "mixer_endpoint": "http://istio-telemetry.istio-system:15014/metrics",
+        "citadel_endpoint": "http://istio-citadel.istio-system:15014/metrics",
         "galley_endpoint": "http://istio-galley.istio-system:15014/metrics",
         "pilot_endpoint": "http://istio-pilot.istio-system:15014/metrics",
-        "citadel_endpoint": "http://istio-citadel.istio-system:15014/metrics",
+        "mixer_endpoint": "http://istio-telemetry.istio-system:15014/metrics",
+        "istio_mesh_endpoint": "http://istio-telemetry.istio-system:42422/metrics",
         "send_histograms_buckets": true,
+        "namespace": "ignored",
+        "exclude_labels": ["source_principal"],
     });
     let out = jobs_from_instance("istio", &inst).unwrap();
+    assert_eq!(out.class, CheckClass::LegacyIstio14);
+    assert_eq!(out.class.datadog_name(), "LegacyIstioCheck_1_4");
+    assert!(out.legacy_keys.is_empty());
+    assert!(out.unknown_keys.is_empty(), "{:?}", out.unknown_keys);
+    // Upstream's check order, whatever the instance's key order.
+    let got: Vec<_> = out
+        .jobs
+        .iter()
+        .map(|j| (j.source_key, j.mapping.namespace.as_str()))
+        .collect();
+    assert_eq!(got, ISTIO_LEGACY_SCRAPERS);
+    for j in &out.jobs {
+        let v1 = j.v1.as_ref().expect("V1 options on every legacy scraper");
+        let mesh_or_mixer = matches!(j.source_key, "istio_mesh_endpoint" | "mixer_endpoint");
+        // "Defaults that were set when istio was based on PrometheusCheck".
+        assert_eq!(
+            v1.send_monotonic_counter, !mesh_or_mixer,
+            "{}",
+            j.source_key
+        );
+        assert_eq!(v1.health_service_check, !mesh_or_mixer, "{}", j.source_key);
+        assert_eq!(
+            v1.send_monotonic_with_gauge,
+            j.source_key == "istio_mesh_endpoint",
+            "{}",
+            j.source_key
+        );
+        assert_eq!(
+            v1.label_to_hostname.as_deref(),
+            (j.source_key == "istio_mesh_endpoint").then_some(j.endpoint.as_str())
+        );
+        // BLACKLIST_LABELS joins the instance's exclusions.
+        assert_eq!(
+            j.mapping.exclude_labels,
+            ["source_principal", "connectionID"]
+        );
+        assert_eq!(
+            j.mapping.metrics,
+            MappingConfig::istio_legacy(j.source_key).unwrap().metrics
+        );
+        assert!(j.mapping.collect_histogram_buckets);
+    }
+    // Galley's ignore list.
+    let galley = &out.jobs[3];
+    assert_eq!(galley.mapping.exclude_metrics.len(), 2);
+    let mut mapper = Mapper::new(galley.mapping.clone()).unwrap();
+    let body = b"# TYPE galley_mcp_source_message_size_bytes histogram\n\
+galley_mcp_source_message_size_bytes_bucket{le=\"+Inf\"} 1\n\
+galley_mcp_source_message_size_bytes_sum 1\n\
+galley_mcp_source_message_size_bytes_count 1\n";
+    let stats = mapper
+        .map(
+            body,
+            Format::PrometheusText,
+            meshmon_core::Timestamp::EPOCH,
+            &mut |m| panic!("ignored metric submitted: {}", m.name),
+        )
+        .unwrap();
+    assert_eq!(stats.skipped_families, 1);
+}
+
+#[test]
+fn istio_legacy_metric_maps_add_the_generic_go_and_process_metrics_to_the_control_plane() {
+    let has = |key: &str, raw: &str| {
+        MappingConfig::istio_legacy(key)
+            .unwrap()
+            .metrics
+            .iter()
+            .any(|m| m.raw == raw)
+    };
+    for key in [
+        "mixer_endpoint",
+        "pilot_endpoint",
+        "galley_endpoint",
+        "citadel_endpoint",
+    ] {
+        assert!(has(key, "go_goroutines"), "{key}");
+        assert!(has(key, "process_open_fds"), "{key}");
+    }
+    assert!(!has("istio_mesh_endpoint", "go_goroutines"));
+    assert!(MappingConfig::istio_legacy("istiod_endpoint").is_none());
+}
+
+#[test]
+fn istio_legacy_endpoints_sharing_a_url_reuse_the_first_scraper() {
+    // Datadog's config_map is keyed by URL: the first configuration created (check
+    // order) is kept, and processed once per key.
+    let inst = json!({
+        "istio_mesh_endpoint": "http://istio-telemetry:42422/metrics",
+        "mixer_endpoint": "http://istio-telemetry:15014/metrics",
+        "pilot_endpoint": "http://istio-telemetry:15014/metrics",
+    });
+    let out = jobs_from_instance("istio", &inst).unwrap();
+    let got: Vec<_> = out
+        .jobs
+        .iter()
+        .map(|j| (j.source_key, j.mapping.namespace.as_str()))
+        .collect();
     assert_eq!(
-        out.legacy_keys,
+        got,
         [
-            "mixer_endpoint",
-            "galley_endpoint",
-            "pilot_endpoint",
-            "citadel_endpoint",
-            "use_openmetrics"
+            ("istio_mesh_endpoint", "istio.mesh"),
+            ("mixer_endpoint", "istio.mixer"),
+            ("pilot_endpoint", "istio.mixer"),
         ]
     );
-    assert!(out.unknown_keys.is_empty());
-    assert_eq!(out.jobs.len(), 5);
-    for j in &out.jobs[1..] {
-        assert_eq!(j.mapping.namespace, "istio", "{}", j.source_key);
-        assert_eq!(j.mapping.metrics, MappingConfig::istio_istiod().metrics);
-        assert_eq!(
-            j.mapping.openmetrics_endpoint.as_deref(),
-            Some(j.endpoint.as_str())
-        );
-    }
+    assert_eq!(out.jobs[1].mapping, out.jobs[2].mapping);
+    assert_eq!(out.jobs[1].v1, out.jobs[2].v1);
+}
+
+#[test]
+fn istio_class_selection_follows_istio_new() {
+    let class = |v: serde_json::Value| jobs_from_instance("istio", &v).map(|o| o.class);
+    assert_eq!(
+        class(json!({"use_openmetrics": true, "istiod_endpoint": "http://a/m"})),
+        Ok(CheckClass::IstioCheckV2)
+    );
+    assert_eq!(
+        class(json!({"istiod_endpoint": "http://a/m"})),
+        Ok(CheckClass::IstioV1)
+    );
+    assert_eq!(
+        class(json!({"use_openmetrics": false, "istio_mesh_endpoint": "http://a/m"})),
+        Ok(CheckClass::LegacyIstio14)
+    );
+    // The V1 istiod check refuses the mesh endpoint in the same instance.
+    let err = class(json!({"istiod_endpoint": "http://a/m", "istio_mesh_endpoint": "http://b/m"}))
+        .unwrap_err();
+    assert!(
+        matches!(&err, CheckError::Option { key, .. } if key == "istio_mesh_endpoint"),
+        "{err}"
+    );
+    // Neither: the legacy check needs one of its endpoints.
+    assert!(matches!(
+        class(json!({"tags": ["a:b"]})),
+        Err(CheckError::NoEndpoint { .. })
+    ));
+    assert!(!CheckClass::IstioCheckV2.is_v1());
+    assert!(CheckClass::IstioV1.is_v1() && CheckClass::LegacyIstio14.is_v1());
+}
+
+#[test]
+fn istio_v1_istiod_check_keeps_the_instance_metrics_and_excludes_connection_id() {
+    let inst = json!({
+        "istiod_endpoint": "http://istiod:15014/metrics",
+        "metrics": [{"my_metric": "mine"}],
+        "namespace": "ignored",
+        "send_monotonic_counter": false,
+    });
+    let out = jobs_from_instance("istio", &inst).unwrap();
+    assert!(out.unknown_keys.is_empty(), "{:?}", out.unknown_keys);
+    let job = &out.jobs[0];
+    assert_eq!(job.mapping.namespace, "istio");
+    let preset = MappingConfig::istio_istiod().metrics;
+    assert_eq!(job.mapping.metrics.len(), preset.len() + 1);
+    assert_eq!(job.mapping.metrics[0].raw, "my_metric");
+    assert_eq!(job.mapping.exclude_labels, ["connectionID"]);
+    let v1 = job.v1.as_ref().unwrap();
+    assert!(!v1.send_monotonic_counter && v1.health_service_check);
+    // V1-only keys are unknown to the V2 class.
+    let out = jobs_from_instance(
+        "istio",
+        &json!({"use_openmetrics": true, "istiod_endpoint": "http://a/m", "send_monotonic_counter": true}),
+    )
+    .unwrap();
+    assert_eq!(out.unknown_keys, ["send_monotonic_counter"]);
+    assert!(out.jobs[0].v1.is_none());
 }
 
 #[test]
 fn unknown_and_unimplemented_keys_are_reported_not_dropped() {
     let inst = json!({
+        "use_openmetrics": true,
         "istiod_endpoint": "http://istiod:15014/metrics",
         "exclude_lables": ["typo"],
         "tls_verify": false,
@@ -156,6 +309,7 @@ fn unknown_and_unimplemented_keys_are_reported_not_dropped() {
 #[test]
 fn istio_instance_options_replace_or_extend_the_preset() {
     let inst = json!({
+        "use_openmetrics": true,
         "istiod_endpoint": "http://istiod:15014/metrics",
         "namespace": "mesh.cp",
         "extra_metrics": [{"my_custom_total": "custom"}],
@@ -168,6 +322,7 @@ fn istio_instance_options_replace_or_extend_the_preset() {
     assert_eq!(job.mapping.metrics[preset.len()].raw, "my_custom_total");
 
     let inst = json!({
+        "use_openmetrics": true,
         "istiod_endpoint": "http://istiod:15014/metrics",
         "metrics": ["only_this"],
     });

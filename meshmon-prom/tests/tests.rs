@@ -15,7 +15,11 @@ mod alloc;
 #[cfg(feature = "check")]
 mod check;
 mod mapping;
+#[cfg(feature = "check")]
+mod mapping_v1;
 mod oracle;
+#[cfg(feature = "check")]
+mod oracle_v1;
 mod parse;
 #[cfg(feature = "scrape")]
 mod scrape;

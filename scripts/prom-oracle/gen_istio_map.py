@@ -29,6 +29,11 @@ def emit(name, dd, doc):
 
 emit("MESH_METRICS", m["MESH_METRICS"], "`MESH_METRICS`: the mesh (Envoy sidecar) endpoint, namespace `istio.mesh`.")
 emit("ISTIOD_METRICS", m["ISTIOD_METRICS"], "`ISTIOD_METRICS`: the istiod endpoint, namespace `istio`.")
+emit("GENERIC_METRICS", m["GENERIC_METRICS"], "`GENERIC_METRICS`: Go runtime and process metrics, added to every legacy (Istio 1.4) control-plane scraper.")
+emit("MIXER_METRICS", m["MIXER_METRICS"], "`MIXER_METRICS`: the legacy check's mixer endpoint, namespace `istio.mixer`.")
+emit("PILOT_METRICS", m["PILOT_METRICS"], "`PILOT_METRICS`: the legacy check's pilot endpoint, namespace `istio.pilot`.")
+emit("GALLEY_METRICS", m["GALLEY_METRICS"], "`GALLEY_METRICS`: the legacy check's galley endpoint, namespace `istio.galley`.")
+emit("CITADEL_METRICS", m["CITADEL_METRICS"], "`CITADEL_METRICS`: the legacy check's citadel endpoint, namespace `istio.citadel`.")
 out.append("/// `NON_CONFORMING_METRICS`: raw names ending in `_total` that are not counters, so")
 out.append("/// their `_total` is kept.")
 out.append("pub const NON_CONFORMING_METRICS: &[&str] = &[")

@@ -238,6 +238,39 @@ impl MappingConfig {
         }
     }
 
+    /// The scraper `LegacyIstioCheck_1_4` (Datadog's Istio 1.4 check) builds for an
+    /// endpoint key: `istio_mesh_endpoint` (`istio.mesh`, `MESH_METRICS`),
+    /// `mixer_endpoint` (`istio.mixer`), `pilot_endpoint` (`istio.pilot`),
+    /// `galley_endpoint` (`istio.galley`), `citadel_endpoint` (`istio.citadel`), the
+    /// control-plane ones with `GENERIC_METRICS` (Go and process metrics) added. The
+    /// metric names are those of [`MappingConfig::istio_mesh`]'s rule (`_total` cut
+    /// from counters), for the OpenMetrics V2 mapper.
+    pub fn istio_legacy(endpoint_key: &str) -> Option<Self> {
+        let (namespace, map) = match endpoint_key {
+            "istio_mesh_endpoint" => ("istio.mesh", istio_map::MESH_METRICS),
+            "mixer_endpoint" => ("istio.mixer", istio_map::MIXER_METRICS),
+            "pilot_endpoint" => ("istio.pilot", istio_map::PILOT_METRICS),
+            "galley_endpoint" => ("istio.galley", istio_map::GALLEY_METRICS),
+            "citadel_endpoint" => ("istio.citadel", istio_map::CITADEL_METRICS),
+            _ => return None,
+        };
+        let mut pairs: Vec<(&str, &str)> = map.to_vec();
+        if endpoint_key != "istio_mesh_endpoint" {
+            // `MIXER_METRICS.update(GENERIC_METRICS)`: the generic name wins.
+            for &(raw, name) in istio_map::GENERIC_METRICS {
+                match pairs.iter_mut().find(|(r, _)| *r == raw) {
+                    Some(p) => p.1 = name,
+                    None => pairs.push((raw, name)),
+                }
+            }
+        }
+        Some(Self {
+            namespace: namespace.into(),
+            metrics: istio_metrics(&pairs),
+            ..Self::default()
+        })
+    }
+
     /// A preset by name: `istio` / `istio-mesh`, or `istiod`.
     pub fn preset(name: &str) -> Option<Self> {
         match name {

@@ -58,6 +58,7 @@ use crate::{Format, ParseError};
 mod config;
 mod delta;
 pub mod istio_map;
+pub mod v1;
 
 #[allow(deprecated)]
 pub use config::ScraperConfig;
