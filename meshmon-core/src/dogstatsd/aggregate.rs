@@ -18,8 +18,9 @@
 //!
 //! Percentiles (and the median) are nearest-rank over the samples received, unweighted.
 //! Tags that cannot be a [`Tag`] (inner whitespace or control characters, a leading `:`)
-//! are dropped from the context and counted in [`AggregatorStats::invalid_tags`]. Every
-//! context is removed after it is flushed.
+//! are dropped from the context and counted in [`AggregatorStats::invalid_tags`]. Set
+//! members are kept as 64-bit hashes (no copy of the text). Every context is removed after
+//! it is flushed.
 //!
 //! ```
 //! use meshmon_core::dogstatsd::{aggregate::{Aggregator, AggregatorConfig}, parse_packet, Message};
@@ -40,9 +41,9 @@
 //! # Ok::<(), meshmon_core::dogstatsd::aggregate::ConfigError>(())
 //! ```
 
-use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use super::{Metric as Sample, MetricType};
@@ -173,7 +174,7 @@ pub struct AggregatorStats {
 enum State {
     Count(f64),
     Gauge(f64),
-    Set(HashSet<u64>),
+    Set(HashSet<u64, FxBuild>),
     Histogram { samples: Vec<f64>, weight: f64 },
     Distribution(Vec<f64>),
 }
@@ -186,6 +187,41 @@ struct Context {
     state: State,
 }
 
+/// FxHash (rustc's hasher): fast, not DoS-resistant, which is acceptable because a
+/// collision only costs a comparison (contexts are compared in full) and the number of
+/// contexts is bounded.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = BuildHasherDefault<FxHasher>;
+
+fn hash_str(s: &str) -> u64 {
+    let mut h = FxHasher::default();
+    s.hash(&mut h);
+    h.finish()
+}
+
 /// Most tags sorted on the stack when building a context key; more take one allocation.
 const STACK_TAGS: usize = 32;
 
@@ -194,7 +230,7 @@ const STACK_TAGS: usize = 32;
 pub struct Aggregator {
     config: AggregatorConfig,
     /// Contexts by key hash; collisions are resolved by comparing name, type and tags.
-    contexts: HashMap<u64, Vec<Context>>,
+    contexts: HashMap<u64, Vec<Context>, FxBuild>,
     len: usize,
     timestamped: Vec<Metric>,
     stats: AggregatorStats,
@@ -216,7 +252,7 @@ impl Aggregator {
         config.validate()?;
         Ok(Self {
             config,
-            contexts: HashMap::new(),
+            contexts: HashMap::default(),
             len: 0,
             timestamped: Vec::new(),
             stats: AggregatorStats::default(),
@@ -280,7 +316,7 @@ impl Aggregator {
             return;
         }
 
-        let mut h = DefaultHasher::new();
+        let mut h = FxHasher::default();
         m.name.hash(&mut h);
         m.metric_type.hash(&mut h);
         for t in tags.iter() {
@@ -318,7 +354,7 @@ impl Aggregator {
                 let state = match m.metric_type {
                     MetricType::Count => State::Count(0.0),
                     MetricType::Gauge => State::Gauge(f64::NAN),
-                    MetricType::Set => State::Set(HashSet::new()),
+                    MetricType::Set => State::Set(HashSet::default()),
                     MetricType::Histogram | MetricType::Timer => State::Histogram {
                         samples: Vec::new(),
                         weight: 0.0,
@@ -353,9 +389,7 @@ impl Aggregator {
             }
             State::Set(members) => {
                 for v in m.raw_values() {
-                    let mut h = DefaultHasher::new();
-                    v.hash(&mut h);
-                    let k = h.finish();
+                    let k = hash_str(v);
                     if members.len() >= max_samples && !members.contains(&k) {
                         stats.samples_dropped += 1;
                     } else {
