@@ -31,6 +31,10 @@
 //! - [`pipeline`]: [`Notification`] and [`SinkError`]; with the `pipeline` feature, the
 //!   object-safe async traits the agent plugs implementations into: `MetricSink`,
 //!   `Notifier` and (with `autodiscovery`) `ConfigProvider`.
+//! - `dogstatsd` (feature `dogstatsd`): the DogStatsD datagram codec (metrics, events,
+//!   service checks, protocol v1.1–v1.3; borrowed views, no allocation per metric) and
+//!   `dogstatsd::aggregate`, the Agent's DogStatsD aggregation (counts summed, gauges last,
+//!   sets distinct, histograms to `max`/`median`/`avg`/`count`/`95percentile`).
 //! - `autodiscovery` (feature `autodiscovery`, on by default): Datadog's Kubernetes
 //!   annotation templates expanded into one check configuration per endpoint, as the
 //!   Datadog Cluster Agent's endpoints checks do: `autodiscovery::kube` (Service,
@@ -45,6 +49,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `autodiscovery` | yes | the `autodiscovery` module (serde, serde_json, YAML, regex) |
+//! | `dogstatsd` | no | the `dogstatsd` module (no extra dependencies) |
 //! | `pipeline` | yes | the `MetricSink`, `Notifier`, `ConfigProvider` traits (async-trait) |
 //! | `serde` | with `autodiscovery` | `Serialize`/`Deserialize` for the vocabulary types |
 //! | `test-util` | no | `test_util::CountingAllocator`, to prove hot paths do not allocate |
@@ -60,6 +65,9 @@ pub mod time;
 
 #[cfg(feature = "autodiscovery")]
 pub mod autodiscovery;
+
+#[cfg(feature = "dogstatsd")]
+pub mod dogstatsd;
 
 #[cfg(feature = "test-util")]
 pub mod test_util;

@@ -17,6 +17,8 @@ static GLOBAL: test_util::CountingAllocator = test_util::CountingAllocator;
 
 #[cfg(feature = "autodiscovery")]
 mod ad_alloc_budget;
+#[cfg(feature = "dogstatsd")]
+mod dogstatsd;
 #[cfg(feature = "autodiscovery")]
 mod istio_seed000;
 mod support;

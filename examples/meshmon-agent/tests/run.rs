@@ -391,6 +391,8 @@ apm:
   receiver_port: 0
   zipkin_port: 0
   stats_flush_interval: 1s
+dogstatsd:
+  port: 0
 logs:
   enabled: true
   container_collect_all: true
@@ -595,7 +597,7 @@ fn kill9_and_restart_lose_no_log_line() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 100ms\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  enabled: false\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 100ms\n",
             dir.path().join("data").display(),
             pods.display()
         ),
@@ -731,6 +733,7 @@ fn seed_daemonset_environment_starts_the_agent() {
         ("DD_APM_RECEIVER_PORT", "0"),
         ("MESHMON_ZIPKIN_PORT", "0"),
         ("MESHMON_API_ADDR", "127.0.0.1:0"),
+        ("DD_DOGSTATSD_PORT", "0"),
     ];
     let data_s = data.display().to_string();
     let pods_s = dir.path().join("pods").display().to_string();
@@ -839,7 +842,7 @@ fn manifest_provider_schedules_this_nodes_endpoints() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nautodiscovery:\n  poll_interval: 1s\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  enabled: false\nautodiscovery:\n  poll_interval: 1s\n",
             dir.path().join("data").display()
         ),
     );
@@ -934,7 +937,7 @@ status:
     let cfg = write_config(
         dir.path(),
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\nautodiscovery:\n  manifests: [{}]\n  poll_interval: 1s\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 200ms\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  enabled: false\nautodiscovery:\n  manifests: [{}]\n  poll_interval: 1s\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 200ms\n",
             dir.path().join("data").display(),
             mf.display(),
             pods.display()
@@ -962,5 +965,67 @@ status:
             .unwrap()
             .is_empty()
     );
+    assert!(agent.stop().success());
+}
+
+#[test]
+fn dogstatsd_datagrams_are_aggregated_into_the_store() {
+    let dir = TempDir::new("dsd");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  port: 0\n  flush_interval: 1s\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let agent = Agent::start(&cfg, &[("DD_TAGS", "team:mesh")]);
+    let st = get_json(&agent.api, "/api/v1/status");
+    let udp = st["listeners"]["dogstatsd"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("udp://")
+        .to_owned();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // Three counts (one sampled at 50 %), a gauge set twice, a histogram; one packet holds
+    // several lines, and a bad line does not spoil the rest.
+    sock.send_to(
+        b"page.views:1|c|#service:web\npage.views:1|c|#service:web",
+        &udp,
+    )
+    .unwrap();
+    sock.send_to(
+        b"page.views:1|c|@0.5|#service:web\nqueue.depth:7|g\nqueue.depth:5|g",
+        &udp,
+    )
+    .unwrap();
+    sock.send_to(b"req.latency:10|ms\nreq.latency:30|ms\nbroken:line|q", &udp)
+        .unwrap();
+    let s = wait_for(20, "page.views", || {
+        let v = get_json(&agent.api, "/api/v1/series?name=page.views");
+        v["series"].as_array()?.first().cloned()
+    });
+    let total: f64 = s["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["v"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, 4.0, "1 + 1 + 1/0.5: {s}");
+    let tags = s["tags"].to_string();
+    assert!(
+        tags.contains("service:web") && tags.contains("team:mesh"),
+        "{tags}"
+    );
+    let g = get_json(&agent.api, "/api/v1/series?name=queue.depth");
+    assert_eq!(g["series"][0]["points"][0]["v"].as_f64(), Some(5.0), "{g}");
+    let h = get_json(&agent.api, "/api/v1/series?name=req.latency.max");
+    assert_eq!(h["series"][0]["points"][0]["v"].as_f64(), Some(30.0), "{h}");
+    let (_, m) = http(&agent.api, "GET", "/metrics", &[], b"");
+    let m = String::from_utf8(m).unwrap();
+    let errors = m
+        .lines()
+        .find(|l| l.starts_with("meshmon_dogstatsd_parse_errors_total"))
+        .unwrap_or("");
+    assert!(errors.ends_with(" 1"), "{errors}");
     assert!(agent.stop().success());
 }

@@ -61,6 +61,12 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
     ("DD_APM_ENV", EnvVar::Sets("apm.env")),
     ("DD_APM_RECEIVER_PORT", EnvVar::Sets("apm.receiver_port")),
     ("DD_LOGS_ENABLED", EnvVar::Sets("logs.enabled")),
+    ("DD_USE_DOGSTATSD", EnvVar::Sets("dogstatsd.enabled")),
+    ("DD_DOGSTATSD_PORT", EnvVar::Sets("dogstatsd.port")),
+    (
+        "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
+        EnvVar::Sets("dogstatsd.non_local_traffic"),
+    ),
     (
         "DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL",
         EnvVar::Sets("logs.container_collect_all"),
@@ -190,6 +196,15 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
     }
     if let Some(v) = get("DD_APM_RECEIVER_PORT") {
         cfg.apm.receiver_port = port("DD_APM_RECEIVER_PORT", &v)?;
+    }
+    if let Some(v) = get("DD_USE_DOGSTATSD") {
+        cfg.dogstatsd.enabled = go_bool("DD_USE_DOGSTATSD", &v)?;
+    }
+    if let Some(v) = get("DD_DOGSTATSD_PORT") {
+        cfg.dogstatsd.port = port("DD_DOGSTATSD_PORT", &v)?;
+    }
+    if let Some(v) = get("DD_DOGSTATSD_NON_LOCAL_TRAFFIC") {
+        cfg.dogstatsd.non_local_traffic = go_bool("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", &v)?;
     }
     if let Some(v) = get("DD_LOGS_ENABLED") {
         cfg.logs.enabled = go_bool("DD_LOGS_ENABLED", &v)?;

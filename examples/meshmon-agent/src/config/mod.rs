@@ -99,6 +99,8 @@ pub struct AgentConfig {
     pub apm: ApmConfig,
     /// Log collection.
     pub logs: LogsConfig,
+    /// The DogStatsD listener.
+    pub dogstatsd: DogStatsdConfig,
     /// The in-memory store's limits.
     pub store: StoreConfig,
     /// Environment variables that were recognised but do not change meshmon (filled by
@@ -203,6 +205,23 @@ pub struct ApmConfig {
     pub max_assembling_spans: usize,
 }
 
+/// `dogstatsd:`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DogStatsdConfig {
+    /// Run the listener (`DD_USE_DOGSTATSD`).
+    pub enabled: bool,
+    /// UDP port (`DD_DOGSTATSD_PORT`); 0 picks a free port.
+    pub port: u16,
+    /// Listen on all interfaces instead of loopback (`DD_DOGSTATSD_NON_LOCAL_TRAFFIC`).
+    pub non_local_traffic: bool,
+    /// How often aggregated metrics go into the store.
+    pub flush_interval: Dur,
+    /// Most contexts (name, type, tags) between flushes; more are dropped and counted.
+    pub max_contexts: usize,
+}
+
 /// `logs:`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -298,6 +317,7 @@ default_from_agent!(AutodiscoveryConfig, autodiscovery);
 default_from_agent!(ScrapeConfig, scrape);
 default_from_agent!(ApmConfig, apm);
 default_from_agent!(LogsConfig, logs);
+default_from_agent!(DogStatsdConfig, dogstatsd);
 default_from_agent!(StoreConfig, store);
 
 impl AgentConfig {
@@ -354,6 +374,13 @@ impl AgentConfig {
                 max_open_files: 512,
                 max_patterns: 1000,
             },
+            dogstatsd: DogStatsdConfig {
+                enabled: true,
+                port: 8125,
+                non_local_traffic: false,
+                flush_interval: Dur::secs(10),
+                max_contexts: 100_000,
+            },
             store: StoreConfig {
                 max_series: 100_000,
                 max_points_per_series: 720,
@@ -407,6 +434,7 @@ impl AgentConfig {
             ("apm.trace_timeout", self.apm.trace_timeout),
             ("logs.scan_interval", self.logs.scan_interval),
             ("logs.read_interval", self.logs.read_interval),
+            ("dogstatsd.flush_interval", self.dogstatsd.flush_interval),
         ];
         for (k, d) in positive {
             if d.0.is_zero() {
@@ -435,6 +463,7 @@ impl AgentConfig {
             ("logs.max_read_bytes", self.logs.max_read_bytes),
             ("logs.max_open_files", self.logs.max_open_files),
             ("logs.max_patterns", self.logs.max_patterns),
+            ("dogstatsd.max_contexts", self.dogstatsd.max_contexts),
             ("store.max_series", self.store.max_series),
             (
                 "store.max_points_per_series",

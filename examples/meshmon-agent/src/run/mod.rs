@@ -12,6 +12,7 @@
 //! component flushes and persists its state before its task ends.
 
 pub mod discovery;
+pub mod dogstatsd;
 pub mod logs;
 pub mod scrape;
 pub mod traces;
@@ -283,6 +284,50 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         }
         for (name, fut) in t.spawn(ctx.clone(), rx.clone()) {
             spawn_task(&tasks, &mut handles, name, fut);
+        }
+    }
+
+    // DogStatsD: a port already in use (another agent on the node) is reported, not fatal.
+    if ctx.cfg.dogstatsd.enabled {
+        let d = &ctx.cfg.dogstatsd;
+        let ip = if d.non_local_traffic {
+            "0.0.0.0"
+        } else {
+            "127.0.0.1"
+        };
+        match tokio::net::UdpSocket::bind((ip, d.port)).await {
+            Ok(sock) => {
+                if let Ok(a) = sock.local_addr() {
+                    addrs.insert("dogstatsd", format!("udp://{a}"));
+                }
+                if d.non_local_traffic {
+                    ctx.log(
+                        "WARN",
+                        "dogstatsd",
+                        "listening on all interfaces (DD_DOGSTATSD_NON_LOCAL_TRAFFIC)",
+                    );
+                }
+                let mut acfg = meshmon_core::dogstatsd::aggregate::AggregatorConfig::default();
+                acfg.max_contexts = d.max_contexts;
+                match meshmon_core::dogstatsd::aggregate::Aggregator::new(acfg) {
+                    Ok(agg) => {
+                        let fut = dogstatsd::run_with(
+                            ctx.clone(),
+                            sock,
+                            rx.clone(),
+                            agg,
+                            d.flush_interval.0,
+                        );
+                        spawn_task(&tasks, &mut handles, "dogstatsd", fut);
+                    }
+                    Err(e) => ctx.log("ERROR", "dogstatsd", &format!("aggregator: {e}")),
+                }
+            }
+            Err(e) => {
+                let msg = format!("not listening on udp {ip}:{}: {e}", d.port);
+                ctx.log("ERROR", "dogstatsd", &msg);
+                ctx.set_component("dogstatsd", serde_json::json!({ "error": msg }));
+            }
         }
     }
 
