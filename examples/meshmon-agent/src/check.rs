@@ -11,6 +11,90 @@ use serde_json::Value;
 
 pub use meshmon_prom::check::{CheckError, InstanceJobs, ScrapeJob, jobs_from_instance};
 
+/// The mapper of one job: the OpenMetrics V2 mapper, or the V1 mapper when the instance
+/// selected one of Datadog's V1 check classes (the legacy Istio 1.4 check, the V1 istiod
+/// check; see `meshmon_prom::check::CheckClass`).
+#[derive(Debug)]
+pub enum JobMapper {
+    /// OpenMetrics V2 (`meshmon_prom::Mapper`).
+    V2(Box<meshmon_prom::Mapper>),
+    /// OpenMetrics V1 (`meshmon_prom::mapping::v1::V1Mapper`).
+    V1 {
+        /// The mapper.
+        mapper: Box<meshmon_prom::mapping::v1::V1Mapper>,
+        /// Send `<namespace>.prometheus.health` after each scrape.
+        health: bool,
+        /// Its tags (`endpoint:<url>` and the instance tags).
+        health_tags: meshmon_core::Tags,
+        /// Its name.
+        health_name: String,
+    },
+}
+
+impl JobMapper {
+    /// The mapper `job` asks for.
+    pub fn new(job: &ScrapeJob) -> Result<Self, meshmon_prom::mapping::ConfigError> {
+        Ok(match &job.v1 {
+            None => JobMapper::V2(Box::new(meshmon_prom::Mapper::new(job.mapping.clone())?)),
+            Some(v1) => {
+                let mut health_tags = meshmon_core::Tags::new();
+                for t in job
+                    .mapping
+                    .tags
+                    .iter()
+                    .cloned()
+                    .chain([format!("endpoint:{}", job.endpoint)])
+                {
+                    if let Ok(t) = t.parse::<meshmon_core::Tag>() {
+                        health_tags.insert(t);
+                    }
+                }
+                JobMapper::V1 {
+                    mapper: Box::new(meshmon_prom::mapping::v1::V1Mapper::new(
+                        job.mapping.clone(),
+                        v1.clone(),
+                    )?),
+                    health: v1.health_service_check,
+                    health_tags,
+                    health_name: format!("{}.prometheus.health", job.mapping.namespace),
+                }
+            }
+        })
+    }
+
+    /// Maps one scrape's body (V1 ignores the content type, as Datadog's V1 check does).
+    /// The V1 health service check is emitted as a gauge of its status (0 = OK).
+    pub fn map(
+        &mut self,
+        body: &[u8],
+        format: meshmon_prom::Format,
+        now: meshmon_core::Timestamp,
+        out: &mut dyn FnMut(Metric),
+    ) -> Result<meshmon_prom::MapStats, meshmon_prom::ParseError> {
+        match self {
+            JobMapper::V2(m) => m.map(body, format, now, out),
+            JobMapper::V1 {
+                mapper,
+                health,
+                health_tags,
+                health_name,
+            } => {
+                let r = mapper.map(body, now, &mut |m| out(m.metric));
+                if *health {
+                    let status = if r.is_ok() { 0.0 } else { 2.0 };
+                    out(Metric::new(
+                        health_name.as_str(),
+                        meshmon_core::MetricValue::Gauge(status),
+                        health_tags.clone(),
+                        now,
+                    ));
+                }
+                r
+            }
+        }
+    }
+}
+
 /// The jobs of a scheduled config.
 pub fn jobs_for(cfg: &CheckConfig) -> Result<InstanceJobs, CheckError> {
     jobs_from_instance(&cfg.check, &cfg.instance)
@@ -37,7 +121,7 @@ pub async fn run_once(check: &str, inst: &Value, timeout: Duration) -> anyhow::R
         };
         let scraper = meshmon_prom::scrape::Scraper::new(crate::run::scrape::options(t, 64 << 20)?);
         let resp = scraper.scrape(&job.endpoint).await?;
-        let mut mapper = meshmon_prom::Mapper::new(job.mapping)?;
+        let mut mapper = JobMapper::new(&job)?;
         let now = crate::run::Clock::now(&crate::run::SystemClock);
         mapper.map(&resp.body, resp.format, now, &mut |m| out.push(m))?;
     }

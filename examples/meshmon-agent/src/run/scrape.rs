@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use meshmon_core::{Metric, Tags};
+use meshmon_prom::MonotonicDeltas;
 use meshmon_prom::scrape::{ScrapeOptions, Scraper};
-use meshmon_prom::{Mapper, MonotonicDeltas};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::Ctx;
@@ -245,7 +245,7 @@ async fn instance_loop(
         mut health,
         digest,
     } = inst;
-    let mut mapper = match Mapper::new(job.mapping.clone()) {
+    let mut mapper = match crate::check::JobMapper::new(&job) {
         Ok(m) => m,
         Err(e) => {
             health.status = "down";
