@@ -17,6 +17,9 @@
 //!
 //! `cargo bench -p meshmon-benches --no-default-features --features dogstatsd --bench dogstatsd`
 
+// Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

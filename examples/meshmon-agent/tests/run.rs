@@ -544,6 +544,28 @@ logs:
         let v = get_json(&api, "/api/v1/patterns?service=reviews-v3");
         (v["patterns"][0]["count"].as_u64() == Some(25)).then_some(())
     });
+    // Copy-truncate (logrotate's copytruncate): the file shrinks in place and is read
+    // again from its start; a CRI partial line (`P`) is joined with its end (`F`).
+    std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&proxy_log)
+        .unwrap();
+    append(
+        &proxy_log,
+        &cri(40, "upstream connect error to 10.0.2.1:9080 after 3ms"),
+    );
+    append(
+        &proxy_log,
+        "2024-05-01T12:00:41.000000000Z stdout P upstream connect error to 10.0.2.2:9080 \n2024-05-01T12:00:41.000000000Z stdout F after 4ms\n",
+    );
+    wait_for(20, "lines after copy-truncate", || {
+        let v = get_json(&api, "/api/v1/patterns?service=reviews-v3");
+        (v["patterns"][0]["count"].as_u64() == Some(27)).then_some(())
+    });
+    let logs = get_json(&api, "/api/v1/status")["components"]["logs"]["counters"].clone();
+    assert!(logs["files_truncated"].as_u64() >= Some(1), "{logs}");
+    assert!(logs["files_rotated"].as_u64() >= Some(1), "{logs}");
 
     // /metrics is Prometheus text with the agent's own counters.
     let (code, m) = http(&api, "GET", "/metrics", &[], b"");
