@@ -160,32 +160,8 @@ impl Mapper {
                 patterns.push((re, spec.kind));
             }
         }
-        let mut exclude_exact = HashSet::new();
-        let mut exclude_patterns = Vec::new();
-        for e in &cfg.exclude_metrics {
-            if regex::escape(e) == *e {
-                exclude_exact.insert(e.clone());
-            } else {
-                exclude_patterns.push(e.clone());
-            }
-        }
-        let exclude_re = if exclude_patterns.is_empty() {
-            None
-        } else {
-            let joined = exclude_patterns.join("|");
-            Some(Regex::new(&joined).map_err(|e| ConfigError::Regex {
-                field: "exclude_metrics",
-                pattern: joined.clone(),
-                message: e.to_string(),
-            })?)
-        };
-        let mut static_tags = Vec::new();
-        for t in &cfg.tags {
-            static_tags.push(t.parse::<Tag>().map_err(|e| ConfigError::Tag {
-                tag: t.clone(),
-                message: e.to_string(),
-            })?);
-        }
+        let (exclude_exact, exclude_re) = compile_excludes(&cfg)?;
+        let mut static_tags = static_tags(&cfg)?;
         if cfg.tag_by_endpoint
             && let Some(ep) = &cfg.openmetrics_endpoint
         {
@@ -729,5 +705,45 @@ fn decumulate(fam: &Family<'_, '_>) -> Vec<Option<(f64, f64)>> {
     }
     ids.iter()
         .map(|id| id.and_then(|(key, upper)| by_bound.get(&(key, upper.to_bits())).copied()))
+        .collect()
+}
+
+/// `exclude_metrics` compiled: exact names, and the others joined into one regex (shared
+/// by the V2 and V1 mappers).
+pub(crate) fn compile_excludes(
+    cfg: &MappingConfig,
+) -> Result<(HashSet<String>, Option<Regex>), ConfigError> {
+    let mut exact = HashSet::new();
+    let mut patterns = Vec::new();
+    for e in &cfg.exclude_metrics {
+        if regex::escape(e) == *e {
+            exact.insert(e.clone());
+        } else {
+            patterns.push(e.clone());
+        }
+    }
+    let re = if patterns.is_empty() {
+        None
+    } else {
+        let joined = patterns.join("|");
+        Some(Regex::new(&joined).map_err(|e| ConfigError::Regex {
+            field: "exclude_metrics",
+            pattern: joined.clone(),
+            message: e.to_string(),
+        })?)
+    };
+    Ok((exact, re))
+}
+
+/// The instance's `tags`, parsed (shared by the V2 and V1 mappers).
+pub(crate) fn static_tags(cfg: &MappingConfig) -> Result<Vec<Tag>, ConfigError> {
+    cfg.tags
+        .iter()
+        .map(|t| {
+            t.parse::<Tag>().map_err(|e| ConfigError::Tag {
+                tag: t.clone(),
+                message: e.to_string(),
+            })
+        })
         .collect()
 }

@@ -135,32 +135,8 @@ impl V1Mapper {
     /// expressions; `metrics` of the [`MappingConfig`] are not used, the V1 map is
     /// [`V1Options::metrics`]).
     pub fn new(cfg: MappingConfig, v1: V1Options) -> Result<Self, ConfigError> {
-        let mut exclude_exact = HashSet::new();
-        let mut patterns = Vec::new();
-        for e in &cfg.exclude_metrics {
-            if regex::escape(e) == *e {
-                exclude_exact.insert(e.clone());
-            } else {
-                patterns.push(e.clone());
-            }
-        }
-        let exclude_re = if patterns.is_empty() {
-            None
-        } else {
-            let joined = patterns.join("|");
-            Some(Regex::new(&joined).map_err(|e| ConfigError::Regex {
-                field: "exclude_metrics",
-                pattern: joined.clone(),
-                message: e.to_string(),
-            })?)
-        };
-        let mut static_tags = Vec::new();
-        for t in &cfg.tags {
-            static_tags.push(t.parse::<Tag>().map_err(|e| ConfigError::Tag {
-                tag: t.clone(),
-                message: e.to_string(),
-            })?);
-        }
+        let (exclude_exact, exclude_re) = super::compile_excludes(&cfg)?;
+        let static_tags = super::static_tags(&cfg)?;
         // V1 sets `labels_mapper['le'] = 'upper_bound'` over the instance's mapper.
         let mut rename: HashMap<String, String> = cfg.rename_labels.iter().cloned().collect();
         rename.insert("le".to_owned(), "upper_bound".to_owned());
