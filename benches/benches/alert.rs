@@ -13,6 +13,10 @@
 // Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -81,48 +85,6 @@ fn series() -> &'static [(Timestamp, f64)] {
             })
             .collect()
     })
-}
-
-/// A criterion measurement of this thread's CPU time in ns.
-pub struct ThreadCpu;
-
-fn cpu_ns() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    s.split_whitespace().next()?.parse().ok()
-}
-
-fn now_ns() -> u64 {
-    static START: OnceLock<std::time::Instant> = OnceLock::new();
-    cpu_ns().unwrap_or_else(|| {
-        let start = START.get_or_init(std::time::Instant::now);
-        u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    })
-}
-
-static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
-
-impl criterion::measurement::Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = Duration;
-
-    fn start(&self) -> u64 {
-        now_ns()
-    }
-    fn end(&self, start: u64) -> Duration {
-        Duration::from_nanos(now_ns().saturating_sub(start))
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, v: &Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
-        criterion::measurement::Measurement::formatter(&WALL)
-    }
 }
 
 type Crit = Criterion<ThreadCpu>;

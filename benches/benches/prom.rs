@@ -9,6 +9,10 @@
 // Benchmark setup may unwrap: a failure there is a broken benchmark, which the panic reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "common/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
+
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -149,48 +153,3 @@ criterion_group! {
     targets = parse, parse_map
 }
 criterion_main!(benches);
-
-/// A criterion measurement of this thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`, ns
-/// resolution), so throughput figures stay meaningful on a machine shared with other
-/// jobs: a benchmark that is descheduled is not charged for the time it waits.
-pub struct ThreadCpu;
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant the
-    // kernel supports for the calling thread.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-static WALL: criterion::measurement::WallTime = criterion::measurement::WallTime;
-
-impl criterion::measurement::Measurement for ThreadCpu {
-    type Intermediate = u64;
-    type Value = std::time::Duration;
-
-    fn start(&self) -> u64 {
-        now_ns()
-    }
-    fn end(&self, start: u64) -> std::time::Duration {
-        std::time::Duration::from_nanos(now_ns().saturating_sub(start))
-    }
-    fn add(&self, a: &std::time::Duration, b: &std::time::Duration) -> std::time::Duration {
-        *a + *b
-    }
-    fn zero(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
-    fn to_f64(&self, v: &std::time::Duration) -> f64 {
-        v.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
-        criterion::measurement::Measurement::formatter(&WALL)
-    }
-}
