@@ -2,11 +2,13 @@
 //! module drives the real `meshmon-agent` binary, so one link serves them all.
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
+//! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 
 mod ad_cli;
 mod alert_cli;
 mod logs_cli;
+mod monitors;
 mod prom_cli;
 mod run;
 mod trace_cli;

@@ -342,6 +342,10 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         spawn_task(&tasks, &mut handles, "logs", fut);
     }
     {
+        let fut = crate::monitor::start(&ctx, rx.clone());
+        spawn_task(&tasks, &mut handles, "monitors", fut);
+    }
+    {
         let api = crate::http::Api {
             ctx: ctx.clone(),
             tasks: tasks.clone(),

@@ -338,6 +338,8 @@ pub struct Store {
     pub telemetry: Telemetry,
     /// Free-form component state shown by `status` (`logs`, `traces`, …).
     pub components: BTreeMap<String, serde_json::Value>,
+    /// What `/api/v1/monitors` and `/api/v1/watchdog` serve (set by `crate::monitor`).
+    pub monitors: crate::monitor::Board,
 }
 
 impl Store {
@@ -357,6 +359,7 @@ impl Store {
             limits: LimitHits::default(),
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
+            monitors: crate::monitor::Board::default(),
         }
     }
 
