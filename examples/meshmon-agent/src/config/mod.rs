@@ -13,6 +13,7 @@
 
 mod duration;
 mod env;
+mod exports;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Dur;
 pub use env::{ENV_VARS, EnvVar, Environment, ProcessEnv, apply_env};
+pub use exports::{DatadogExportConfig, ExportQueueConfig, ExportsConfig, RemoteWriteConfig};
 
 /// The embedded default configuration, as `meshmon-agent config show --default` prints it.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
@@ -103,6 +105,8 @@ pub struct AgentConfig {
     pub dogstatsd: DogStatsdConfig,
     /// The in-memory store's limits.
     pub store: StoreConfig,
+    /// Where metrics are sent: Prometheus remote write, Datadog series.
+    pub exports: ExportsConfig,
     /// Environment variables that were recognised but do not change meshmon (filled by
     /// [`apply_env`], reported at start and by `status`).
     #[serde(skip)]
@@ -389,6 +393,7 @@ impl AgentConfig {
                 max_samples_per_pattern: 3,
                 traces_per_second_per_service: 10.0,
             },
+            exports: ExportsConfig::default(),
             notices: Vec::new(),
         }
     }
@@ -536,6 +541,7 @@ impl AgentConfig {
             &self.autodiscovery.container_exclude,
         )
         .map_err(|e| bad("autodiscovery.container_exclude", e.to_string()))?;
+        self.exports.validate()?;
         Ok(())
     }
 

@@ -338,6 +338,9 @@ pub struct Store {
     pub telemetry: Telemetry,
     /// Free-form component state shown by `status` (`logs`, `traces`, …).
     pub components: BTreeMap<String, serde_json::Value>,
+    /// The exports' fan-out: producers offer each batch here beside
+    /// [`Store::insert_metrics`] (a no-op when no export is on).
+    pub exports: crate::export::Exports,
 }
 
 impl Store {
@@ -357,6 +360,7 @@ impl Store {
             limits: LimitHits::default(),
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
+            exports: crate::export::Exports::default(),
         }
     }
 
