@@ -2,10 +2,13 @@
 //! module drives the real `meshmon-agent` binary, so one link serves them all.
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
+//! - `exports`: the exports against real servers (Debian `prometheus` with its
+//!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 
 mod ad_cli;
 mod alert_cli;
+mod exports;
 mod logs_cli;
 mod prom_cli;
 mod run;

@@ -643,6 +643,145 @@ mod tests {
         assert!(e.stats().is_empty());
     }
 
+    /// A loopback server answering each request with the next status of `codes`.
+    fn server(codes: Vec<u16>) -> String {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            for (s, code) in l.incoming().zip(codes) {
+                let Ok(mut s) = s else { continue };
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
+                );
+            }
+        });
+        addr
+    }
+
+    struct Fixed;
+    impl Format for Fixed {
+        fn encode(&mut self, chunks: &[(&[Metric], Duration)]) -> Result<Encoded, String> {
+            Ok(Encoded {
+                body: b"x".to_vec(),
+                headers: Vec::new(),
+                metrics: chunks.iter().map(|c| c.0.len()).sum(),
+                skipped: 0,
+            })
+        }
+    }
+
+    fn task(url: &str, q: ExportQueueConfig) -> Task {
+        let cfg = crate::config::AgentConfig::default();
+        let ctx = Ctx {
+            cfg: Arc::new(cfg.clone()),
+            store: crate::store::Store::shared(cfg.store.clone()),
+            clock: Arc::new(crate::run::SystemClock),
+            hostname: "h".into(),
+            global_tags: Tags::new(),
+            log_overrides: Arc::default(),
+        };
+        Task {
+            ctx,
+            name: "t",
+            uri: url.parse().unwrap(),
+            q,
+            fmt: Box::new(Fixed),
+            stats: Arc::new(ExportStats::default()),
+            client: Client::builder(TokioExecutor::new()).build(HttpConnector::new()),
+            pending: VecDeque::new(),
+            pending_n: 0,
+        }
+    }
+
+    fn quick() -> ExportQueueConfig {
+        ExportQueueConfig {
+            min_backoff: crate::config::Dur(Duration::from_millis(10)),
+            max_backoff: crate::config::Dur(Duration::from_millis(20)),
+            max_retries: 3,
+            ..ExportQueueConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_network_errors_5xx_and_429_but_not_4xx() {
+        let (_tx, mut stop) = watch::channel(false);
+        let batch = |n| Batch {
+            metrics: Arc::new(metrics(n)),
+            interval: Duration::from_secs(1),
+        };
+        // 503, 429, then 200: two retries, sent.
+        let addr = server(vec![503, 429, 200]);
+        let mut t = task(&format!("http://{addr}/w"), quick());
+        t.stats.queued.store(3, Ordering::SeqCst);
+        t.pending.push_back(batch(3));
+        t.pending_n = 3;
+        t.send_one(&mut stop).await;
+        assert_eq!(t.stats.retries.load(Ordering::SeqCst), 2);
+        assert_eq!(t.stats.sent.load(Ordering::SeqCst), 3);
+        assert_eq!(t.stats.queued.load(Ordering::SeqCst), 0);
+        // 400: final at once.
+        let addr = server(vec![400, 200]);
+        let mut t = task(&format!("http://{addr}/w"), quick());
+        t.stats.queued.store(2, Ordering::SeqCst);
+        t.pending.push_back(batch(2));
+        t.pending_n = 2;
+        t.send_one(&mut stop).await;
+        assert_eq!(t.stats.retries.load(Ordering::SeqCst), 0);
+        assert_eq!(t.stats.failed.load(Ordering::SeqCst), 2);
+        assert!(
+            t.stats
+                .last_error
+                .lock()
+                .unwrap()
+                .as_deref()
+                .unwrap()
+                .contains("400")
+        );
+        // Nothing listening: retried max_retries times, then failed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut t = task(&format!("http://127.0.0.1:{port}/w"), quick());
+        t.stats.queued.store(1, Ordering::SeqCst);
+        t.pending.push_back(batch(1));
+        t.pending_n = 1;
+        t.send_one(&mut stop).await;
+        assert_eq!(t.stats.retries.load(Ordering::SeqCst), 3);
+        assert_eq!(t.stats.failed.load(Ordering::SeqCst), 1);
+        let e = t.stats.last_error.lock().unwrap().clone().unwrap();
+        assert!(e.to_lowercase().contains("refused"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_cut_at_max_batch_metrics() {
+        let (_tx, mut stop) = watch::channel(false);
+        let addr = server(vec![200, 200, 200]);
+        let mut q = quick();
+        q.max_batch_metrics = 4;
+        let mut t = task(&format!("http://{addr}/w"), q);
+        for n in [3, 3] {
+            t.pending.push_back(Batch {
+                metrics: Arc::new(metrics(n)),
+                interval: Duration::from_secs(1),
+            });
+        }
+        t.pending_n = 6;
+        t.stats.queued.store(6, Ordering::SeqCst);
+        t.send_one(&mut stop).await;
+        assert_eq!(t.stats.sent.load(Ordering::SeqCst), 4);
+        assert_eq!((t.pending_n, t.pending.len()), (2, 1));
+        t.send_one(&mut stop).await;
+        assert_eq!(t.stats.sent.load(Ordering::SeqCst), 6);
+        assert_eq!(t.stats.requests_ok.load(Ordering::SeqCst), 2);
+        assert_eq!(t.stats.queued.load(Ordering::SeqCst), 0);
+    }
+
     #[test]
     fn urls_lose_their_query_in_logs() {
         assert_eq!(redact_url("http://h/x?api_key=s3cr3t"), "http://h/x?***");

@@ -16,7 +16,8 @@
 //!   reverse is ambiguous, so such a series also carries `dd_metric="<original name>"`.
 //! - **tags → labels**: `key:value` → `key="value"`, the key sanitised to
 //!   `[a-zA-Z_][a-zA-Z0-9_]*` like a name (a key starting `__`, reserved by Prometheus,
-//!   gets `tag` in front); a tag without a value, `foo`, → `foo="true"`; several values
+//!   gets `tag` in front); a tag without a value, `foo`, → `foo="true"`; `key:` (empty
+//!   value) → no label, as Prometheus reads an empty value; several values
 //!   of one key are joined with `,` in sorted order. `host="<agent host name>"` is added
 //!   unless a `host` tag exists, so agents on several nodes write distinct series.
 //!   Labels are sorted by name (byte order), as the spec requires; `__name__` is among
@@ -296,6 +297,8 @@ impl RemoteWrite {
         let mut by_key: BTreeMap<String, Vec<std::borrow::Cow<'_, str>>> = BTreeMap::new();
         for t in tags.iter() {
             match t.key() {
+                // An empty label value is no label in Prometheus.
+                Some(_) if t.value().is_empty() => {}
                 Some(k) if skip.contains(&k) => {}
                 Some("upper_bound") => {
                     let le = le_text(t.value());
