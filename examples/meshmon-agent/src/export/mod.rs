@@ -262,6 +262,9 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// How long an export still takes batches after the stop signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+
 /// What one attempt ended with.
 enum Attempt {
     Ok,
@@ -312,9 +315,11 @@ impl Task {
                 self.publish();
             }
         }
-        // Shutdown: what is queued gets one attempt each (no retries), then the rest
-        // is counted as failed.
-        while let Ok(b) = rx.try_recv() {
+        // Shutdown: the producers flush once more as they stop (DogStatsD, trace
+        // stats); take what arrives within a short grace, then what is queued gets one
+        // attempt each (no retries) within `timeout`, the rest is counted as failed.
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while let Ok(Some(b)) = tokio::time::timeout_at(grace, rx.recv()).await {
             self.pending_n += b.metrics.len();
             self.pending.push_back(b);
         }
