@@ -250,7 +250,8 @@ scrape:
 apm:
   enabled: false
 dogstatsd:
-  enabled: false
+  port: 0
+  flush_interval: 1s
 exports:
   remote_write:
     queue:
@@ -276,6 +277,25 @@ exports:
         ],
     );
     let api = agent.api.clone();
+
+    // DogStatsD counts, flushed every second, go to both exports too.
+    let st = get_json(&api, "/api/v1/status");
+    let udp = st["listeners"]["dogstatsd"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("udp://")
+        .to_owned();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut sent = 0.0;
+    for i in 0..20 {
+        sock.send_to(
+            format!("e2e.checkout.hits:{i}|c|#svc:cart").as_bytes(),
+            &udp,
+        )
+        .unwrap();
+        sent += f64::from(i);
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Prometheus: one request-count series, its labels and its cumulative value at the
     // time of the store's last point (the sum of the store's deltas up to it).
@@ -381,6 +401,26 @@ exports:
     assert!(matched >= 3);
     assert_eq!(vm_series["metric"]["host"], "node-e2e", "{vm_series}");
     assert_eq!(vm_series["metric"]["team"], "mesh", "{vm_series}");
+
+    // The DogStatsD count: a cumulative counter in Prometheus, `count` points summing to
+    // what was sent in VictoriaMetrics.
+    let sel = "e2e_checkout_hits{svc=\"cart\",host=\"node-e2e\"}";
+    wait_for(30, "the DogStatsD counter in Prometheus", || {
+        let r = prom_query(&prom_addr, sel, None);
+        (sample_value(r.first()?) == sent).then_some(())
+    });
+    wait_for(30, "the DogStatsD count in VictoriaMetrics", || {
+        let path = format!(
+            "/api/v1/export?match[]={}",
+            pct("{__name__=\"e2e.checkout.hits\",svc=\"cart\"}")
+        );
+        let (_, body) = http(&vm_addr, "GET", &path, &[], b"");
+        let v: Value =
+            serde_json::from_slice(String::from_utf8(body).ok()?.lines().next()?.as_bytes())
+                .ok()?;
+        let vs: Vec<f64> = serde_json::from_value(v["values"].clone()).ok()?;
+        (vs.iter().sum::<f64>() == sent).then_some(())
+    });
 
     // /metrics and status: both exports sent, nothing dropped or failed; the key
     // never shows.
