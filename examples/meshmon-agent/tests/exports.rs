@@ -578,6 +578,20 @@ exports:
     let rw = &status["components"]["exports.remote_write"];
     assert!(rw["last_error"].as_str().unwrap().contains("503"), "{rw}");
     assert!(hits503.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    // `meshmon-agent status` prints each export's queue, counters and last error.
+    let out = Command::new(env!("CARGO_BIN_EXE_meshmon-agent"))
+        .args(["status", "--addr", &api])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "Export datadog: http://",
+        "Export remote_write: http://",
+        "/300 sent=0",
+        "last error: HTTP 503",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
     assert!(rw["dropped_metrics"].as_u64().unwrap() > 0, "{rw}");
     // And it stops promptly, failing exports and all.
     let t0 = std::time::Instant::now();
