@@ -556,6 +556,10 @@ exports:
         let q = metric_value(&m, "meshmon_export_queue_metrics", e);
         let cap = metric_value(&m, "meshmon_export_queue_capacity_metrics", e);
         assert_eq!(cap, 300.0);
+        let policy = format!(
+            "meshmon_export_retry_policy{{export=\"{e}\",max_retries=\"2\",min_backoff=\"500ms\",max_backoff=\"1s\"}} 1"
+        );
+        assert!(m.contains(&policy), "{policy} not in\n{m}");
         assert!(q <= cap, "{e}: queue {q} over its bound");
         assert_eq!(
             metric_value(&m, "meshmon_export_sent_metrics_total", e),

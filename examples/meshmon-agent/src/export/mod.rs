@@ -24,7 +24,8 @@
 //! `/metrics`: `meshmon_export_{sent,failed,dropped,skipped}_metrics_total`,
 //! `meshmon_export_requests_total{outcome}`, `meshmon_export_retries_total`,
 //! `meshmon_export_queue_metrics` and `meshmon_export_queue_capacity_metrics`, each
-//! labelled `export="remote_write"|"datadog"`; `status` shows the same under
+//! labelled `export="remote_write"|"datadog"`, and the info metric
+//! `meshmon_export_retry_policy{export,max_retries,min_backoff,max_backoff} 1`; `status` shows the same under
 //! `exports.<name>` with the retry policy and the last error.
 
 pub mod datadog;
@@ -583,6 +584,23 @@ impl Task {
             "An export's queue bound (exports.<name>.queue.max_queued_metrics).",
             &label,
             self.q.max_queued_metrics as f64,
+        );
+        let (retries, min, max) = (
+            self.q.max_retries.to_string(),
+            self.q.min_backoff.to_string(),
+            self.q.max_backoff.to_string(),
+        );
+        t.set(
+            "meshmon_export_retry_policy",
+            "gauge",
+            "An export's retry policy (info metric, always 1).",
+            &[
+                ("export", self.name),
+                ("max_retries", &retries),
+                ("min_backoff", &min),
+                ("max_backoff", &max),
+            ],
+            1.0,
         );
         st.components
             .insert(format!("exports.{}", self.name), status);
