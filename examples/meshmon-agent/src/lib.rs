@@ -35,6 +35,8 @@ pub mod check;
 #[cfg(feature = "agent")]
 pub mod config;
 #[cfg(feature = "agent")]
+pub mod export;
+#[cfg(feature = "agent")]
 pub mod http;
 #[cfg(feature = "agent")]
 pub mod monitor;

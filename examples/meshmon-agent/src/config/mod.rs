@@ -13,6 +13,7 @@
 
 mod duration;
 mod env;
+mod exports;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Dur;
 pub use env::{ENV_VARS, EnvVar, Environment, ProcessEnv, apply_env};
+pub use exports::{DatadogExportConfig, ExportQueueConfig, ExportsConfig, RemoteWriteConfig};
 
 /// The embedded default configuration, as `meshmon-agent config show --default` prints it.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
@@ -109,6 +111,8 @@ pub struct AgentConfig {
     pub watchdog: crate::monitor::config::WatchdogSettings,
     /// Where monitor notifications go.
     pub notifiers: crate::monitor::config::NotifiersConfig,
+    /// Where metrics are sent: Prometheus remote write, Datadog series.
+    pub exports: ExportsConfig,
     /// Environment variables that were recognised but do not change meshmon (filled by
     /// [`apply_env`], reported at start and by `status`).
     #[serde(skip)]
@@ -398,6 +402,7 @@ impl AgentConfig {
             monitors: Vec::new(),
             watchdog: crate::monitor::config::WatchdogSettings::default(),
             notifiers: crate::monitor::config::NotifiersConfig::default(),
+            exports: ExportsConfig::default(),
             notices: Vec::new(),
         }
     }
@@ -547,6 +552,7 @@ impl AgentConfig {
         .map_err(|e| bad("autodiscovery.container_exclude", e.to_string()))?;
         crate::monitor::config::validate(&self.monitors, &self.watchdog, &self.notifiers)
             .map_err(|(k, m)| bad(&k, m))?;
+        self.exports.validate()?;
         Ok(())
     }
 

@@ -258,6 +258,17 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     let mut handles = Vec::new();
     let mut addrs = BTreeMap::new();
 
+    // Exports: one task each; producers offer every batch through the store's fan-out.
+    {
+        let (exports, export_tasks) = crate::export::start(&ctx, &rx)?;
+        if let Ok(mut s) = store.write() {
+            s.exports = exports;
+        }
+        for (name, fut) in export_tasks {
+            spawn_task(&tasks, &mut handles, name, fut);
+        }
+    }
+
     // Bind every listener first, so a port in use fails the start.
     let api_listener = tokio::net::TcpListener::bind(&ctx.cfg.api.listen)
         .await
