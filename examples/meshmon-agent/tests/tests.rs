@@ -3,9 +3,13 @@
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
+//! - `deploy`: the Kubernetes manifests and the Dockerfile in `deploy/`, validated offline.
+//! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 
 mod ad_cli;
 mod alert_cli;
+mod deploy;
+mod dogstatsd_client;
 mod logs_cli;
 mod prom_cli;
 mod run;

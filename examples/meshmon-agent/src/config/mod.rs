@@ -216,6 +216,9 @@ pub struct DogStatsdConfig {
     pub port: u16,
     /// Listen on all interfaces instead of loopback (`DD_DOGSTATSD_NON_LOCAL_TRAFFIC`).
     pub non_local_traffic: bool,
+    /// Unix datagram socket to listen on as well (`DD_DOGSTATSD_SOCKET`, the Agent's
+    /// `dogstatsd_socket`); empty = none.
+    pub socket: String,
     /// How often aggregated metrics go into the store.
     pub flush_interval: Dur,
     /// Most contexts (name, type, tags) between flushes; more are dropped and counted.
@@ -378,6 +381,7 @@ impl AgentConfig {
                 enabled: true,
                 port: 8125,
                 non_local_traffic: false,
+                socket: String::new(),
                 flush_interval: Dur::secs(10),
                 max_contexts: 100_000,
             },
