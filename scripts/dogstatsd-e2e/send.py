@@ -160,6 +160,10 @@ def scenario(client, tags, seed, expect):
     client.service_check("e2e.app.disk", DogStatsd.CRITICAL, timestamp=1700000000)
     expect["service_checks"] += 3
     client.flush()
+    # What the client could not write is lost before the agent sees it: fail loudly.
+    dropped = client.packets_dropped_writer + client.packets_dropped_queue
+    if dropped:
+        sys.exit("the client dropped %d packets (tags %s)" % (dropped, tags))
 
 
 def main():
@@ -176,14 +180,19 @@ def main():
     scenario(udp, ["client:instance", "transport:udp"], a.seed, expect)
     udp.close_socket()
 
+    # Over a Unix datagram socket the kernel queues few datagrams per receiver
+    # (net.unix.max_dgram_qlen, 10 by default); the client's default non-blocking send
+    # drops what does not fit, so the senders block (with a timeout), as Datadog's docs
+    # advise for UDS.
     uds = DogStatsd(socket_path=a.socket, namespace="e2e", disable_telemetry=True,
-                    constant_tags=["client:instance", "transport:uds"])
+                    socket_timeout=5, constant_tags=["client:instance", "transport:uds"])
     scenario(uds, ["client:instance", "transport:uds"], a.seed + 10, expect)
     uds.close_socket()
 
     datadog.initialize(statsd_socket_path=a.socket, statsd_namespace="e2e",
                        statsd_constant_tags=["client:global", "transport:uds"])
     datadog.statsd.disable_telemetry()
+    datadog.statsd.set_socket_timeout(5)
     scenario(datadog.statsd, ["client:global", "transport:uds"], a.seed + 20, expect)
     datadog.statsd.close_socket()
 
