@@ -131,17 +131,31 @@ fn typed(doc: &Value) -> Result<Object, String> {
 
 /// The YAML documents of one file, as JSON values (empty documents skipped).
 fn documents(path: &Path) -> Vec<Value> {
-    use serde::Deserialize;
     let text = std::fs::read_to_string(path).unwrap();
+    documents_of(&text, &path.display().to_string())
+}
+
+/// The YAML documents of `text` (from `what`), as JSON values (empty ones skipped).
+fn documents_of(text: &str, what: &str) -> Vec<Value> {
+    use serde::Deserialize;
     let mut out = Vec::new();
-    for (i, de) in serde_norway::Deserializer::from_str(&text).enumerate() {
-        let v = Value::deserialize(de)
-            .unwrap_or_else(|e| panic!("{} document {i}: {e}", path.display()));
+    for (i, de) in serde_norway::Deserializer::from_str(text).enumerate() {
+        let v = Value::deserialize(de).unwrap_or_else(|e| panic!("{what} document {i}: {e}"));
         if !v.is_null() {
             out.push(v);
         }
     }
     out
+}
+
+/// `(kind, namespace, name)` of a document.
+fn identity(doc: &Value) -> (String, String, String) {
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    (
+        s(&doc["kind"]),
+        s(&doc["metadata"]["namespace"]),
+        s(&doc["metadata"]["name"]),
+    )
 }
 
 /// The manifest files listed by `kustomization.yaml`.
@@ -296,6 +310,42 @@ fn kustomization_lists_every_manifest() {
         .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
         .collect();
     assert_eq!(listed, on_disk);
+}
+
+#[test]
+fn kubectl_kustomize_renders_the_same_typed_objects() {
+    let out = match Command::new("kubectl")
+        .arg("kustomize")
+        .arg(deploy_dir())
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: kubectl not runnable ({e}); kustomization.yaml was checked without it"
+            );
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "kubectl kustomize: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = documents_of(&String::from_utf8(out.stdout).unwrap(), "kubectl kustomize");
+    let mut ours = Vec::new();
+    for file in kustomization_resources() {
+        ours.extend(documents(&deploy_dir().join(file)));
+    }
+    for (i, doc) in rendered.iter().enumerate() {
+        typed(doc).unwrap_or_else(|e| panic!("rendered document {i}: {e}"));
+    }
+    // The same objects, every namespaced one in the kustomization's namespace.
+    let mut a: Vec<_> = rendered.iter().map(identity).collect();
+    let mut b: Vec<_> = ours.iter().map(identity).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
 }
 
 #[test]
