@@ -427,6 +427,16 @@ impl AgentConfig {
             t.parse::<meshmon_core::Tag>()
                 .map_err(|e| bad("tags", format!("{t:?}: {e}")))?;
         }
+        // A Unix socket path fits sockaddr_un's 108-byte sun_path, NUL included.
+        if self.dogstatsd.socket.len() > 107 {
+            return Err(bad(
+                "dogstatsd.socket",
+                format!(
+                    "{} bytes; a Unix socket path has at most 107",
+                    self.dogstatsd.socket.len()
+                ),
+            ));
+        }
         let positive = [
             (
                 "autodiscovery.poll_interval",
@@ -740,6 +750,10 @@ mod tests {
                 "logs.configs[0].type",
             ),
             ("tags: [\"bad tag:\"]\n", "tags"),
+            (
+                "dogstatsd:\n  socket: /run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+                "dogstatsd.socket",
+            ),
             (
                 "autodiscovery:\n  container_exclude: [\"name:(\"]\n",
                 "autodiscovery.container_exclude",
