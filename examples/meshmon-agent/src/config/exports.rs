@@ -27,6 +27,9 @@ pub struct RemoteWriteConfig {
     /// Most series whose cumulative value is tracked (counts are sent as cumulative
     /// counters); samples of new series beyond it are dropped and counted.
     pub max_series: usize,
+    /// A series without a sample for this long is forgotten (its cumulative sum restarts
+    /// at 0, a counter reset, if it comes back).
+    pub series_expiry: Dur,
     /// Queue, batching and retry policy.
     pub queue: ExportQueueConfig,
 }
@@ -91,6 +94,7 @@ impl Default for RemoteWriteConfig {
         RemoteWriteConfig {
             url: String::new(),
             max_series: 100_000,
+            series_expiry: Dur::secs(600),
             queue: ExportQueueConfig::default(),
         }
     }
@@ -187,6 +191,12 @@ impl ExportsConfig {
         if rw.max_series == 0 {
             return Err(bad(
                 "exports.remote_write.max_series",
+                "must be greater than 0",
+            ));
+        }
+        if rw.series_expiry.0.is_zero() {
+            return Err(bad(
+                "exports.remote_write.series_expiry",
                 "must be greater than 0",
             ));
         }

@@ -29,7 +29,9 @@
 //!   and `histogram_quantile` need counters, not deltas. The agent restarting starts the
 //!   sums at 0 again, which Prometheus reads as a counter reset (as for any restarted
 //!   exporter). The sums are kept for at most `exports.remote_write.max_series` series;
-//!   samples of new series beyond that are skipped and counted.
+//!   a series unseen for `exports.remote_write.series_expiry` (default 10 minutes: pods
+//!   come and go) is forgotten, and restarts at 0 (a reset) if it comes back; samples of
+//!   new series beyond the bound are skipped and counted.
 //! - **histograms**: Istio's `…duration.milliseconds.bucket` counts tagged
 //!   `upper_bound:X` (Datadog's cumulative buckets) → `…_bucket{le="X"}` cumulative
 //!   counters; the `+Inf` bucket, which Datadog's check does not submit, is written from
@@ -60,8 +62,14 @@ use super::{Encoded, Format};
 pub struct RemoteWrite {
     host: String,
     max_series: usize,
-    /// Cumulative sums by labels (`__name__` included).
-    totals: HashMap<Arc<Labels>, f64>,
+    /// Cumulative sums by labels (`__name__` included), with the last time (ms) each
+    /// series was seen.
+    totals: HashMap<Arc<Labels>, (f64, i64)>,
+    /// A series unseen this long (on the metrics' own timestamps) is forgotten: its sum
+    /// restarts at 0, which Prometheus reads as a counter reset.
+    expiry_ms: i64,
+    /// When the sums were last swept for expired series.
+    last_sweep_ms: i64,
     /// Histogram base names (`istio.mesh.request.duration.milliseconds`) whose
     /// `.bucket` counts were seen: their `.count` also writes the `+Inf` bucket.
     bucket_bases: HashSet<Arc<str>>,
@@ -110,9 +118,29 @@ impl RemoteWrite {
             host,
             max_series,
             totals: HashMap::new(),
+            expiry_ms: 600_000,
+            last_sweep_ms: i64::MIN,
             bucket_bases: HashSet::new(),
             cache: HashMap::new(),
         }
+    }
+
+    /// Forgets a series' sum after `expiry` without a sample (default 10 minutes).
+    pub fn with_expiry(mut self, expiry: Duration) -> Self {
+        self.expiry_ms = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Series whose sums are tracked.
+    pub fn tracked_series(&self) -> usize {
+        self.totals.len()
+    }
+
+    /// Drops the sums of series unseen for `expiry` before `now_ms`.
+    fn sweep(&mut self, now_ms: i64) {
+        let cutoff = now_ms.saturating_sub(self.expiry_ms);
+        self.totals.retain(|_, (_, seen)| *seen >= cutoff);
+        self.last_sweep_ms = now_ms;
     }
 
     /// The labels of `m` for `v`, from the cache.
@@ -247,18 +275,30 @@ impl RemoteWrite {
         }
         let mut samples = Vec::with_capacity(outs.len());
         let mut skipped = unknown;
+        // Expired sums go once a minute, and before a new series is refused.
+        let newest = outs.iter().map(|o| o.2).max().unwrap_or(i64::MIN);
+        if newest.saturating_sub(self.last_sweep_ms) >= 60_000 {
+            self.sweep(newest);
+        }
         for (labels, val, ts) in outs {
             let v = match val {
                 Val::Abs(v) => v,
                 Val::Delta(d) => {
+                    if self.totals.len() >= self.max_series
+                        && !self.totals.contains_key(&*labels)
+                        && self.last_sweep_ms != newest
+                    {
+                        self.sweep(newest);
+                    }
                     let full = self.totals.len() >= self.max_series;
                     match self.totals.get_mut(&*labels) {
-                        Some(t) => {
+                        Some((t, seen)) => {
                             *t += d;
+                            *seen = (*seen).max(ts);
                             *t
                         }
                         None if !full => {
-                            self.totals.insert(labels.clone(), d);
+                            self.totals.insert(labels.clone(), (d, ts));
                             d
                         }
                         None => {
@@ -811,11 +851,24 @@ mod tests {
 
     #[test]
     fn the_series_bound_is_counted() {
-        let mut rw = RemoteWrite::new("n".into(), 2);
+        let mut rw = RemoteWrite::new("n".into(), 2).with_expiry(Duration::from_secs(60));
         let ms: Vec<Metric> = (0..4)
             .map(|i| m("c", MetricValue::Count(1.0), &format!("i:{i}"), 1))
             .collect();
         let e = rw.encode(&[(&ms, Duration::from_secs(1))]).unwrap();
         assert_eq!((e.metrics, e.skipped), (2, 2));
+        // Two minutes later the first two have expired: room for new series, and an
+        // old one comes back from 0.
+        let later = [
+            m("c", MetricValue::Count(1.0), "i:2", 121),
+            m("c", MetricValue::Count(1.0), "i:0", 121),
+        ];
+        let d = encode(&mut rw, &later);
+        assert_eq!(rw.tracked_series(), 2);
+        assert_eq!(find(&d, &[("i", "0")]), &[(1.0, 121_000)]);
+        assert_eq!(find(&d, &[("i", "2")]), &[(1.0, 121_000)]);
+        // A series seen within the expiry keeps its sum.
+        let d = encode(&mut rw, &[m("c", MetricValue::Count(2.0), "i:0", 150)]);
+        assert_eq!(find(&d, &[("i", "0")]), &[(3.0, 150_000)]);
     }
 }
