@@ -590,6 +590,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|e| format!("{} -> {}", e.from, e.to))
             .collect(),
+        reviews_versions: snap.reviews_versions.clone(),
         fault,
         patterns: snap.patterns.len(),
         error_pattern: watch.error_pattern.clone(),

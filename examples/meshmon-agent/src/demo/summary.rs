@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub spans_received: f64,
     /// Log lines the tailer read.
     pub lines_read: f64,
+    /// `version`s of the reviews spans in the kept traces (the pods behind the service).
+    pub reviews_versions: Vec<String>,
 }
 
 impl Snapshot {
@@ -40,6 +42,15 @@ impl Snapshot {
             targets_up: checks.iter().filter(|c| c.status == "up").count(),
             spans_received: st.telemetry.get("meshmon_spans_received_total"),
             lines_read: st.telemetry.get("meshmon_logs_lines_total"),
+            reviews_versions: st
+                .traces(Some("reviews.default"), 1000)
+                .iter()
+                .flat_map(|t| t.spans.iter())
+                .filter(|s| s.service == "reviews.default")
+                .filter_map(|s| s.meta.get("version").cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -364,6 +375,8 @@ pub struct Figures {
     pub services: Vec<String>,
     /// Service map edges (`caller -> callee`).
     pub edges: Vec<String>,
+    /// Versions of `reviews.default` seen in the kept traces.
+    pub reviews_versions: Vec<String>,
     /// Fault window, seconds into the demo (`null` with `--no-fault`).
     pub fault: Option<(f64, f64)>,
     /// Log patterns held.
@@ -410,6 +423,11 @@ pub fn final_text(f: &Figures) -> String {
     );
     let _ = writeln!(o, "services  {}", f.services.join(", "));
     let _ = writeln!(o, "edges     {}", f.edges.join(", "));
+    let _ = writeln!(
+        o,
+        "reviews   versions in traces: {}",
+        f.reviews_versions.join(", ")
+    );
     match f.fault {
         Some((a, b)) => {
             let _ = writeln!(

@@ -1,0 +1,112 @@
+//! `meshmon-agent demo` as a user runs it: the real binary with a short `--duration`; it
+//! must exit 0 and its final figures (the `DEMO-FIGURES {json}` line) must show the mesh
+//! seen whole by the agent — five services and their edges, spans, log lines and scrape
+//! targets — and the fault's new error log pattern appearing while the fault lasts.
+#![cfg(feature = "agent")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshmon-agent");
+
+#[test]
+fn demo_runs_the_mesh_and_the_agent_sees_it() {
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--duration",
+            "60s",
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "7",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "exit {}\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stdout.contains("status page  http://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("── t+"), "no live summary:\n{stdout}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DEMO-FIGURES "))
+        .unwrap_or_else(|| panic!("no figures line:\n{stdout}"));
+    let f: Value = serde_json::from_str(line).unwrap();
+
+    // The service map: Istio's tracer names services `<app>.<namespace>`.
+    let services: Vec<&str> = f["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        [
+            "details.default",
+            "istio-ingressgateway.istio-system",
+            "productpage.default",
+            "ratings.default",
+            "reviews.default"
+        ],
+        "{f}"
+    );
+    let edges: Vec<&str> = f["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for e in [
+        "istio-ingressgateway.istio-system -> productpage.default",
+        "productpage.default -> details.default",
+        "productpage.default -> reviews.default",
+        "reviews.default -> ratings.default",
+    ] {
+        assert!(edges.contains(&e), "{e} missing from {edges:?}");
+    }
+    // The three reviews versions are in the kept traces.
+    assert_eq!(
+        f["reviews_versions"],
+        serde_json::json!(["v1", "v2", "v3"]),
+        "{f}"
+    );
+
+    // Everything sent arrived: spans, lines, scrapes of every pod.
+    let n = |k: &str| f[k].as_f64().unwrap_or_else(|| panic!("{k} in {f}"));
+    assert!(n("requests") > 500.0, "{f}");
+    assert!(n("spans_sent") > 0.0 && n("payloads_failed") == 0.0, "{f}");
+    assert_eq!(n("spans_received"), n("spans_sent"), "{f}");
+    assert!(n("lines_written") > 1000.0, "{f}");
+    assert!(n("lines_read") >= 0.95 * n("lines_written"), "{f}");
+    assert_eq!((n("targets"), n("targets_up")), (7.0, 7.0), "{f}");
+    assert!(n("scrapes") >= 7.0 * 5.0, "{f}");
+
+    // The fault's error pattern appeared while the fault lasted.
+    let (fault_start, fault_end) = (
+        f["fault"][0].as_f64().unwrap(),
+        f["fault"][1].as_f64().unwrap(),
+    );
+    assert_eq!((fault_start, fault_end), (20.0, 40.0));
+    let p = &f["error_pattern"];
+    assert_eq!(p["service"], "reviews.default", "{f}");
+    let seen = p["first_seen_s"].as_f64().unwrap();
+    assert!(
+        seen >= fault_start && seen <= fault_end,
+        "pattern first seen at {seen}, fault {fault_start}..{fault_end}"
+    );
+    assert!(
+        p["template"].as_str().unwrap().contains("OutOfMemoryError"),
+        "{p}"
+    );
+}
