@@ -122,28 +122,52 @@ impl Drop for DemoDir {
     }
 }
 
-/// The agent's configuration for the demo, built in code.
-fn agent_config(dir: &Path, listen: &str, every: Duration) -> anyhow::Result<AgentConfig> {
-    let mut cfg = AgentConfig::default();
-    cfg.hostname = "demo-node".into();
-    cfg.env = "demo".into();
-    cfg.data_dir = dir.join("data");
-    cfg.api.listen = listen.to_owned();
-    cfg.autodiscovery.manifests = vec![dir.join("manifests")];
-    cfg.autodiscovery.poll_interval = Dur::secs(2);
-    cfg.scrape.default_interval = Dur::secs(5);
-    cfg.apm.receiver_port = 0;
-    cfg.apm.zipkin_port = None;
-    cfg.apm.env = "demo".into();
+/// The agent's configuration for the demo, as YAML (kept in `<dir>/agent.yaml`): the
+/// manifests, pod logs and data in `dir`, the trace intake on a free port, DogStatsD off,
+/// short intervals so a short run shows everything.
+fn agent_yaml(dir: &Path, listen: &str, every: Duration) -> String {
+    let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
     // RED stats as often as the summary reads them.
-    cfg.apm.stats_flush_interval =
-        Dur(every.clamp(Duration::from_secs(1), Duration::from_secs(10)));
-    cfg.logs.enabled = true;
-    cfg.logs.container_collect_all = true;
-    cfg.logs.pod_logs_root = dir.join("pods");
-    cfg.logs.scan_interval = Dur::secs(1);
-    cfg.logs.read_interval = Dur(Duration::from_millis(500));
-    cfg.dogstatsd.enabled = false;
+    let flush = every.clamp(Duration::from_secs(1), Duration::from_secs(10));
+    format!(
+        r#"# meshmon-agent demo: the agent's configuration (written by the demo)
+hostname: demo-node
+env: demo
+data_dir: {data}
+api:
+  listen: {listen}
+autodiscovery:
+  manifests: [{manifests}]
+  poll_interval: 2s
+scrape:
+  default_interval: 5s
+apm:
+  receiver_port: 0
+  zipkin_port: null
+  env: demo
+  stats_flush_interval: {flush}ms
+logs:
+  enabled: true
+  container_collect_all: true
+  pod_logs_root: {pods}
+  scan_interval: 1s
+  read_interval: 500ms
+dogstatsd:
+  enabled: false
+"#,
+        data = q(&dir.join("data")),
+        listen = serde_json::to_string(listen).unwrap_or_default(),
+        manifests = q(&dir.join("manifests")),
+        pods = q(&dir.join("pods")),
+        flush = flush.as_millis(),
+    )
+}
+
+/// The demo's configuration, parsed and validated as the agent's own files are.
+fn agent_config(dir: &Path, listen: &str, every: Duration) -> anyhow::Result<AgentConfig> {
+    let text = agent_yaml(dir, listen, every);
+    let cfg = meshmon_agent::config::parse_yaml(&text, "<demo>")
+        .context("the demo's agent configuration")?;
     cfg.validate().context("the demo's agent configuration")?;
     Ok(cfg)
 }
@@ -329,6 +353,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The agent.
     let cfg = agent_config(&dir.path, &a.listen, a.every.0)?;
+    let cfg_path = dir.path.join("agent.yaml");
+    std::fs::write(&cfg_path, agent_yaml(&dir.path, &a.listen, a.every.0))
+        .with_context(|| format!("writing {}", cfg_path.display()))?;
     let agent = run::start(cfg, Arc::new(SystemClock))
         .await
         .with_context(|| {
@@ -348,6 +375,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     );
     println!("  trace intake http://{intake}/v0.4/traces   metrics port {port} on 127.0.10.11-17");
     println!("  pod logs     {}", dir.path.join("pods").display());
+    println!("  agent config {}", cfg_path.display());
     let total = a.duration.0.as_secs_f64();
     let fault = (!a.no_fault).then_some((total / 3.0, 2.0 * total / 3.0));
     match fault {
@@ -679,5 +707,9 @@ mod tests {
         let c = agent_config(&d, "127.0.0.1:0", Duration::from_secs(5)).unwrap();
         assert!(c.logs.enabled && !c.dogstatsd.enabled);
         assert_eq!(c.apm.receiver_port, 0);
+        assert_eq!(c.apm.zipkin_port, None);
+        assert_eq!(c.logs.pod_logs_root, d.join("pods"));
+        assert_eq!(c.autodiscovery.manifests, [d.join("manifests")]);
+        assert_eq!(c.apm.stats_flush_interval, Dur::secs(5));
     }
 }
