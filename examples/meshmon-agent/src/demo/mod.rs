@@ -440,6 +440,12 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut spans = SpanBuffers::default();
     let mut watch = Watch::default();
     let mut pending: Vec<(i64, Emit)> = Vec::new();
+    // Ctrl-C (or SIGTERM) ends the run early, with the final summary.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut interrupted = false;
     let t0 = Instant::now();
     let t0_ns = now_ns();
     let to_demo_s = move |epoch_s: f64| epoch_s - t0_ns as f64 / 1e9;
@@ -582,7 +588,14 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
             let _ = std::io::stdout().flush();
         }
         let next = t0 + el + tick;
-        tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(next)) => {}
+            _ = int.recv() => { interrupted = true; break; }
+            _ = term.recv() => { interrupted = true; break; }
+        }
+    }
+    if interrupted {
+        println!("\ninterrupted: stopping the mesh and the agent");
     }
     spans.flush(intake).await;
     // Let the last stats flush and the tailer catch up before the figures are read.
@@ -654,6 +667,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
             failed.join(", ")
         );
         return Ok(ExitCode::FAILURE);
+    }
+    if interrupted {
+        return Ok(ExitCode::from(130));
     }
     Ok(ExitCode::SUCCESS)
 }
