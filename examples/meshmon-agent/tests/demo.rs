@@ -110,3 +110,21 @@ fn demo_runs_the_mesh_and_the_agent_sees_it() {
         "{p}"
     );
 }
+
+#[test]
+fn demo_rejects_bad_options_with_a_clear_error() {
+    for (args, needle) in [
+        (&["--rps", "0"][..], "--rps must be in (0, 2000]"),
+        (&["--duration", "2s"][..], "--duration must be at least 10s"),
+        (
+            &["--trace-sampling", "101"][..],
+            "--trace-sampling is a percentage",
+        ),
+        (&["--listen", "nowhere"][..], "api.listen"),
+    ] {
+        let out = Command::new(BIN).arg("demo").args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
