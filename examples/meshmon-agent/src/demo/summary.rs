@@ -325,6 +325,23 @@ pub fn live(elapsed: f64, phase: &str, snap: &Snapshot, watch: &Watch, rps_sent:
             }
         );
     }
+    // The patterns with the most error lines (Log Patterns filtered on status:error).
+    let mut errs: Vec<&PatternView> = snap
+        .patterns
+        .iter()
+        .skip(3)
+        .filter(|p| p.statuses.get("error").copied().unwrap_or(0) > 0)
+        .collect();
+    errs.sort_by_key(|p| std::cmp::Reverse(p.statuses.get("error").copied().unwrap_or(0)));
+    for p in errs.iter().take(2) {
+        let _ = writeln!(
+            o,
+            "   error   {:>6}× {:<22} {}",
+            p.statuses.get("error").copied().unwrap_or(0),
+            short(&format!("{}/{}", p.service, p.source), 22),
+            short(&p.template, 90),
+        );
+    }
     if let Some(e) = &watch.error_pattern {
         let _ = writeln!(
             o,
