@@ -66,6 +66,9 @@ pub struct MonitorSeen {
     pub service: String,
     /// `monitors` or `watchdog`.
     pub origin: &'static str,
+    /// Its `type` (`anomaly`, `trace_error_rate`, `watchdog`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
     /// State now.
     pub state: String,
     /// Seconds into the demo it first went to ALERT.
@@ -76,13 +79,16 @@ pub struct MonitorSeen {
     pub alert_detail: Value,
 }
 
-/// Entries of a monitor API answer: the array itself or the first array field.
+/// Entries of a monitor API answer: its `monitors` array (`/api/v1/watchdog` also has
+/// `findings`, a subset), else the array itself or its first array field.
 pub fn entries(v: &Value) -> Vec<Value> {
     match v {
         Value::Array(a) => a.clone(),
         Value::Object(m) => m
-            .values()
-            .find_map(|x| x.as_array().cloned())
+            .get("monitors")
+            .and_then(Value::as_array)
+            .cloned()
+            .or_else(|| m.values().find_map(|x| x.as_array().cloned()))
             .unwrap_or_default(),
         _ => Vec::new(),
     }
@@ -212,6 +218,7 @@ impl Watch {
                 name: text(&m, &["name", "id"]),
                 service: text(&m, &["service"]),
                 origin,
+                kind: text(&m, &["type"]),
                 state: String::new(),
                 alert_at_s: None,
                 ok_at_s: None,
@@ -531,8 +538,8 @@ mod tests {
         let a = serde_json::json!({"monitors": [{"id": "m1", "name": "reviews errors", "service": "reviews.default", "state": "ALERT"}]});
         w.monitors("monitors", &a, 30.0, &shift);
         assert_eq!(w.active().len(), 1);
-        let b = serde_json::json!({"monitors": [{"id": "m1", "name": "reviews errors", "state": "OK",
-            "transitions": [{"to": "ALERT", "time": 1028.0}, {"to": "OK", "time": "1970-01-01T00:17:32Z"}]}]});
+        let b = serde_json::json!({"findings": [], "monitors": [{"id": "m1", "name": "reviews errors", "state": "OK",
+            "transitions": [{"to": "ALERT", "at": 1028.0}, {"to": "OK", "at": "1970-01-01T00:17:32Z"}]}]});
         w.monitors("monitors", &b, 55.0, &shift);
         let m = &w.monitors["monitors/m1"];
         assert_eq!((m.alert_at_s, m.ok_at_s), (Some(28.0), Some(52.0)));
