@@ -3,12 +3,17 @@
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
 //! - `demo`: `meshmon-agent demo` runs its simulated mesh and the agent sees it whole.
+//! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
+//! - `exports`: the exports against real servers (Debian `prometheus` with its
+//!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 
 mod ad_cli;
 mod alert_cli;
 mod demo;
+mod exports;
 mod logs_cli;
+mod monitors;
 mod prom_cli;
 mod run;
 mod trace_cli;

@@ -237,6 +237,14 @@ impl Api {
                     .collect();
                 json_reply(StatusCode::OK, &json!({ "patterns": pats }))
             }
+            "/api/v1/monitors" => json_reply(
+                StatusCode::OK,
+                &crate::monitor::api::monitors_json(&store.monitors),
+            ),
+            "/api/v1/watchdog" => json_reply(
+                StatusCode::OK,
+                &crate::monitor::api::watchdog_json(&store.monitors, self.ctx.clock.now()),
+            ),
             _ => error(StatusCode::NOT_FOUND, &format!("no such path {path:?}")),
         }
     }

@@ -338,6 +338,11 @@ pub struct Store {
     pub telemetry: Telemetry,
     /// Free-form component state shown by `status` (`logs`, `traces`, …).
     pub components: BTreeMap<String, serde_json::Value>,
+    /// What `/api/v1/monitors` and `/api/v1/watchdog` serve (set by `crate::monitor`).
+    pub monitors: crate::monitor::Board,
+    /// The exports' fan-out: producers offer each batch here beside
+    /// [`Store::insert_metrics`] (a no-op when no export is on).
+    pub exports: crate::export::Exports,
 }
 
 impl Store {
@@ -357,6 +362,8 @@ impl Store {
             limits: LimitHits::default(),
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
+            monitors: crate::monitor::Board::default(),
+            exports: crate::export::Exports::default(),
         }
     }
 
