@@ -1,7 +1,9 @@
 //! `meshmon-agent demo` as a user runs it: the real binary with a short `--duration`; it
 //! must exit 0 and its final figures (the `DEMO-FIGURES {json}` line) must show the mesh
 //! seen whole by the agent — five services and their edges, spans, log lines and scrape
-//! targets — and the fault's new error log pattern appearing while the fault lasts.
+//! targets —, the fault's new error log pattern appearing while the fault lasts, and
+//! monitors on reviews (an anomaly monitor or the Watchdog, and a threshold monitor on its
+//! error rate) going to ALERT during the fault and back to OK.
 #![cfg(feature = "agent")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,7 +19,7 @@ fn demo_runs_the_mesh_and_the_agent_sees_it() {
         .args([
             "demo",
             "--duration",
-            "60s",
+            "90s",
             "--listen",
             "127.0.0.1:0",
             "--seed",
@@ -97,7 +99,7 @@ fn demo_runs_the_mesh_and_the_agent_sees_it() {
         f["fault"][0].as_f64().unwrap(),
         f["fault"][1].as_f64().unwrap(),
     );
-    assert_eq!((fault_start, fault_end), (20.0, 40.0));
+    assert_eq!((fault_start, fault_end), (30.0, 60.0));
     let p = &f["error_pattern"];
     assert_eq!(p["service"], "reviews.default", "{f}");
     let seen = p["first_seen_s"].as_f64().unwrap();
@@ -109,6 +111,39 @@ fn demo_runs_the_mesh_and_the_agent_sees_it() {
         p["template"].as_str().unwrap().contains("OutOfMemoryError"),
         "{p}"
     );
+
+    // Alerts: the monitor API is there, and monitors on reviews fired and recovered.
+    assert_eq!(f["monitor_api"], true, "{f}");
+    let alerts = f["alerts"].as_array().unwrap();
+    let at = |m: &Value, k: &str| m[k].as_f64();
+    // The threshold monitor on reviews' trace error rate: ALERT inside the fault, OK
+    // once it is over, nothing before it.
+    let rate = alerts
+        .iter()
+        .find(|m| m["type"] == "trace_error_rate" && m["service"] == "reviews.default")
+        .unwrap_or_else(|| panic!("no reviews error-rate alert in {alerts:?}"));
+    let (a, o) = (at(rate, "alert_at_s").unwrap(), at(rate, "ok_at_s"));
+    assert!(a >= fault_start && a <= fault_end, "{rate}");
+    assert!(o.is_some_and(|o| o >= fault_end), "{rate}");
+    for m in alerts.iter().filter(|m| m["origin"] == "monitors") {
+        assert!(
+            at(m, "alert_at_s").unwrap() >= fault_start,
+            "alert before the fault: {m}"
+        );
+    }
+    // An anomaly monitor or a Watchdog finding on reviews fired during the fault and
+    // recovered.
+    let anomaly = alerts
+        .iter()
+        .find(|m| {
+            (m["type"] == "anomaly" && m["name"].as_str().unwrap_or("").contains("reviews"))
+                || (m["origin"] == "watchdog" && m["service"] == "reviews.default")
+        })
+        .unwrap_or_else(|| panic!("no anomaly or Watchdog alert on reviews in {alerts:?}"));
+    let a = at(anomaly, "alert_at_s").unwrap();
+    assert!(a >= fault_start && a <= fault_end, "{anomaly}");
+    assert!(at(anomaly, "ok_at_s").is_some_and(|o| o > a), "{anomaly}");
+    assert!(stdout.contains("alert     "), "{stdout}");
 }
 
 #[test]

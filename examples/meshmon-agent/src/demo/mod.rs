@@ -125,10 +125,8 @@ impl Drop for DemoDir {
 /// The agent's configuration for the demo, as YAML (kept in `<dir>/agent.yaml`): the
 /// manifests, pod logs and data in `dir`, the trace intake on a free port, DogStatsD off,
 /// short intervals so a short run shows everything.
-fn agent_yaml(dir: &Path, listen: &str, every: Duration) -> String {
+fn agent_yaml(dir: &Path, listen: &str) -> String {
     let q = |p: &Path| serde_json::to_string(&p.display().to_string()).unwrap_or_default();
-    // RED stats as often as the summary reads them.
-    let flush = every.clamp(Duration::from_secs(1), Duration::from_secs(10));
     format!(
         r#"# meshmon-agent demo: the agent's configuration (written by the demo)
 hostname: demo-node
@@ -145,7 +143,8 @@ apm:
   receiver_port: 0
   zipkin_port: null
   env: demo
-  stats_flush_interval: {flush}ms
+  stats_flush_interval: {flush}
+  trace_timeout: 2s
 logs:
   enabled: true
   container_collect_all: true
@@ -154,18 +153,62 @@ logs:
   read_interval: 500ms
 dogstatsd:
   enabled: false
+# The Watchdog judges every service's request rate, error rate and p95 once per stats
+# flush; a short warm-up so a few minutes of traffic are enough to learn what is normal.
+watchdog:
+  interval: {flush}
+  warmup_points: {wd_warmup}
+  recovery_points: {wd_recovery}
+monitors:
+  - name: reviews errors are anomalous
+    type: anomaly
+    metric: trace.envoy.proxy.errors
+    tags: [service:reviews.default]
+    aggregation: sum
+    interval: {flush}
+    window: {window}
+    algorithm: basic
+    direction: above
+    warmup_points: {an_warmup}
+    trigger_window: {trigger}
+    recovery_window: {trigger}
+    critical: 0.5
+  - name: reviews error rate
+    type: trace_error_rate
+    service: reviews.default
+    interval: {flush}
+    window: {window}
+    critical: 0.1
+    critical_recovery: 0.02
+  - name: reviews error logs
+    type: log
+    service: reviews.default
+    status: error
+    interval: {flush}
+    window: {window}
+    critical: 10
+    critical_recovery: 2
 "#,
         data = q(&dir.join("data")),
         listen = serde_json::to_string(listen).unwrap_or_default(),
         manifests = q(&dir.join("manifests")),
         pods = q(&dir.join("pods")),
-        flush = flush.as_millis(),
+        flush = FLUSH,
+        wd_warmup = 8,
+        wd_recovery = 4,
+        an_warmup = 6,
+        trigger = "10s",
+        // APM points are stamped with their stats bucket's start, a few seconds back.
+        window = "10s",
     )
 }
 
+/// APM stats flush and monitor evaluation interval of the demo.
+const FLUSH: &str = "2s";
+
 /// The demo's configuration, parsed and validated as the agent's own files are.
-fn agent_config(dir: &Path, listen: &str, every: Duration) -> anyhow::Result<AgentConfig> {
-    let text = agent_yaml(dir, listen, every);
+fn agent_config(dir: &Path, listen: &str) -> anyhow::Result<AgentConfig> {
+    let text = agent_yaml(dir, listen);
     let cfg = meshmon_agent::config::parse_yaml(&text, "<demo>")
         .context("the demo's agent configuration")?;
     cfg.validate().context("the demo's agent configuration")?;
@@ -352,9 +395,9 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("writing {}", manifest.display()))?;
 
     // The agent.
-    let cfg = agent_config(&dir.path, &a.listen, a.every.0)?;
+    let cfg = agent_config(&dir.path, &a.listen)?;
     let cfg_path = dir.path.join("agent.yaml");
-    std::fs::write(&cfg_path, agent_yaml(&dir.path, &a.listen, a.every.0))
+    std::fs::write(&cfg_path, agent_yaml(&dir.path, &a.listen))
         .with_context(|| format!("writing {}", cfg_path.display()))?;
     let agent = run::start(cfg, Arc::new(SystemClock))
         .await
@@ -720,12 +763,13 @@ mod tests {
     #[test]
     fn the_demo_config_is_valid() {
         let d = std::env::temp_dir().join("meshmon-demo-cfg-test");
-        let c = agent_config(&d, "127.0.0.1:0", Duration::from_secs(5)).unwrap();
+        let c = agent_config(&d, "127.0.0.1:0").unwrap();
         assert!(c.logs.enabled && !c.dogstatsd.enabled);
         assert_eq!(c.apm.receiver_port, 0);
         assert_eq!(c.apm.zipkin_port, None);
         assert_eq!(c.logs.pod_logs_root, d.join("pods"));
         assert_eq!(c.autodiscovery.manifests, [d.join("manifests")]);
-        assert_eq!(c.apm.stats_flush_interval, Dur::secs(5));
+        assert_eq!(c.apm.stats_flush_interval, Dur::secs(2));
+        assert_eq!(c.monitors.len(), 3);
     }
 }

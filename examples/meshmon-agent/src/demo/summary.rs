@@ -309,10 +309,14 @@ pub fn live(elapsed: f64, phase: &str, snap: &Snapshot, watch: &Watch, rps_sent:
         for m in active {
             let _ = writeln!(
                 o,
-                "   ALERT {} {} ({}) since t+{:.0}s",
+                "   ALERT {} {}{} since t+{:.0}s",
                 m.origin,
                 m.name,
-                m.service,
+                if m.service.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", m.service)
+                },
                 m.alert_at_s.unwrap_or(elapsed)
             );
         }
@@ -479,10 +483,14 @@ pub fn final_text(f: &Figures) -> String {
     for m in &f.alerts {
         let _ = writeln!(
             o,
-            "alert     {} {} ({}): ALERT at t+{} → OK at t+{}",
+            "alert     {} {}{}: ALERT at t+{} → OK at t+{}",
             m.origin,
             m.name,
-            m.service,
+            if m.service.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", m.service)
+            },
             m.alert_at_s.map_or("?".into(), |v| format!("{v:.0}s")),
             m.ok_at_s
                 .map_or("— (still alerting)".into(), |v| format!("{v:.0}s")),
