@@ -2,6 +2,7 @@
 //! module drives the real `meshmon-agent` binary, so one link serves them all.
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
+//! - `demo`: `meshmon-agent demo` runs its simulated mesh and the agent sees it whole.
 //! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
 //! - `exports`: the exports against real servers (Debian `prometheus` with its
 //!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
@@ -11,6 +12,7 @@
 
 mod ad_cli;
 mod alert_cli;
+mod demo;
 mod exports;
 mod deploy;
 mod dogstatsd_client;
