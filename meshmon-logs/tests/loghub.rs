@@ -83,6 +83,9 @@ fn loghub_accuracy_and_regex_property() {
         if std::env::var_os("LOGHUB_DEBUG").is_some_and(|v| v == ds.name.as_str()) {
             debug(ds, &m, &ids);
         }
+        if std::env::var_os("LOGHUB_PA").is_some_and(|v| v == ds.name.as_str() || v == "all") {
+            pa_debug(ds, &templates);
+        }
     }
     println!(
         "| half | dataset | GA (original) | GA (corrected) | PA (original) | PA (corrected) | patterns |"
@@ -181,5 +184,21 @@ fn debug(ds: &common::Dataset, m: &Miner, ids: &[PatternId]) {
             let pat = m.pattern(*p).unwrap();
             println!("   PRED {} ({}) {}", p, pat.count(), pat.template());
         }
+    }
+}
+
+/// Prints the corrected templates whose lines got another template string, most lines
+/// first, with what was predicted (set LOGHUB_PA=<dataset> or `all`).
+fn pa_debug(ds: &common::Dataset, templates: &[String]) {
+    let mut lost: HashMap<(&str, &str), usize> = HashMap::new();
+    for ((_, t), p) in ds.corrected.iter().zip(templates) {
+        if t.trim() != p.trim() {
+            *lost.entry((t.as_str(), p.as_str())).or_default() += 1;
+        }
+    }
+    let mut lost: Vec<_> = lost.into_iter().collect();
+    lost.sort_by_key(|(k, n)| (std::cmp::Reverse(*n), *k));
+    for ((t, p), n) in lost.iter().take(25) {
+        println!("PA {} {n}\n  TRUE {t}\n  PRED {p}", ds.name);
     }
 }

@@ -288,7 +288,11 @@ fn first_word_generalises_with_evidence_and_persists() {
         assert_eq!(m.resolve(*id), ids[0]);
     }
     let p = m.pattern(ids[0]).unwrap();
-    assert_eq!(p.template(), "<*> - <*> open through proxy <*> HTTPS");
+    // `host:port` renders as two variables (the Loghub-2.0 convention).
+    assert_eq!(
+        p.template(),
+        "<*> - <*>:<*> open through proxy <*>:<*> HTTPS"
+    );
     // A new program joins directly, also after a restart.
     let mut back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     let line =
@@ -480,4 +484,55 @@ fn pattern_set_is_bounded_and_counts_overflow() {
         1
     );
     assert_eq!(set.stats().records, 3);
+}
+
+#[test]
+fn variables_render_by_the_parts_all_their_values_share() {
+    let mut m = Miner::default();
+    // An address with its port: two variables, whether the host is an IP or a name.
+    let a = m.add("dial api.example.com:443 failed");
+    m.add("dial 10.0.0.1:8080 failed");
+    m.add("dial /10.0.0.2:50010 failed");
+    assert_eq!(m.pattern(a).unwrap().template(), "dial <*>:<*> failed");
+    // A size and its unit: the unit stays while every value had it.
+    let b = m.add("sent 16.0 KB to peer");
+    m.add("sent 512 KB to peer");
+    assert_eq!(m.pattern(b).unwrap().template(), "sent <*> KB to peer");
+    m.add("sent 3 MB to peer");
+    assert_eq!(m.pattern(b).unwrap().template(), "sent <*> <*> to peer");
+    // A fixed-length list renders each element; a varying length is one variable.
+    let c = m.add("irq 5 11 disabled");
+    m.add("irq 7 12 disabled");
+    assert_eq!(m.pattern(c).unwrap().template(), "irq <*> <*> disabled");
+    m.add("irq 7 12 13 disabled");
+    assert_eq!(m.pattern(c).unwrap().template(), "irq <*> disabled");
+    // URLs, IPv6 addresses and plain words stay one variable.
+    let d = m.add("GET http://10.0.0.1:80/x ok");
+    m.add("GET http://10.0.0.2:81/y ok");
+    assert_eq!(m.pattern(d).unwrap().template(), "GET <*> ok");
+    let e = m.add("peer [fe80::1]:443 up");
+    m.add("peer [fe80::2]:443 up");
+    assert_eq!(m.pattern(e).unwrap().template(), "peer <*> up");
+    // A word-valued variable never renders one of its values.
+    for u in ["alice", "bob", "carol", "dave", "erin"] {
+        m.add(&format!("login ok for user {u}"));
+    }
+    let f = m.add("login ok for user frank");
+    assert_eq!(m.pattern(f).unwrap().template(), "login ok for user <*>");
+    // The shape survives persistence and merging pattern sets.
+    let back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(back.pattern(a).unwrap().template(), "dial <*>:<*> failed");
+    let mut other = Miner::default();
+    other.add("dial 10.9.9.9:53 failed");
+    let map = other.merge(&m);
+    let into = map[&a];
+    assert_eq!(
+        other.pattern(into).unwrap().template(),
+        "dial <*>:<*> failed"
+    );
+    other.add("dial 10.9.9.9 failed");
+    assert_eq!(other.pattern(into).unwrap().template(), "dial <*> failed");
+    // Rendering never changes grouping: the regex still matches every member.
+    let re = regex::Regex::new(&m.pattern(b).unwrap().regex()).unwrap();
+    assert!(re.is_match("sent 16.0 KB to peer") && re.is_match("sent 3 MB to peer"));
 }

@@ -586,6 +586,11 @@ const MONTHS: &[&[u8]] = &[
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
+/// A day or month name (`Mon`, `Jul`): a date part, a value.
+pub(crate) fn is_date_word(w: &[u8]) -> bool {
+    DAYS.contains(&w) || MONTHS.contains(&w)
+}
+
 /// Joins `<number> <size unit>` into one variable (`16.0 KB`, `384 B`: the unit varies
 /// with the value), masks day and month names that are part of a date (`Fri Jul 1`), and
 /// joins runs of whitespace-separated variables into one (lists of varying length).
