@@ -102,7 +102,7 @@ fn loghub_accuracy_and_regex_property() {
     };
     for half in ["A", "B", "-"] {
         let part: Vec<&Row> = rows.iter().filter(|r| half_of(&r.name) == half).collect();
-        if part.is_empty() {
+        if part.is_empty() || !shown(half) {
             continue;
         }
         for r in &part {
@@ -114,7 +114,9 @@ fn loghub_accuracy_and_regex_property() {
         print_mean(&format!("mean {half}"), &part);
     }
     let all: Vec<&Row> = rows.iter().collect();
-    print_mean("mean (all)", &all);
+    if shown("all") {
+        print_mean("mean (all)", &all);
+    }
     // The floors hold against both ground truths, for each half and every dataset.
     for (which, ga) in [
         ("original", (|r: &Row| r.ga_orig) as fn(&Row) -> f64),
@@ -148,6 +150,13 @@ fn loghub_accuracy_and_regex_property() {
     if common::corpus_required() {
         assert_eq!(rows.len(), HALF_A.len() + HALF_B.len(), "datasets missing");
     }
+}
+
+/// Whether the table shows a half (`LOGHUB_SHOW=B` while developing on half B keeps the
+/// held-out half's figures out of sight; unset shows everything). The floors are
+/// asserted whatever is shown.
+fn shown(half: &str) -> bool {
+    std::env::var("LOGHUB_SHOW").map_or(true, |v| v == half)
 }
 
 fn print_mean(label: &str, rows: &[&Row]) {

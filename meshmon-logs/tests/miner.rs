@@ -506,6 +506,16 @@ fn variables_render_by_the_parts_all_their_values_share() {
     assert_eq!(m.pattern(c).unwrap().template(), "irq <*> <*> disabled");
     m.add("irq 7 12 13 disabled");
     assert_eq!(m.pattern(c).unwrap().template(), "irq <*> disabled");
+    // Date-times are one value; clock times split like the labels write them.
+    let g = m.add("pushed at 2024-05-01T12:00:00Z/12 ok");
+    m.add("pushed at 2024-05-02T13:10:00Z/7 ok");
+    assert_eq!(m.pattern(g).unwrap().template(), "pushed at <*> ok");
+    let h = m.add("mail delay=00:01:02 queued");
+    m.add("mail delay=00:00:07 queued");
+    assert_eq!(
+        m.pattern(h).unwrap().template(),
+        "mail delay=<*>:<*>:<*> queued"
+    );
     // URLs, IPv6 addresses and plain words stay one variable.
     let d = m.add("GET http://10.0.0.1:80/x ok");
     m.add("GET http://10.0.0.2:81/y ok");
@@ -535,4 +545,29 @@ fn variables_render_by_the_parts_all_their_values_share() {
     // Rendering never changes grouping: the regex still matches every member.
     let re = regex::Regex::new(&m.pattern(b).unwrap().regex()).unwrap();
     assert!(re.is_match("sent 16.0 KB to peer") && re.is_match("sent 3 MB to peer"));
+}
+
+#[test]
+fn call_names_with_digits_stay_constants() {
+    // A function name with a digit before `(` is a constant: `jk2_init()`.
+    let k = kinds("jk2_init() Found child 6725 in scoreboard slot 10");
+    assert_eq!(k[0], ("jk2_init".to_owned(), TokenKind::Word));
+    let mut m = Miner::default();
+    let a = m.add("jk2_init() Found child 6725 in scoreboard slot 10");
+    m.add("jk2_init() Found child 6726 in scoreboard slot 8");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "jk2_init() Found child <*> in scoreboard slot <*>"
+    );
+    // The arguments are still tokenised: `ssl3_read(42)` keeps its number variable.
+    let k = kinds("ssl3_read(42) failed");
+    assert_eq!(k[0], ("ssl3_read".to_owned(), TokenKind::Word));
+    assert_eq!(k[2], ("42".to_owned(), TokenKind::Var(VarKind::Number)));
+    // No digit in the name: `LOCAL(0)` stays one variable (it alternates with addresses).
+    assert!(matches!(
+        var_of("synchronized to LOCAL(0), stratum 10", "LOCAL(0)"),
+        VarKind::Alnum
+    ));
+    // Too short to be a name: `x1(y)` is a value.
+    assert!(matches!(kinds("got x1(y) here")[1].1, TokenKind::Var(_)));
 }
