@@ -506,6 +506,14 @@ fn variables_render_by_the_parts_all_their_values_share() {
     assert_eq!(m.pattern(c).unwrap().template(), "irq <*> <*> disabled");
     m.add("irq 7 12 13 disabled");
     assert_eq!(m.pattern(c).unwrap().template(), "irq <*> disabled");
+    // `:` separates next to a number only: two host names glued stay one variable, a
+    // word glued after a port is a literal part.
+    let i = m.add("updated for cp-1.example.us:cp-1.example.us now");
+    m.add("updated for cp-2.example.us:cp-2.example.us now");
+    assert_eq!(m.pattern(i).unwrap().template(), "updated for <*> now");
+    let j = m.add("dn 10.0.0.1:50010:Got exception");
+    m.add("dn 10.0.0.2:50010:Got exception");
+    assert_eq!(m.pattern(j).unwrap().template(), "dn <*>:<*>:Got exception");
     // Date-times are one value; clock times split like the labels write them.
     let g = m.add("pushed at 2024-05-01T12:00:00Z/12 ok");
     m.add("pushed at 2024-05-02T13:10:00Z/7 ok");

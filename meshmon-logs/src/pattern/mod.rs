@@ -287,7 +287,8 @@ struct ShapePart {
 /// Parts beyond which a value's structure is not tracked.
 const MAX_SHAPE_PARTS: usize = 12;
 
-/// Splits a value into `(separator, part)` at whitespace runs and `:`; `None` when the
+/// Splits a value into `(separator, part)` at whitespace runs and at a `:` next to a
+/// number (trailing whitespace is dropped); `None` when the
 /// value is one variable whatever its text: empty, a URL (`://`), a Windows path (`\`),
 /// an IPv6 address (`::`, `[`), a date-time (`2024-05-01T12:00:00Z` is one value, while
 /// a clock time `00:01:02` renders `<*>:<*>:<*>`), or more than [`MAX_SHAPE_PARTS`]
@@ -310,7 +311,14 @@ fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<
     let (mut n, mut i, mut sep) = (0usize, 0usize, 0u8);
     while i < v.len() {
         let start = i;
-        while i < v.len() && !is_ws(v[i]) && v[i] != b':' {
+        // `:` separates next to a number (a port, the fields of a clock time,
+        // `10.0.0.1:50010:Got`): `host-a:host-b` stays one part.
+        while i < v.len()
+            && !is_ws(v[i])
+            && !(v[i] == b':'
+                && (v.get(i + 1).is_some_and(u8::is_ascii_digit)
+                    || (i > start && v[start..i].iter().all(u8::is_ascii_digit))))
+        {
             i += 1;
         }
         if n == MAX_SHAPE_PARTS || !f(n, sep, &v[start..i]) {
@@ -326,13 +334,6 @@ fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<
                 while i < v.len() && is_ws(v[i]) {
                     i += 1;
                 }
-            }
-            if i == v.len() {
-                // A trailing separator: an empty last part.
-                if n == MAX_SHAPE_PARTS || !f(n, sep, b"") {
-                    return None;
-                }
-                n += 1;
             }
         }
     }
