@@ -579,3 +579,29 @@ fn call_names_with_digits_stay_constants() {
     // Too short to be a name: `x1(y)` is a value.
     assert!(matches!(kinds("got x1(y) here")[1].1, TokenKind::Var(_)));
 }
+
+#[test]
+fn a_numbered_name_that_never_varies_renders_as_itself() {
+    let mut m = Miner::default();
+    // `eth1` is masked (a word with a digit) but only ever held one value.
+    let a = m.add("DHCPDISCOVER from 00:11:22:33:44:55 via eth1");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via <*>"
+    );
+    m.add("DHCPDISCOVER from 00:11:22:33:44:66 via eth1");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via eth1"
+    );
+    // Once it varies it is a variable again; ids and grouping never changed.
+    assert_eq!(m.add("DHCPDISCOVER from 00:11:22:33:44:77 via eth0"), a);
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via <*>"
+    );
+    // Long or digit-heavy ids are never rendered: `blk_1234` stays a variable.
+    let b = m.add("deleting blk_1234 now");
+    m.add("deleting blk_1234 now");
+    assert_eq!(m.pattern(b).unwrap().template(), "deleting <*> now");
+}

@@ -340,6 +340,17 @@ fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<
     Some(n)
 }
 
+/// A short name with a number (`eth1`, `L2`, `v001`): rendered as a literal while it is
+/// the only value its variable has held in several messages.
+fn numbered_name(v: &str) -> bool {
+    let b = v.as_bytes();
+    let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+    let digits = b.len() - letters;
+    (1..=4).contains(&letters)
+        && (1..=3).contains(&digits)
+        && b[letters..].iter().all(u8::is_ascii_digit)
+}
+
 /// A part that may be rendered as a literal: letters only (a unit, a keyword), not a
 /// boolean or a day or month name (those are values).
 fn literal_part(p: &[u8]) -> bool {
@@ -425,7 +436,7 @@ impl Variable {
     /// Renders the variable for [`Pattern::template`]: `<*>`, or part by part when
     /// every value had the same several parts (`<*>:<*>` for addresses with a port,
     /// `<*> KB` for sizes, `<*> <*>` for pairs), see the value shape rules above.
-    pub fn rendered(&self) -> std::borrow::Cow<'static, str> {
+    pub fn rendered(&self) -> std::borrow::Cow<'_, str> {
         match &self.shape {
             Shape::Parts(parts) if parts.len() > 1 && !self.empty => {
                 let mut s = String::new();
@@ -437,6 +448,10 @@ impl Variable {
                 }
                 s.into()
             }
+            _ if self.kind == VarKind::Alnum => match self.values.single() {
+                Some(v) if v.count >= 2 && numbered_name(&v.value) => v.value.clone().into(),
+                _ => "<*>".into(),
+            },
             _ => "<*>".into(),
         }
     }
@@ -552,7 +567,7 @@ impl Pattern {
         })
     }
 
-    fn render(&self, var: impl Fn(&Variable) -> std::borrow::Cow<'static, str>) -> String {
+    fn render<'a>(&'a self, var: impl Fn(&'a Variable) -> std::borrow::Cow<'a, str>) -> String {
         let mut s = String::new();
         for (i, p) in self.positions.iter().enumerate() {
             if p.space_before && i > 0 {
@@ -573,7 +588,7 @@ impl Pattern {
     /// all had the same several parts renders part by part ([`Variable::rendered`]:
     /// `<*>:<*>` for `10.0.0.1:8080`, `<*> KB` for `16.0 KB`).
     pub fn template(&self) -> String {
-        self.render(Variable::rendered)
+        self.render(|v| v.rendered())
     }
 
     /// The template with typed placeholders (`<num>`, `<ipv4>`, `<uuid>`...).
