@@ -290,7 +290,7 @@ const MAX_SHAPE_PARTS: usize = 12;
 /// Splits a value into `(separator, part)` at whitespace runs and at a `:` next to a
 /// number (trailing whitespace is dropped); `None` when the
 /// value is one variable whatever its text: empty, a URL (`://`), a Windows path (`\`),
-/// an IPv6 address (`::`, `[`), a date-time (`2024-05-01T12:00:00Z` is one value, while
+/// an IPv6 or MAC address (`::`, `[`, more than three `:`), a date-time (`2024-05-01T12:00:00Z` is one value, while
 /// a clock time `00:01:02` renders `<*>:<*>:<*>`), or more than [`MAX_SHAPE_PARTS`]
 /// parts. A part holding `/` is never literal (see [`literal_part`]), so
 /// `/10.0.0.1:50010` renders `<*>:<*>`.
@@ -299,6 +299,7 @@ fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<
         || v.iter().any(|&c| matches!(c, b'\\' | b'['))
         || v.windows(2).any(|w| w == b"::")
         || v.windows(3).any(|w| w == b"://")
+        || v.iter().filter(|&&c| c == b':').count() > 3
         || v.windows(8).any(|w| {
             w[..4].iter().all(u8::is_ascii_digit)
                 && w[4] == b'-'
