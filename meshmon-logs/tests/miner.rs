@@ -605,3 +605,72 @@ fn a_numbered_name_that_never_varies_renders_as_itself() {
     m.add("deleting blk_1234 now");
     assert_eq!(m.pattern(b).unwrap().template(), "deleting <*> now");
 }
+
+/// Mines `lines` with and without the parsing cache and asserts identical results: ids
+/// handed out, every pattern (template, typed template, regex, count, variables), stats.
+pub fn assert_cache_changes_nothing(lines: &[String]) -> u64 {
+    let mut cached = Miner::default();
+    let mut cfg = MinerConfig::default();
+    cfg.match_cache = 0;
+    let mut plain = Miner::new(cfg).unwrap();
+    for l in lines {
+        assert_eq!(cached.add(l), plain.add(l), "{l:?}");
+    }
+    let a: Vec<_> = cached.patterns().collect();
+    let b: Vec<_> = plain.patterns().collect();
+    assert_eq!(a, b, "patterns differ");
+    let mut sa = cached.stats().clone();
+    let hits = sa.cache_hits;
+    sa.cache_hits = 0;
+    assert_eq!(&sa, plain.stats());
+    hits
+}
+
+#[test]
+fn the_parsing_cache_never_changes_a_result() {
+    // Values re-drawn digit by digit, next to constants whose digits matter.
+    let shapes = [
+        "GET /api/v1/users/# HTTP/#.1 200 took #ms",
+        "negotiated TLSv1.# with 10.0.#.#:#",
+        "arch x8#_64 kernel #.#.#",
+        "value 0x#f# and #x1f at offset #",
+        "jk#_init() Found child # in scoreboard slot #",
+        "ssl#_read_bytes_internal(#) failed after # tries",
+        "worker-# processed # items in #.#s (# KB) ok",
+        "instruction......0x# x8#......done",
+        "blk_-# replicated to 10.#.#.#:50010 from /10.#.#.#:# size #",
+    ];
+    let mut seed = 0x5eedu64;
+    let mut next = || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut lines = Vec::new();
+    for _ in 0..20_000 {
+        let shape = shapes[(next() % shapes.len() as u64) as usize];
+        let mut l = String::new();
+        for c in shape.chars() {
+            if c == '#' {
+                // One to three digits, mostly one: the same skeleton recurs.
+                let n = 1 + (next() % 7 / 5) as usize;
+                for _ in 0..n {
+                    l.push(char::from(b'0' + (next() % 10) as u8));
+                }
+            } else {
+                l.push(c);
+            }
+        }
+        lines.push(l);
+    }
+    let hits = assert_cache_changes_nothing(&lines);
+    assert!(hits > 5_000, "the cache is used: {hits} hits");
+    // Digits that name a constant keep messages apart.
+    let mut m = Miner::default();
+    let a = m.add("proto HTTP/1.1 ok");
+    let b = m.add("proto HTTP/2 ok");
+    assert_ne!(a, b);
+    assert_eq!(m.pattern(a).unwrap().template(), "proto HTTP/1.1 ok");
+}

@@ -65,6 +65,7 @@
 //! with serde (`Miner` and `PatternSet` implement `Serialize`/`Deserialize`; a restored
 //! miner hands out the same ids and validates its configuration).
 
+mod cache;
 mod hash;
 mod set;
 pub mod token;
@@ -131,6 +132,12 @@ pub struct MinerConfig {
     /// Bytes of a value kept in the per-variable distributions (longer values are cut at
     /// a character boundary).
     pub max_value_len: usize,
+    /// Slots of the parsing cache ahead of tokenising (0 turns it off): messages that
+    /// differ from a recent one only in the digits of their values skip tokenising and
+    /// join its pattern directly, with the same result as without the cache. Each slot
+    /// holds one skeleton of at most 512 bytes and its tokens. Hits are counted in
+    /// [`MinerStats::cache_hits`].
+    pub match_cache: usize,
 }
 
 impl Default for MinerConfig {
@@ -142,6 +149,7 @@ impl Default for MinerConfig {
             max_samples: 3,
             value_slots: 16,
             max_value_len: 128,
+            match_cache: 1024,
         }
     }
 }
@@ -207,6 +215,9 @@ pub struct MinerStats {
     pub overflowed: u64,
     /// Messages with more than [`MinerConfig::max_tokens`] tokens (tail folded).
     pub truncated: u64,
+    /// Messages that skipped tokenising through the parsing cache
+    /// ([`MinerConfig::match_cache`]).
+    pub cache_hits: u64,
 }
 
 /// What a template position holds.
@@ -657,6 +668,10 @@ pub struct Miner {
     /// when `log_merges` is set (by [`PatternSet`], which moves its counts along).
     merges: Vec<(PatternId, PatternId)>,
     log_merges: bool,
+    /// Structural changes so far (patterns created, merged, given a variable): the
+    /// parsing cache's entries hold for one value of it.
+    generation: u64,
+    cache: cache::MatchCache,
 }
 
 /// The persisted form of a [`Miner`] (what serde reads and writes).
@@ -1064,14 +1079,93 @@ impl Miner {
     /// [`Miner::resolve`]).
     pub fn add(&mut self, message: &str) -> PatternId {
         self.stats.messages += 1;
+        let cap = self.config.match_cache;
+        let cached = cap > 0 && message.len() <= cache::MAX_CACHED_LEN;
+        let mut slot = usize::MAX;
+        if cached {
+            let hash = cache::skeleton(message.as_bytes(), &mut self.cache.scratch);
+            slot = cache::MatchCache::index(hash, cap);
+            if let Some(s) = self.cache.slots.get_mut(slot)
+                && s.live
+                && s.hash == hash
+                && s.generation == self.generation
+                && s.skel == self.cache.scratch
+            {
+                self.stats.cache_hits += 1;
+                if s.truncated {
+                    self.stats.truncated += 1;
+                }
+                let (idx, toks) = (s.idx, std::mem::take(&mut s.toks));
+                let id = self.absorb(idx, message, &toks);
+                if let Some(s) = self.cache.slots.get_mut(slot) {
+                    s.toks = toks;
+                }
+                return id;
+            }
+            if self.cache.slots.len() < cap {
+                self.cache.slots.resize_with(cap, cache::Slot::default);
+            }
+            if let Some(s) = self.cache.slots.get_mut(slot) {
+                s.hash = hash;
+            }
+        }
         let mut toks = std::mem::take(&mut self.scratch);
         tokenize(message, &mut toks);
-        if self.fold_tail(message, &mut toks) {
+        let truncated = self.fold_tail(message, &mut toks);
+        if truncated {
             self.stats.truncated += 1;
         }
         let id = self.add_tokens(message, &toks);
+        if cached {
+            self.store(slot, message, &toks, truncated, id);
+        }
         self.scratch = toks;
         id
+    }
+
+    /// Caches the tokens of a message just added when the pattern a message with them
+    /// would join now is known (never past the pattern limit, where similarity decides).
+    fn store(&mut self, slot: usize, msg: &str, toks: &[Token], truncated: bool, id: PatternId) {
+        let target = if id == PatternId::OVERFLOW || self.live >= self.config.max_patterns {
+            None
+        } else {
+            self.first_compatible(key_of_tokens(msg, toks), msg, toks)
+        };
+        let generation = self.generation;
+        let cache = &mut self.cache;
+        let Some(s) = cache.slots.get_mut(slot) else {
+            return;
+        };
+        match target {
+            Some(idx) => {
+                s.live = true;
+                s.generation = generation;
+                s.idx = idx;
+                s.truncated = truncated;
+                s.skel.clear();
+                s.skel.extend_from_slice(&cache.scratch);
+                s.toks.clear();
+                s.toks.extend_from_slice(toks);
+            }
+            None => s.live = false,
+        }
+    }
+
+    /// The pattern a message with these tokens joins below the pattern limit: the first
+    /// compatible pattern of its bucket, else of its variable-first bucket.
+    fn first_compatible(&self, key: u64, msg: &str, toks: &[Token]) -> Option<u32> {
+        let find = |key: u64| {
+            self.buckets.get(&key)?.iter().copied().find(|&i| {
+                matches!(self.patterns.get(i as usize), Some(Some(p)) if compatible(&p.positions, msg, toks))
+            })
+        };
+        find(key).or_else(|| {
+            toks.iter()
+                .find(|t| matches!(t.kind, TokenKind::Word | TokenKind::Var(_)))
+                .is_some_and(|t| t.kind == TokenKind::Word)
+                .then(|| find(key_of_tokens_with(msg, toks, true)))
+                .flatten()
+        })
     }
 
     /// Adds a message already tokenised by the caller (structured records: see
@@ -1207,6 +1301,7 @@ impl Miner {
         let old = p.key;
         p.key = vkey;
         p.first_word_variable = true;
+        self.generation += 1;
         if let Some(v) = self.buckets.get_mut(&old) {
             v.retain(|&j| j != keep);
         }
@@ -1352,6 +1447,7 @@ impl Miner {
         }
         self.live += 1;
         self.stats.created += 1;
+        self.generation += 1;
         id
     }
 
@@ -1392,6 +1488,7 @@ impl Miner {
         let id = p.id;
         let key = p.key;
         if changed {
+            self.generation += 1;
             self.converge(key, idx);
         }
         self.resolve(id)
@@ -1444,6 +1541,7 @@ impl Miner {
         }
         self.live -= 1;
         self.stats.merged += 1;
+        self.generation += 1;
         let Some(Some(dst)) = self.patterns.get_mut(into as usize) else {
             return;
         };
@@ -1458,6 +1556,7 @@ impl Miner {
     /// similar pattern here (same rules as a message) or is added under a new id. Returns
     /// the mapping from `other`'s ids (live and aliased) to ids here.
     pub fn merge(&mut self, other: &Miner) -> HashMap<PatternId, PatternId> {
+        self.generation += 1;
         let mut map = HashMap::new();
         for p in other.patterns() {
             let key = key_of_pattern(p);
