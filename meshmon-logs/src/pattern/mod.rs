@@ -672,6 +672,8 @@ pub struct Miner {
     /// parsing cache's entries hold for one value of it.
     generation: u64,
     cache: cache::MatchCache,
+    /// The pattern index the last message of [`Miner::add_tokens`] was absorbed into.
+    last_absorbed: u32,
 }
 
 /// The persisted form of a [`Miner`] (what serde reads and writes).
@@ -1115,9 +1117,15 @@ impl Miner {
         if truncated {
             self.stats.truncated += 1;
         }
+        let before = self.generation;
+        self.last_absorbed = u32::MAX;
         let id = self.add_tokens(message, &toks);
         if cached {
-            self.store(slot, message, &toks, truncated, id);
+            // Joined a pattern and changed nothing: that pattern is where the next
+            // message with these tokens goes; otherwise look it up again.
+            let known = (self.generation == before && self.last_absorbed != u32::MAX)
+                .then_some(self.last_absorbed);
+            self.store(slot, message, &toks, truncated, id, known);
         }
         self.scratch = toks;
         id
@@ -1125,11 +1133,19 @@ impl Miner {
 
     /// Caches the tokens of a message just added when the pattern a message with them
     /// would join now is known (never past the pattern limit, where similarity decides).
-    fn store(&mut self, slot: usize, msg: &str, toks: &[Token], truncated: bool, id: PatternId) {
+    fn store(
+        &mut self,
+        slot: usize,
+        msg: &str,
+        toks: &[Token],
+        truncated: bool,
+        id: PatternId,
+        known: Option<u32>,
+    ) {
         let target = if id == PatternId::OVERFLOW || self.live >= self.config.max_patterns {
             None
         } else {
-            self.first_compatible(key_of_tokens(msg, toks), msg, toks)
+            known.or_else(|| self.first_compatible(key_of_tokens(msg, toks), msg, toks))
         };
         let generation = self.generation;
         let cache = &mut self.cache;
@@ -1225,6 +1241,7 @@ impl Miner {
                 if sim < 1.0 {
                     self.stats.forced += 1;
                 }
+                self.last_absorbed = i;
                 self.absorb(i, msg, toks)
             }
             _ if full => {
