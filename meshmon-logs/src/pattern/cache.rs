@@ -18,7 +18,8 @@
 //!   created, merged, or given a new variable) and an entry records that count. The
 //!   pattern a message joins depends only on that structure and on the tokens.
 //!
-//! Direct-mapped and bounded ([`crate::pattern::MinerConfig::match_cache`] slots; a new
+//! Adaptive ([`MatchCache::engage`]): bypassed while it hits less than one message in
+//! eight. Direct-mapped and bounded ([`crate::pattern::MinerConfig::match_cache`] slots; a new
 //! skeleton replaces the slot's entry, reusing its buffers); messages longer than
 //! [`MAX_CACHED_LEN`] bytes are not cached.
 
@@ -91,15 +92,58 @@ pub(crate) struct Slot {
     pub(crate) toks: Vec<Token>,
 }
 
+/// Messages per measuring window of the cache's hit rate.
+pub(crate) const WINDOW: u32 = 1024;
+/// Hits per window below which the cache is bypassed (one in eight messages).
+pub(crate) const MIN_HITS: u32 = WINDOW / 8;
+/// Windows the cache is bypassed for after a window below [`MIN_HITS`].
+pub(crate) const BYPASS_WINDOWS: u32 = 15;
+
 /// The direct-mapped cache (empty until the first store).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct MatchCache {
     pub(crate) slots: Vec<Slot>,
     /// The skeleton of the message being added (reused buffer).
     pub(crate) scratch: Vec<u8>,
+    /// Messages and hits in the current window.
+    seen: u32,
+    hits: u32,
+    /// Messages left to add without the cache.
+    bypass: u32,
 }
 
 impl MatchCache {
+    /// Whether to use the cache for the next message. Adaptive, so that a stream with
+    /// little repetition (many sources mixed at random) does not pay for lookups that
+    /// miss: after a window of [`WINDOW`] messages with fewer than [`MIN_HITS`] hits the
+    /// cache is bypassed for [`BYPASS_WINDOWS`] windows, then measured again. Skipping
+    /// the cache never changes a result.
+    #[inline]
+    pub(crate) fn engage(&mut self) -> bool {
+        if self.bypass > 0 {
+            self.bypass -= 1;
+            return false;
+        }
+        if self.seen == WINDOW {
+            if self.hits < MIN_HITS {
+                self.bypass = WINDOW * BYPASS_WINDOWS;
+            }
+            self.seen = 0;
+            self.hits = 0;
+            if self.bypass > 0 {
+                return false;
+            }
+        }
+        self.seen += 1;
+        true
+    }
+
+    /// Counts a hit in the current window.
+    #[inline]
+    pub(crate) fn hit(&mut self) {
+        self.hits += 1;
+    }
+
     /// The slot index for `hash` in a cache of `cap` slots.
     #[inline]
     pub(crate) fn index(hash: u64, cap: usize) -> usize {

@@ -1082,7 +1082,7 @@ impl Miner {
     pub fn add(&mut self, message: &str) -> PatternId {
         self.stats.messages += 1;
         let cap = self.config.match_cache;
-        let cached = cap > 0 && message.len() <= cache::MAX_CACHED_LEN;
+        let cached = cap > 0 && message.len() <= cache::MAX_CACHED_LEN && self.cache.engage();
         let mut slot = usize::MAX;
         if cached {
             let hash = cache::skeleton(message.as_bytes(), &mut self.cache.scratch);
@@ -1094,10 +1094,12 @@ impl Miner {
                 && s.skel == self.cache.scratch
             {
                 self.stats.cache_hits += 1;
-                if s.truncated {
+                let truncated = s.truncated;
+                let (idx, toks) = (s.idx, std::mem::take(&mut s.toks));
+                self.cache.hit();
+                if truncated {
                     self.stats.truncated += 1;
                 }
-                let (idx, toks) = (s.idx, std::mem::take(&mut s.toks));
                 let id = self.absorb(idx, message, &toks);
                 if let Some(s) = self.cache.slots.get_mut(slot) {
                     s.toks = toks;
