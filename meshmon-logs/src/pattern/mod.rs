@@ -306,6 +306,15 @@ const MAX_SHAPE_PARTS: usize = 12;
 /// parts. A part holding `/` is never literal (see [`literal_part`]), so
 /// `/10.0.0.1:50010` renders `<*>:<*>`.
 fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<usize> {
+    // Most values (numbers, ids) hold none of the bytes the rules below look at: one
+    // part, one pass.
+    if !v.is_empty()
+        && !v
+            .iter()
+            .any(|&c| matches!(c, b':' | b'\\' | b'[' | b'-') || is_ws(c))
+    {
+        return f(0, 0, v).then_some(1);
+    }
     if v.is_empty()
         || v.iter().any(|&c| matches!(c, b'\\' | b'['))
         || v.windows(2).any(|w| w == b"::")
