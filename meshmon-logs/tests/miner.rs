@@ -609,8 +609,9 @@ fn a_numbered_name_that_never_varies_renders_as_itself() {
 /// Mines `lines` with and without the parsing cache and asserts identical results: ids
 /// handed out, every pattern (template, typed template, regex, count, variables), stats.
 pub fn assert_cache_changes_nothing(lines: &[String]) -> u64 {
-    let mut cached = Miner::default();
     let mut cfg = MinerConfig::default();
+    cfg.match_cache = 1024;
+    let mut cached = Miner::new(cfg.clone()).unwrap();
     cfg.match_cache = 0;
     let mut plain = Miner::new(cfg).unwrap();
     for l in lines {
@@ -654,8 +655,8 @@ fn the_parsing_cache_never_changes_a_result() {
         let mut l = String::new();
         for c in shape.chars() {
             if c == '#' {
-                // One to three digits, mostly one: the same skeleton recurs.
-                let n = 1 + (next() % 7 / 5) as usize;
+                // Mostly one digit: the same skeleton recurs.
+                let n = if next() % 20 == 0 { 2 } else { 1 };
                 for _ in 0..n {
                     l.push(char::from(b'0' + (next() % 10) as u8));
                 }
@@ -666,7 +667,7 @@ fn the_parsing_cache_never_changes_a_result() {
         lines.push(l);
     }
     let hits = assert_cache_changes_nothing(&lines);
-    assert!(hits > 5_000, "the cache is used: {hits} hits");
+    assert!(hits > 1_000, "the cache is used: {hits} hits");
     // A stream that never repeats a skeleton bypasses the cache (adaptive), and the
     // cache comes back when repetition returns; results stay identical throughout.
     let mut mixed: Vec<String> = (0..40_000u64)
@@ -689,7 +690,9 @@ fn the_parsing_cache_never_changes_a_result() {
     mixed.extend(lines.iter().cloned());
     assert_cache_changes_nothing(&mixed);
     // Digits that name a constant keep messages apart.
-    let mut m = Miner::default();
+    let mut c = MinerConfig::default();
+    c.match_cache = 64;
+    let mut m = Miner::new(c).unwrap();
     let a = m.add("proto HTTP/1.1 ok");
     let b = m.add("proto HTTP/2 ok");
     assert_ne!(a, b);

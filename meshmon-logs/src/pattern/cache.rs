@@ -18,8 +18,8 @@
 //!   created, merged, or given a new variable) and an entry records that count. The
 //!   pattern a message joins depends only on that structure and on the tokens.
 //!
-//! Adaptive ([`MatchCache::engage`]): bypassed while it hits less than one message in
-//! eight. Direct-mapped and bounded ([`crate::pattern::MinerConfig::match_cache`] slots; a new
+//! Adaptive ([`MatchCache::engage`]): bypassed while it hits less than half the
+//! messages. Direct-mapped and bounded ([`crate::pattern::MinerConfig::match_cache`] slots; a new
 //! skeleton replaces the slot's entry, reusing its buffers); messages longer than
 //! [`MAX_CACHED_LEN`] bytes are not cached.
 
@@ -94,8 +94,9 @@ pub(crate) struct Slot {
 
 /// Messages per measuring window of the cache's hit rate.
 pub(crate) const WINDOW: u32 = 1024;
-/// Hits per window below which the cache is bypassed (one in eight messages).
-pub(crate) const MIN_HITS: u32 = WINDOW / 8;
+/// Hits per window below which the cache is bypassed (half the messages: a miss costs
+/// a skeleton and a copy of the tokens, a hit saves tokenising).
+pub(crate) const MIN_HITS: u32 = WINDOW / 2;
 /// Windows the cache is bypassed for after a window below [`MIN_HITS`].
 pub(crate) const BYPASS_WINDOWS: u32 = 15;
 
