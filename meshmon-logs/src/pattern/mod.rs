@@ -318,27 +318,34 @@ const MAX_SHAPE_PARTS: usize = 12;
 /// parts. A part holding `/` is never literal (see [`literal_part`]), so
 /// `/10.0.0.1:50010` renders `<*>:<*>`.
 fn value_parts(v: &[u8], mut f: impl FnMut(usize, u8, &[u8]) -> bool) -> Option<usize> {
-    // Most values (numbers, ids) hold none of the bytes the rules below look at: one
-    // part, one pass.
-    if !v.is_empty()
-        && !v
-            .iter()
-            .any(|&c| matches!(c, b':' | b'\\' | b'[' | b'-') || is_ws(c))
-    {
+    if v.is_empty() {
+        return None;
+    }
+    // One pass for what the rules look at. A value without `:` or whitespace is one
+    // part whatever else it holds (most values: numbers, ids, UUIDs, paths).
+    let (mut colons, mut ws, mut odd) = (0usize, false, false);
+    for (i, &c) in v.iter().enumerate() {
+        match c {
+            b':' => {
+                colons += 1;
+                // `::` (IPv6) and `://` (URL) make the value one part.
+                odd |= v.get(i + 1) == Some(&b':') || v.get(i + 1) == Some(&b'/');
+            }
+            b'\\' | b'[' => odd = true,
+            b'-' if i >= 4
+                && v.get(i + 3) == Some(&b'-')
+                && v[i - 4..i].iter().all(u8::is_ascii_digit)
+                && v[i + 1..i + 3].iter().all(u8::is_ascii_digit) =>
+            {
+                odd = true; // a date
+            }
+            _ => ws |= is_ws(c),
+        }
+    }
+    if colons == 0 && !ws {
         return f(0, 0, v).then_some(1);
     }
-    if v.is_empty()
-        || v.iter().any(|&c| matches!(c, b'\\' | b'['))
-        || v.windows(2).any(|w| w == b"::")
-        || v.windows(3).any(|w| w == b"://")
-        || v.iter().filter(|&&c| c == b':').count() > 3
-        || v.windows(8).any(|w| {
-            w[..4].iter().all(u8::is_ascii_digit)
-                && w[4] == b'-'
-                && w[5..7].iter().all(u8::is_ascii_digit)
-                && w[7] == b'-'
-        })
-    {
+    if odd || colons > 3 {
         return None;
     }
     let (mut n, mut i, mut sep) = (0usize, 0usize, 0u8);
@@ -511,7 +518,7 @@ impl Variable {
             for &c in b {
                 digits &= c.is_ascii_digit();
                 hex &= c.is_ascii_hexdigit();
-                sep |= is_ws(c) || matches!(c, b':' | b'\\' | b'[' | b'-');
+                sep |= is_ws(c) || c == b':';
             }
             self.digits &= digits;
             self.hex &= hex;
