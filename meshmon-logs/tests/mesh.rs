@@ -222,6 +222,26 @@ const OUTCOMES: &[(&str, &str, &str)] = &[
     ("408", "DT", "request_overall_timeout"),
     ("503", "LH", "via_upstream"),
     ("500", "UMSDR", "maximum_stream_duration_reached"),
+    ("503", "LR", "local_reset"),
+    (
+        "503",
+        "UR",
+        "upstream_reset_before_response_started{remote_reset}",
+    ),
+    ("200", "DI", "via_upstream"),
+    ("503", "FI", "fault_filter_abort"),
+    ("500", "RLSE", "rate_limiter_error"),
+    ("400", "IH", "request_headers_failed_strict_check"),
+    ("408", "SI", "stream_idle_timeout"),
+    (
+        "502",
+        "UPE",
+        "upstream_reset_after_response_started{protocol_error}",
+    ),
+    ("503", "OM", "overload"),
+    ("503", "DF", "dns_resolution_failure"),
+    ("503", "DO", "drop_overload"),
+    ("500", "NFCF", "filter_config_not_found"),
 ];
 
 const AGENTS: &[&str] = &[
