@@ -4,7 +4,9 @@
 //! The corpus mixes the messages of every Loghub-2k dataset present under
 //! `../shared/data/loghub-2k` (headers stripped with each dataset's `log_format`), drawn
 //! uniformly with a fixed seed, with every digit re-drawn: variable values change while
-//! the templates, and so the realistic pattern count, stay. Set
+//! the templates, and so the realistic pattern count, stay. A second corpus, `streams`
+//! (CPU time only), keeps each dataset's lines in order, one dataset after the other,
+//! digits re-drawn the same way: what one miner per source sees in the agent. Set
 //! `MESHMON_LOGS_CORPUS_OUT=<path>` to also write the 1M-line corpus to a file (for the
 //! Python Drain3 comparison in `scripts/logs-drain3/`).
 //!
@@ -79,12 +81,20 @@ struct Corpus {
 }
 
 impl Corpus {
-    fn build(pool: &[String], n: usize, seed: u64) -> Self {
+    /// `n` lines drawn uniformly from the pool (`streams` false), or the pool's lines in
+    /// order, one dataset after the other and round again (`streams` true: what one
+    /// miner per source sees, the agent's case), every digit re-drawn.
+    fn build(pool: &[String], n: usize, seed: u64, streams: bool) -> Self {
         let mut rng = Rng(seed);
         let mut text = String::with_capacity(n * 100);
         let mut ends = Vec::with_capacity(n);
-        for _ in 0..n {
-            let msg = &pool[(rng.next() % pool.len() as u64) as usize];
+        for i in 0..n {
+            let at = if streams {
+                i % pool.len()
+            } else {
+                (rng.next() % pool.len() as u64) as usize
+            };
+            let msg = &pool[at];
             let mut bits = rng.next();
             let mut left = 16;
             for c in msg.chars() {
@@ -120,6 +130,22 @@ fn test_mode() -> bool {
     !std::env::args().any(|a| a == "--bench")
 }
 
+/// The per-source corpora ([`Corpus::build`] with `streams`), measured once per miner
+/// by CPU time only.
+fn stream_corpora() -> &'static [(usize, Corpus)] {
+    static C: OnceLock<Vec<(usize, Corpus)>> = OnceLock::new();
+    C.get_or_init(|| {
+        let pool = pool();
+        if pool.is_empty() || test_mode() {
+            return Vec::new();
+        }
+        [100_000, 1_000_000]
+            .iter()
+            .map(|&n| (n, Corpus::build(&pool, n, 0x5eed, true)))
+            .collect()
+    })
+}
+
 fn corpora() -> &'static [(usize, Corpus)] {
     static C: OnceLock<Vec<(usize, Corpus)>> = OnceLock::new();
     C.get_or_init(|| {
@@ -134,7 +160,7 @@ fn corpora() -> &'static [(usize, Corpus)] {
         };
         let out: Vec<(usize, Corpus)> = sizes
             .iter()
-            .map(|&n| (n, Corpus::build(&pool, n, 0x5eed)))
+            .map(|&n| (n, Corpus::build(&pool, n, 0x5eed, false)))
             .collect();
         if let (Some(path), Some((_, big))) =
             (std::env::var_os("MESHMON_LOGS_CORPUS_OUT"), out.last())
@@ -187,13 +213,20 @@ fn mine(c: &mut Criterion) {
     if corpora.is_empty() {
         return;
     }
+    // Sources in turn (each dataset's lines in order): CPU time only.
+    for (n, corpus) in stream_corpora() {
+        let n = *n;
+        cpu_once("streams", "meshmon-logs", n, || run_ours(corpus));
+        cpu_once("streams", "logdrain", n, || run_logdrain(corpus));
+        cpu_once("streams", "drain3", n, || run_drain3(corpus));
+    }
     let mut g = c.benchmark_group("logs/mine");
     g.sample_size(10);
     for (n, corpus) in corpora {
         g.throughput(Throughput::Elements(*n as u64));
-        cpu_once("meshmon-logs", *n, || run_ours(corpus));
-        cpu_once("logdrain", *n, || run_logdrain(corpus));
-        cpu_once("drain3", *n, || run_drain3(corpus));
+        cpu_once("uniform", "meshmon-logs", *n, || run_ours(corpus));
+        cpu_once("uniform", "logdrain", *n, || run_logdrain(corpus));
+        cpu_once("uniform", "drain3", *n, || run_drain3(corpus));
         g.bench_with_input(BenchmarkId::new("meshmon-logs", n), corpus, |b, corpus| {
             b.iter(|| black_box(run_ours(corpus)))
         });
@@ -225,9 +258,9 @@ fn tokenize(c: &mut Criterion) {
 
 use meshmon_benches::thread_cpu_ns;
 
-/// Runs `f` once (outside criterion's timing) and prints lines per CPU-second and per
-/// wall-second and the pattern count `f` returns.
-fn cpu_once(name: &str, n: usize, f: impl FnOnce() -> usize) {
+/// Runs `f` once (outside criterion's timing) on the `corpus` (`uniform` or `streams`)
+/// and prints lines per CPU-second and per wall-second and the pattern count `f` returns.
+fn cpu_once(corpus: &str, name: &str, n: usize, f: impl FnOnce() -> usize) {
     if test_mode() || std::env::args().any(|a| a == "--profile-time") {
         return;
     }
@@ -243,7 +276,7 @@ fn cpu_once(name: &str, n: usize, f: impl FnOnce() -> usize) {
         _ => "n/a".to_owned(),
     };
     eprintln!(
-        "logs/cpu/{name}/{n}: {cpu} lines per CPU-second, {:.0} lines per wall-second, {patterns} patterns",
+        "logs/cpu/{corpus}/{name}/{n}: {cpu} lines per CPU-second, {:.0} lines per wall-second, {patterns} patterns",
         n as f64 / wall.as_secs_f64()
     );
 }

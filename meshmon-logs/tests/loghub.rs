@@ -34,11 +34,16 @@ pub const HALF_A: [&str; 5] = ["Android", "BGL", "HealthApp", "Spark", "Windows"
 pub const HALF_B: [&str; 5] = ["Apache", "HDFS", "OpenStack", "Thunderbird", "Zookeeper"];
 
 /// Floors per half (mean GA, both ground truths), set to what each half reached with
-/// the final configuration (a regression fails the test): half B, the held-out half,
-/// reached 0.996; half A 0.972 (original labels).
+/// the final configuration (a regression fails the test). Issue 15's first pass
+/// developed on A and held out B (0.996); the swap developed on B and held out A, which
+/// reached 0.972 (original labels) / 0.991 (corrected).
 const HALF_A_MEAN_GA_FLOOR: f64 = 0.97;
 const HALF_B_MEAN_GA_FLOOR: f64 = 0.99;
-const DATASET_GA_FLOOR: f64 = 0.85;
+/// Every dataset's GA (the held-out half's lowest: Android 0.871, original labels).
+const DATASET_GA_FLOOR: f64 = 0.87;
+/// Mean PA against the corrected labels, each half: the held-out half A reached 0.802
+/// after the swap (half B, developed on, 0.868).
+const HALF_MEAN_PA_CORRECTED_FLOOR: f64 = 0.80;
 
 #[test]
 fn loghub_accuracy_and_regex_property() {
@@ -51,6 +56,15 @@ fn loghub_accuracy_and_regex_property() {
     );
     let mut rows = Vec::new();
     for ds in &sets {
+        // The parsing cache changes no result on real logs either.
+        let hits = crate::miner::assert_cache_changes_nothing(&ds.contents);
+        if std::env::var_os("LOGHUB_CACHE").is_some() {
+            println!(
+                "{}: {hits} cache hits of {} lines",
+                ds.name,
+                ds.contents.len()
+            );
+        }
         let (m, ids) = mine(&ds.contents);
         // Regex property: every absorbed message matches its pattern's regex.
         let mut regexes: HashMap<PatternId, regex::Regex> = HashMap::new();
@@ -83,6 +97,9 @@ fn loghub_accuracy_and_regex_property() {
         if std::env::var_os("LOGHUB_DEBUG").is_some_and(|v| v == ds.name.as_str()) {
             debug(ds, &m, &ids);
         }
+        if std::env::var_os("LOGHUB_PA").is_some_and(|v| v == ds.name.as_str() || v == "all") {
+            pa_debug(ds, &templates);
+        }
     }
     println!(
         "| half | dataset | GA (original) | GA (corrected) | PA (original) | PA (corrected) | patterns |"
@@ -99,7 +116,7 @@ fn loghub_accuracy_and_regex_property() {
     };
     for half in ["A", "B", "-"] {
         let part: Vec<&Row> = rows.iter().filter(|r| half_of(&r.name) == half).collect();
-        if part.is_empty() {
+        if part.is_empty() || !shown(half) {
             continue;
         }
         for r in &part {
@@ -111,7 +128,9 @@ fn loghub_accuracy_and_regex_property() {
         print_mean(&format!("mean {half}"), &part);
     }
     let all: Vec<&Row> = rows.iter().collect();
-    print_mean("mean (all)", &all);
+    if shown("all") {
+        print_mean("mean (all)", &all);
+    }
     // The floors hold against both ground truths, for each half and every dataset.
     for (which, ga) in [
         ("original", (|r: &Row| r.ga_orig) as fn(&Row) -> f64),
@@ -142,9 +161,27 @@ fn loghub_accuracy_and_regex_property() {
             );
         }
     }
+    for half in ["A", "B"] {
+        let part: Vec<&Row> = rows.iter().filter(|r| half_of(&r.name) == half).collect();
+        if part.len() < 5 {
+            continue;
+        }
+        let m = part.iter().map(|r| r.pa_corr).sum::<f64>() / part.len() as f64;
+        assert!(
+            m >= HALF_MEAN_PA_CORRECTED_FLOOR,
+            "half {half}: mean PA (corrected) {m:.3} below the {HALF_MEAN_PA_CORRECTED_FLOOR} floor"
+        );
+    }
     if common::corpus_required() {
         assert_eq!(rows.len(), HALF_A.len() + HALF_B.len(), "datasets missing");
     }
+}
+
+/// Whether the table shows a half (`LOGHUB_SHOW=B` while developing on half B keeps the
+/// held-out half's figures out of sight; unset shows everything). The floors are
+/// asserted whatever is shown.
+fn shown(half: &str) -> bool {
+    std::env::var("LOGHUB_SHOW").map_or(true, |v| v == half)
 }
 
 fn print_mean(label: &str, rows: &[&Row]) {
@@ -181,5 +218,21 @@ fn debug(ds: &common::Dataset, m: &Miner, ids: &[PatternId]) {
             let pat = m.pattern(*p).unwrap();
             println!("   PRED {} ({}) {}", p, pat.count(), pat.template());
         }
+    }
+}
+
+/// Prints the corrected templates whose lines got another template string, most lines
+/// first, with what was predicted (set LOGHUB_PA=<dataset> or `all`).
+fn pa_debug(ds: &common::Dataset, templates: &[String]) {
+    let mut lost: HashMap<(&str, &str), usize> = HashMap::new();
+    for ((_, t), p) in ds.corrected.iter().zip(templates) {
+        if t.trim() != p.trim() {
+            *lost.entry((t.as_str(), p.as_str())).or_default() += 1;
+        }
+    }
+    let mut lost: Vec<_> = lost.into_iter().collect();
+    lost.sort_by_key(|(k, n)| (std::cmp::Reverse(*n), *k));
+    for ((t, p), n) in lost.iter().take(25) {
+        println!("PA {} {n}\n  TRUE {t}\n  PRED {p}", ds.name);
     }
 }

@@ -98,8 +98,24 @@ pub struct Labelled {
     pub template: String,
 }
 
+/// The label of one value: `<*>`, or `<*>:<*>` for an address with its port (host and
+/// port are two variables, as the Loghub-2.0 corrected labels write `10.0.0.1:50010`).
+fn label_of(v: &str) -> &'static str {
+    match v.rsplit_once(':') {
+        Some((host, port))
+            if !host.is_empty()
+                && !host.contains(['/', ':', ' '])
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            "<*>:<*>"
+        }
+        _ => "<*>",
+    }
+}
+
 /// A template with holes: `{}` is a variable. Rendering fills each hole from `vals` in
-/// order; the label puts `<*>` there.
+/// order; the label puts [`label_of`] the value there.
 fn fill(tpl: &str, vals: &[String]) -> (String, String) {
     let mut line = String::new();
     let mut label = String::new();
@@ -108,8 +124,9 @@ fn fill(tpl: &str, vals: &[String]) -> (String, String) {
     while let Some(i) = rest.find("{}") {
         line.push_str(&rest[..i]);
         label.push_str(&rest[..i]);
-        line.push_str(it.next().map_or("", String::as_str));
-        label.push_str("<*>");
+        let v = it.next().map_or("", String::as_str);
+        line.push_str(v);
+        label.push_str(label_of(v));
         rest = &rest[i + 2..];
     }
     line.push_str(rest);
@@ -205,6 +222,26 @@ const OUTCOMES: &[(&str, &str, &str)] = &[
     ("408", "DT", "request_overall_timeout"),
     ("503", "LH", "via_upstream"),
     ("500", "UMSDR", "maximum_stream_duration_reached"),
+    ("503", "LR", "local_reset"),
+    (
+        "503",
+        "UR",
+        "upstream_reset_before_response_started{remote_reset}",
+    ),
+    ("200", "DI", "via_upstream"),
+    ("503", "FI", "fault_filter_abort"),
+    ("500", "RLSE", "rate_limiter_error"),
+    ("400", "IH", "request_headers_failed_strict_check"),
+    ("408", "SI", "stream_idle_timeout"),
+    (
+        "502",
+        "UPE",
+        "upstream_reset_after_response_started{protocol_error}",
+    ),
+    ("503", "OM", "overload"),
+    ("503", "DF", "dns_resolution_failure"),
+    ("503", "DO", "drop_overload"),
+    ("500", "NFCF", "filter_config_not_found"),
 ];
 
 const AGENTS: &[&str] = &[

@@ -156,11 +156,18 @@ fn mesh_corpus_accuracy() {
             "seed {seed:#x}: mesh GA {:.3}",
             all.2
         );
+        assert!(
+            all.3 >= MESH_PA_FLOOR,
+            "seed {seed:#x}: mesh PA {:.3}",
+            all.3
+        );
     }
 }
 
 /// Floor set to what the held-out seed reached.
 const MESH_GA_FLOOR: f64 = 0.99;
+/// PA floor: the held-out seed reached 0.894, the development seed 0.884.
+const MESH_PA_FLOOR: f64 = 0.88;
 
 #[test]
 fn envoy_patterns_keep_method_code_and_flags_and_match_members() {

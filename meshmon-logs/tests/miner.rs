@@ -288,7 +288,11 @@ fn first_word_generalises_with_evidence_and_persists() {
         assert_eq!(m.resolve(*id), ids[0]);
     }
     let p = m.pattern(ids[0]).unwrap();
-    assert_eq!(p.template(), "<*> - <*> open through proxy <*> HTTPS");
+    // `host:port` renders as two variables (the Loghub-2.0 convention).
+    assert_eq!(
+        p.template(),
+        "<*> - <*>:<*> open through proxy <*>:<*> HTTPS"
+    );
     // A new program joins directly, also after a restart.
     let mut back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
     let line =
@@ -480,4 +484,217 @@ fn pattern_set_is_bounded_and_counts_overflow() {
         1
     );
     assert_eq!(set.stats().records, 3);
+}
+
+#[test]
+fn variables_render_by_the_parts_all_their_values_share() {
+    let mut m = Miner::default();
+    // An address with its port: two variables, whether the host is an IP or a name.
+    let a = m.add("dial api.example.com:443 failed");
+    m.add("dial 10.0.0.1:8080 failed");
+    m.add("dial /10.0.0.2:50010 failed");
+    assert_eq!(m.pattern(a).unwrap().template(), "dial <*>:<*> failed");
+    // A size and its unit: the unit stays while every value had it.
+    let b = m.add("sent 16.0 KB to peer");
+    m.add("sent 512 KB to peer");
+    assert_eq!(m.pattern(b).unwrap().template(), "sent <*> KB to peer");
+    m.add("sent 3 MB to peer");
+    assert_eq!(m.pattern(b).unwrap().template(), "sent <*> <*> to peer");
+    // A fixed-length list renders each element; a varying length is one variable.
+    let c = m.add("irq 5 11 disabled");
+    m.add("irq 7 12 disabled");
+    assert_eq!(m.pattern(c).unwrap().template(), "irq <*> <*> disabled");
+    m.add("irq 7 12 13 disabled");
+    assert_eq!(m.pattern(c).unwrap().template(), "irq <*> disabled");
+    // `:` separates next to a number only: two host names glued stay one variable, a
+    // word glued after a port is a literal part.
+    let i = m.add("updated for cp-1.example.us:cp-1.example.us now");
+    m.add("updated for cp-2.example.us:cp-2.example.us now");
+    assert_eq!(m.pattern(i).unwrap().template(), "updated for <*> now");
+    let j = m.add("dn 10.0.0.1:50010:Got exception");
+    m.add("dn 10.0.0.2:50010:Got exception");
+    assert_eq!(m.pattern(j).unwrap().template(), "dn <*>:<*>:Got exception");
+    // Date-times are one value; clock times split like the labels write them.
+    let g = m.add("pushed at 2024-05-01T12:00:00Z/12 ok");
+    m.add("pushed at 2024-05-02T13:10:00Z/7 ok");
+    assert_eq!(m.pattern(g).unwrap().template(), "pushed at <*> ok");
+    let h = m.add("mail delay=00:01:02 queued");
+    m.add("mail delay=00:00:07 queued");
+    assert_eq!(
+        m.pattern(h).unwrap().template(),
+        "mail delay=<*>:<*>:<*> queued"
+    );
+    // URLs, IPv6 addresses and plain words stay one variable.
+    let d = m.add("GET http://10.0.0.1:80/x ok");
+    m.add("GET http://10.0.0.2:81/y ok");
+    assert_eq!(m.pattern(d).unwrap().template(), "GET <*> ok");
+    let e = m.add("peer [fe80::1]:443 up");
+    m.add("peer [fe80::2]:443 up");
+    assert_eq!(m.pattern(e).unwrap().template(), "peer <*> up");
+    // A word-valued variable never renders one of its values.
+    for u in ["alice", "bob", "carol", "dave", "erin"] {
+        m.add(&format!("login ok for user {u}"));
+    }
+    let f = m.add("login ok for user frank");
+    assert_eq!(m.pattern(f).unwrap().template(), "login ok for user <*>");
+    // The shape survives persistence and merging pattern sets.
+    let back: Miner = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+    assert_eq!(back.pattern(a).unwrap().template(), "dial <*>:<*> failed");
+    let mut other = Miner::default();
+    other.add("dial 10.9.9.9:53 failed");
+    let map = other.merge(&m);
+    let into = map[&a];
+    assert_eq!(
+        other.pattern(into).unwrap().template(),
+        "dial <*>:<*> failed"
+    );
+    other.add("dial 10.9.9.9 failed");
+    assert_eq!(other.pattern(into).unwrap().template(), "dial <*> failed");
+    // Rendering never changes grouping: the regex still matches every member.
+    let re = regex::Regex::new(&m.pattern(b).unwrap().regex()).unwrap();
+    assert!(re.is_match("sent 16.0 KB to peer") && re.is_match("sent 3 MB to peer"));
+}
+
+#[test]
+fn call_names_with_digits_stay_constants() {
+    // A function name with a digit before `(` is a constant: `jk2_init()`.
+    let k = kinds("jk2_init() Found child 6725 in scoreboard slot 10");
+    assert_eq!(k[0], ("jk2_init".to_owned(), TokenKind::Word));
+    let mut m = Miner::default();
+    let a = m.add("jk2_init() Found child 6725 in scoreboard slot 10");
+    m.add("jk2_init() Found child 6726 in scoreboard slot 8");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "jk2_init() Found child <*> in scoreboard slot <*>"
+    );
+    // The arguments are still tokenised: `ssl3_read(42)` keeps its number variable.
+    let k = kinds("ssl3_read(42) failed");
+    assert_eq!(k[0], ("ssl3_read".to_owned(), TokenKind::Word));
+    assert_eq!(k[2], ("42".to_owned(), TokenKind::Var(VarKind::Number)));
+    // No digit in the name: `LOCAL(0)` stays one variable (it alternates with addresses).
+    assert!(matches!(
+        var_of("synchronized to LOCAL(0), stratum 10", "LOCAL(0)"),
+        VarKind::Alnum
+    ));
+    // Too short to be a name: `x1(y)` is a value.
+    assert!(matches!(kinds("got x1(y) here")[1].1, TokenKind::Var(_)));
+}
+
+#[test]
+fn a_numbered_name_that_never_varies_renders_as_itself() {
+    let mut m = Miner::default();
+    // `eth1` is masked (a word with a digit) but only ever held one value.
+    let a = m.add("DHCPDISCOVER from 00:11:22:33:44:55 via eth1");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via <*>"
+    );
+    m.add("DHCPDISCOVER from 00:11:22:33:44:66 via eth1");
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via eth1"
+    );
+    // Once it varies it is a variable again; ids and grouping never changed.
+    assert_eq!(m.add("DHCPDISCOVER from 00:11:22:33:44:77 via eth0"), a);
+    assert_eq!(
+        m.pattern(a).unwrap().template(),
+        "DHCPDISCOVER from <*> via <*>"
+    );
+    // Long or digit-heavy ids are never rendered: `blk_1234` stays a variable.
+    let b = m.add("deleting blk_1234 now");
+    m.add("deleting blk_1234 now");
+    assert_eq!(m.pattern(b).unwrap().template(), "deleting <*> now");
+}
+
+/// Mines `lines` with and without the parsing cache and asserts identical results: ids
+/// handed out, every pattern (template, typed template, regex, count, variables), stats.
+pub fn assert_cache_changes_nothing(lines: &[String]) -> u64 {
+    let mut cfg = MinerConfig::default();
+    cfg.match_cache = 1024;
+    let mut cached = Miner::new(cfg.clone()).unwrap();
+    cfg.match_cache = 0;
+    let mut plain = Miner::new(cfg).unwrap();
+    for l in lines {
+        assert_eq!(cached.add(l), plain.add(l), "{l:?}");
+    }
+    let a: Vec<_> = cached.patterns().collect();
+    let b: Vec<_> = plain.patterns().collect();
+    assert_eq!(a, b, "patterns differ");
+    let mut sa = cached.stats().clone();
+    let hits = sa.cache_hits;
+    sa.cache_hits = 0;
+    assert_eq!(&sa, plain.stats());
+    hits
+}
+
+#[test]
+fn the_parsing_cache_never_changes_a_result() {
+    // Values re-drawn digit by digit, next to constants whose digits matter.
+    let shapes = [
+        "GET /api/v1/users/# HTTP/#.1 200 took #ms",
+        "negotiated TLSv1.# with 10.0.#.#:#",
+        "arch x8#_64 kernel #.#.#",
+        "value 0x#f# and #x1f at offset #",
+        "jk#_init() Found child # in scoreboard slot #",
+        "ssl#_read_bytes_internal(#) failed after # tries",
+        "worker-# processed # items in #.#s (# KB) ok",
+        "instruction......0x# x8#......done",
+        "blk_-# replicated to 10.#.#.#:50010 from /10.#.#.#:# size #",
+    ];
+    let mut seed = 0x5eedu64;
+    let mut next = || {
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut lines = Vec::new();
+    for _ in 0..20_000 {
+        let shape = shapes[(next() % shapes.len() as u64) as usize];
+        let mut l = String::new();
+        for c in shape.chars() {
+            if c == '#' {
+                // Mostly one digit: the same skeleton recurs.
+                let n = if next() % 20 == 0 { 2 } else { 1 };
+                for _ in 0..n {
+                    l.push(char::from(b'0' + (next() % 10) as u8));
+                }
+            } else {
+                l.push(c);
+            }
+        }
+        lines.push(l);
+    }
+    let hits = assert_cache_changes_nothing(&lines);
+    assert!(hits > 1_000, "the cache is used: {hits} hits");
+    // A stream that never repeats a skeleton bypasses the cache (adaptive), and the
+    // cache comes back when repetition returns; results stay identical throughout.
+    let mut mixed: Vec<String> = (0..40_000u64)
+        .map(|i| {
+            let mut z = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let w: String = (0..8)
+                .map(|_| {
+                    z = (z ^ (z >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    char::from(b'a' + (z >> 59) as u8 % 26)
+                })
+                .collect();
+            format!("event {w} {i}")
+        })
+        .collect();
+    let unique_hits = assert_cache_changes_nothing(&mixed);
+    assert!(
+        unique_hits < 4_000,
+        "{unique_hits} hits on unique skeletons"
+    );
+    mixed.extend(lines.iter().cloned());
+    assert_cache_changes_nothing(&mixed);
+    // Digits that name a constant keep messages apart.
+    let mut c = MinerConfig::default();
+    c.match_cache = 64;
+    let mut m = Miner::new(c).unwrap();
+    let a = m.add("proto HTTP/1.1 ok");
+    let b = m.add("proto HTTP/2 ok");
+    assert_ne!(a, b);
+    assert_eq!(m.pattern(a).unwrap().template(), "proto HTTP/1.1 ok");
 }

@@ -530,6 +530,22 @@ fn is_host_port(core: &[u8], colon: usize) -> bool {
             .any(|e| e.eq_ignore_ascii_case(&host[dot + 1..]))
 }
 
+/// A function name with a digit before `(`: an identifier (letters, digits, `_`, `.`,
+/// `$`) that starts with a letter and holds at least three letters (`jk2_init`,
+/// `ssl3_read`, not `x1` nor `n42`; `LOCAL(0)` has no digit in its name and stays one
+/// variable).
+fn is_call_name(id: &[u8]) -> bool {
+    id.iter().any(u8::is_ascii_digit) && is_call_ident(id)
+}
+
+fn is_call_ident(id: &[u8]) -> bool {
+    id.first().is_some_and(u8::is_ascii_alphabetic)
+        && id
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$'))
+        && id.iter().filter(|c| c.is_ascii_alphabetic()).count() >= 3
+}
+
 /// A word containing a digit but no `=` (which would make it `key=value` pairs).
 fn digit_word(s: &[u8]) -> Option<VarKind> {
     (s.iter().any(u8::is_ascii_digit) && !s.contains(&b'=')).then_some(VarKind::Alnum)
@@ -585,6 +601,11 @@ const DAYS: &[&[u8]] = &[b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"]
 const MONTHS: &[&[u8]] = &[
     b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
+
+/// A day or month name (`Mon`, `Jul`): a date part, a value.
+pub(crate) fn is_date_word(w: &[u8]) -> bool {
+    DAYS.contains(&w) || MONTHS.contains(&w)
+}
 
 /// Joins `<number> <size unit>` into one variable (`16.0 KB`, `384 B`: the unit varies
 /// with the value), masks day and month names that are part of a date (`Fri Jul 1`), and
@@ -878,6 +899,16 @@ fn word(
                     split(b, s + p + 1, core_end, n, false, out);
                 }
             }
+        } else if p > 0
+            && p < core.len()
+            && core[p] == b'('
+            && core.last() == Some(&b')')
+            && is_call_name(&core[..p])
+        {
+            // A call `jk2_init()`, `sha3_hash(x)`: the function name is a constant even
+            // with a digit in it; the arguments are tokenised on their own.
+            push(out, s, s + p, TokenKind::Word, space);
+            split(b, s + p, core_end, n, false, out);
         } else if p > 0
             && p < core.len()
             && !core[..p].iter().any(u8::is_ascii_digit)

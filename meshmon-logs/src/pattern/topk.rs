@@ -70,6 +70,14 @@ impl TopK {
         self.evictions += other.evictions;
     }
 
+    /// The one value seen, when exactly one distinct value was ever recorded.
+    pub fn single(&self) -> Option<&ValueCount> {
+        match self.slots.as_slice() {
+            [one] if self.evictions == 0 => Some(one),
+            _ => None,
+        }
+    }
+
     /// The tracked values, most frequent first (ties by value).
     pub fn top(&self, k: usize) -> Vec<ValueCount> {
         let mut v = self.slots.clone();
