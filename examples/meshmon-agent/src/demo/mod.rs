@@ -499,6 +499,7 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut next_watch = Duration::from_secs(1);
     let mut istiod_n = 0u64;
     let mut requests_window = (0u64, 0.0f64);
+    let mut red_prev: summary::RedTotals = (0.0, BTreeMap::new());
     let mut write_error: Option<String> = None;
     // Start-up lines of the applications.
     let boot = now_ns();
@@ -614,11 +615,14 @@ async fn demo(a: DemoArgs) -> anyhow::Result<ExitCode> {
         }
         if el >= next_summary {
             next_summary += a.every.0;
-            let snap = agent
+            let mut snap = agent
                 .store
                 .read()
                 .map(|s| Snapshot::of(&s))
                 .unwrap_or_default();
+            // Rates over the summary period, from the RED table's running totals (its own
+            // window is one stats flush, too short to read well).
+            red_prev = summary::rates_since(&mut snap.services, &red_prev, el_s);
             let phase = match fault {
                 Some((s, _)) if el_s < s => "warm-up",
                 Some((_, e)) if el_s < e => "FAULT: reviews-v3 failing",

@@ -55,6 +55,28 @@ impl Snapshot {
     }
 }
 
+/// The RED totals (`total_hits`, `total_errors`) by service at a time (seconds).
+pub type RedTotals = (f64, BTreeMap<String, (u64, u64)>);
+
+/// Replaces each service's `rate` and `error_rate` by those since `prev` (the totals'
+/// differences over the elapsed time); returns the totals at `now` for the next call.
+/// A service new since `prev` counts from zero.
+pub fn rates_since(services: &mut [ServiceRed], prev: &RedTotals, now: f64) -> RedTotals {
+    let dt = now - prev.0;
+    let mut totals = BTreeMap::new();
+    for s in services.iter_mut() {
+        let (h0, e0) = prev.1.get(&s.service).copied().unwrap_or((0, 0));
+        let dh = s.total_hits.saturating_sub(h0);
+        let de = s.total_errors.saturating_sub(e0);
+        if dt > 0.0 {
+            s.rate = dh as f64 / dt;
+            s.error_rate = if dh > 0 { de as f64 / dh as f64 } else { 0.0 };
+        }
+        totals.insert(s.service.clone(), (s.total_hits, s.total_errors));
+    }
+    (now, totals)
+}
+
 /// One monitor (or Watchdog finding) as the agent's API lists it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct MonitorSeen {
@@ -518,6 +540,24 @@ mod tests {
             },
             samples: Vec::new(),
         }
+    }
+
+    #[test]
+    fn rates_come_from_the_totals_over_the_period() {
+        let svc = |hits, errors| ServiceRed {
+            service: "r".into(),
+            total_hits: hits,
+            total_errors: errors,
+            rate: 99.0,
+            ..ServiceRed::default()
+        };
+        let mut v = vec![svc(100, 0)];
+        let p = rates_since(&mut v, &(0.0, BTreeMap::new()), 5.0);
+        assert_eq!(v[0].rate, 20.0);
+        let mut v = vec![svc(200, 25)];
+        let p = rates_since(&mut v, &p, 10.0);
+        assert_eq!((v[0].rate, v[0].error_rate), (20.0, 0.25));
+        assert_eq!(p.1["r"], (200, 25));
     }
 
     #[test]
