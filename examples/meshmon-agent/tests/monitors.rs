@@ -519,3 +519,455 @@ async fn watchdog_creates_monitors_as_services_appear_and_fires_on_an_error_burs
     assert!(others.is_empty(), "other signals fired: {others:?}");
     assert!(agent.shutdown().await.is_empty());
 }
+
+/// A loopback hyper server answering the n-th request (0-based) with `script(n)`
+/// (`None`: never answers); returns its base URL and the JSON bodies received.
+async fn hook_server(
+    script: impl Fn(usize) -> Option<u16> + Send + Sync + 'static,
+) -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    use http_body_util::BodyExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = Arc::new(script);
+    let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let b2 = bodies.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            let (script, n, bodies) = (script.clone(), n.clone(), b2.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (script, n, bodies) = (script.clone(), n.clone(), bodies.clone());
+                        async move {
+                            let i = n.fetch_add(1, Ordering::SeqCst);
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            bodies
+                                .lock()
+                                .unwrap()
+                                .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                            let Some(code) = script(i) else {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                unreachable!();
+                            };
+                            let mut r = hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from_static(b"{}"),
+                            ));
+                            *r.status_mut() = hyper::StatusCode::from_u16(code).unwrap();
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    (url, bodies)
+}
+
+fn metric_value(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_retry_on_5xx_count_failures_and_never_block_evaluation() {
+    let dir = TempDir::new("webhook");
+    // 0: two 503s, then 200s. 1: always 500. 2: 404 (not retried). 3: never answers.
+    let (flaky, flaky_bodies) = hook_server(|n| Some(if n < 2 { 503 } else { 200 })).await;
+    let (broken, broken_bodies) = hook_server(|_| Some(500)).await;
+    let (gone, gone_bodies) = hook_server(|_| Some(404)).await;
+    let (stuck, _) = hook_server(|_| None).await;
+    let extra = format!(
+        "{THRESHOLD}notifiers:
+  webhooks:
+    - {{url: '{flaky}/hook', retries: 3, backoff: 10ms, headers: {{x-token: abc}}}}
+    - {{url: '{broken}/hook', retries: 2, backoff: 10ms}}
+    - {{url: '{gone}/hook', retries: 2, backoff: 10ms}}
+    - {{url: '{stuck}/hook', retries: 0, timeout: 30s, queue: 1}}
+"
+    );
+    let clock = ManualClock::new(1_800_000_000);
+    let agent = run::start(config(dir.path(), &extra), clock.clone())
+        .await
+        .unwrap();
+    // OK → ALERT → OK → ALERT → OK: four notifications, one evaluation each.
+    for v in [10.0, 150.0, 10.0, 150.0, 10.0] {
+        let t = Timestamp::from_nanos(clock.now().as_nanos() + 60_000_000_000);
+        insert(&agent, "app.queue.depth", "env:test,pod:a", t, v);
+        clock.advance(60);
+        evaluated(&agent, clock.as_ref(), "/api/v1/monitors", "monitors").await;
+    }
+    // The stuck webhook holds the first notification, queues one, drops two; the
+    // evaluation went on regardless (all five evaluations above happened).
+    let t0 = Instant::now();
+    let text = loop {
+        let text = get_text(&agent, "/metrics").await;
+        let sent = metric_value(
+            &text,
+            "meshmon_notifications_total{notifier=\"webhook[0]\",outcome=\"sent\"}",
+        );
+        let failed1 = metric_value(
+            &text,
+            "meshmon_notifications_total{notifier=\"webhook[1]\",outcome=\"failed\"}",
+        );
+        let failed2 = metric_value(
+            &text,
+            "meshmon_notifications_total{notifier=\"webhook[2]\",outcome=\"failed\"}",
+        );
+        if sent == 4.0 && failed1 == 4.0 && failed2 == 4.0 {
+            break text;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let m = |s: &str| metric_value(&text, s);
+    assert_eq!(
+        m("meshmon_notification_retries_total{notifier=\"webhook[0]\"}"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("meshmon_notification_retries_total{notifier=\"webhook[1]\"}"),
+        8.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("meshmon_notification_retries_total{notifier=\"webhook[2]\"}"),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("meshmon_notifications_total{notifier=\"webhook[3]\",outcome=\"dropped\"}"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        m("meshmon_notifications_total{notifier=\"log\",outcome=\"sent\"}"),
+        4.0
+    );
+    // Every attempt reached the servers: 4 + 2 retries, 4 × 3, 4 × 1.
+    assert_eq!(flaky_bodies.lock().unwrap().len(), 6);
+    assert_eq!(broken_bodies.lock().unwrap().len(), 12);
+    assert_eq!(gone_bodies.lock().unwrap().len(), 4);
+    // The documented body.
+    let bodies = flaky_bodies.lock().unwrap().clone();
+    let delivered: Vec<&Value> = bodies.iter().skip(2).collect();
+    let states: Vec<(&str, &str)> = delivered
+        .iter()
+        .map(|b| {
+            (
+                b["previous"].as_str().unwrap(),
+                b["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("OK", "ALERT"),
+            ("ALERT", "OK"),
+            ("OK", "ALERT"),
+            ("ALERT", "OK")
+        ]
+    );
+    let b = delivered[0];
+    assert_eq!(b["version"], 1);
+    assert_eq!(b["id"], "queue-depth");
+    assert_eq!(b["name"], "Queue depth");
+    assert_eq!(b["type"], "metric");
+    assert_eq!(b["title"], "[ALERT] Queue depth");
+    assert_eq!(b["value"], 150.0);
+    assert_eq!(b["threshold"], 100.0);
+    assert_eq!(b["labels"]["team"], "mesh");
+    assert_eq!(b["renotification"], false);
+    assert!(
+        b["reason"].as_str().unwrap().contains("above critical 100"),
+        "{b:#}"
+    );
+    assert!(meshmon_core::time::parse_rfc3339(b["at"].as_str().unwrap()).is_ok());
+    for k in ["query", "service", "signal", "since", "band", "host", "url"] {
+        assert!(b.get(k).is_some(), "body lacks {k}: {b:#}");
+    }
+    let status = get(&agent, "/api/v1/status").await;
+    let n = &status["components"]["monitors"]["notifiers"];
+    assert_eq!(n.as_array().unwrap().len(), 5, "{n:#}");
+    // Shutdown does not hang on the stuck webhook.
+    let t0 = Instant::now();
+    assert!(agent.shutdown().await.is_empty());
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real `prometheus-alertmanager` on loopback ports, with its own storage and config;
+/// killed on drop.
+struct Alertmanager {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn alertmanager_binary() -> Option<PathBuf> {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("prometheus-alertmanager");
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    if std::env::var("MESHMON_REQUIRE_CORPUS").is_ok_and(|v| v == "1") {
+        panic!(
+            "prometheus-alertmanager is missing and MESHMON_REQUIRE_CORPUS=1 \
+             (install it with scripts/setup.d/monitors.sh)"
+        );
+    }
+    eprintln!(
+        "SKIPPED: prometheus-alertmanager not found (scripts/setup.d/monitors.sh installs it; \
+         MESHMON_REQUIRE_CORPUS=1 fails instead)"
+    );
+    None
+}
+
+async fn start_alertmanager(bin: &Path, dir: &Path) -> Alertmanager {
+    let cfg = dir.join("alertmanager.yml");
+    std::fs::write(
+        &cfg,
+        "route:\n  receiver: blackhole\n  group_wait: 1s\n  group_interval: 1s\nreceivers:\n  - name: blackhole\n",
+    )
+    .unwrap();
+    let storage = dir.join("am-data");
+    std::fs::create_dir_all(&storage).unwrap();
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("alertmanager.log")).unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.path={}", storage.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // No gossip cluster: nothing listens on :9094.
+        .arg("--cluster.listen-address=")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let am = Alertmanager {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let t0 = Instant::now();
+    loop {
+        let r =
+            meshmon_agent::status::http_get(&format!("{}/-/ready", am.url), Duration::from_secs(2))
+                .await;
+        if matches!(r, Ok((200, _))) {
+            return am;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "alertmanager not ready: {:?}",
+            std::fs::read_to_string(dir.join("alertmanager.log"))
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn am_alerts(am: &Alertmanager) -> Vec<Value> {
+    let (code, body) = meshmon_agent::status::http_get(
+        &format!("{}/api/v2/alerts", am.url),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 200);
+    serde_json::from_slice::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_lists_the_alert_and_resolves_it() {
+    let Some(bin) = alertmanager_binary() else {
+        return;
+    };
+    let dir = TempDir::new("alertmanager");
+    let am = start_alertmanager(&bin, dir.path()).await;
+    let extra = format!(
+        "
+monitors:
+  - name: Checkout latency
+    id: checkout-latency
+    type: metric
+    metric: app.checkout.latency
+    aggregation: last
+    window: 5s
+    interval: 100ms
+    critical: 0.5
+    labels: {{team: payments}}
+watchdog:
+  enabled: false
+notifiers:
+  alertmanagers:
+    - url: {}
+      resend_interval: 2s
+      labels: {{cluster: test}}
+",
+        am.url
+    );
+    // Real time: Alertmanager judges startsAt / endsAt against its own clock.
+    let clock: Arc<dyn Clock> = Arc::new(run::SystemClock);
+    let agent = run::start(config(dir.path(), &extra), clock.clone())
+        .await
+        .unwrap();
+    let feed = |v: f64| insert(&agent, "app.checkout.latency", "env:test", clock.now(), v);
+    feed(0.1);
+    // Slow checkouts: the monitor fires and Alertmanager lists the alert.
+    let t0 = Instant::now();
+    let alert = loop {
+        feed(0.9);
+        let alerts = am_alerts(&am).await;
+        if let Some(a) = alerts
+            .iter()
+            .find(|a| a["labels"]["monitor_id"] == "checkout-latency")
+        {
+            break a.clone();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "never listed: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let l = &alert["labels"];
+    assert_eq!(l["alertname"], "Checkout latency");
+    assert_eq!(l["severity"], "critical");
+    assert_eq!(l["monitor_type"], "metric");
+    assert_eq!(l["team"], "payments");
+    assert_eq!(l["cluster"], "test");
+    assert_eq!(alert["status"]["state"], "active");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("[ALERT] Checkout latency")
+    );
+    assert!(
+        alert["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("above critical 0.5")
+    );
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .unwrap()
+            .contains("/api/v1/monitors")
+    );
+    let doc = get(&agent, "/api/v1/monitors").await;
+    let m = monitor(&doc, "checkout-latency");
+    assert_eq!(m["state"], "ALERT");
+    // Alertmanager's startsAt is the monitor's `since`.
+    let since = meshmon_core::time::parse_rfc3339(m["since"].as_str().unwrap()).unwrap();
+    let starts = meshmon_core::time::parse_rfc3339(alert["startsAt"].as_str().unwrap()).unwrap();
+    assert_eq!(since.as_secs(), starts.as_secs());
+    // Re-sent while active: Alertmanager's endsAt moves ahead (each resend puts it four
+    // resend intervals, 8 s, past now).
+    let ends =
+        |a: &Value| meshmon_core::time::parse_rfc3339(a["endsAt"].as_str().unwrap()).unwrap();
+    let first_ends = ends(&alert);
+    let t0 = Instant::now();
+    loop {
+        feed(0.9);
+        let alerts = am_alerts(&am).await;
+        let a = alerts
+            .iter()
+            .find(|a| a["labels"]["monitor_id"] == "checkout-latency")
+            .expect("still listed while firing");
+        assert_eq!(a["status"]["state"], "active");
+        if ends(a) > first_ends {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never re-sent: {a:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Recovery: the agent sends endsAt = now, so Alertmanager resolves the alert at once,
+    // long before the 8 s of its last endsAt would have expired it.
+    loop {
+        feed(0.1);
+        let doc = get(&agent, "/api/v1/monitors").await;
+        if monitor(&doc, "checkout-latency")["state"] == "OK" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovered = Instant::now();
+    loop {
+        let alerts = am_alerts(&am).await;
+        let listed = alerts
+            .iter()
+            .find(|a| a["labels"]["monitor_id"] == "checkout-latency");
+        let resolved = match listed {
+            None => true,
+            Some(a) => ends(a) <= run::SystemClock.now(),
+        };
+        if resolved {
+            eprintln!(
+                "alertmanager: resolved {:?} after recovery ({})",
+                recovered.elapsed(),
+                if listed.is_none() {
+                    "no longer listed"
+                } else {
+                    "endsAt passed"
+                }
+            );
+            break;
+        }
+        assert!(
+            recovered.elapsed() < Duration::from_secs(4),
+            "not resolved by the agent: {alerts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let doc = get(&agent, "/api/v1/monitors").await;
+    assert_eq!(monitor(&doc, "checkout-latency")["state"], "OK");
+    // Deliveries: the alert, at least one re-send, the resolution; none failed.
+    let t0 = Instant::now();
+    loop {
+        let text = get_text(&agent, "/metrics").await;
+        let m = |o: &str| {
+            metric_value(
+                &text,
+                &format!(
+                    "meshmon_notifications_total{{notifier=\"alertmanager[0]\",outcome=\"{o}\"}}"
+                ),
+            )
+        };
+        assert_eq!(m("failed"), 0.0, "{text}");
+        if m("sent") >= 3.0 {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(agent.shutdown().await.is_empty());
+}

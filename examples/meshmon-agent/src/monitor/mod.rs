@@ -256,6 +256,6 @@ async fn run(ctx: Ctx, engine: anyhow::Result<Engine>, mut shutdown: watch::Rece
         }
     }
     save(&ctx, &engine);
-    notifiers.shutdown().await;
+    notifiers.shutdown(&ctx).await;
     publish(&ctx, &engine, &notifiers);
 }

@@ -54,6 +54,9 @@ use super::config::{AlertmanagerConfig, WebhookConfig};
 use super::eval::Event;
 use crate::run::{Ctx, fmt_time};
 
+/// How long shutdown waits for the notifiers' queues to drain, in all.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
 /// Counters of one notifier.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -515,19 +518,23 @@ impl Notifiers {
         v
     }
 
-    /// Closes the queues and waits (at most 10 s) for what is queued to be delivered.
-    pub async fn shutdown(&mut self) {
+    /// Closes the queues and waits, [`SHUTDOWN_DRAIN`] at most in all, for what is
+    /// queued to be delivered; what is still pending then is abandoned (and logged).
+    pub async fn shutdown(&mut self, ctx: &Ctx) {
         for s in &mut self.sinks {
             s.tx = None;
         }
         let handles = std::mem::take(&mut self.handles);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
         for h in handles {
             let abort = h.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), h)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, h).await.is_err() {
                 abort.abort();
+                ctx.log(
+                    "WARN",
+                    "monitors",
+                    "a notifier did not finish its queue before shutdown; abandoned",
+                );
             }
         }
     }
