@@ -342,7 +342,7 @@ watchdog:
 async fn anomaly_monitor_fires_on_a_step_and_recovers() {
     let dir = TempDir::new("anomaly");
     let clock = ManualClock::new(1_800_000_000);
-    let agent = run::start(config(dir.path(), ANOMALY), clock.clone())
+    let mut agent = run::start(config(dir.path(), ANOMALY), clock.clone())
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -371,6 +371,27 @@ async fn anomaly_monitor_fires_on_a_step_and_recovers() {
         if s != last {
             seen.push((i, s.clone()));
             last = s;
+        }
+        if i == 60 {
+            // Restart past the warm-up: the detector's state survives (no new warm-up).
+            let before = m["history"].clone();
+            assert!(
+                !m["message"].as_str().unwrap().contains("warming up"),
+                "{m:#}"
+            );
+            assert!(agent.shutdown().await.is_empty());
+            agent = run::start(config(dir.path(), ANOMALY), clock.clone())
+                .await
+                .unwrap();
+            let doc = get(&agent, "/api/v1/monitors").await;
+            assert_eq!(monitor(&doc, "pp-requests")["history"], before);
+        }
+        if i == 61 {
+            assert!(m["band"].is_object(), "band right after the restart: {m:#}");
+            assert!(
+                !m["message"].as_str().unwrap().contains("warming up"),
+                "{m:#}"
+            );
         }
         if m["state"] == "ALERT" && first_alert.is_none() {
             first_alert = Some(m.clone());
@@ -434,7 +455,7 @@ fn red(service: &str, hits: u64, errors: u64, p95_ms: f64) -> ServiceRed {
 async fn watchdog_creates_monitors_as_services_appear_and_fires_on_an_error_burst() {
     let dir = TempDir::new("watchdog");
     let clock = ManualClock::new(1_800_000_000);
-    let agent = run::start(config(dir.path(), WATCHDOG), clock.clone())
+    let mut agent = run::start(config(dir.path(), WATCHDOG), clock.clone())
         .await
         .unwrap();
     let (mut hits, mut errors) = ([0u64; 2], [0u64; 2]);
@@ -499,6 +520,15 @@ async fn watchdog_creates_monitors_as_services_appear_and_fires_on_an_error_burs
                 findings.is_empty(),
                 "no finding before the burst (step {i}): {doc:#}"
             );
+        }
+        if i == 30 {
+            // Restart: the Watchdog's detectors, totals and monitors survive.
+            assert!(agent.shutdown().await.is_empty());
+            agent = run::start(config(dir.path(), WATCHDOG), clock.clone())
+                .await
+                .unwrap();
+            let after = get(&agent, "/api/v1/watchdog").await;
+            assert_eq!(after["monitors"], doc["monitors"]);
         }
     }
     let fired = fired_at.expect("the error burst was not found");
