@@ -184,6 +184,10 @@ pub struct Event {
     pub reason: String,
     /// A reminder (`renotify_interval`), not a transition.
     pub renotification: bool,
+    /// The state of a monitor already not OK when the agent started: only for notifiers
+    /// that keep alerts alive (Alertmanager), never logged or posted to webhooks again.
+    #[serde(skip)]
+    pub resumed: bool,
 }
 
 /// The API's `signal` of a Watchdog signal.
@@ -638,6 +642,7 @@ impl Engine {
                 threshold: t.threshold,
                 reason: t.reason.clone(),
                 renotification,
+                resumed: false,
             };
             if after > before {
                 let new = after - before;
@@ -1138,10 +1143,79 @@ fn evaluate_watchdog(w: &mut WatchdogRt, raw: WatchdogRaw, now: Timestamp) -> (V
                 threshold: None,
                 reason: t.reason,
                 renotification: false,
+                resumed: false,
             });
         }
     }
     (events, stories)
+}
+
+impl Engine {
+    /// One [`Event`] (`resumed`) per monitor not OK now: what an Alertmanager notifier
+    /// must keep firing after a restart.
+    pub fn resumed_events(&self, now: Timestamp) -> Vec<Event> {
+        let mut out = Vec::new();
+        let ev = |id: String,
+                  name: String,
+                  kind: &'static str,
+                  query: String,
+                  service: Option<String>,
+                  signal: Option<&'static str>,
+                  labels: BTreeMap<String, String>,
+                  st: &Status| Event {
+            id,
+            name,
+            kind,
+            query,
+            service,
+            signal,
+            labels,
+            state: st.state,
+            previous: st.transitions.back().map_or(MonitorState::Ok, |t| t.from),
+            at: now,
+            since: st.since,
+            value: st.value,
+            band: st.band,
+            threshold: st.transitions.back().and_then(|t| t.threshold),
+            reason: st
+                .transitions
+                .back()
+                .map_or_else(|| st.message.clone(), |t| t.reason.clone()),
+            renotification: false,
+            resumed: true,
+        };
+        for m in &self.configured {
+            if m.status.state != MonitorState::Ok {
+                out.push(ev(
+                    m.id.clone(),
+                    m.spec.name.clone(),
+                    m.spec.kind.as_str(),
+                    m.query.clone(),
+                    m.spec.service.clone(),
+                    None,
+                    m.spec.labels.clone(),
+                    &m.status,
+                ));
+            }
+        }
+        if let Some(w) = &self.watchdog {
+            for (svc, sig, st) in watchdog_statuses(w) {
+                if st.state != MonitorState::Ok {
+                    out.push(ev(
+                        watchdog_id(svc, sig),
+                        format!("Watchdog: {} on {svc}", sig.as_str()),
+                        "watchdog",
+                        watchdog_query(svc, sig),
+                        Some(svc.to_owned()),
+                        Some(signal_name(sig)),
+                        BTreeMap::new(),
+                        st,
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Every watched service's signals as `(service, signal, status)`.

@@ -88,6 +88,8 @@ pub struct CounterView {
 }
 
 struct Sink {
+    /// Takes `resumed` events (Alertmanager).
+    keeps_alerts: bool,
     name: String,
     url: String,
     tx: Option<mpsc::Sender<Event>>,
@@ -427,6 +429,7 @@ impl Notifiers {
                 counters.clone(),
             )));
             sinks.push(Sink {
+                keeps_alerts: false,
                 name,
                 url: w.url.clone(),
                 tx: Some(tx),
@@ -445,6 +448,7 @@ impl Notifiers {
                 counters.clone(),
             )));
             sinks.push(Sink {
+                keeps_alerts: true,
                 name,
                 url: a.url.clone(),
                 tx: Some(tx),
@@ -470,6 +474,15 @@ impl Notifiers {
     /// Hands `events` to every notifier without waiting.
     pub fn dispatch(&self, ctx: &Ctx, events: &[Event]) {
         for e in events {
+            if e.resumed {
+                for s in self.sinks.iter().filter(|s| s.keeps_alerts) {
+                    let Some(tx) = &s.tx else { continue };
+                    if tx.try_send(e.clone()).is_err() {
+                        s.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
             if let Some(c) = &self.log {
                 let level = if e.state == MonitorState::Ok {
                     "INFO"
