@@ -1026,3 +1026,141 @@ notifiers:
     }
     assert!(agent.shutdown().await.is_empty());
 }
+
+/// POSTs `traces` to the agent's Datadog intake as v0.4 msgpack.
+async fn send_traces(agent: &RunningAgent, traces: &[Vec<meshmon_trace::Span<'_>>]) {
+    let body = meshmon_trace::encode::encode_v04(traces);
+    let addr = agent.trace_addr.expect("APM intake");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = hyper::Request::post(format!("http://{addr}/v0.4/traces"))
+        .header("content-type", "application/msgpack")
+        .header("x-datadog-trace-count", traces.len().to_string())
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let resp = client.request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_monitors_and_watchdog_read_the_red_data_of_real_spans() {
+    let dir = TempDir::new("spans");
+    let extra = "
+apm:
+  enabled: true
+  receiver_port: 0
+  zipkin_port: null
+  stats_flush_interval: 20ms
+monitors:
+  - name: reviews errors
+    type: trace_error_rate
+    service: reviews
+    window: 2m
+    interval: 45s
+    critical: 0.3
+  - name: reviews p95
+    type: trace_latency
+    service: reviews
+    window: 2m
+    interval: 45s
+    critical: 0.2
+watchdog:
+  interval: 45s
+";
+    // `config` turns APM off first; the later `apm:` block of `extra` wins.
+    let text = format!(
+        "data_dir: {}\napi:\n  listen: 127.0.0.1:0\ndogstatsd:\n  enabled: false\n{extra}",
+        dir.path().display()
+    );
+    let cfg = parse_yaml(&text, "test.yaml").unwrap();
+    cfg.validate().unwrap();
+    let clock = ManualClock::new(1_800_000_000);
+    let agent = run::start(cfg, clock.clone()).await.unwrap();
+    let mut id = 1u64;
+    let mut want_hits = 0u64;
+    for step in 0..3 {
+        // 40 requests: productpage → reviews; half of reviews' fail, taking 300 ms.
+        let mut traces = Vec::new();
+        let t0 = clock.now().as_nanos();
+        for i in 0..40i64 {
+            let root = meshmon_trace::Span {
+                service: "productpage".into(),
+                name: "http.request".into(),
+                resource: "GET /productpage".into(),
+                trace_id: id,
+                span_id: id * 10,
+                start: t0 + i * 1_000_000,
+                duration: 400_000_000,
+                ..meshmon_trace::Span::default()
+            };
+            let child = meshmon_trace::Span {
+                service: "reviews".into(),
+                name: "http.request".into(),
+                resource: "GET /reviews".into(),
+                trace_id: id,
+                span_id: id * 10 + 1,
+                parent_id: id * 10,
+                start: t0 + i * 1_000_000 + 1_000,
+                duration: 300_000_000,
+                error: i32::from(i % 2 == 0),
+                ..meshmon_trace::Span::default()
+            };
+            traces.push(vec![root, child]);
+            id += 1;
+        }
+        send_traces(&agent, &traces).await;
+        want_hits += 40;
+        // Half a step: the stats bucket is flushed; nothing is due yet.
+        clock.advance(30);
+        let t = Instant::now();
+        loop {
+            let s = agent.store.read().unwrap().services().to_vec();
+            if s.iter()
+                .any(|r| r.service == "reviews" && r.total_hits == want_hits)
+            {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(20), "RED table {s:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        clock.advance(30);
+        let doc = evaluated(&agent, clock.as_ref(), "/api/v1/monitors", "monitors").await;
+        let wd = evaluated(&agent, clock.as_ref(), "/api/v1/watchdog", "monitors").await;
+        let ids: Vec<&str> = wd["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "watchdog:productpage:request_rate",
+                "watchdog:productpage:error_rate",
+                "watchdog:productpage:latency",
+                "watchdog:reviews:request_rate",
+                "watchdog:reviews:error_rate",
+                "watchdog:reviews:latency",
+            ]
+        );
+        let err = monitor(&doc, "reviews-errors");
+        assert_eq!(err["value"].as_f64(), Some(0.5), "{err:#}");
+        assert_eq!(err["state"], "ALERT");
+        let p95 = monitor(&doc, "reviews-p95");
+        let v = p95["value"].as_f64().unwrap();
+        assert!((0.25..0.35).contains(&v), "p95 of 300 ms spans: {p95:#}");
+        assert_eq!(p95["state"], "ALERT");
+        if step > 0 {
+            // From the second evaluation on, a rate per interval: 40 requests in 60 s.
+            let rr = monitor(&wd, "watchdog:reviews:request_rate");
+            let v = rr["value"].as_f64().unwrap();
+            assert!((v - 40.0 / 60.0).abs() < 1e-9, "{rr:#}");
+            let er = monitor(&wd, "watchdog:reviews:error_rate");
+            assert_eq!(er["value"].as_f64(), Some(0.5), "{er:#}");
+            let lat = monitor(&wd, "watchdog:reviews:latency");
+            let v = lat["value"].as_f64().unwrap();
+            assert!((0.25..0.35).contains(&v), "{lat:#}");
+        }
+    }
+    assert!(agent.shutdown().await.is_empty());
+}

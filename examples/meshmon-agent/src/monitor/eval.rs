@@ -19,6 +19,8 @@ use crate::store::{ServiceRed, Store};
 
 /// Evaluations kept per monitor for the API's `history`.
 pub const HISTORY_POINTS: usize = 360;
+/// The longest tick of the evaluation task.
+pub const MAX_TICK: Duration = Duration::from_secs(1);
 /// Transitions kept per monitor (older ones are dropped and counted).
 pub const MAX_TRANSITIONS: usize = 200;
 
@@ -504,14 +506,17 @@ impl Engine {
         }
     }
 
-    /// The shortest interval (the evaluation task's tick).
+    /// The evaluation task's tick: the shortest interval, at most [`MAX_TICK`] (which
+    /// monitors are due is decided on the agent's clock at each tick, so a clock that
+    /// runs faster than real time — a test's, a demo's — is followed within a second).
     pub fn tick(&self) -> Duration {
         self.configured
             .iter()
             .map(|m| m.spec.interval.0)
             .chain(self.watchdog.as_ref().map(|w| w.settings.interval.0))
             .min()
-            .unwrap_or(Duration::from_secs(60))
+            .unwrap_or(MAX_TICK)
+            .min(MAX_TICK)
     }
 
     /// Copies what the monitors due at `now` need out of `store` (called under its read
