@@ -784,7 +784,11 @@ fn evaluate_one(m: &mut Configured, raw: Raw, now: Timestamp) {
     st.value = value;
     let what = format!(
         "{}(last_{})",
-        agg_name(s.aggregation()),
+        match s.kind {
+            MonitorKind::Log => "count",
+            MonitorKind::TraceErrorRate => "error_rate",
+            _ => agg_name(s.aggregation()),
+        },
         fmt_dur(s.window())
     );
     match &mut m.judge {
