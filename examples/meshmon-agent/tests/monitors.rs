@@ -617,6 +617,8 @@ async fn webhooks_retry_on_5xx_count_failures_and_never_block_evaluation() {
     let (broken, broken_bodies) = hook_server(|_| Some(500)).await;
     let (gone, gone_bodies) = hook_server(|_| Some(404)).await;
     let (stuck, _) = hook_server(|_| None).await;
+    // 4: nothing listens (connection refused), retried like a 5xx.
+    let closed = free_port();
     let extra = format!(
         "{THRESHOLD}notifiers:
   webhooks:
@@ -624,6 +626,7 @@ async fn webhooks_retry_on_5xx_count_failures_and_never_block_evaluation() {
     - {{url: '{broken}/hook', retries: 2, backoff: 10ms}}
     - {{url: '{gone}/hook', retries: 2, backoff: 10ms}}
     - {{url: '{stuck}/hook', retries: 0, timeout: 30s, queue: 1}}
+    - {{url: 'http://127.0.0.1:{closed}/hook', retries: 1, backoff: 10ms}}
 "
     );
     let clock = ManualClock::new(1_800_000_000);
@@ -654,7 +657,11 @@ async fn webhooks_retry_on_5xx_count_failures_and_never_block_evaluation() {
             &text,
             "meshmon_notifications_total{notifier=\"webhook[2]\",outcome=\"failed\"}",
         );
-        if sent == 4.0 && failed1 == 4.0 && failed2 == 4.0 {
+        let failed4 = metric_value(
+            &text,
+            "meshmon_notifications_total{notifier=\"webhook[4]\",outcome=\"failed\"}",
+        );
+        if sent == 4.0 && failed1 == 4.0 && failed2 == 4.0 && failed4 == 4.0 {
             break text;
         }
         assert!(t0.elapsed() < Duration::from_secs(20), "{text}");
@@ -730,7 +737,12 @@ async fn webhooks_retry_on_5xx_count_failures_and_never_block_evaluation() {
     }
     let status = get(&agent, "/api/v1/status").await;
     let n = &status["components"]["monitors"]["notifiers"];
-    assert_eq!(n.as_array().unwrap().len(), 5, "{n:#}");
+    assert_eq!(n.as_array().unwrap().len(), 6, "{n:#}");
+    assert_eq!(
+        m("meshmon_notification_retries_total{notifier=\"webhook[4]\"}"),
+        4.0,
+        "{text}"
+    );
     // Shutdown does not hang on the stuck webhook.
     let t0 = Instant::now();
     assert!(agent.shutdown().await.is_empty());

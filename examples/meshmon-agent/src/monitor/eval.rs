@@ -408,15 +408,27 @@ fn finite_band(lo: f64, hi: f64) -> Option<(f64, f64)> {
     (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
 }
 
-fn names_with(store: &Store, prefix: &str, suffix: &str) -> Vec<String> {
-    store
-        .names()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| {
-            n.starts_with(prefix) && n.ends_with(suffix) && n.len() > prefix.len() + suffix.len()
-        })
-        .collect()
+/// The `trace.*` metric names held, listed once per evaluation round.
+struct TraceNames<'s> {
+    store: &'s Store,
+    names: std::cell::OnceCell<Vec<String>>,
+}
+
+impl TraceNames<'_> {
+    fn with(&self, suffix: &str) -> impl Iterator<Item = &str> {
+        let names = self.names.get_or_init(|| {
+            self.store
+                .names()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| n.starts_with("trace."))
+                .collect()
+        });
+        names
+            .iter()
+            .filter(move |n| n.ends_with(suffix) && n.len() > "trace.".len() + suffix.len())
+            .map(String::as_str)
+    }
 }
 
 fn points(store: &Store, name: &str, filters: &[String], since: Timestamp) -> Vec<Vec<(f64, f64)>> {
@@ -523,6 +535,10 @@ impl Engine {
     /// lock; nothing is judged here).
     pub fn copy_inputs(&self, store: &Store, now: Timestamp) -> Inputs {
         let mut out = Inputs::default();
+        let trace_names = TraceNames {
+            store,
+            names: std::cell::OnceCell::new(),
+        };
         for m in &self.configured {
             let s = &m.spec;
             if !due(m.status.last_eval, s.interval.0, now) {
@@ -541,7 +557,7 @@ impl Engine {
                     let f = [format!("service:{}", s.service.as_deref().unwrap_or(""))];
                     let mut hits = Vec::new();
                     let mut errors = Vec::new();
-                    for n in names_with(store, "trace.", ".hits") {
+                    for n in trace_names.with(".hits") {
                         hits.extend(points(store, &n, &f, since).into_iter().flatten());
                         let e = format!("{}.errors", &n[..n.len() - ".hits".len()]);
                         errors.extend(points(store, &e, &f, since).into_iter().flatten());
@@ -555,7 +571,7 @@ impl Engine {
                         s.percentile.unwrap_or(Percentile::P95).series_suffix()
                     );
                     let mut all = Vec::new();
-                    for n in names_with(store, "trace.", &suffix) {
+                    for n in trace_names.with(&suffix) {
                         all.extend(points(store, &n, &f, since));
                     }
                     Raw::Series(all)
@@ -597,7 +613,7 @@ impl Engine {
                 .last_eval
                 .unwrap_or_else(|| now.saturating_sub(w.settings.interval.0));
             let mut p95: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for n in names_with(store, "trace.", ".duration.by.service.95p") {
+            for n in trace_names.with(".duration.by.service.95p") {
                 for s in store.query(&n, &["service:*".to_owned()], Some(since)) {
                     let svc = s
                         .tags
