@@ -558,7 +558,7 @@ impl Engine {
                     let mut hits = Vec::new();
                     let mut errors = Vec::new();
                     for n in trace_names.with(".hits") {
-                        hits.extend(points(store, &n, &f, since).into_iter().flatten());
+                        hits.extend(points(store, n, &f, since).into_iter().flatten());
                         let e = format!("{}.errors", &n[..n.len() - ".hits".len()]);
                         errors.extend(points(store, &e, &f, since).into_iter().flatten());
                     }
@@ -572,7 +572,7 @@ impl Engine {
                     );
                     let mut all = Vec::new();
                     for n in trace_names.with(&suffix) {
-                        all.extend(points(store, &n, &f, since));
+                        all.extend(points(store, n, &f, since));
                     }
                     Raw::Series(all)
                 }
@@ -614,7 +614,7 @@ impl Engine {
                 .unwrap_or_else(|| now.saturating_sub(w.settings.interval.0));
             let mut p95: BTreeMap<String, Vec<f64>> = BTreeMap::new();
             for n in trace_names.with(".duration.by.service.95p") {
-                for s in store.query(&n, &["service:*".to_owned()], Some(since)) {
+                for s in store.query(n, &["service:*".to_owned()], Some(since)) {
                     let svc = s
                         .tags
                         .iter()
