@@ -151,6 +151,33 @@ pub fn render(doc: &Value) -> String {
             let _ = writeln!(o, "  last error: {err}");
         }
     }
+    if let Some(m) = comps.get("monitors") {
+        let st = &m["states"];
+        let w = &m["watchdog"];
+        let _ = writeln!(
+            o,
+            "\nMonitors: {} configured (ALERT {}, WARN {}, NO DATA {}); Watchdog: {} services (ALERT {}); transitions={}",
+            s(m, "configured"),
+            s(st, "ALERT"),
+            s(st, "WARN"),
+            s(st, "NO DATA"),
+            s(w, "services"),
+            s(&w["states"], "ALERT"),
+            s(m, "transitions")
+        );
+        for n in m["notifiers"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                o,
+                "  {} {} sent={} failed={} dropped={} retries={}",
+                s(n, "name"),
+                s(n, "url"),
+                s(n, "sent"),
+                s(n, "failed"),
+                s(n, "dropped"),
+                s(n, "retries")
+            );
+        }
+    }
     let st = &doc["store"];
     let _ = writeln!(
         o,

@@ -802,6 +802,39 @@ mod tests {
     }
 
     #[test]
+    fn agent_config_errors_name_file_line_and_monitor_key() {
+        let text = "monitors:\n  - name: a\n    type: metric\n    metric: m\n    critical: 1\n  - name: b\n    type: metric\n    metrc: m\n";
+        match crate::config::parse_yaml(text, "agent.yaml") {
+            Err(crate::config::ConfigError::Parse {
+                line, key, message, ..
+            }) => {
+                assert_eq!(line, 8);
+                assert_eq!(key, "monitors[1].metrc");
+                assert!(message.contains("unknown field"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let text = "monitors:\n  - name: a\n    type: threshold\n";
+        let e = crate::config::parse_yaml(text, "agent.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("monitors[0].type"), "{e}");
+        let text = "monitors:\n  - {name: a, type: metric, metric: m, critical: 1, warning: 3}\n";
+        let cfg = crate::config::parse_yaml(text, "agent.yaml").unwrap();
+        match cfg.validate() {
+            Err(crate::config::ConfigError::Invalid { key, message }) => {
+                assert_eq!(key, "monitors[0].warning");
+                assert!(message.contains("critical"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let cfg = crate::config::parse_yaml("watchdog:\n  bounds: -2\n", "a.yaml").unwrap();
+        assert!(
+            matches!(cfg.validate(), Err(crate::config::ConfigError::Invalid { key, .. }) if key == "watchdog.bounds")
+        );
+    }
+
+    #[test]
     fn notifier_and_watchdog_errors_name_the_key() {
         let mut n = NotifiersConfig::default();
         n.webhooks

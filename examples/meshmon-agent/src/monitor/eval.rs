@@ -19,6 +19,8 @@ use crate::store::{ServiceRed, Store};
 
 /// Evaluations kept per monitor for the API's `history`.
 pub const HISTORY_POINTS: usize = 360;
+/// The longest tick of the evaluation task.
+pub const MAX_TICK: Duration = Duration::from_secs(1);
 /// Transitions kept per monitor (older ones are dropped and counted).
 pub const MAX_TRANSITIONS: usize = 200;
 
@@ -184,6 +186,10 @@ pub struct Event {
     pub reason: String,
     /// A reminder (`renotify_interval`), not a transition.
     pub renotification: bool,
+    /// The state of a monitor already not OK when the agent started: only for notifiers
+    /// that keep alerts alive (Alertmanager), never logged or posted to webhooks again.
+    #[serde(skip)]
+    pub resumed: bool,
 }
 
 /// The API's `signal` of a Watchdog signal.
@@ -402,15 +408,27 @@ fn finite_band(lo: f64, hi: f64) -> Option<(f64, f64)> {
     (lo.is_finite() && hi.is_finite()).then_some((lo, hi))
 }
 
-fn names_with(store: &Store, prefix: &str, suffix: &str) -> Vec<String> {
-    store
-        .names()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| {
-            n.starts_with(prefix) && n.ends_with(suffix) && n.len() > prefix.len() + suffix.len()
-        })
-        .collect()
+/// The `trace.*` metric names held, listed once per evaluation round.
+struct TraceNames<'s> {
+    store: &'s Store,
+    names: std::cell::OnceCell<Vec<String>>,
+}
+
+impl TraceNames<'_> {
+    fn with(&self, suffix: &str) -> impl Iterator<Item = &str> {
+        let names = self.names.get_or_init(|| {
+            self.store
+                .names()
+                .into_iter()
+                .map(|(n, _)| n)
+                .filter(|n| n.starts_with("trace."))
+                .collect()
+        });
+        names
+            .iter()
+            .filter(move |n| n.ends_with(suffix) && n.len() > "trace.".len() + suffix.len())
+            .map(String::as_str)
+    }
 }
 
 fn points(store: &Store, name: &str, filters: &[String], since: Timestamp) -> Vec<Vec<(f64, f64)>> {
@@ -500,20 +518,27 @@ impl Engine {
         }
     }
 
-    /// The shortest interval (the evaluation task's tick).
+    /// The evaluation task's tick: the shortest interval, at most [`MAX_TICK`] (which
+    /// monitors are due is decided on the agent's clock at each tick, so a clock that
+    /// runs faster than real time — a test's, a demo's — is followed within a second).
     pub fn tick(&self) -> Duration {
         self.configured
             .iter()
             .map(|m| m.spec.interval.0)
             .chain(self.watchdog.as_ref().map(|w| w.settings.interval.0))
             .min()
-            .unwrap_or(Duration::from_secs(60))
+            .unwrap_or(MAX_TICK)
+            .min(MAX_TICK)
     }
 
     /// Copies what the monitors due at `now` need out of `store` (called under its read
     /// lock; nothing is judged here).
     pub fn copy_inputs(&self, store: &Store, now: Timestamp) -> Inputs {
         let mut out = Inputs::default();
+        let trace_names = TraceNames {
+            store,
+            names: std::cell::OnceCell::new(),
+        };
         for m in &self.configured {
             let s = &m.spec;
             if !due(m.status.last_eval, s.interval.0, now) {
@@ -532,8 +557,8 @@ impl Engine {
                     let f = [format!("service:{}", s.service.as_deref().unwrap_or(""))];
                     let mut hits = Vec::new();
                     let mut errors = Vec::new();
-                    for n in names_with(store, "trace.", ".hits") {
-                        hits.extend(points(store, &n, &f, since).into_iter().flatten());
+                    for n in trace_names.with(".hits") {
+                        hits.extend(points(store, n, &f, since).into_iter().flatten());
                         let e = format!("{}.errors", &n[..n.len() - ".hits".len()]);
                         errors.extend(points(store, &e, &f, since).into_iter().flatten());
                     }
@@ -546,8 +571,8 @@ impl Engine {
                         s.percentile.unwrap_or(Percentile::P95).series_suffix()
                     );
                     let mut all = Vec::new();
-                    for n in names_with(store, "trace.", &suffix) {
-                        all.extend(points(store, &n, &f, since));
+                    for n in trace_names.with(&suffix) {
+                        all.extend(points(store, n, &f, since));
                     }
                     Raw::Series(all)
                 }
@@ -588,8 +613,8 @@ impl Engine {
                 .last_eval
                 .unwrap_or_else(|| now.saturating_sub(w.settings.interval.0));
             let mut p95: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for n in names_with(store, "trace.", ".duration.by.service.95p") {
-                for s in store.query(&n, &["service:*".to_owned()], Some(since)) {
+            for n in trace_names.with(".duration.by.service.95p") {
+                for s in store.query(n, &["service:*".to_owned()], Some(since)) {
                     let svc = s
                         .tags
                         .iter()
@@ -638,6 +663,7 @@ impl Engine {
                 threshold: t.threshold,
                 reason: t.reason.clone(),
                 renotification,
+                resumed: false,
             };
             if after > before {
                 let new = after - before;
@@ -707,6 +733,9 @@ fn new_judge(s: &MonitorSpec) -> anyhow::Result<Judge> {
 fn value_of(m: &mut Configured, raw: Raw, now: Timestamp) -> Option<f64> {
     let s = &m.spec;
     let now_s = now.as_secs_f64();
+    // The window is (now − window, now], as Datadog's `last_5m`.
+    let start_s = now.saturating_sub(s.window()).as_secs_f64();
+    let inside = |t: f64| t > start_s && t <= now_s;
     match raw {
         Raw::Skip => None,
         Raw::Series(series) => {
@@ -716,7 +745,7 @@ fn value_of(m: &mut Configured, raw: Raw, now: Timestamp) -> Option<f64> {
                 .filter_map(|pts| {
                     let v: Vec<f64> = pts
                         .iter()
-                        .filter(|(t, v)| *t <= now_s && v.is_finite())
+                        .filter(|(t, v)| inside(*t) && v.is_finite())
                         .map(|(_, v)| *v)
                         .collect();
                     aggregate(agg, &v)
@@ -727,7 +756,7 @@ fn value_of(m: &mut Configured, raw: Raw, now: Timestamp) -> Option<f64> {
                 let all: Vec<f64> = series
                     .iter()
                     .flatten()
-                    .filter(|(t, v)| *t <= now_s && v.is_finite())
+                    .filter(|(t, v)| inside(*t) && v.is_finite())
                     .map(|(_, v)| *v)
                     .collect();
                 return aggregate(agg, &all);
@@ -736,7 +765,7 @@ fn value_of(m: &mut Configured, raw: Raw, now: Timestamp) -> Option<f64> {
         }
         Raw::Trace(hits, errors) => {
             let sum = |v: &[(f64, f64)]| -> f64 {
-                v.iter().filter(|(t, _)| *t <= now_s).map(|(_, v)| v).sum()
+                v.iter().filter(|(t, _)| inside(*t)).map(|(_, v)| v).sum()
             };
             let h = sum(&hits);
             (h > 0.0).then(|| sum(&errors) / h)
@@ -771,7 +800,11 @@ fn evaluate_one(m: &mut Configured, raw: Raw, now: Timestamp) {
     st.value = value;
     let what = format!(
         "{}(last_{})",
-        agg_name(s.aggregation()),
+        match s.kind {
+            MonitorKind::Log => "count",
+            MonitorKind::TraceErrorRate => "error_rate",
+            _ => agg_name(s.aggregation()),
+        },
         fmt_dur(s.window())
     );
     match &mut m.judge {
@@ -1135,10 +1168,79 @@ fn evaluate_watchdog(w: &mut WatchdogRt, raw: WatchdogRaw, now: Timestamp) -> (V
                 threshold: None,
                 reason: t.reason,
                 renotification: false,
+                resumed: false,
             });
         }
     }
     (events, stories)
+}
+
+impl Engine {
+    /// One [`Event`] (`resumed`) per monitor not OK now: what an Alertmanager notifier
+    /// must keep firing after a restart.
+    pub fn resumed_events(&self, now: Timestamp) -> Vec<Event> {
+        let mut out = Vec::new();
+        let ev = |id: String,
+                  name: String,
+                  kind: &'static str,
+                  query: String,
+                  service: Option<String>,
+                  signal: Option<&'static str>,
+                  labels: BTreeMap<String, String>,
+                  st: &Status| Event {
+            id,
+            name,
+            kind,
+            query,
+            service,
+            signal,
+            labels,
+            state: st.state,
+            previous: st.transitions.back().map_or(MonitorState::Ok, |t| t.from),
+            at: now,
+            since: st.since,
+            value: st.value,
+            band: st.band,
+            threshold: st.transitions.back().and_then(|t| t.threshold),
+            reason: st
+                .transitions
+                .back()
+                .map_or_else(|| st.message.clone(), |t| t.reason.clone()),
+            renotification: false,
+            resumed: true,
+        };
+        for m in &self.configured {
+            if m.status.state != MonitorState::Ok {
+                out.push(ev(
+                    m.id.clone(),
+                    m.spec.name.clone(),
+                    m.spec.kind.as_str(),
+                    m.query.clone(),
+                    m.spec.service.clone(),
+                    None,
+                    m.spec.labels.clone(),
+                    &m.status,
+                ));
+            }
+        }
+        if let Some(w) = &self.watchdog {
+            for (svc, sig, st) in watchdog_statuses(w) {
+                if st.state != MonitorState::Ok {
+                    out.push(ev(
+                        watchdog_id(svc, sig),
+                        format!("Watchdog: {} on {svc}", sig.as_str()),
+                        "watchdog",
+                        watchdog_query(svc, sig),
+                        Some(svc.to_owned()),
+                        Some(signal_name(sig)),
+                        BTreeMap::new(),
+                        st,
+                    ));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// Every watched service's signals as `(service, signal, status)`.
@@ -1149,4 +1251,289 @@ pub fn watchdog_statuses(w: &WatchdogRt) -> impl Iterator<Item = (&str, Signal, 
             .zip(ws.signals.iter())
             .map(move |(sig, st)| (svc.as_str(), *sig, st))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::store::PatternView;
+
+    fn spec(yaml: &str) -> MonitorSpec {
+        let s: MonitorSpec = serde_norway::from_str(yaml).unwrap();
+        super::super::config::validate(
+            std::slice::from_ref(&s),
+            &WatchdogSettings::default(),
+            &Default::default(),
+        )
+        .unwrap();
+        s
+    }
+
+    fn off() -> WatchdogSettings {
+        WatchdogSettings {
+            enabled: false,
+            ..WatchdogSettings::default()
+        }
+    }
+
+    fn at(min: i64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000 + min * 60)
+    }
+
+    fn round(e: &mut Engine, st: &Store, now: Timestamp) -> Vec<Event> {
+        let inputs = e.copy_inputs(st, now);
+        e.evaluate(inputs, now)
+    }
+
+    fn point(st: &mut Store, name: &str, tags: &str, t: Timestamp, v: f64) {
+        st.insert_point(Arc::from(name), tags.parse().unwrap(), "count", t, v);
+    }
+
+    #[test]
+    fn trace_error_rate_and_latency_from_the_red_series() {
+        let mut st = Store::new(StoreConfig::default());
+        let specs = [
+            spec(
+                "{name: err, type: trace_error_rate, service: reviews, window: 2m, warning: 0.05, critical: 0.2}",
+            ),
+            spec(
+                "{name: lat, type: trace_latency, service: reviews, percentile: p99, window: 2m, critical: 0.5}",
+            ),
+        ];
+        let mut e = Engine::new(&specs, &off(), at(0)).unwrap();
+        assert_eq!(
+            e.configured[0].query,
+            "sum(last_2m):trace.*.errors{service:reviews} / sum(last_2m):trace.*.hits{service:reviews}"
+        );
+        assert_eq!(
+            e.configured[1].query,
+            "max(last_2m):trace.*.duration.by.service.99p{service:reviews}"
+        );
+        // Two operations of reviews, one of ratings (not counted).
+        for (min, errs, p99) in [
+            (1, 1.0, 0.1),
+            (2, 10.0, 0.2),
+            (3, 40.0, 0.9),
+            (4, 0.0, 0.1),
+            (5, 0.0, 0.1),
+            (6, 0.0, 0.1),
+        ] {
+            let t = at(min);
+            point(
+                &mut st,
+                "trace.http.request.hits",
+                "service:reviews,resource:a",
+                t,
+                80.0,
+            );
+            point(
+                &mut st,
+                "trace.http.request.errors",
+                "service:reviews,resource:a",
+                t,
+                errs,
+            );
+            point(
+                &mut st,
+                "trace.grpc.server.hits",
+                "service:reviews,resource:b",
+                t,
+                20.0,
+            );
+            point(
+                &mut st,
+                "trace.grpc.server.errors",
+                "service:reviews,resource:b",
+                t,
+                0.0,
+            );
+            point(
+                &mut st,
+                "trace.http.request.hits",
+                "service:ratings",
+                t,
+                100.0,
+            );
+            point(
+                &mut st,
+                "trace.http.request.errors",
+                "service:ratings",
+                t,
+                100.0,
+            );
+            point(
+                &mut st,
+                "trace.http.request.duration.by.service.99p",
+                "service:reviews",
+                t,
+                p99,
+            );
+            point(
+                &mut st,
+                "trace.http.request.duration.by.service.99p",
+                "service:ratings",
+                t,
+                9.0,
+            );
+            round(&mut e, &st, t);
+        }
+        let err = &e.configured[0].status;
+        let states: Vec<_> = err.transitions.iter().map(|t| (t.to, t.value)).collect();
+        // min 2: (1+10)/200 = 0.055 WARN; min 3: (10+40)/200 = 0.25 ALERT;
+        // min 4: 40/200 = 0.2 (not above) WARN; min 5: 0 OK.
+        assert_eq!(
+            states,
+            [
+                (MonitorState::Warn, Some(0.055)),
+                (MonitorState::Alert, Some(0.25)),
+                (MonitorState::Warn, Some(0.2)),
+                (MonitorState::Ok, Some(0.0)),
+            ]
+        );
+        let lat = &e.configured[1].status;
+        let t: Vec<_> = lat.transitions.iter().map(|t| (t.at, t.to)).collect();
+        // The 0.9 s point stays in the 2-minute window for two evaluations.
+        assert_eq!(t, [(at(3), MonitorState::Alert), (at(5), MonitorState::Ok)]);
+        assert_eq!(lat.transitions[0].threshold, Some(0.5));
+    }
+
+    fn pattern(id: u64, service: &str, count: u64, errors: u64) -> PatternView {
+        PatternView {
+            id,
+            service: service.into(),
+            source: "envoy".into(),
+            template: format!("t{id}"),
+            regex: String::new(),
+            count,
+            statuses: [
+                ("error".to_owned(), errors),
+                ("info".to_owned(), count - errors),
+            ]
+            .into_iter()
+            .collect(),
+            samples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn log_counts_over_the_window_no_data_and_renotification() {
+        let mut st = Store::new(StoreConfig::default());
+        let specs = [
+            spec(
+                "{name: errs, type: log, service: reviews, status: error, window: 2m, critical: 10, renotify_interval: 3m}",
+            ),
+            spec(
+                "{name: pat, type: log, service: reviews, pattern: 7, window: 1m, critical: 100, no_data_timeframe: 2m}",
+            ),
+        ];
+        let mut e = Engine::new(&specs, &off(), at(0)).unwrap();
+        assert_eq!(
+            e.configured[0].query,
+            "logs(last_2m).count{service:reviews,status:error}"
+        );
+        let mut out = Vec::new();
+        // Cumulative error lines of reviews: 0, 2, 4, 30, 31, 31, …
+        let errs = [0u64, 2, 4, 30, 31, 31, 31, 31, 31, 31];
+        for (min, &e7) in errs.iter().enumerate() {
+            let mut pats = vec![pattern(3, "reviews", 1000 + min as u64, 0)];
+            if min < 5 {
+                pats.push(pattern(7, "reviews", 50 + e7 * 10, e7));
+            } else {
+                // Pattern 7 gone (evicted): its monitor has no data.
+                pats.push(pattern(8, "reviews", 500, e7));
+            }
+            pats.push(pattern(7, "ratings", 10_000, 9_000));
+            st.set_patterns("reviews/envoy", pats);
+            out.extend(round(&mut e, &st, at(min as i64)));
+        }
+        let v: Vec<_> = e.configured[0]
+            .status
+            .history
+            .iter()
+            .map(|h| h.value)
+            .collect();
+        // Lines over the last 2 minutes (the base is the newest count at or before it).
+        assert_eq!(v, [0.0, 2.0, 4.0, 28.0, 27.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+        let ev: Vec<_> = out
+            .iter()
+            .filter(|e| e.id == "errs")
+            .map(|e| (e.at, e.state, e.renotification))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                (at(3), MonitorState::Alert, false),
+                (at(5), MonitorState::Ok, false),
+            ]
+        );
+        let pat: Vec<_> = e.configured[1]
+            .status
+            .transitions
+            .iter()
+            .map(|t| (t.at, t.to))
+            .collect();
+        // 260 lines in a minute at min 3 (> 100), then no pattern 7 from min 5: NO DATA
+        // two minutes after the last value.
+        assert_eq!(
+            pat,
+            [
+                (at(3), MonitorState::Alert),
+                (at(4), MonitorState::Ok),
+                (at(6), MonitorState::NoData)
+            ]
+        );
+        // Re-notification while not OK.
+        let mut e = Engine::new(&specs[..1], &off(), at(0)).unwrap();
+        let mut out = Vec::new();
+        for min in 0..8i64 {
+            st.set_patterns(
+                "reviews/envoy",
+                vec![
+                    pattern(3, "reviews", 1000, 0),
+                    pattern(9, "reviews", 100 + min as u64 * 100, min as u64 * 100),
+                ],
+            );
+            out.extend(round(&mut e, &st, at(min)));
+        }
+        let ev: Vec<_> = out
+            .iter()
+            .map(|e| (e.at, e.state, e.renotification))
+            .collect();
+        assert_eq!(
+            ev,
+            [
+                (at(1), MonitorState::Alert, false),
+                (at(4), MonitorState::Alert, true),
+                (at(7), MonitorState::Alert, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn not_due_monitors_copy_nothing_and_state_round_trips() {
+        let st = Store::new(StoreConfig::default());
+        let specs = [spec(
+            "{name: m, type: metric, metric: x, critical: 1, interval: 5m}",
+        )];
+        let mut e = Engine::new(&specs, &WatchdogSettings::default(), at(0)).unwrap();
+        round(&mut e, &st, at(0));
+        let i = e.copy_inputs(&st, at(1));
+        assert!(matches!(i.monitors[0], Raw::Skip));
+        assert!(i.watchdog.is_some(), "the Watchdog runs every minute");
+        let json = serde_json::to_string(&e.persist()).unwrap();
+        let back: Persisted = serde_json::from_str(&json).unwrap();
+        let mut e2 = Engine::new(&specs, &WatchdogSettings::default(), at(9)).unwrap();
+        assert!(e2.restore(back.clone()).is_empty());
+        assert_eq!(e2.configured[0].status, e.configured[0].status);
+        // A changed monitor starts over.
+        let changed = [spec(
+            "{name: m, type: metric, metric: x, critical: 2, interval: 5m}",
+        )];
+        let mut e3 = Engine::new(&changed, &WatchdogSettings::default(), at(9)).unwrap();
+        assert_eq!(e3.restore(back), ["m"]);
+        assert_eq!(e3.configured[0].status.created, at(9));
+    }
 }

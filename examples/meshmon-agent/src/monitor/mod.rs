@@ -218,6 +218,9 @@ async fn run(ctx: Ctx, engine: anyhow::Result<Engine>, mut shutdown: watch::Rece
         }
     };
     let mut notifiers = notify::Notifiers::start(&ctx);
+    // Alerts still active from before a restart are fired again (Alertmanager would
+    // otherwise let them expire while the monitor is still not OK).
+    notifiers.dispatch(&ctx, &engine.resumed_events(ctx.clock.now()));
     publish(&ctx, &engine, &notifiers);
     ctx.log(
         "INFO",
@@ -236,6 +239,7 @@ async fn run(ctx: Ctx, engine: anyhow::Result<Engine>, mut shutdown: watch::Rece
     let mut tick = tokio::time::interval(engine.tick());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut unsaved = 0u32;
+    let mut last_counters = notifiers.counters();
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
@@ -246,8 +250,15 @@ async fn run(ctx: Ctx, engine: anyhow::Result<Engine>, mut shutdown: watch::Rece
             let Ok(st) = ctx.store.read() else { break };
             engine.copy_inputs(&st, now)
         };
+        let evaluations = engine.stats.evaluations;
         let events = engine.evaluate(inputs, now);
         notifiers.dispatch(&ctx, &events);
+        let counters = notifiers.counters();
+        if engine.stats.evaluations == evaluations && counters == last_counters {
+            // Nothing was due and nothing was delivered: nothing to publish.
+            continue;
+        }
+        last_counters = counters;
         publish(&ctx, &engine, &notifiers);
         unsaved += 1;
         if !events.is_empty() || unsaved >= SAVE_EVERY_ROUNDS {
@@ -256,6 +267,6 @@ async fn run(ctx: Ctx, engine: anyhow::Result<Engine>, mut shutdown: watch::Rece
         }
     }
     save(&ctx, &engine);
-    notifiers.shutdown().await;
+    notifiers.shutdown(&ctx).await;
     publish(&ctx, &engine, &notifiers);
 }

@@ -54,6 +54,9 @@ use super::config::{AlertmanagerConfig, WebhookConfig};
 use super::eval::Event;
 use crate::run::{Ctx, fmt_time};
 
+/// How long shutdown waits for the notifiers' queues to drain, in all.
+pub const SHUTDOWN_DRAIN: Duration = Duration::from_secs(3);
+
 /// Counters of one notifier.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -85,6 +88,8 @@ pub struct CounterView {
 }
 
 struct Sink {
+    /// Takes `resumed` events (Alertmanager).
+    keeps_alerts: bool,
     name: String,
     url: String,
     tx: Option<mpsc::Sender<Event>>,
@@ -424,6 +429,7 @@ impl Notifiers {
                 counters.clone(),
             )));
             sinks.push(Sink {
+                keeps_alerts: false,
                 name,
                 url: w.url.clone(),
                 tx: Some(tx),
@@ -442,6 +448,7 @@ impl Notifiers {
                 counters.clone(),
             )));
             sinks.push(Sink {
+                keeps_alerts: true,
                 name,
                 url: a.url.clone(),
                 tx: Some(tx),
@@ -467,6 +474,15 @@ impl Notifiers {
     /// Hands `events` to every notifier without waiting.
     pub fn dispatch(&self, ctx: &Ctx, events: &[Event]) {
         for e in events {
+            if e.resumed {
+                for s in self.sinks.iter().filter(|s| s.keeps_alerts) {
+                    let Some(tx) = &s.tx else { continue };
+                    if tx.try_send(e.clone()).is_err() {
+                        s.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                continue;
+            }
             if let Some(c) = &self.log {
                 let level = if e.state == MonitorState::Ok {
                     "INFO"
@@ -515,19 +531,23 @@ impl Notifiers {
         v
     }
 
-    /// Closes the queues and waits (at most 10 s) for what is queued to be delivered.
-    pub async fn shutdown(&mut self) {
+    /// Closes the queues and waits, [`SHUTDOWN_DRAIN`] at most in all, for what is
+    /// queued to be delivered; what is still pending then is abandoned (and logged).
+    pub async fn shutdown(&mut self, ctx: &Ctx) {
         for s in &mut self.sinks {
             s.tx = None;
         }
         let handles = std::mem::take(&mut self.handles);
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DRAIN;
         for h in handles {
             let abort = h.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(10), h)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, h).await.is_err() {
                 abort.abort();
+                ctx.log(
+                    "WARN",
+                    "monitors",
+                    "a notifier did not finish its queue before shutdown; abandoned",
+                );
             }
         }
     }
