@@ -44,6 +44,9 @@ enum Command {
     /// Run one check instance once and print what it submits.
     #[cfg(feature = "agent")]
     Check(agent_cmd::CheckArgs),
+    /// Run the cluster agent: dispatch endpoints and cluster checks to node agents.
+    #[cfg(feature = "agent")]
+    ClusterAgent(meshmon_agent::cluster::ClusterAgentArgs),
     /// Autodiscovery: expand Datadog annotation templates on Kubernetes objects.
     #[command(subcommand)]
     Ad(ad::AdCommand),
@@ -76,6 +79,8 @@ fn main() -> ExitCode {
         Command::Status(a) => agent_cmd::status(a),
         #[cfg(feature = "agent")]
         Command::Check(a) => agent_cmd::check(a),
+        #[cfg(feature = "agent")]
+        Command::ClusterAgent(a) => meshmon_agent::cluster::run_command(a),
         Command::Ad(cmd) => ad::run(cmd),
         #[cfg(feature = "prom")]
         Command::Prom(cmd) => prom::run(cmd),
