@@ -2,10 +2,12 @@
 //! module drives the real `meshmon-agent` binary, so one link serves them all.
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
+//! - `cluster`: `meshmon-agent cluster-agent` and three node agents in network namespaces.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 
 mod ad_cli;
 mod alert_cli;
+mod cluster;
 mod logs_cli;
 mod prom_cli;
 mod run;
