@@ -684,3 +684,183 @@ fn cluster_agent_dispatches_across_network_namespaces() {
     let _ = std::fs::remove_dir_all(&dir);
     drop(net);
 }
+
+/// `meshmon-agent cluster-agent` on loopback (no namespaces needed): its address.
+fn start_loopback(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Arc<Mutex<String>>) {
+    let cfg = dir.join("ca.yaml");
+    std::fs::write(
+        &cfg,
+        "cluster_agent:\n  cmd_port: 0\n  max_body_bytes: 1024\n  read_timeout: 1s\n  warmup_duration: 0s\nautodiscovery:\n  poll_interval: 1s\n",
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["cluster-agent", "--config"])
+        .arg(&cfg)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l2 = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(a) = line.strip_prefix("meshmon-agent cluster-agent: API http://")
+                && let Some(t) = tx.take()
+            {
+                let _ = t.send(a.trim().to_owned());
+            }
+            let mut g = l2.lock().unwrap();
+            g.push_str(&line);
+            g.push('\n');
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => (child, addr, log),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("cluster agent did not start: {}", log.lock().unwrap());
+        }
+    }
+}
+
+#[test]
+fn cluster_agent_api_auth_limits_and_protocol() {
+    let dir = std::env::temp_dir().join(format!("meshmon-ca-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mf = dir.join("svc.yaml");
+    std::fs::write(&mf, manifests(&[("10.0.0.5", "node-a")])).unwrap();
+    let mf_s = mf.display().to_string();
+
+    // A short token is refused before anything listens.
+    let out = Command::new(BIN)
+        .arg("cluster-agent")
+        .env("DD_CLUSTER_AGENT_AUTH_TOKEN", "too-short")
+        .env("DD_CLUSTER_AGENT_CMD_PORT", "0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 32 characters"), "{err}");
+    assert!(!err.contains("too-short"), "token printed: {err}");
+
+    let (mut child, ca, log) = start_loopback(
+        &dir,
+        &[
+            ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+            ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+            ("MESHMON_MANIFESTS", &mf_s),
+        ],
+    );
+    assert!(
+        ca.starts_with("127.0.0.1:"),
+        "binds loopback by default: {ca}"
+    );
+    let ca = ca.as_str();
+    let t = Some(TOKEN);
+    assert_eq!(http(ca, "GET", "/health", None, "").0, 200);
+    assert_eq!(http(ca, "GET", "/api/v1/clusterchecks", None, "").0, 401);
+    assert_eq!(
+        http(ca, "GET", "/api/v1/clusterchecks", Some(&TOKEN[1..]), "").0,
+        403
+    );
+    // Datadog's heartbeat protocol.
+    let (code, body) = http(
+        ca,
+        "POST",
+        "/api/v1/clusterchecks/status/node-b",
+        t,
+        r#"{"last_change":0}"#,
+    );
+    assert_eq!((code, body.trim()), (200, r#"{"isuptodate":false}"#));
+    let cfgs = wait_for(10, "the cluster checks on node-b", || {
+        let v = get_json(ca, "/api/v1/clusterchecks/configs/node-b", t);
+        (v["configs"].as_array()?.len() == 6).then_some(v)
+    });
+    let c = &cfgs["configs"][0];
+    assert_eq!(c["check_name"], "istio");
+    assert_eq!(c["cluster_check"], true);
+    assert!(
+        c["instances"][0].is_string(),
+        "instances are Go []byte (base64): {c}"
+    );
+    let lc = cfgs["last_change"].as_i64().unwrap();
+    let (_, body) = http(
+        ca,
+        "POST",
+        "/api/v1/clusterchecks/status/node-b",
+        t,
+        &format!(r#"{{"last_change":{lc}}}"#),
+    );
+    assert_eq!(body.trim(), r#"{"isuptodate":true}"#);
+    // The endpoints check belongs to node-a only.
+    let ep = get_json(ca, "/api/v1/endpointschecks/configs/node-a", t);
+    assert_eq!(ep["configs"].as_array().unwrap().len(), 1);
+    assert_eq!(ep["configs"][0]["node_name"], "node-a");
+    let ep = get_json(ca, "/api/v1/endpointschecks/configs/node-b", t);
+    assert!(ep["configs"].as_array().unwrap().is_empty());
+    // Errors are explicit.
+    assert_eq!(
+        http(ca, "GET", "/api/v1/clusterchecks/configs/node-z", t, "").0,
+        404
+    );
+    assert_eq!(
+        http(ca, "GET", "/api/v1/clusterchecks/status/node-b", t, "").0,
+        405
+    );
+    assert_eq!(
+        http(ca, "GET", "/api/v1/endpointschecks/configs/a/b", t, "").0,
+        400
+    );
+    assert_eq!(
+        http(
+            ca,
+            "POST",
+            "/api/v1/clusterchecks/status/node-b",
+            t,
+            "not json"
+        )
+        .0,
+        400
+    );
+    // Limits: a body over max_body_bytes is 413; headers that never end are cut off.
+    let big = format!(r#"{{"last_change":0,"pad":"{}"}}"#, "x".repeat(4096));
+    assert_eq!(
+        http(ca, "POST", "/api/v1/clusterchecks/status/node-b", t, &big).0,
+        413
+    );
+    let mut slow = TcpStream::connect(ca).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 256];
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(4) && !String::from_utf8_lossy(&buf[..n]).contains("200 OK"),
+        "slow headers not cut off: {waited:?}"
+    );
+    let (_, metrics) = http(ca, "GET", "/metrics", t, "");
+    for want in [
+        "meshmon_cluster_agent_auth_failures_total{code=\"401\"} 1",
+        "meshmon_cluster_agent_auth_failures_total{code=\"403\"} 1",
+        "meshmon_cluster_agent_body_too_large_total 1",
+        "meshmon_cluster_agent_nodes 1",
+        "meshmon_cluster_agent_cluster_checks 6",
+        "meshmon_cluster_agent_endpoints_unassigned 1",
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want} not in\n{metrics}\n{}",
+            log.lock().unwrap()
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
