@@ -864,3 +864,427 @@ fn cluster_agent_api_auth_limits_and_protocol() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Kubernetes API provider (feature `kube`) against a loopback API stand-in: list,
+/// chunked watch from the list's `resourceVersion`, `410 Gone` on the watch (the watcher
+/// must relist), churn. No real kube-apiserver could be run here.
+#[cfg(feature = "kube")]
+mod kube_api {
+    use super::*;
+    use serde_json::json;
+    use std::sync::mpsc;
+
+    struct Resource {
+        list_kind: &'static str,
+        api_version: &'static str,
+        objects: BTreeMap<String, Value>,
+        watchers: Vec<mpsc::Sender<Option<String>>>,
+        lists: u64,
+    }
+
+    #[derive(Clone)]
+    struct ApiServer {
+        addr: String,
+        world: Arc<Mutex<(u64, BTreeMap<&'static str, Resource>)>>,
+    }
+
+    const SERVICES: &str = "/api/v1/services";
+    const ENDPOINTS: &str = "/api/v1/endpoints";
+    const SLICES: &str = "/apis/discovery.k8s.io/v1/endpointslices";
+
+    fn key(o: &Value) -> String {
+        format!(
+            "{}/{}",
+            o["metadata"]["namespace"].as_str().unwrap_or(""),
+            o["metadata"]["name"].as_str().unwrap_or("")
+        )
+    }
+
+    impl ApiServer {
+        fn start() -> ApiServer {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap().to_string();
+            let mut m = BTreeMap::new();
+            for (p, k, v) in [
+                (SERVICES, "ServiceList", "v1"),
+                (ENDPOINTS, "EndpointsList", "v1"),
+                (SLICES, "EndpointSliceList", "discovery.k8s.io/v1"),
+            ] {
+                m.insert(
+                    p,
+                    Resource {
+                        list_kind: k,
+                        api_version: v,
+                        objects: BTreeMap::new(),
+                        watchers: Vec::new(),
+                        lists: 0,
+                    },
+                );
+            }
+            let srv = ApiServer {
+                addr,
+                world: Arc::new(Mutex::new((1000, m))),
+            };
+            let s2 = srv.clone();
+            std::thread::spawn(move || {
+                for c in l.incoming() {
+                    let Ok(c) = c else { continue };
+                    let s = s2.clone();
+                    std::thread::spawn(move || s.serve(c));
+                }
+            });
+            srv
+        }
+
+        fn serve(&self, mut c: TcpStream) {
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if c.read(&mut b).unwrap_or(0) == 0 {
+                    return;
+                }
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_string();
+            let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let watch = query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1");
+            let mut w = self.world.lock().unwrap();
+            let rv = w.0;
+            let Some(r) = w.1.get_mut(path) else {
+                let body = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                return;
+            };
+            if !watch {
+                r.lists += 1;
+                let body = json!({
+                    "kind": r.list_kind, "apiVersion": r.api_version,
+                    "metadata": {"resourceVersion": rv.to_string()},
+                    "items": r.objects.values().collect::<Vec<_>>(),
+                })
+                .to_string();
+                drop(w);
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                return;
+            }
+            let (tx, rx) = mpsc::channel();
+            r.watchers.push(tx);
+            drop(w);
+            if c
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+                .is_err()
+            {
+                return;
+            }
+            loop {
+                match rx.recv_timeout(Duration::from_secs(1)) {
+                    Ok(Some(line)) => {
+                        let chunk = format!("{:x}\r\n{line}\n\r\n", line.len() + 1);
+                        if c.write_all(chunk.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        let _ = c.write_all(b"0\r\n\r\n");
+                        return;
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                }
+            }
+        }
+
+        /// Applies one change and sends it to the open watches.
+        fn apply(&self, path: &'static str, kind: &str, mut obj: Value) {
+            let mut w = self.world.lock().unwrap();
+            w.0 += 1;
+            let rv = w.0;
+            obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+            let r = w.1.get_mut(path).unwrap();
+            if kind == "DELETED" {
+                r.objects.remove(&key(&obj));
+            } else {
+                r.objects.insert(key(&obj), obj.clone());
+            }
+            let line = json!({"type": kind, "object": obj}).to_string();
+            r.watchers.retain(|t| t.send(Some(line.clone())).is_ok());
+        }
+
+        /// Answers every open watch with `410 Gone` and closes it.
+        fn gone(&self) {
+            let mut w = self.world.lock().unwrap();
+            let status = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1",
+                "metadata": {}, "status": "Failure", "message": "too old resource version: 1000 (1042)",
+                "reason": "Expired", "code": 410}})
+            .to_string();
+            for r in w.1.values_mut() {
+                for t in r.watchers.drain(..) {
+                    let _ = t.send(Some(status.clone()));
+                    let _ = t.send(None);
+                }
+            }
+        }
+
+        fn lists(&self, path: &str) -> u64 {
+            self.world.lock().unwrap().1[path].lists
+        }
+
+        fn watching(&self) -> bool {
+            self.world
+                .lock()
+                .unwrap()
+                .1
+                .values()
+                .all(|r| !r.watchers.is_empty())
+        }
+    }
+
+    /// Service `istiod` as `kubectl get svc -o json` shows it (istio 1.2x install).
+    fn istiod_service(port_name: &str) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {
+                "name": "istiod", "namespace": "istio-system",
+                "uid": "4c1e4d5e-8a47-4f3e-9a0f-2b8f5f3c9d11",
+                "creationTimestamp": "2024-05-01T12:00:00Z",
+                "labels": {"app": "istiod", "istio": "pilot", "istio.io/rev": "default",
+                           "install.operator.istio.io/owning-resource": "unknown"},
+                "annotations": {
+                    "ad.datadoghq.com/endpoints.check_names": "[\"istio\"]",
+                    "ad.datadoghq.com/endpoints.init_configs": "[{}]",
+                    "ad.datadoghq.com/endpoints.instances":
+                        format!("[{{\"istiod_endpoint\": \"http://%%host%%:%%port_{port_name}%%/metrics\"}}]"),
+                }
+            },
+            "spec": {
+                "clusterIP": "10.96.112.41", "clusterIPs": ["10.96.112.41"], "type": "ClusterIP",
+                "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+                "sessionAffinity": "None", "selector": {"app": "istiod", "istio": "pilot"},
+                "ports": [
+                    {"name": "grpc-xds", "port": 15010, "protocol": "TCP", "targetPort": 15010},
+                    {"name": "https-dns", "port": 15012, "protocol": "TCP", "targetPort": 15012},
+                    {"name": "https-webhook", "port": 443, "protocol": "TCP", "targetPort": 15017},
+                    {"name": "http-monitoring", "port": 15014, "protocol": "TCP", "targetPort": 15014}
+                ]
+            },
+            "status": {"loadBalancer": {}}
+        })
+    }
+
+    fn istiod_endpoints(
+        ready: &[(&str, &str)],
+        not_ready: &[(&str, &str)],
+        port_name: &str,
+    ) -> Value {
+        let addr = |(ip, node): &(&str, &str)| {
+            json!({"ip": ip, "nodeName": node, "targetRef": {"kind": "Pod", "namespace": "istio-system",
+                   "name": format!("istiod-7d4f9c8b6-{}", ip.rsplit('.').next().unwrap_or("x")),
+                   "uid": format!("uid-{ip}")}})
+        };
+        json!({
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "istiod", "namespace": "istio-system",
+                         "uid": "9f2d7c55-1b0e-4c57-8a44-3e6c0a7b2e90",
+                         "creationTimestamp": "2024-05-01T12:00:01Z",
+                         "labels": {"app": "istiod", "istio": "pilot"},
+                         "annotations": {"endpoints.kubernetes.io/last-change-trigger-time": "2024-05-01T12:00:05Z"}},
+            "subsets": [{
+                "addresses": ready.iter().map(addr).collect::<Vec<_>>(),
+                "notReadyAddresses": not_ready.iter().map(addr).collect::<Vec<_>>(),
+                "ports": [
+                    {"name": "grpc-xds", "port": 15010, "protocol": "TCP"},
+                    {"name": "https-dns", "port": 15012, "protocol": "TCP"},
+                    {"name": "https-webhook", "port": 15017, "protocol": "TCP"},
+                    {"name": port_name, "port": 15014, "protocol": "TCP"}
+                ]
+            }]
+        })
+    }
+
+    /// Service `reviews` backed only by an EndpointSlice (no Endpoints object).
+    fn reviews() -> (Value, Value) {
+        let svc = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "reviews", "namespace": "bookinfo", "uid": "0d8f0e43-reviews",
+                         "labels": {"app": "reviews", "service": "reviews"},
+                         "annotations": {
+                             "ad.datadoghq.com/endpoints.check_names": "[\"istio\"]",
+                             "ad.datadoghq.com/endpoints.init_configs": "[{}]",
+                             "ad.datadoghq.com/endpoints.instances": "[{\"istio_mesh_endpoint\": \"http://%%host%%:15090/stats/prometheus\"}]"}},
+            "spec": {"clusterIP": "10.96.7.9", "type": "ClusterIP",
+                     "ports": [{"name": "http", "port": 9080, "protocol": "TCP", "targetPort": 9080}],
+                     "selector": {"app": "reviews"}}
+        });
+        let slice = json!({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": "reviews-x7k2p", "namespace": "bookinfo", "uid": "slice-uid-1",
+                         "generateName": "reviews-",
+                         "labels": {"kubernetes.io/service-name": "reviews",
+                                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "endpoints": [
+                {"addresses": ["10.244.2.17"], "conditions": {"ready": true, "serving": true, "terminating": false},
+                 "nodeName": "node-b", "targetRef": {"kind": "Pod", "namespace": "bookinfo", "name": "reviews-v1-5b8d7f-abcde", "uid": "pod-uid-r1"}}
+            ],
+            "ports": [{"name": "http", "port": 9080, "protocol": "TCP"}]
+        });
+        (svc, slice)
+    }
+
+    /// (node, instance endpoint) of every endpoints check the cluster agent holds.
+    fn endpoints_checks(ca: &str) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for node in ["node-a", "node-b", "node-c"] {
+            let v = get_json(
+                ca,
+                &format!("/api/v1/endpointschecks/configs/{node}"),
+                Some(TOKEN),
+            );
+            for c in v["configs"].as_array().unwrap() {
+                use base64::Engine as _;
+                let inst = base64::engine::general_purpose::STANDARD
+                    .decode(c["instances"][0].as_str().unwrap())
+                    .unwrap();
+                let inst: Value = serde_json::from_slice(&inst).unwrap();
+                let url = inst
+                    .get("istiod_endpoint")
+                    .or_else(|| inst.get("istio_mesh_endpoint"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_owned();
+                out.insert((node.to_owned(), url));
+            }
+        }
+        out
+    }
+
+    fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+        items
+            .iter()
+            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn kube_provider_lists_watches_relists_and_follows_churn() {
+        let api = ApiServer::start();
+        api.apply(SERVICES, "ADDED", istiod_service("http-monitoring"));
+        api.apply(
+            ENDPOINTS,
+            "ADDED",
+            istiod_endpoints(&[("10.244.1.5", "node-a")], &[], "http-monitoring"),
+        );
+        let (svc, slice) = reviews();
+        api.apply(SERVICES, "ADDED", svc);
+        api.apply(SLICES, "ADDED", slice);
+
+        let dir = std::env::temp_dir().join(format!("meshmon-kube-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("http://{}", api.addr);
+        let (mut child, ca, log) = start_loopback(
+            &dir,
+            &[
+                ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+                ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+                ("DD_EXTRA_CONFIG_PROVIDERS", "kube_endpoints kube_services"),
+                ("MESHMON_CLUSTER_AGENT_KUBE_API_URL", &url),
+            ],
+        );
+        let ca = ca.as_str();
+        let wait = |what: &str, want: BTreeSet<(String, String)>| {
+            wait_for(20, what, || (endpoints_checks(ca) == want).then_some(()))
+        };
+        // The initial list: istiod's pod on node-a (Endpoints), reviews' pod on node-b
+        // (EndpointSlice only).
+        wait(
+            "the listed objects",
+            set(&[
+                ("node-a", "http://10.244.1.5:15014/metrics"),
+                ("node-b", "http://10.244.2.17:15090/stats/prometheus"),
+            ]),
+        );
+        wait_for(10, "open watches", || api.watching().then_some(()));
+        // Churn through the watch: a pod added on node-c…
+        api.apply(
+            ENDPOINTS,
+            "MODIFIED",
+            istiod_endpoints(
+                &[("10.244.1.5", "node-a"), ("10.244.3.8", "node-c")],
+                &[],
+                "http-monitoring",
+            ),
+        );
+        wait(
+            "the added pod",
+            set(&[
+                ("node-a", "http://10.244.1.5:15014/metrics"),
+                ("node-c", "http://10.244.3.8:15014/metrics"),
+                ("node-b", "http://10.244.2.17:15090/stats/prometheus"),
+            ]),
+        );
+        // …node-a's pod turns not ready…
+        api.apply(
+            ENDPOINTS,
+            "MODIFIED",
+            istiod_endpoints(
+                &[("10.244.3.8", "node-c")],
+                &[("10.244.1.5", "node-a")],
+                "http-monitoring",
+            ),
+        );
+        wait(
+            "the unready pod dropped",
+            set(&[
+                ("node-c", "http://10.244.3.8:15014/metrics"),
+                ("node-b", "http://10.244.2.17:15090/stats/prometheus"),
+            ]),
+        );
+        // …the watch expires (410 Gone) and, while no watch is open, the reviews slice is
+        // deleted and the monitoring port renamed: only a relist can see it.
+        let lists_before = api.lists(ENDPOINTS);
+        api.gone();
+        let (_, slice) = reviews();
+        api.apply(SLICES, "DELETED", slice);
+        api.apply(SERVICES, "MODIFIED", istiod_service("http-metrics"));
+        api.apply(
+            ENDPOINTS,
+            "MODIFIED",
+            istiod_endpoints(&[("10.244.3.8", "node-c")], &[], "http-metrics"),
+        );
+        wait(
+            "the state after the relist",
+            set(&[("node-c", "http://10.244.3.8:15014/metrics")]),
+        );
+        assert!(
+            api.lists(ENDPOINTS) > lists_before,
+            "no relist after 410 Gone"
+        );
+        // The port renamed in the Endpoints but not in the template: the check cannot
+        // resolve and is dropped (reported), not guessed.
+        api.apply(
+            ENDPOINTS,
+            "MODIFIED",
+            istiod_endpoints(&[("10.244.3.8", "node-c")], &[], "http-monitoring"),
+        );
+        wait("the renamed port", BTreeSet::new());
+        let st = get_json(ca, "/api/v1/clusterchecks", Some(TOKEN));
+        assert!(
+            st["provider"]["last_error"].is_null(),
+            "{st}\n{}",
+            log.lock().unwrap()
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

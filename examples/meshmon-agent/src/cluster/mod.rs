@@ -20,6 +20,8 @@
 //! this replica always dispatches (`meshmon_cluster_agent_leader 1`).
 
 pub mod client;
+#[cfg(feature = "kube")]
+pub mod kube;
 pub mod server;
 pub mod wire;
 
@@ -107,6 +109,9 @@ pub fn apply_env(
     if let Some(v) = get("DD_CLUSTER_CHECKS_WARMUP_DURATION") {
         c.warmup_duration = dur("DD_CLUSTER_CHECKS_WARMUP_DURATION", &v)?;
     }
+    if let Some(v) = get("MESHMON_CLUSTER_AGENT_KUBE_API_URL") {
+        c.kube_api_url = v.trim().to_owned();
+    }
     if let Some(v) = get("DD_EXTRA_LISTENERS") {
         c.extra_listeners = v
             .split(|ch: char| ch.is_whitespace() || ch == ',')
@@ -124,9 +129,12 @@ pub fn provider_notice(cfg: &AgentConfig, p: &str) -> Option<String> {
         "endpointschecks" | "clusterchecks" => Some(format!(
             "config provider {p:?} needs DD_CLUSTER_AGENT_ENABLED=true; not used"
         )),
+        "kube_endpoints" | "kube_services" | "kube_endpointslices" if cfg!(feature = "kube") => {
+            None
+        }
         "kube_endpoints" | "kube_services" | "kube_endpointslices" => Some(format!(
-            "config provider {p:?} (the Kubernetes API) is not built into this release: \
-             `meshmon-agent cluster-agent` reads the same objects from MESHMON_MANIFESTS"
+            "config provider {p:?} (the Kubernetes API) needs the `kube` cargo feature: \
+             this build of `meshmon-agent cluster-agent` reads the same objects from MESHMON_MANIFESTS"
         )),
         _ => Some(format!("config provider {p:?} is not known to meshmon")),
     }
@@ -199,15 +207,24 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     let ad = &cfg.autodiscovery;
     let filter = ContainerFilter::new(&ad.container_include, &ad.container_exclude)
         .context("autodiscovery.container_exclude")?;
-    let provider = FileProvider::new(ad.manifests.clone(), None, filter);
+    let use_kube = cfg!(feature = "kube")
+        && ad
+            .extra_config_providers
+            .iter()
+            .any(|p| p.starts_with("kube_"));
+    let provider: Provider = if use_kube {
+        kube_provider(&ca.kube_api_url, filter, clock.clone()).await?
+    } else {
+        if ad.manifests.is_empty() {
+            log(
+                &*clock,
+                "WARN",
+                "no manifests (MESHMON_MANIFESTS): no configs to dispatch",
+            );
+        }
+        Provider::File(FileProvider::new(ad.manifests.clone(), None, filter))
+    };
     let poll = ad.poll_interval.0;
-    if ad.manifests.is_empty() {
-        log(
-            &*clock,
-            "WARN",
-            "no manifests (MESHMON_MANIFESTS): no configs to dispatch",
-        );
-    }
     {
         let st = state.clone();
         let mut rx = rx.clone();
@@ -263,7 +280,67 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     })
 }
 
-async fn provider_pass(st: &server::ClusterState, provider: &FileProvider) {
+/// Where the cluster agent's objects come from.
+enum Provider {
+    /// Manifest files.
+    File(FileProvider),
+    /// The Kubernetes API.
+    #[cfg(feature = "kube")]
+    Kube(kube::KubeProvider),
+}
+
+impl Provider {
+    async fn collect(
+        &self,
+    ) -> Result<
+        Vec<meshmon_core::autodiscovery::CheckConfig>,
+        meshmon_core::autodiscovery::ProviderError,
+    > {
+        match self {
+            Provider::File(f) => f.collect().await,
+            #[cfg(feature = "kube")]
+            Provider::Kube(k) => k.collect().await,
+        }
+    }
+
+    fn report(&self) -> Vec<String> {
+        match self {
+            Provider::File(f) => f.last_report.lock().map(|r| r.clone()).unwrap_or_default(),
+            #[cfg(feature = "kube")]
+            Provider::Kube(k) => vec![format!(
+                "watch events {}, watch errors {}",
+                k.stats.events.load(std::sync::atomic::Ordering::Relaxed),
+                k.stats.errors.load(std::sync::atomic::Ordering::Relaxed)
+            )],
+        }
+    }
+}
+
+#[cfg(feature = "kube")]
+async fn kube_provider(
+    url: &str,
+    filter: ContainerFilter,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Provider> {
+    let log: Arc<dyn Fn(String) + Send + Sync> =
+        Arc::new(move |m| log(&*clock, "WARN", &format!("kubernetes API: {m}")));
+    Ok(Provider::Kube(
+        kube::KubeProvider::start(url, filter, log)
+            .await
+            .context("starting the Kubernetes API provider")?,
+    ))
+}
+
+#[cfg(not(feature = "kube"))]
+async fn kube_provider(
+    _url: &str,
+    _filter: ContainerFilter,
+    _clock: Arc<dyn Clock>,
+) -> anyhow::Result<Provider> {
+    anyhow::bail!("the Kubernetes API provider needs the `kube` cargo feature")
+}
+
+async fn provider_pass(st: &server::ClusterState, provider: &Provider) {
     let now = st.clock.now();
     match provider.collect().await {
         Ok(configs) => {
@@ -296,11 +373,7 @@ async fn provider_pass(st: &server::ClusterState, provider: &FileProvider) {
                 p.configs = n;
                 p.last_success = Some(now.as_secs_f64());
                 p.last_error = None;
-                p.report = provider
-                    .last_report
-                    .lock()
-                    .map(|r| r.clone())
-                    .unwrap_or_default();
+                p.report = provider.report();
             }
         }
         Err(e) => {

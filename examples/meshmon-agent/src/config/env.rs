@@ -138,6 +138,10 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
         EnvVar::Sets("cluster_agent.extra_listeners"),
     ),
     (
+        "MESHMON_CLUSTER_AGENT_KUBE_API_URL",
+        EnvVar::Sets("cluster_agent.kube_api_url"),
+    ),
+    (
         "DD_EXTERNAL_METRICS_PROVIDER_ENABLED",
         EnvVar::Accepted("meshmon serves no external metrics"),
     ),

@@ -330,6 +330,9 @@ pub struct ClusterAgentConfig {
     pub warmup_duration: Dur,
     /// Server: `DD_EXTRA_LISTENERS` (recorded; the manifest provider needs none).
     pub extra_listeners: Vec<String>,
+    /// Server, feature `kube`: the API server's URL (plain HTTP, no credentials: tests,
+    /// `kubectl proxy`); empty: in-cluster service account or kubeconfig.
+    pub kube_api_url: String,
     /// Server: most configs held (more are dropped and counted).
     pub max_configs: usize,
     /// Server: largest request body (413 beyond, counted).
@@ -447,6 +450,7 @@ impl AgentConfig {
                 node_expiration_timeout: Dur::secs(30),
                 warmup_duration: Dur::secs(30),
                 extra_listeners: Vec::new(),
+                kube_api_url: String::new(),
                 max_configs: 1_000_000,
                 max_body_bytes: 1 << 20,
                 max_response_bytes: 16 << 20,
