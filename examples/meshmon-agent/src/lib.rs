@@ -28,10 +28,14 @@
 //! - [`http`]: `/health`, `/metrics` and the JSON API.
 //! - [`monitor`]: monitors, the Watchdog and notifiers (`/api/v1/monitors`,
 //!   `/api/v1/watchdog`).
+//! - [`cluster`]: `meshmon-agent cluster-agent` (dispatch of endpoints and cluster checks
+//!   over node agents, Datadog's Cluster Agent API) and the node side's providers.
 //! - [`status`]: `meshmon-agent status`, a human summary of `/api/v1/status`.
 
 #[cfg(feature = "agent")]
 pub mod check;
+#[cfg(feature = "agent")]
+pub mod cluster;
 #[cfg(feature = "agent")]
 pub mod config;
 #[cfg(feature = "agent")]

@@ -49,6 +49,9 @@ enum Command {
     /// Run a simulated Istio Bookinfo mesh on loopback and the agent watching it.
     #[cfg(feature = "agent")]
     Demo(demo::DemoArgs),
+    /// Run the cluster agent: dispatch endpoints and cluster checks to node agents.
+    #[cfg(feature = "agent")]
+    ClusterAgent(meshmon_agent::cluster::ClusterAgentArgs),
     /// Autodiscovery: expand Datadog annotation templates on Kubernetes objects.
     #[command(subcommand)]
     Ad(ad::AdCommand),
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Check(a) => agent_cmd::check(a),
         #[cfg(feature = "agent")]
         Command::Demo(a) => demo::run(a),
+        Command::ClusterAgent(a) => meshmon_agent::cluster::run_command(a),
         Command::Ad(cmd) => ad::run(cmd),
         #[cfg(feature = "prom")]
         Command::Prom(cmd) => prom::run(cmd),

@@ -771,9 +771,15 @@ fn seed_daemonset_environment_starts_the_agent() {
     env.push(("MESHMON_POD_LOGS_ROOT", &pods_s));
     let empty = write_config(dir.path(), "");
     let agent = Agent::start(&empty, &env);
-    let st = get_json(&agent.api, "/api/v1/status");
-    let notices = st["notices"].to_string();
-    assert!(notices.contains("DD_CLUSTER_AGENT_ENABLED"), "{notices}");
+    // The seed's node agent polls the cluster agent at its Kubernetes service name, which
+    // does not resolve here: the providers report it and wait out their grace period.
+    let st = wait_for(20, "the cluster agent providers' state", || {
+        let st = get_json(&agent.api, "/api/v1/status");
+        (st["components"]["cluster_agent.clusterchecks"]["state"] == "grace").then_some(st)
+    });
+    let c = &st["components"]["cluster_agent.endpointschecks"];
+    assert_eq!(c["url"], "http://datadog-cluster-agent:5005", "{st}");
+    assert!(c["last_error"].is_string(), "{st}");
     assert!(
         !st.to_string().contains("0123456789abcdef0123456789abcdef"),
         "API key leaked in status"

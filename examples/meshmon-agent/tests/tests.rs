@@ -6,12 +6,14 @@
 //! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
 //! - `exports`: the exports against real servers (Debian `prometheus` with its
 //!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
+//! - `cluster`: `meshmon-agent cluster-agent` and three node agents in network namespaces.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 //! - `deploy`: the Kubernetes manifests and the Dockerfile in `deploy/`, validated offline.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 
 mod ad_cli;
 mod alert_cli;
+mod cluster;
 mod demo;
 mod deploy;
 mod dogstatsd_client;

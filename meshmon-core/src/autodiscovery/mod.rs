@@ -51,6 +51,8 @@
 //!   ([`ContainerFilter`]).
 //! - [`provider`]: [`provider::ManifestProvider`], the `ConfigProvider` over in-memory
 //!   manifests.
+//! - `dispatch` (feature `dispatch`): endpoints and cluster checks dispatched over node
+//!   agents with heartbeats and node expiry, as the Datadog Cluster Agent does.
 //! - [`expand`](mod@expand): endpoints checks, cluster checks and pod containers expanded into
 //!   [`CheckConfig`]s ([`expand()`]).
 //!
@@ -63,6 +65,8 @@
 //!   configs they produce.
 
 pub mod annotations;
+#[cfg(feature = "dispatch")]
+pub mod dispatch;
 pub mod expand;
 pub mod filter;
 pub mod kube;

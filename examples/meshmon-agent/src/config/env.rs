@@ -114,11 +114,40 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
     ("KUBERNETES", EnvVar::Accepted("no effect")),
     (
         "DD_CLUSTER_AGENT_ENABLED",
-        EnvVar::Accepted("the cluster agent client is not built yet"),
+        EnvVar::Sets("cluster_agent.enabled"),
     ),
+    ("DD_CLUSTER_AGENT_URL", EnvVar::Sets("cluster_agent.url")),
     (
         "DD_CLUSTER_AGENT_AUTH_TOKEN",
-        EnvVar::Accepted("the cluster agent client is not built yet"),
+        EnvVar::Sets("cluster_agent.auth_token"),
+    ),
+    (
+        "DD_CLUSTER_AGENT_CMD_PORT",
+        EnvVar::Sets("cluster_agent.cmd_port"),
+    ),
+    (
+        "MESHMON_CLUSTER_AGENT_HOST",
+        EnvVar::Sets("cluster_agent.listen_host"),
+    ),
+    (
+        "DD_CLUSTER_CHECKS_ENABLED",
+        EnvVar::Sets("cluster_agent.cluster_checks_enabled"),
+    ),
+    (
+        "DD_CLUSTER_CHECKS_NODE_EXPIRATION_TIMEOUT",
+        EnvVar::Sets("cluster_agent.node_expiration_timeout"),
+    ),
+    (
+        "DD_CLUSTER_CHECKS_WARMUP_DURATION",
+        EnvVar::Sets("cluster_agent.warmup_duration"),
+    ),
+    (
+        "DD_EXTRA_LISTENERS",
+        EnvVar::Sets("cluster_agent.extra_listeners"),
+    ),
+    (
+        "MESHMON_CLUSTER_AGENT_KUBE_API_URL",
+        EnvVar::Sets("cluster_agent.kube_api_url"),
     ),
     (
         "DD_EXTERNAL_METRICS_PROVIDER_ENABLED",
@@ -258,15 +287,13 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
             cfg.notices.push(format!("{name} is set: {why}"));
         }
     }
-    for p in &cfg.autodiscovery.extra_config_providers {
-        if matches!(p.as_str(), "endpointschecks" | "clusterchecks") {
-            cfg.notices.push(format!(
-                "config provider {p:?} needs the cluster agent, not part of this release"
-            ));
-        } else {
-            cfg.notices
-                .push(format!("config provider {p:?} is not known to meshmon"));
-        }
-    }
+    crate::cluster::apply_env(cfg, &get)?;
+    let notices: Vec<String> = cfg
+        .autodiscovery
+        .extra_config_providers
+        .iter()
+        .filter_map(|p| crate::cluster::provider_notice(cfg, p))
+        .collect();
+    cfg.notices.extend(notices);
     Ok(())
 }

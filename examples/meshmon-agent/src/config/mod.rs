@@ -113,6 +113,8 @@ pub struct AgentConfig {
     pub notifiers: crate::monitor::config::NotifiersConfig,
     /// Where metrics are sent: Prometheus remote write, Datadog series.
     pub exports: ExportsConfig,
+    /// The cluster agent (`meshmon-agent cluster-agent`) and the node side's client of it.
+    pub cluster_agent: ClusterAgentConfig,
     /// Environment variables that were recognised but do not change meshmon (filled by
     /// [`apply_env`], reported at start and by `status`).
     #[serde(skip)]
@@ -308,6 +310,52 @@ pub struct StoreConfig {
     pub traces_per_second_per_service: f64,
 }
 
+/// `cluster_agent:`: the server side (`meshmon-agent cluster-agent`) and the node side's
+/// `endpointschecks` / `clusterchecks` providers.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct ClusterAgentConfig {
+    /// Node side: talk to the cluster agent (`DD_CLUSTER_AGENT_ENABLED`).
+    pub enabled: bool,
+    /// Node side: the cluster agent's URL (`DD_CLUSTER_AGENT_URL`); empty: the Kubernetes
+    /// service `http://datadog-cluster-agent:<cmd_port>`.
+    pub url: String,
+    /// Shared token, at least 32 characters (`DD_CLUSTER_AGENT_AUTH_TOKEN`); never printed.
+    #[serde(skip_serializing_if = "String::is_empty", serialize_with = "redact")]
+    pub auth_token: String,
+    /// Node side: keep running the last configs this long while the cluster agent is
+    /// unreachable, then unschedule them.
+    pub grace_period: Dur,
+    /// Node side: timeout of one request to the cluster agent.
+    pub request_timeout: Dur,
+    /// Server: listen host (`MESHMON_CLUSTER_AGENT_HOST`); loopback by default.
+    pub listen_host: String,
+    /// Server: port (`DD_CLUSTER_AGENT_CMD_PORT`); 0 picks a free port.
+    pub cmd_port: u16,
+    /// Server: dispatch cluster and endpoints checks (`DD_CLUSTER_CHECKS_ENABLED`).
+    pub cluster_checks_enabled: bool,
+    /// Server: a node silent this long is removed and its cluster checks re-dispatched
+    /// (`DD_CLUSTER_CHECKS_NODE_EXPIRATION_TIMEOUT`).
+    pub node_expiration_timeout: Dur,
+    /// Server: after start nothing is moved for this long
+    /// (`DD_CLUSTER_CHECKS_WARMUP_DURATION`).
+    pub warmup_duration: Dur,
+    /// Server: `DD_EXTRA_LISTENERS` (recorded; the manifest provider needs none).
+    pub extra_listeners: Vec<String>,
+    /// Server, feature `kube`: the API server's URL (plain HTTP, no credentials: tests,
+    /// `kubectl proxy`); empty: in-cluster service account or kubeconfig.
+    pub kube_api_url: String,
+    /// Server: most configs held (more are dropped and counted).
+    pub max_configs: usize,
+    /// Server: largest request body (413 beyond, counted).
+    pub max_body_bytes: usize,
+    /// Node side: largest answer read from the cluster agent (beyond: an error, counted).
+    pub max_response_bytes: usize,
+    /// Server: time allowed to read a request's headers and body.
+    pub read_timeout: Dur,
+}
+
 impl Default for AgentConfig {
     /// The built-in values; `DEFAULT_YAML` spells the same values out (a test asserts
     /// that both agree).
@@ -332,6 +380,7 @@ default_from_agent!(ApmConfig, apm);
 default_from_agent!(LogsConfig, logs);
 default_from_agent!(DogStatsdConfig, dogstatsd);
 default_from_agent!(StoreConfig, store);
+default_from_agent!(ClusterAgentConfig, cluster_agent);
 
 impl AgentConfig {
     /// Built-in values (serde's defaults for keys a file leaves out).
@@ -407,6 +456,24 @@ impl AgentConfig {
             watchdog: crate::monitor::config::WatchdogSettings::default(),
             notifiers: crate::monitor::config::NotifiersConfig::default(),
             exports: ExportsConfig::default(),
+            cluster_agent: ClusterAgentConfig {
+                enabled: false,
+                url: String::new(),
+                auth_token: String::new(),
+                grace_period: Dur::secs(60),
+                request_timeout: Dur::secs(5),
+                listen_host: "127.0.0.1".into(),
+                cmd_port: 5005,
+                cluster_checks_enabled: false,
+                node_expiration_timeout: Dur::secs(30),
+                warmup_duration: Dur::secs(30),
+                extra_listeners: Vec::new(),
+                kube_api_url: String::new(),
+                max_configs: 1_000_000,
+                max_body_bytes: 1 << 20,
+                max_response_bytes: 16 << 20,
+                read_timeout: Dur::secs(10),
+            },
             notices: Vec::new(),
         }
     }
@@ -463,6 +530,18 @@ impl AgentConfig {
             ("logs.scan_interval", self.logs.scan_interval),
             ("logs.read_interval", self.logs.read_interval),
             ("dogstatsd.flush_interval", self.dogstatsd.flush_interval),
+            (
+                "cluster_agent.node_expiration_timeout",
+                self.cluster_agent.node_expiration_timeout,
+            ),
+            (
+                "cluster_agent.request_timeout",
+                self.cluster_agent.request_timeout,
+            ),
+            (
+                "cluster_agent.read_timeout",
+                self.cluster_agent.read_timeout,
+            ),
         ];
         for (k, d) in positive {
             if d.0.is_zero() {
@@ -499,6 +578,15 @@ impl AgentConfig {
             ),
             ("store.max_traces", self.store.max_traces),
             ("store.max_spans_per_trace", self.store.max_spans_per_trace),
+            ("cluster_agent.max_configs", self.cluster_agent.max_configs),
+            (
+                "cluster_agent.max_body_bytes",
+                self.cluster_agent.max_body_bytes,
+            ),
+            (
+                "cluster_agent.max_response_bytes",
+                self.cluster_agent.max_response_bytes,
+            ),
         ];
         for (k, v) in nonzero {
             if v == 0 {
@@ -567,6 +655,10 @@ impl AgentConfig {
         crate::monitor::config::validate(&self.monitors, &self.watchdog, &self.notifiers)
             .map_err(|(k, m)| bad(&k, m))?;
         self.exports.validate()?;
+        if self.cluster_agent.enabled {
+            crate::cluster::check_token(&self.cluster_agent.auth_token)
+                .map_err(|m| bad("cluster_agent.auth_token", m))?;
+        }
         Ok(())
     }
 
@@ -668,6 +760,7 @@ mod tests {
             api_key: "k".into(),
             ..AgentConfig::default()
         };
+        cfg.cluster_agent.auth_token = "t".into();
         cfg.checks.push(StaticCheck {
             name: "istio".into(),
             init_config: serde_json::json!({}),
@@ -825,12 +918,16 @@ mod tests {
             cfg.autodiscovery.container_exclude,
             ["name:datadog-agent", "name:datadog-cluster-agent"]
         );
-        assert!(
-            cfg.notices
-                .iter()
-                .any(|n| n.contains("DD_CLUSTER_AGENT_ENABLED"))
+        assert!(cfg.cluster_agent.enabled);
+        assert_eq!(
+            cfg.autodiscovery.extra_config_providers,
+            ["endpointschecks", "clusterchecks"]
         );
-        assert!(cfg.notices.iter().any(|n| n.contains("endpointschecks")));
+        assert!(
+            !cfg.notices.iter().any(|n| n.contains("endpointschecks")),
+            "{:?}",
+            cfg.notices
+        );
         let shown = cfg.to_yaml();
         assert!(
             !shown.contains("0123456789abcdef"),

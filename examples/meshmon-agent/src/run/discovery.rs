@@ -200,15 +200,17 @@ pub async fn run(ctx: Ctx, tx: mpsc::Sender<Vec<Scheduled>>, mut shutdown: watch
     if let Some(f) = &file {
         providers.push(f.clone());
     }
+    providers.extend(crate::cluster::client::providers(&ctx));
     let mut last: Option<Vec<u64>> = None;
     let mut errors: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut set = Vec::new();
         for p in &providers {
-            let name: &'static str = if p.name() == "file" {
-                "file"
-            } else {
-                "manifests"
+            let name: &'static str = match p.name() {
+                "file" => "file",
+                "endpointschecks" => "endpointschecks",
+                "clusterchecks" => "clusterchecks",
+                _ => "manifests",
             };
             match p.collect().await {
                 Ok(cfgs) => {
