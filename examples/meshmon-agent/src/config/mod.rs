@@ -293,6 +293,11 @@ pub struct StoreConfig {
     /// New traces per second and root service copied into the trace store (every error
     /// trace is); the rest count in RED stats and the service map only.
     pub traces_per_second_per_service: f64,
+    /// Log lines held by the log ↔ trace correlation index (oldest evicted, counted;
+    /// 0 turns it off).
+    pub max_correlated_logs: usize,
+    /// Log lines kept per trace id or Envoy request id (later lines refused, counted).
+    pub max_logs_per_trace: usize,
 }
 
 impl Default for AgentConfig {
@@ -388,6 +393,8 @@ impl AgentConfig {
                 max_spans_per_trace: 1000,
                 max_samples_per_pattern: 3,
                 traces_per_second_per_service: 10.0,
+                max_correlated_logs: 20_000,
+                max_logs_per_trace: 200,
             },
             notices: Vec::new(),
         }

@@ -6,6 +6,7 @@
 //! insert what they already decoded (never across a decode or an `.await`); the API takes
 //! it to render an answer.
 
+pub mod correlate;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -338,11 +339,14 @@ pub struct Store {
     pub telemetry: Telemetry,
     /// Free-form component state shown by `status` (`logs`, `traces`, …).
     pub components: BTreeMap<String, serde_json::Value>,
+    /// Log lines by trace id and Envoy request id ([`correlate`]).
+    pub correlation: correlate::LogIndex,
 }
 
 impl Store {
     /// An empty store with these bounds.
     pub fn new(cfg: StoreConfig) -> Self {
+        let correlation = correlate::LogIndex::new(cfg.max_correlated_logs, cfg.max_logs_per_trace);
         Store {
             cfg,
             series: HashMap::new(),
@@ -357,6 +361,7 @@ impl Store {
             limits: LimitHits::default(),
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
+            correlation,
         }
     }
 
@@ -614,6 +619,7 @@ impl Store {
     /// Publishes the store's sizes into its telemetry.
     pub fn publish_stats(&mut self) {
         let s = self.stats();
+        self.correlation.publish(&mut self.telemetry);
         let t = &mut self.telemetry;
         t.set(
             "meshmon_store_series",
