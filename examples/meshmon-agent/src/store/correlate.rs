@@ -137,12 +137,10 @@ fn text_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     None
 }
 
-/// The key a record is indexed by: its trace id when it carries one, else Envoy's request
-/// id; `None` when it carries neither.
-pub fn extract(rec: &LogRecord) -> Option<LogKey> {
+/// The key a record's attributes name.
+fn from_attributes(attrs: &serde_json::Map<String, serde_json::Value>) -> Option<LogKey> {
     for k in TRACE_KEYS {
-        if let Some(id) = rec
-            .attributes
+        if let Some(id) = attrs
             .get(*k)
             .and_then(value_str)
             .and_then(|s| parse_trace_id(&s))
@@ -150,8 +148,7 @@ pub fn extract(rec: &LogRecord) -> Option<LogKey> {
             return Some(LogKey::Trace(id));
         }
     }
-    if let Some(id) = rec
-        .attributes
+    if let Some(id) = attrs
         .get("dd")
         .and_then(|d| d.get("trace_id"))
         .and_then(value_str)
@@ -159,13 +156,8 @@ pub fn extract(rec: &LogRecord) -> Option<LogKey> {
     {
         return Some(LogKey::Trace(id));
     }
-    for k in ["dd.trace_id", "trace_id"] {
-        if let Some(id) = text_value(&rec.message, k).and_then(parse_trace_id) {
-            return Some(LogKey::Trace(id));
-        }
-    }
     for k in REQUEST_KEYS {
-        if let Some(id) = rec.attributes.get(*k).and_then(value_str) {
+        if let Some(id) = attrs.get(*k).and_then(value_str) {
             let id = id.trim();
             if !id.is_empty() && id != "-" {
                 return Some(LogKey::Request(id.to_owned()));
@@ -175,17 +167,55 @@ pub fn extract(rec: &LogRecord) -> Option<LogKey> {
     None
 }
 
+/// The key a record is indexed by: its trace id when it carries one, else Envoy's request
+/// id; `None` when it carries neither. A container runtime's wrapper (CRI, Docker) leaves
+/// the application's line in the message: a JSON object, `key=value` pairs or an Envoy
+/// access log there is read too (only when it can name a trace, so plain lines cost a
+/// substring search).
+pub fn extract(rec: &LogRecord) -> Option<LogKey> {
+    extract_with_status(rec).map(|(k, _)| k)
+}
+
+/// [`extract`], with the status of the embedded line when one was read.
+fn extract_with_status(rec: &LogRecord) -> Option<(LogKey, Option<meshmon_logs::Status>)> {
+    if let Some(k) = from_attributes(&rec.attributes) {
+        return Some((k, None));
+    }
+    let msg = rec.message.trim_start();
+    if msg.contains("trace_id") {
+        if msg.starts_with('{')
+            && let Ok(inner) = meshmon_logs::format::parse_json(msg.as_bytes())
+            && let Some(k) = from_attributes(&inner.attributes)
+        {
+            return Some((k, Some(inner.status)));
+        }
+        for k in ["dd.trace_id", "trace_id"] {
+            if let Some(id) = text_value(msg, k).and_then(parse_trace_id) {
+                return Some((LogKey::Trace(id), None));
+            }
+        }
+    }
+    if msg.starts_with('[')
+        && meshmon_logs::format::detect(msg.as_bytes()) == meshmon_logs::format::Format::Envoy
+        && let Ok(line) = meshmon_logs::format::parse_envoy(msg.as_bytes())
+    {
+        let inner = line.to_record();
+        return from_attributes(&inner.attributes).map(|k| (k, Some(inner.status)));
+    }
+    None
+}
+
 /// The index entry of `rec` (`None` when it names no trace or request); `now` stamps a
 /// line without a time.
 pub fn entry(rec: &LogRecord, now: Timestamp) -> Option<(LogKey, CorrelatedLog)> {
-    let key = extract(rec)?;
+    let (key, inner_status) = extract_with_status(rec)?;
     let (matched_by, key_text) = match &key {
         LogKey::Trace(id) => ("trace_id", id.to_string()),
         LogKey::Request(r) => ("x-request-id", r.clone()),
     };
     let log = CorrelatedLog {
         t: rec.timestamp.unwrap_or(now).as_secs_f64(),
-        status: rec.status.as_str(),
+        status: inner_status.unwrap_or(rec.status).as_str(),
         service: rec.service.clone().unwrap_or_default(),
         source: rec.source.clone().unwrap_or_default(),
         message: rec.message.clone(),
@@ -359,6 +389,21 @@ mod tests {
             .with_attribute("trace_id", "5");
         assert_eq!(extract(&r), Some(LogKey::Trace(5)));
         assert_eq!(extract(&rec("plain line")), None);
+        // The payload of a CRI line: JSON with dd.trace_id, an Envoy access log.
+        let r = rec(r#"{"level":"error","message":"boom","dd.trace_id":"31","dd.span_id":"2"}"#);
+        assert_eq!(extract(&r), Some(LogKey::Trace(31)));
+        let r = rec(
+            r#"[2024-05-01T12:00:00.000Z] "GET /api/v1/users/42 HTTP/1.1" 200 - via_upstream - "-" 0 512 3 2 "-" "curl/8.0" "6b1c-77" "users:8080" "10.0.0.7:8080" outbound|8080||users.default.svc.cluster.local 10.0.0.5:40000 10.96.0.10:8080 10.0.0.5:39999 - default"#,
+        );
+        assert_eq!(extract(&r), Some(LogKey::Request("6b1c-77".into())));
+        assert_eq!(extract(&rec("[warn] disk almost full")), None);
+        // The embedded line's level is the entry's status.
+        let (_, e) = entry(
+            &rec(r#"{"level":"error","trace_id":"9"}"#),
+            Timestamp::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!((e.status, e.t), ("error", 1.0));
     }
 
     #[test]

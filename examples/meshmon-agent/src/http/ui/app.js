@@ -168,7 +168,7 @@ async function header() {
 // ---------- charts ----------
 // series: [{name, color, points:[{t,v}]}]; band: [{t, lower, upper}]; anomalies: [{t, v}]
 function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
-  const W = 640, H = height || 220, L = 58, R = 14, T = 28, B = 30;
+  const W = 470, H = height || 230, L = 50, R = 12, T = 34, B = 26;
   const fmt = yfmt || ((v) => fmtNum(v));
   const all = series.flatMap((s) => s.points);
   const bandPts = band || [];
@@ -176,7 +176,7 @@ function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
   const vs = [...all.map((p) => p.v), ...bandPts.flatMap((b) => [b.lower, b.upper])].filter((v) => v !== null && Number.isFinite(v));
   const last = series.map((s) => (s.points.length ? `${s.name} ${fmt(s.points[s.points.length - 1].v)}` : `${s.name} no data`)).join(", ");
   const svg = sv("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title} (${unit}): ${all.length} points; latest ${last}` });
-  svg.append(sv("text", { x: L, y: 16, class: "legend", "font-weight": "700", "font-size": "13", fill: "#1f2328", text: `${title} (${unit})` }));
+  svg.append(sv("text", { x: 4, y: 16, "font-weight": "700", "font-size": "14", fill: "#1f2328", text: `${title} (${unit})` }));
   if (!all.length) {
     svg.append(sv("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty", text: "No points yet" }));
     return svg;
@@ -197,7 +197,7 @@ function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
   }
   for (let i = 0; i <= 4; i++) {
     const t = t0 + ((t1 - t0) * i) / 4;
-    axis.append(sv("text", { x: x(t), y: H - 10, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", text: fmtTime(t) }));
+    axis.append(sv("text", { x: x(t), y: H - 8, "text-anchor": i === 0 ? "start" : i === 4 ? "end" : "middle", text: fmtTime(t) }));
   }
   axis.append(sv("line", { x1: L, x2: W - R, y1: H - B, y2: H - B }));
   svg.append(grid, axis);
@@ -210,13 +210,14 @@ function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
   series.forEach((s, si) => {
     if (!s.points.length) return;
     const d = s.points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join("");
-    svg.append(sv("path", { class: "line", d, stroke: s.color }));
+    svg.append(sv("path", { class: "line", d, stroke: s.color, "stroke-dasharray": s.dash || null }));
     const g = sv("g", {});
     for (const p of s.points) {
       g.append(sv("circle", { class: "pt", cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: 3, fill: s.color }, sv("title", { text: `${s.name} ${fmtTime(p.t)}: ${fmt(p.v)} ${unit}` })));
     }
     svg.append(g);
-    const lx = W - R - 110 * (series.length - si);
+    const lw = (n) => 24 + 7 * n.length;
+    const lx = W - R - series.slice(si).reduce((a, x) => a + lw(x.name), 0);
     svg.append(sv("g", { class: "legend" }, sv("rect", { x: lx, y: 7, width: 12, height: 12, fill: s.color }), sv("text", { x: lx + 16, y: 17, text: s.name })));
   });
   for (const a of anomalies || []) {
@@ -398,10 +399,16 @@ async function viewService(root, name) {
     const mine = mon.all.filter((m) => m.service === name);
     clear(kpis); clear(links); clear(charts); clear(monBox); clear(metrics);
     const alerting = mine.filter((m) => m.state === "ALERT");
+    // Headline figures over the last few stats buckets, from the charts' own series.
+    const K = 5;
+    const lastH = ts ? ts.hits.slice(-K) : [], lastE = ts ? ts.errors.slice(-K) : [];
+    const sumH = lastH.reduce((a, p) => a + p.v, 0), sumE = lastE.reduce((a, p) => a + p.v, 0);
+    const span = ts ? lastH.length * ts.bucket_s : 0;
+    const p95 = ts && ts.p95_ms.length ? ts.p95_ms[ts.p95_ms.length - 1].v : red ? red.p95_ms : null;
     kpis.append(
-      el("div", { class: "kpi" }, el("b", { text: red ? fmtNum(red.rate) : "–" }), el("span", { text: "requests/s" })),
-      el("div", { class: "kpi" }, el("b", { text: red ? fmtPct(red.error_rate) : "–" }), el("span", { text: "errors" })),
-      el("div", { class: "kpi" }, el("b", { text: red ? fmtMs(red.p95_ms) : "–" }), el("span", { text: "p95 latency" })),
+      el("div", { class: "kpi" }, el("b", { text: span ? fmtNum(sumH / span) : "–" }), el("span", { text: `requests/s (last ${fmtNum(span, 0)} s)` })),
+      el("div", { class: "kpi" }, el("b", { text: sumH ? fmtPct(sumE / sumH) : "–" }), el("span", { text: "errors" })),
+      el("div", { class: "kpi" }, el("b", { text: fmtMs(p95) }), el("span", { text: "p95 latency (last)" })),
       el("div", { class: "kpi" }, el("b", {}, alerting.length ? stateBadge("ALERT") : mine.length ? stateBadge(mine.some((m) => m.state === "WARN") ? "WARN" : "OK") : "–"), el("span", { text: `${mine.length} monitors` })));
     const npat = ((pats && pats.patterns) || []).length;
     links.append(
@@ -421,7 +428,7 @@ async function viewService(root, name) {
       el("div", { class: "panel" }, lineChart({ title: "Latency", unit: "ms", series: [
         { name: "p50", color: "#1a7f37", points: P(ts && ts.p50_ms) },
         { name: "p95", color: "#9a6700", points: P(ts && ts.p95_ms) },
-        { name: "p99", color: "#8250df", points: P(ts && ts.p99_ms) }] })));
+        { name: "p99", color: "#8250df", dash: "6 4", points: P(ts && ts.p99_ms) }] })));
     for (const kind of ["rate", "errors", "latency"]) {
       const m = band[kind];
       if (!m) continue;
