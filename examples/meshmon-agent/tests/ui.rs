@@ -635,7 +635,7 @@ logs:
             .as_array()
             .unwrap()
             .iter()
-            .any(|m| m["tag"] == "destination_service_name:reviews"),
+            .any(|m| m["tags"][0] == "destination_service_name:reviews"),
         "{ts}"
     );
     let m = http(&api, "GET", "/metrics", "text/plain", b"").2;
@@ -674,4 +674,127 @@ logs:
     feeder.join().unwrap();
     let log = agent.log.lock().unwrap().clone();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The page against `meshmon-agent demo` (a short `--duration`, `MESHMON_UI_DEMO_DURATION`
+/// to change it): the five services and their edges, reviews marked while its fault lasts
+/// and a monitor in ALERT then OK (when the agent has monitors), a chart with points, a
+/// trace's spans and logs, a pattern with its count; the demo then exits 0.
+#[test]
+fn status_page_on_the_demo() {
+    let help = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
+    if !help.status.success() {
+        eprintln!("SKIPPED: this build has no `meshmon-agent demo`");
+        return;
+    }
+    let Some((ui, chromium)) = browser_kit() else {
+        return;
+    };
+    let duration = std::env::var("MESHMON_UI_DEMO_DURATION").unwrap_or_else(|_| "150s".into());
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--duration",
+            &duration,
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            "7",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let text = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    {
+        let text = text.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(rest) = line.trim_start().strip_prefix("status page  http://")
+                    && let Some(t) = tx.take()
+                {
+                    let _ = t.send(rest.trim_end_matches('/').to_owned());
+                }
+                let mut g = text.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+    }
+    let errs = Arc::new(Mutex::new(String::new()));
+    {
+        let errs = errs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut g = errs.lock().unwrap();
+                g.push_str(&line);
+                g.push('\n');
+            }
+        });
+    }
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let api = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            panic!(
+                "the demo printed no status page URL: {}",
+                text.lock().unwrap()
+            )
+        });
+    let monitors = http(&api, "GET", "/api/v1/monitors", "text/plain", b"").0 == 200;
+    let secs: f64 = duration.trim_end_matches('s').parse().unwrap_or(150.0);
+    let expect = json!({
+        "services": ["istio-ingressgateway.istio-system", "productpage.default", "details.default",
+                     "reviews.default", "ratings.default"],
+        "edges": [["istio-ingressgateway.istio-system", "productpage.default"],
+                  ["productpage.default", "details.default"],
+                  ["productpage.default", "reviews.default"],
+                  ["reviews.default", "ratings.default"]],
+        "chart_service": "reviews.default",
+        "trace_service": "reviews.default",
+        "trace_logs": true,
+        "monitors": if monitors { "listed" } else { "absent" },
+        "alert": if monitors {
+            json!({ "service": "reviews.default", "monitor_recovers": true,
+                    "timeout_s": secs * 2.0 / 3.0, "recover_timeout_s": secs })
+        } else { Value::Null },
+    });
+    let shots = screenshots_dir().join("demo");
+    let page = run_page_script(&ui, &chromium, &api, &expect, &shots);
+    eprintln!("{page}");
+    let deadline = Instant::now() + Duration::from_secs_f64(secs + 60.0);
+    let status = loop {
+        if let Some(s) = child.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo did not end: {}",
+            text.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = text.lock().unwrap().clone();
+    assert!(
+        status.success(),
+        "demo exit {status}\n{stdout}\n{}",
+        errs.lock().unwrap()
+    );
+    assert!(stdout.contains("DEMO-FIGURES "), "{stdout}");
+    if !monitors {
+        eprintln!(
+            "NOTE: this agent has no monitors API: the ALERT marking and the ALERT → OK monitor were not asserted"
+        );
+    }
 }

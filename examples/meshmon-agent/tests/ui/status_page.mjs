@@ -51,7 +51,7 @@ const ctx = await chromium.launchPersistentContext(userDataDir, {
 let code = 0;
 try {
   const page = ctx.pages()[0] || (await ctx.newPage());
-  page.setDefaultTimeout(30000);
+  page.setDefaultTimeout(Number(process.env.MESHMON_UI_TIMEOUT_MS || 60000));
   // No request may leave the agent's origin while the page loads and runs.
   await page.route("**/*", (route) => {
     const u = route.request().url();
@@ -151,17 +151,29 @@ try {
     const cards = await page.$$eval("article.card", (cs) => cs.map((c) => [c.dataset.monitor, c.dataset.state]));
     step("monitors listed", { monitors: cards.length, screenshot: await shot("07-monitors") });
     if (expect.alert && expect.alert.monitor_recovers) {
-      // A monitor in ALERT, later back to OK (the page refreshes itself).
+      // A monitor in ALERT (or, if the page came late, one whose transitions show it went
+      // to ALERT), later back to OK: the page refreshes itself.
       const fired = await page.waitForFunction(() => {
-        const c = document.querySelector("article.card[data-state='ALERT']");
-        return c ? c.dataset.monitor : null;
+        const cards = [...document.querySelectorAll("article.card")];
+        const now = cards.find((c) => c.dataset.state === "ALERT");
+        if (now) return { id: now.dataset.monitor, seen: "state" };
+        const past = cards.find((c) => [...c.querySelectorAll("tbody tr")].some((r) => {
+          const s = r.querySelectorAll(".state");
+          return s.length === 2 && s[1].textContent === "ALERT";
+        }));
+        return past ? { id: past.dataset.monitor, seen: "transition" } : null;
       }, null, { timeout: (expect.alert.timeout_s || 120) * 1000, polling: 1000 }).then((h) => h.jsonValue());
-      await shot("08-monitor-alert");
+      step("monitor in ALERT", { ...fired, screenshot: await shot("08-monitor-alert") });
       await page.waitForFunction((id) => {
         const c = [...document.querySelectorAll("article.card")].find((x) => x.dataset.monitor === id);
         return c && c.dataset.state === "OK";
-      }, fired, { timeout: (expect.alert.recover_timeout_s || 180) * 1000, polling: 1000 });
-      step("monitor ALERT then OK", { monitor: fired, screenshot: await shot("09-monitor-recovered") });
+      }, fired.id, { timeout: (expect.alert.recover_timeout_s || 180) * 1000, polling: 1000 });
+      const trans = await page.$$eval("article.card", (cs, id) => {
+        const c = cs.find((x) => x.dataset.monitor === id);
+        return [...c.querySelectorAll("tbody tr")].map((r) => [...r.querySelectorAll(".state")].map((s) => s.textContent).join("→"));
+      }, fired.id);
+      if (!trans.some((t) => t.endsWith("→OK")) || !trans.some((t) => t.endsWith("→ALERT"))) fail(`transitions of ${fired.id} do not show ALERT then OK: ${trans}`);
+      step("monitor ALERT then OK", { monitor: fired.id, transitions: trans, screenshot: await shot("09-monitor-recovered") });
     }
   } else {
     await page.waitForSelector("#view .notice");

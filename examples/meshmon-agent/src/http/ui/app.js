@@ -93,6 +93,20 @@ async function monitorsAll() {
   }
   return { available: m !== null || w !== null, configured, findings, watchdog, all };
 }
+// A monitor's service matches a node named the same, or `<app>.<namespace>` vs `<app>`.
+function sameService(a, b) {
+  if (!a || !b) return false;
+  return a === b || a.split(".")[0] === b || b.split(".")[0] === a;
+}
+function monitorsOf(mon, service) {
+  return mon.all.filter((m) => sameService(m.service, service));
+}
+function stateOf(mon, service) {
+  const rank = { OK: 0, "NO DATA": 0, WARN: 1, ALERT: 2 };
+  let best = null;
+  for (const m of monitorsOf(mon, service)) if (!best || (rank[m.state] || 0) > (rank[best.state] || 0)) best = m;
+  return best;
+}
 function serviceStates(mon) {
   const by = {};
   const rank = { OK: 0, "NO DATA": 0, WARN: 1, ALERT: 2 };
@@ -176,7 +190,7 @@ function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
   const vs = [...all.map((p) => p.v), ...bandPts.flatMap((b) => [b.lower, b.upper])].filter((v) => v !== null && Number.isFinite(v));
   const last = series.map((s) => (s.points.length ? `${s.name} ${fmt(s.points[s.points.length - 1].v)}` : `${s.name} no data`)).join(", ");
   const svg = sv("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${title} (${unit}): ${all.length} points; latest ${last}` });
-  svg.append(sv("text", { x: 4, y: 16, "font-weight": "700", "font-size": "14", fill: "#1f2328", text: `${title} (${unit})` }));
+  svg.append(sv("text", { x: 4, y: 16, "font-weight": "700", "font-size": "14", fill: "#1f2328", text: unit ? `${title} (${unit})` : title }));
   if (!all.length) {
     svg.append(sv("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "empty", text: "No points yet" }));
     return svg;
@@ -216,6 +230,7 @@ function lineChart({ title, unit, series, band, anomalies, yfmt, height }) {
       g.append(sv("circle", { class: "pt", cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: 3, fill: s.color }, sv("title", { text: `${s.name} ${fmtTime(p.t)}: ${fmt(p.v)} ${unit}` })));
     }
     svg.append(g);
+    if (series.length < 2) return; // the title names a lone series
     const lw = (n) => 24 + 7 * n.length;
     const lx = W - R - series.slice(si).reduce((a, x) => a + lw(x.name), 0);
     svg.append(sv("g", { class: "legend" }, sv("rect", { x: lx, y: 7, width: 12, height: 12, fill: s.color }), sv("text", { x: lx + 16, y: 17, text: s.name })));
@@ -284,7 +299,8 @@ async function viewMap(root) {
       return;
     }
     const cols = layout(services, edges);
-    const NW = 190, NH = 66, GX = 110, GY = 34;
+    // Node width from the longest name (14px bold ≈ 8.4px a character).
+    const NW = Math.max(190, Math.ceil(Math.max(...services.map((s) => s.length)) * 8.4) + 28), NH = 66, GX = 120, GY = 34;
     const rows = Math.max(...cols.map((c) => c.length));
     const W = Math.max(640, cols.length * (NW + GX) + 40), H = Math.max(200, rows * (NH + GY) + 40);
     const pos = {};
@@ -315,7 +331,7 @@ async function viewMap(root) {
     }
     for (const s of services) {
       const p = pos[s];
-      const m = states[s];
+      const m = states[s] || stateOf(mon, s);
       const st = m ? m.state : null;
       const cls = "node" + (st === "ALERT" ? " alert" : st === "WARN" ? " warn" : "");
       const rs = red[s];
@@ -330,7 +346,7 @@ async function viewMap(root) {
         sv("text", { x: p.x + 12, y: p.y + 22, class: "name", text: s }),
         sv("text", { x: p.x + 12, y: p.y + 40, text: line2 }),
         sv("text", { x: p.x + 12, y: p.y + 56, text: line3 }));
-      if (st === "ALERT" || st === "WARN") g.append(sv("text", { x: p.x + NW - 10, y: p.y + 22, "text-anchor": "end", class: "badge", text: "⚠ " + st }));
+      if (st === "ALERT" || st === "WARN") g.append(sv("text", { x: p.x + NW - 10, y: p.y + 56, "text-anchor": "end", class: "badge", text: "⚠ " + st }));
       svg.append(g);
     }
     box.append(svg, el("ul", { class: "legend-list" },
@@ -363,7 +379,7 @@ async function viewServices(root) {
     if (!list.length) { box.append(el("p", { class: "notice", text: "No services yet." })); return; }
     const tb = el("tbody", {});
     for (const x of list) {
-      const m = states[x.service];
+      const m = states[x.service] || stateOf(mon, x.service);
       tb.append(el("tr", {}, el("td", {}, el("a", { href: link("service", x.service), text: x.service })), el("td", {}, m ? stateBadge(m.state) : el("span", { class: "muted", text: "no monitor" })),
         el("td", { class: "num", text: fmtNum(x.rate) }), el("td", { class: "num", text: fmtPct(x.error_rate) }), el("td", { class: "num", text: fmtMs(x.p50_ms) }), el("td", { class: "num", text: fmtMs(x.p95_ms) }), el("td", { class: "num", text: fmtMs(x.p99_ms) }), el("td", { class: "num", text: String(x.total_hits) }), el("td", { class: "num", text: String(x.total_errors) })));
     }
@@ -396,7 +412,7 @@ async function viewService(root, name) {
       monitorsAll(),
     ]);
     const red = ((svcs && svcs.services) || []).find((s) => s.service === name);
-    const mine = mon.all.filter((m) => m.service === name);
+    const mine = monitorsOf(mon, name);
     clear(kpis); clear(links); clear(charts); clear(monBox); clear(metrics);
     const alerting = mine.filter((m) => m.state === "ALERT");
     // Headline figures over the last few stats buckets, from the charts' own series.
@@ -434,7 +450,7 @@ async function viewService(root, name) {
       if (!m) continue;
       const h = m.history;
       charts.append(el("div", { class: "panel" }, lineChart({
-        title: `${m.name} (${m.state})`, unit: "monitor value",
+        title: `${m.name}: ${m.state}, band = expected range`, unit: "",
         series: [{ name: "value", color: "#1f2328", points: h.filter((p) => p.value !== null).map((p) => ({ t: p.t, v: p.value })) }],
         band: h.map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
         anomalies: h.filter((p) => p.anomalous && p.value !== null).map((p) => ({ t: p.t, v: p.value })) })));
@@ -445,20 +461,21 @@ async function viewService(root, name) {
     for (const m of mine) monBox.append(monitorCard(m, false));
     metrics.append(el("h2", { id: "scraped-metrics", text: "Scraped metrics naming " + name }));
     const ms = (ts && ts.metrics) || [];
-    if (!ms.length) metrics.append(el("p", { class: "muted", text: "No scraped series carry destination_service_name:" + name + " or service:" + name + "." }));
-    else metrics.append(el("ul", {}, ms.map((m) => el("li", {}, el("a", { href: link("metric", m.name, { tag: m.tag }), text: m.name }), ` — ${m.series} series with `, el("code", { text: m.tag })))));
+    if (!ms.length) metrics.append(el("p", { class: "muted", text: "No scraped series name this service (destination_service_name, service tags)." }));
+    else metrics.append(el("ul", {}, ms.map((m) => el("li", {}, el("a", { href: link("metric", m.name, m.tags.map((t) => ["tag", t])), text: m.name }), ` — ${m.series} series with `, el("code", { text: m.tags.join(" ") })))));
   }
   await refresh();
   return { refresh };
 }
 
 async function viewMetric(root, name, params) {
-  const tag = params.get("tag") || "";
+  const tags = params.getAll("tag");
+  const tag = tags.join(" ");
   setTitle("Metric: " + name);
   const box = el("div", { class: "panel" });
   root.append(el("p", { class: "muted" }, "Series of ", el("code", { text: name }), tag ? [" with ", el("code", { text: tag })] : ""), box);
   async function refresh() {
-    const q = "/api/v1/series?name=" + encodeURIComponent(name) + (tag ? "&tag=" + encodeURIComponent(tag) : "");
+    const q = "/api/v1/series?name=" + encodeURIComponent(name) + tags.map((t) => "&tag=" + encodeURIComponent(t)).join("");
     const r = await api(q);
     const series = ((r && r.series) || []).slice(0, 8);
     const colors = ["#0a58ca", "#cf222e", "#1a7f37", "#9a6700", "#8250df", "#bf3989", "#0b7285", "#57606a"];
@@ -683,7 +700,7 @@ function monitorCard(m, showService) {
   }
   const h = (m.history || []).filter((p) => p.value !== null && p.value !== undefined);
   if (h.length > 1) {
-    card.append(lineChart({ title: "history", unit: "value", height: 150, series: [{ name: "value", color: "#1f2328", points: h.map((p) => ({ t: p.t, v: p.value })) }],
+    card.append(lineChart({ title: "Value and anomaly band", unit: "", height: 150, series: [{ name: "value", color: "#1f2328", points: h.map((p) => ({ t: p.t, v: p.value })) }],
       band: (m.history || []).filter((p) => p.lower !== null && p.lower !== undefined).map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
       anomalies: h.filter((p) => p.anomalous).map((p) => ({ t: p.t, v: p.value })) }));
   }

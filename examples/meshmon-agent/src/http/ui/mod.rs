@@ -180,30 +180,37 @@ pub fn service_timeseries(
             json!({ "t": *t as f64 / 1000.0, "v": if *h > 0.0 { e / h } else { 0.0 } })
         })
         .collect();
-    // Scraped series that name this service (Istio's `destination_service_name`, or a
-    // `service` tag), APM and log series apart.
+    // Scraped series that name this service: Istio's `destination_service_name`, a
+    // `service` tag, or — for the `<app>.<namespace>` names Istio's Datadog tracer gives
+    // services — the app and namespace labels. APM and log series apart.
+    let mut candidates: Vec<Vec<String>> = vec![
+        vec![format!("destination_service_name:{service}")],
+        vec![format!("service:{service}")],
+    ];
+    if let Some((app, ns)) = service.split_once('.')
+        && !app.is_empty()
+        && !ns.is_empty()
+    {
+        candidates.push(vec![
+            format!("destination_service_name:{app}"),
+            format!("destination_service_namespace:{ns}"),
+        ]);
+    }
+    // A `since` in the far future: count matching series without copying their points.
+    let no_points = Some(meshmon_core::Timestamp(i64::MAX));
     let mut scraped = Vec::new();
     for (n, _) in &names {
         if n.starts_with("trace.") || n.starts_with("logs.") {
             continue;
         }
-        let mut count = 0;
-        let mut by = "";
-        for key in ["destination_service_name", "service"] {
-            let c = store
-                .query(
-                    n,
-                    &[format!("{key}:{service}")],
-                    Some(meshmon_core::Timestamp(i64::MAX)),
-                )
-                .len();
-            if c > count {
-                count = c;
-                by = key;
-            }
-        }
-        if count > 0 {
-            scraped.push(json!({ "name": n, "series": count, "tag": format!("{by}:{service}") }));
+        let best = candidates
+            .iter()
+            .map(|c| (store.query(n, c, no_points).len(), c))
+            .max_by_key(|(count, _)| *count);
+        if let Some((count, tags)) = best
+            && count > 0
+        {
+            scraped.push(json!({ "name": n, "series": count, "tags": tags }));
         }
     }
     json!({
@@ -366,7 +373,24 @@ mod tests {
         assert_eq!(
             v["metrics"],
             json!([{"name": "istio.mesh.request.count", "series": 1,
-                    "tag": "destination_service_name:reviews"}])
+                    "tags": ["destination_service_name:reviews"]}])
+        );
+        // Istio's tracer names services `<app>.<namespace>`: the labels still match.
+        let v = service_timeseries(&st, "reviews.bookinfo", 10.0, None);
+        assert_eq!(v["metrics"], json!([]));
+        st.insert_metrics([Metric::new(
+            "istio.mesh.request.count",
+            MetricValue::Count(5.0),
+            "destination_service_name:reviews,destination_service_namespace:bookinfo"
+                .parse()
+                .unwrap(),
+            Timestamp::from_secs(20),
+        )]);
+        let v = service_timeseries(&st, "reviews.bookinfo", 10.0, None);
+        assert_eq!(v["metrics"][0]["series"], json!(1), "{v}");
+        assert_eq!(
+            v["metrics"][0]["tags"][1],
+            json!("destination_service_namespace:bookinfo")
         );
         let none = service_timeseries(&st, "nobody", 10.0, None);
         assert_eq!(none["rate"], json!([]));
