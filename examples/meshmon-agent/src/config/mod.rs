@@ -298,6 +298,9 @@ pub struct StoreConfig {
     pub max_correlated_logs: usize,
     /// Log lines kept per trace id or Envoy request id (later lines refused, counted).
     pub max_logs_per_trace: usize,
+    /// Longest message the correlation index keeps, in bytes (longer ones are cut,
+    /// counted; 0: no cut).
+    pub max_correlated_line_bytes: usize,
 }
 
 impl Default for AgentConfig {
@@ -395,6 +398,7 @@ impl AgentConfig {
                 traces_per_second_per_service: 10.0,
                 max_correlated_logs: 20_000,
                 max_logs_per_trace: 200,
+                max_correlated_line_bytes: 4096,
             },
             notices: Vec::new(),
         }

@@ -11,9 +11,10 @@
 //!   `http.request_id`, or `request_id`/`x_request_id` in JSON access logs), matched to the
 //!   `guid:x-request-id` tag Envoy's tracers put on their spans.
 //!
-//! Bounds: `store.max_correlated_logs` lines in all (oldest evicted first, counted) and
-//! `store.max_logs_per_trace` per trace id or request id (later lines refused, counted).
-//! 0 turns the index off.
+//! Bounds: `store.max_correlated_logs` lines in all (oldest evicted first, counted),
+//! `store.max_logs_per_trace` per trace id or request id (later lines refused, counted)
+//! and `store.max_correlated_line_bytes` per message (cut, counted). 0 lines turns the
+//! index off.
 //!
 //! ```
 //! use meshmon_agent::store::correlate::{LogIndex, LogKey, extract};
@@ -71,6 +72,8 @@ pub struct IndexStats {
     pub evicted: u64,
     /// Lines refused by `store.max_logs_per_trace`.
     pub refused_per_trace: u64,
+    /// Messages cut to `store.max_correlated_line_bytes`.
+    pub lines_cut: u64,
 }
 
 /// The bounded index.
@@ -78,6 +81,8 @@ pub struct IndexStats {
 pub struct LogIndex {
     max_lines: usize,
     max_per_key: usize,
+    /// Longest message kept (bytes; 0: no cut).
+    max_line_bytes: usize,
     order: VecDeque<LogKey>,
     by_key: HashMap<LogKey, VecDeque<Arc<CorrelatedLog>>>,
     stats: IndexStats,
@@ -236,6 +241,13 @@ impl LogIndex {
         }
     }
 
+    /// Cuts kept messages to `max_line_bytes` (at a character boundary; 0: no cut), so the
+    /// index holds at most `max_lines × max_line_bytes` bytes of text.
+    pub fn with_max_line_bytes(mut self, max_line_bytes: usize) -> Self {
+        self.max_line_bytes = max_line_bytes;
+        self
+    }
+
     /// Indexes `rec` if it names a trace or a request; `now` stamps a line without a
     /// time. Returns whether it was kept.
     pub fn insert(&mut self, rec: &LogRecord, now: Timestamp) -> bool {
@@ -253,9 +265,18 @@ impl LogIndex {
     }
 
     /// Indexes one line under `key`. Returns whether it was kept.
-    pub fn insert_entry(&mut self, key: LogKey, log: CorrelatedLog) -> bool {
+    pub fn insert_entry(&mut self, key: LogKey, mut log: CorrelatedLog) -> bool {
         if self.max_lines == 0 || self.max_per_key == 0 {
             return false;
+        }
+        if self.max_line_bytes > 0 && log.message.len() > self.max_line_bytes {
+            let mut cut = self.max_line_bytes;
+            while !log.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            log.message.truncate(cut);
+            log.message.push('…');
+            self.stats.lines_cut += 1;
         }
         let q = self.by_key.entry(key.clone()).or_default();
         if q.len() >= self.max_per_key {
@@ -328,6 +349,7 @@ impl LogIndex {
         for (limit, v) in [
             ("max_correlated_logs", s.evicted),
             ("max_logs_per_trace", s.refused_per_trace),
+            ("max_correlated_line_bytes", s.lines_cut),
         ] {
             t.set(
                 "meshmon_store_limit_hits_total",
@@ -432,6 +454,10 @@ mod tests {
         assert_eq!(one, ["line 2"]);
         assert_eq!(ix.lookup(2, &[]).len(), 2);
         assert!(!ix.insert(&rec("no id"), now));
+        let mut short = LogIndex::new(10, 10).with_max_line_bytes(5);
+        assert!(short.insert(&rec("héllo wörld").with_attribute("trace_id", "3"), now));
+        assert_eq!(short.lookup(3, &[])[0].message, "héll…");
+        assert_eq!(short.stats().lines_cut, 1);
         let mut off = LogIndex::new(0, 10);
         assert!(!off.insert(&t("1", 1), now));
     }

@@ -346,7 +346,8 @@ pub struct Store {
 impl Store {
     /// An empty store with these bounds.
     pub fn new(cfg: StoreConfig) -> Self {
-        let correlation = correlate::LogIndex::new(cfg.max_correlated_logs, cfg.max_logs_per_trace);
+        let correlation = correlate::LogIndex::new(cfg.max_correlated_logs, cfg.max_logs_per_trace)
+            .with_max_line_bytes(cfg.max_correlated_line_bytes);
         Store {
             cfg,
             series: HashMap::new(),
