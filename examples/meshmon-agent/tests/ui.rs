@@ -494,6 +494,7 @@ logs:
     // The feeder: ~6 requests a second until the test ends.
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(Sent::default()));
+    let fed_at = Instant::now();
     let feeder = {
         let (stop, sent, traces, pods) = (
             stop.clone(),
@@ -637,6 +638,27 @@ logs:
             .iter()
             .any(|m| m["tags"][0] == "destination_service_name:reviews"),
         "{ts}"
+    );
+    // The RED table's rate is the rate sent (a flush covering two buckets divides by two).
+    let mut rates: Vec<f64> = (0..6)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(500));
+            let v = get_json(&api, "/api/v1/services");
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["service"] == "reviews")
+                .and_then(|s| s["rate"].as_f64())
+                .unwrap_or(0.0)
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let sent_rate = sent.lock().unwrap().requests.len() as f64 / fed_at.elapsed().as_secs_f64();
+    let median = rates[rates.len() / 2];
+    assert!(
+        median > 0.5 * sent_rate && median < 1.5 * sent_rate,
+        "RED rate {rates:?} vs {sent_rate:.2} requests/s sent"
     );
     let m = http(&api, "GET", "/metrics", "text/plain", b"").2;
     let m = String::from_utf8_lossy(&m);
