@@ -273,25 +273,44 @@ impl Watchdog {
 
     /// Observes one point and returns the stories it starts.
     pub fn observe(&mut self, p: &RedPoint) -> Vec<Story> {
+        self.observe_detailed(p).stories
+    }
+
+    /// Whether `signal` of the endpoint is in an anomalous episode now (`None`: the
+    /// endpoint is not tracked).
+    pub fn is_active(&self, service: &str, resource: &str, signal: Signal) -> Option<bool> {
+        let key = format!("{service}\u{1f}{resource}");
+        let i = Signal::ALL.iter().position(|s| *s == signal)?;
+        self.endpoints.get(&key).map(|t| t[i].active)
+    }
+
+    /// Observes one point and reports, besides the stories it starts, what each signal
+    /// did: its value, the detector's estimate, whether the point is anomalous, whether
+    /// the signal is in an episode and whether this point ended one — what a caller
+    /// needs to show a Watchdog signal as a monitor with a state.
+    pub fn observe_detailed(&mut self, p: &RedPoint) -> Observation {
+        let mut obs = Observation::default();
         self.stats.points += 1;
         let secs = p.interval.as_secs_f64();
         let rate = if secs > 0.0 { p.hits / secs } else { f64::NAN };
         if rate.is_nan() || rate < self.config.min_hits_per_second {
             self.stats.low_traffic += 1;
-            return Vec::new();
+            obs.skipped = Some(Skipped::LowTraffic);
+            return obs;
         }
         let key = format!("{}\u{1f}{}", p.service, p.resource);
         if !self.endpoints.contains_key(&key) {
             if self.endpoints.len() >= self.config.max_endpoints {
                 self.stats.dropped_endpoints += 1;
-                return Vec::new();
+                obs.skipped = Some(Skipped::MaxEndpoints);
+                return obs;
             }
             let d = &self.config.detector;
             self.endpoints
                 .insert(key.clone(), [Track::new(d), Track::new(d), Track::new(d)]);
         }
         let Some(tracks) = self.endpoints.get_mut(&key) else {
-            return Vec::new();
+            return obs;
         };
         let values = [
             rate,
@@ -312,6 +331,7 @@ impl Watchdog {
             if !value.is_finite() {
                 continue;
             }
+            let was_active = track.active;
             let e: Estimate = track.detector.update(p.timestamp, value);
             let up = e.anomalous && value > e.expected;
             let down = e.anomalous && value < e.expected;
@@ -353,8 +373,59 @@ impl Watchdog {
                     score: track.first_score,
                 });
             }
+            obs.signals.push(SignalReport {
+                signal,
+                value,
+                estimate: e,
+                anomalous: e.anomalous,
+                active: track.active,
+                ended: was_active && !track.active,
+            });
         }
         self.stats.stories += out.len() as u64;
-        out
+        obs.stories = out;
+        obs
     }
+}
+
+/// Why [`Watchdog::observe_detailed`] did not judge a point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Skipped {
+    /// Fewer hits per second than `min_hits_per_second`.
+    LowTraffic,
+    /// A new endpoint beyond `max_endpoints`.
+    MaxEndpoints,
+}
+
+/// What one signal of one endpoint did on one point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SignalReport {
+    /// The signal.
+    pub signal: Signal,
+    /// Its value (hits/s, errors/hits or seconds).
+    pub value: f64,
+    /// The detector's estimate for this point (band, score).
+    pub estimate: Estimate,
+    /// The detector flagged the point.
+    pub anomalous: bool,
+    /// The signal is in an anomalous episode after this point (a story was emitted
+    /// for it and it has not recovered yet).
+    pub active: bool,
+    /// This point ended the episode (`recovery_points` normal points in a row).
+    pub ended: bool,
+}
+
+/// What [`Watchdog::observe_detailed`] says about one point.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Observation {
+    /// Stories started by this point (what [`Watchdog::observe`] returns).
+    pub stories: Vec<Story>,
+    /// One report per signal with a finite value (none when skipped).
+    pub signals: Vec<SignalReport>,
+    /// Why the point was not judged, if it was not.
+    pub skipped: Option<Skipped>,
 }

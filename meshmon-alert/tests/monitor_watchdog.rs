@@ -225,3 +225,69 @@ fn watchdog_stories_once_per_episode_per_signal() {
     );
     assert_eq!(n.tags.get("service"), Some("productpage"));
 }
+
+#[test]
+fn watchdog_reports_each_signal_and_the_end_of_an_episode() {
+    use meshmon_alert::watchdog::Skipped;
+    let mut cfg = WatchdogConfig::default();
+    cfg.recovery_points = 4;
+    let mut w = Watchdog::new(cfg).unwrap();
+    let point = |i: i64, errors: f64, hits: f64| RedPoint {
+        service: "reviews".into(),
+        resource: "*".into(),
+        timestamp: Timestamp::from_secs(i * 60),
+        interval: Duration::from_secs(60),
+        hits,
+        errors,
+        p95_latency: 0.1 + (i % 3) as f64 * 0.001,
+    };
+    // Too quiet: skipped, nothing reported.
+    let o = w.observe_detailed(&point(0, 0.0, 1.0));
+    assert_eq!(o.skipped, Some(Skipped::LowTraffic));
+    assert!(o.signals.is_empty());
+    assert_eq!(w.is_active("reviews", "*", Signal::ErrorRate), None);
+    let (mut started, mut ended, mut active_points) = (Vec::new(), Vec::new(), 0);
+    for i in 1..300i64 {
+        let errors = if (200..230).contains(&i) {
+            60.0
+        } else {
+            (i % 3) as f64
+        };
+        let o = w.observe_detailed(&point(i, errors, 600.0 + (i % 5) as f64));
+        assert_eq!(o.skipped, None);
+        assert_eq!(o.signals.len(), 3, "one report per finite signal");
+        let er = o
+            .signals
+            .iter()
+            .find(|r| r.signal == Signal::ErrorRate)
+            .unwrap();
+        assert!((er.value - errors / (600.0 + (i % 5) as f64)).abs() < 1e-12);
+        active_points += usize::from(er.active);
+        assert_eq!(
+            w.is_active("reviews", "*", Signal::ErrorRate),
+            Some(er.active)
+        );
+        started.extend(
+            o.stories
+                .iter()
+                .filter(|s| s.signal == Signal::ErrorRate)
+                .map(|_| i),
+        );
+        if er.ended {
+            ended.push(i);
+            assert!(!er.active);
+        }
+    }
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert!((200..210).contains(&started[0]), "{started:?}");
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(ended[0] > started[0], "{ended:?}");
+    assert_eq!(active_points as i64, ended[0] - started[0]);
+    // `observe` is the stories of `observe_detailed`.
+    let mut a = Watchdog::new(WatchdogConfig::default()).unwrap();
+    let mut b = a.clone();
+    for i in 0..50 {
+        let p = point(i, if i > 40 { 90.0 } else { 1.0 }, 600.0);
+        assert_eq!(a.observe(&p), b.observe_detailed(&p).stories);
+    }
+}

@@ -26,6 +26,8 @@
 //! - [`store`]: recent series, traces, patterns and check health with explicit bounds; state
 //!   files written atomically.
 //! - [`http`]: `/health`, `/metrics` and the JSON API.
+//! - [`monitor`]: monitors, the Watchdog and notifiers (`/api/v1/monitors`,
+//!   `/api/v1/watchdog`).
 //! - [`status`]: `meshmon-agent status`, a human summary of `/api/v1/status`.
 
 #[cfg(feature = "agent")]
@@ -33,7 +35,11 @@ pub mod check;
 #[cfg(feature = "agent")]
 pub mod config;
 #[cfg(feature = "agent")]
+pub mod export;
+#[cfg(feature = "agent")]
 pub mod http;
+#[cfg(feature = "agent")]
+pub mod monitor;
 #[cfg(feature = "agent")]
 pub mod run;
 #[cfg(feature = "agent")]

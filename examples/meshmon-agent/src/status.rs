@@ -124,6 +124,33 @@ pub fn render(doc: &Value) -> String {
             );
         }
     }
+    for (name, e) in comps
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k.starts_with("exports."))
+    {
+        let r = &e["retry"];
+        let _ = writeln!(
+            o,
+            "\nExport {}: {} queue={}/{} sent={} failed={} dropped={} skipped={} retries={} (retry policy: {} retries, back-off {}..{})",
+            &name["exports.".len()..],
+            s(e, "url"),
+            s(e, "queued_metrics"),
+            s(e, "max_queued_metrics"),
+            s(e, "sent_metrics"),
+            s(e, "failed_metrics"),
+            s(e, "dropped_metrics"),
+            s(e, "skipped_metrics"),
+            s(e, "retries"),
+            s(r, "max_retries"),
+            s(r, "min_backoff"),
+            s(r, "max_backoff")
+        );
+        if let Some(err) = e["last_error"].as_str() {
+            let _ = writeln!(o, "  last error: {err}");
+        }
+    }
     let st = &doc["store"];
     let _ = writeln!(
         o,

@@ -18,16 +18,16 @@ use serde_json::Value;
 const BIN: &str = env!("CARGO_BIN_EXE_meshmon-agent");
 
 /// A temporary folder removed on drop (also when a test panics).
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         let p = std::env::temp_dir().join(format!("meshmon-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -40,7 +40,7 @@ impl Drop for TempDir {
 
 /// A corpus file from `../shared/data`, or `None` with a message; under
 /// `MESHMON_REQUIRE_CORPUS=1` a missing corpus fails the test.
-fn corpus(rel: &str) -> Option<PathBuf> {
+pub(crate) fn corpus(rel: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/data")
         .join(rel);
@@ -61,12 +61,12 @@ fn corpus(rel: &str) -> Option<PathBuf> {
 }
 
 /// A loopback HTTP server answering every GET with `body(n)` (n = request number).
-struct Target {
-    addr: String,
-    hits: Arc<AtomicU64>,
+pub(crate) struct Target {
+    pub(crate) addr: String,
+    pub(crate) hits: Arc<AtomicU64>,
 }
 
-fn serve(body: impl Fn(u64) -> String + Send + Sync + 'static) -> Target {
+pub(crate) fn serve(body: impl Fn(u64) -> String + Send + Sync + 'static) -> Target {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let hits = Arc::new(AtomicU64::new(0));
@@ -91,7 +91,7 @@ fn serve(body: impl Fn(u64) -> String + Send + Sync + 'static) -> Target {
 
 /// The fixture with every `istio_requests_total` and duration-histogram sample raised by
 /// `10 * n`: counters that advance with each scrape, histograms that stay cumulative.
-fn advancing(fixture: &str, n: u64) -> String {
+pub(crate) fn advancing(fixture: &str, n: u64) -> String {
     let mut out = String::with_capacity(fixture.len());
     for line in fixture.lines() {
         let bump = line.starts_with("istio_requests_total{")
@@ -114,7 +114,7 @@ fn advancing(fixture: &str, n: u64) -> String {
     out
 }
 
-fn http(
+pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -168,22 +168,22 @@ fn dechunk(b: &[u8]) -> Vec<u8> {
     out
 }
 
-fn get_json(addr: &str, path: &str) -> Value {
+pub(crate) fn get_json(addr: &str, path: &str) -> Value {
     let (code, body) = http(addr, "GET", path, &[], b"");
     assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap()
 }
 
 /// The agent process; killed on drop.
-struct Agent {
+pub(crate) struct Agent {
     child: Child,
-    api: String,
+    pub(crate) api: String,
     traces: Option<String>,
-    stderr: Arc<std::sync::Mutex<String>>,
+    pub(crate) stderr: Arc<std::sync::Mutex<String>>,
 }
 
 impl Agent {
-    fn start(config: &Path, env: &[(&str, &str)]) -> Agent {
+    pub(crate) fn start(config: &Path, env: &[(&str, &str)]) -> Agent {
         let mut cmd = Command::new(BIN);
         cmd.arg("run").arg("--config").arg(config);
         for (k, v) in env {
@@ -237,7 +237,7 @@ impl Agent {
         let _ = self.child.wait();
     }
 
-    fn stop(mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
         let pid = self.child.id() as i32;
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -266,7 +266,7 @@ impl Drop for Agent {
 }
 
 /// Polls `f` until it returns `Some`, at most `secs`.
-fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -294,7 +294,7 @@ fn append(path: &Path, text: &str) {
     f.write_all(text.as_bytes()).unwrap();
 }
 
-fn write_config(dir: &Path, body: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, body: &str) -> PathBuf {
     let p = dir.join("agent.yaml");
     std::fs::write(&p, body).unwrap();
     p

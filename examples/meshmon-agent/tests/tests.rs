@@ -3,11 +3,16 @@
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
 //! - `ui`: the status page in headless Chromium, and the log lines of a trace.
+//! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
+//! - `exports`: the exports against real servers (Debian `prometheus` with its
+//!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 
 mod ad_cli;
 mod alert_cli;
+mod exports;
 mod logs_cli;
+mod monitors;
 mod prom_cli;
 mod run;
 mod trace_cli;

@@ -49,6 +49,13 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
     ("MESHMON_POD_LOGS_ROOT", EnvVar::Sets("logs.pod_logs_root")),
     ("MESHMON_MANIFESTS", EnvVar::Sets("autodiscovery.manifests")),
     ("MESHMON_ZIPKIN_PORT", EnvVar::Sets("apm.zipkin_port")),
+    (
+        "MESHMON_REMOTE_WRITE_URL",
+        EnvVar::Sets("exports.remote_write.url"),
+    ),
+    ("DD_DD_URL", EnvVar::Sets("exports.datadog.url")),
+    ("DD_URL", EnvVar::Sets("exports.datadog.url")),
+    ("DD_SITE", EnvVar::Sets("exports.datadog.site")),
     ("DD_HOSTNAME", EnvVar::Sets("hostname")),
     ("DD_ENV", EnvVar::Sets("env")),
     ("DD_TAGS", EnvVar::Sets("tags")),
@@ -172,6 +179,18 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
             "off" | "none" | "disabled" => None,
             p => Some(port("MESHMON_ZIPKIN_PORT", p)?),
         };
+    }
+    if let Some(v) = get("MESHMON_REMOTE_WRITE_URL") {
+        cfg.exports.remote_write.url = v.trim().to_owned();
+    }
+    // As the Datadog Agent binds `dd_url`: DD_DD_URL first, then DD_URL. Either turns
+    // the Datadog export on.
+    if let Some(v) = get("DD_DD_URL").or_else(|| get("DD_URL")) {
+        cfg.exports.datadog.url = v.trim().to_owned();
+        cfg.exports.datadog.enabled = true;
+    }
+    if let Some(v) = get("DD_SITE") {
+        cfg.exports.datadog.site = v.trim().to_owned();
     }
     if let Some(v) = get("DD_HOSTNAME") {
         cfg.hostname = v;

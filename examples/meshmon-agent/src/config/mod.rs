@@ -13,6 +13,7 @@
 
 mod duration;
 mod env;
+mod exports;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::Dur;
 pub use env::{ENV_VARS, EnvVar, Environment, ProcessEnv, apply_env};
+pub use exports::{DatadogExportConfig, ExportQueueConfig, ExportsConfig, RemoteWriteConfig};
 
 /// The embedded default configuration, as `meshmon-agent config show --default` prints it.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
@@ -103,6 +105,14 @@ pub struct AgentConfig {
     pub dogstatsd: DogStatsdConfig,
     /// The in-memory store's limits.
     pub store: StoreConfig,
+    /// Monitors evaluated on the store (`crate::monitor`).
+    pub monitors: Vec<crate::monitor::config::MonitorSpec>,
+    /// The Watchdog: automatic monitors over every service's RED signals.
+    pub watchdog: crate::monitor::config::WatchdogSettings,
+    /// Where monitor notifications go.
+    pub notifiers: crate::monitor::config::NotifiersConfig,
+    /// Where metrics are sent: Prometheus remote write, Datadog series.
+    pub exports: ExportsConfig,
     /// Environment variables that were recognised but do not change meshmon (filled by
     /// [`apply_env`], reported at start and by `status`).
     #[serde(skip)]
@@ -400,6 +410,10 @@ impl AgentConfig {
                 max_logs_per_trace: 200,
                 max_correlated_line_bytes: 4096,
             },
+            monitors: Vec::new(),
+            watchdog: crate::monitor::config::WatchdogSettings::default(),
+            notifiers: crate::monitor::config::NotifiersConfig::default(),
+            exports: ExportsConfig::default(),
             notices: Vec::new(),
         }
     }
@@ -547,6 +561,9 @@ impl AgentConfig {
             &self.autodiscovery.container_exclude,
         )
         .map_err(|e| bad("autodiscovery.container_exclude", e.to_string()))?;
+        crate::monitor::config::validate(&self.monitors, &self.watchdog, &self.notifiers)
+            .map_err(|(k, m)| bad(&k, m))?;
+        self.exports.validate()?;
         Ok(())
     }
 
@@ -661,6 +678,12 @@ mod tests {
             tags: Vec::new(),
             log_processing_rules: Vec::new(),
         });
+        cfg.monitors.push(crate::monitor::config::MonitorSpec::new(
+            "m",
+            crate::monitor::config::MonitorKind::Metric,
+        ));
+        cfg.notifiers.webhooks = serde_norway::from_str("[{url: 'http://x/'}]").unwrap();
+        cfg.notifiers.alertmanagers = serde_norway::from_str("[{url: 'http://x/'}]").unwrap();
         let mut code = BTreeSet::new();
         leaf_keys("", &serde_json::to_value(&cfg).unwrap(), &mut code);
         // …is in CONFIG.md's key table, and nothing else is.

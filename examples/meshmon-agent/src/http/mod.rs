@@ -245,6 +245,14 @@ impl Api {
                 self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64(),
                 param("since").and_then(|s| s.parse().ok()),
             ),
+            "/api/v1/monitors" => json_reply(
+                StatusCode::OK,
+                &crate::monitor::api::monitors_json(&store.monitors),
+            ),
+            "/api/v1/watchdog" => json_reply(
+                StatusCode::OK,
+                &crate::monitor::api::watchdog_json(&store.monitors, self.ctx.clock.now()),
+            ),
             _ => error(StatusCode::NOT_FOUND, &format!("no such path {path:?}")),
         }
     }

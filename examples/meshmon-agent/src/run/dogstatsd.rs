@@ -113,6 +113,7 @@ fn flush(ctx: &Ctx, agg: &mut Aggregator, counters: &mut Counters) {
     counters.flushed += out.len() as u64;
     let stats = agg.stats();
     if let Ok(mut s) = ctx.store.write() {
+        s.exports.offer(&out, ctx.cfg.dogstatsd.flush_interval.0);
         s.insert_metrics(out);
         publish(&mut s.telemetry, counters, &stats);
     }

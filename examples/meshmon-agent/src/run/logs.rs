@@ -774,6 +774,8 @@ impl Tailer {
             e.dirty = false;
         }
         if let Ok(mut st) = self.ctx.store.write() {
+            st.exports
+                .offer(&metrics, self.ctx.cfg.logs.read_interval.0);
             st.insert_metrics(metrics);
             st.correlation.insert_all(correlated);
             for (k, v) in views {

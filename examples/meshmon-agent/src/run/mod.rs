@@ -258,6 +258,17 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     let mut handles = Vec::new();
     let mut addrs = BTreeMap::new();
 
+    // Exports: one task each; producers offer every batch through the store's fan-out.
+    {
+        let (exports, export_tasks) = crate::export::start(&ctx, &rx)?;
+        if let Ok(mut s) = store.write() {
+            s.exports = exports;
+        }
+        for (name, fut) in export_tasks {
+            spawn_task(&tasks, &mut handles, name, fut);
+        }
+    }
+
     // Bind every listener first, so a port in use fails the start.
     let api_listener = tokio::net::TcpListener::bind(&ctx.cfg.api.listen)
         .await
@@ -340,6 +351,10 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     if ctx.cfg.logs.enabled {
         let fut = logs::run(ctx.clone(), rx.clone());
         spawn_task(&tasks, &mut handles, "logs", fut);
+    }
+    {
+        let fut = crate::monitor::start(&ctx, rx.clone());
+        spawn_task(&tasks, &mut handles, "monitors", fut);
     }
     {
         let api = crate::http::Api {

@@ -315,6 +315,7 @@ async fn instance_loop(
                         health.samples = stats.samples;
                         health.metrics = batch.len();
                         if let Ok(mut st) = ctx.store.write() {
+                            st.exports.offer(&batch, interval);
                             st.insert_metrics(batch);
                         }
                     }

@@ -450,6 +450,8 @@ impl Intake {
             })
             .collect();
         if let Ok(mut st) = self.ctx.store.write() {
+            st.exports
+                .offer(&metrics, self.ctx.cfg.apm.stats_flush_interval.0);
             st.insert_metrics(metrics);
             // Keep every service seen; the last window's figures where it had traffic.
             let mut all: BTreeMap<String, ServiceRed> = st

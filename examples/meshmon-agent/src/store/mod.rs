@@ -341,6 +341,11 @@ pub struct Store {
     pub components: BTreeMap<String, serde_json::Value>,
     /// Log lines by trace id and Envoy request id ([`correlate`]).
     pub correlation: correlate::LogIndex,
+    /// What `/api/v1/monitors` and `/api/v1/watchdog` serve (set by `crate::monitor`).
+    pub monitors: crate::monitor::Board,
+    /// The exports' fan-out: producers offer each batch here beside
+    /// [`Store::insert_metrics`] (a no-op when no export is on).
+    pub exports: crate::export::Exports,
 }
 
 impl Store {
@@ -363,6 +368,8 @@ impl Store {
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
             correlation,
+            monitors: crate::monitor::Board::default(),
+            exports: crate::export::Exports::default(),
         }
     }
 

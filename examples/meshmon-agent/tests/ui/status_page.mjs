@@ -147,7 +147,7 @@ try {
   // 6. Monitors and Watchdog.
   await page.goto(base + "/#/monitors");
   if (expect.monitors === "listed") {
-    await page.waitForSelector("article.card");
+    await page.waitForSelector("article.card", { state: "attached" });
     const cards = await page.$$eval("article.card", (cs) => cs.map((c) => [c.dataset.monitor, c.dataset.state]));
     step("monitors listed", { monitors: cards.length, screenshot: await shot("07-monitors") });
     if (expect.alert && expect.alert.monitor_recovers) {

@@ -46,12 +46,22 @@ function fmtNum(v, digits = 2) {
 }
 const fmtPct = (f) => (f === null || f === undefined ? "–" : (f * 100).toFixed(f > 0 && f < 0.01 ? 2 : 1) + "%");
 const fmtMs = (ms) => (ms === null || ms === undefined ? "–" : ms >= 1000 ? (ms / 1000).toFixed(2) + " s" : fmtNum(ms, 1) + " ms");
-function fmtTime(sec) {
+// Seconds since the epoch from a number of seconds or an RFC 3339 string (the monitors
+// API writes times as RFC 3339).
+function toSec(v) {
+  if (v === null || v === undefined || v === "") return null;
+  if (typeof v === "number") return v;
+  const ms = Date.parse(v);
+  return Number.isNaN(ms) ? null : ms / 1000;
+}
+function fmtTime(v) {
+  const sec = toSec(v);
   if (!sec) return "–";
   const d = new Date(sec * 1000);
   return d.toISOString().slice(11, 19);
 }
-function fmtAgo(sec) {
+function fmtAgo(v) {
+  const sec = toSec(v);
   if (!sec) return "–";
   const s = Math.max(0, Date.now() / 1000 - sec);
   if (s < 60) return Math.round(s) + " s ago";
@@ -433,6 +443,7 @@ async function viewService(root, name) {
       el("li", {}, el("a", { href: "#monitors-of-service", text: `Monitors (${mine.length})` })),
       el("li", {}, el("a", { href: "#scraped-metrics", text: `Scraped metrics (${ts ? ts.metrics.length : 0})` })));
     const band = { rate: null, errors: null, latency: null };
+    for (const m of mine) m.history = (m.history || []).map((p) => ({ ...p, t: toSec(p.t) }));
     for (const m of mine) {
       const h = (m.history || []).filter((p) => p.lower !== null && p.lower !== undefined);
       if (h.length && !band[signalChart(m.signal || m.query)]) band[signalChart(m.signal || m.query)] = m;
@@ -698,10 +709,11 @@ function monitorCard(m, showService) {
         el("tbody", {}, tr.map((x) => el("tr", {}, el("td", { text: fmtTime(x.at) }), el("td", {}, stateBadge(x.from), " → ", stateBadge(x.to)), el("td", { class: "num", text: x.value === null ? "–" : fmtNum(x.value, 3) }),
           el("td", { text: x.band ? `[${fmtNum(x.band.lower)}, ${fmtNum(x.band.upper)}]` : x.threshold !== null && x.threshold !== undefined ? String(x.threshold) : "–" }), el("td", { class: "wrap", text: x.reason || "" })))))));
   }
-  const h = (m.history || []).filter((p) => p.value !== null && p.value !== undefined);
+  const hist = (m.history || []).map((p) => ({ ...p, t: toSec(p.t) }));
+  const h = hist.filter((p) => p.value !== null && p.value !== undefined);
   if (h.length > 1) {
     card.append(lineChart({ title: "Value and anomaly band", unit: "", height: 150, series: [{ name: "value", color: "#1f2328", points: h.map((p) => ({ t: p.t, v: p.value })) }],
-      band: (m.history || []).filter((p) => p.lower !== null && p.lower !== undefined).map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
+      band: hist.filter((p) => p.lower !== null && p.lower !== undefined).map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
       anomalies: h.filter((p) => p.anomalous).map((p) => ({ t: p.t, v: p.value })) }));
   }
   return card;
