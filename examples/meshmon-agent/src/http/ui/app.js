@@ -33,6 +33,14 @@ function append(n, kids) {
   }
 }
 function clear(n) { while (n.firstChild) n.removeChild(n.firstChild); }
+// A <details> whose open/closed state survives the view's refresh (keyed by `key`).
+const openDetails = new Map();
+function keptDetails(key, summary, defaultOpen, ...kids) {
+  const open = openDetails.has(key) ? openDetails.get(key) : defaultOpen;
+  const d = el("details", { open: open || undefined }, el("summary", { text: summary }), ...kids);
+  d.addEventListener("toggle", () => openDetails.set(key, d.open));
+  return d;
+}
 
 // ---------- formatting ----------
 function fmtNum(v, digits = 2) {
@@ -171,7 +179,22 @@ async function tick() {
   if (!document.getElementById("live").checked) return;
   header().catch(() => {});
   if (current && current.refresh) {
+    // Keep the keyboard focus where it was across the refresh.
+    const root = document.getElementById("view");
+    const a = document.activeElement;
+    let sel = null;
+    if (a && root.contains(a)) {
+      for (const k of ["data-service", "data-monitor", "data-pattern", "data-check", "data-span"]) {
+        if (a.hasAttribute(k)) { sel = `${a.tagName.toLowerCase()}[${k}="${CSS.escape(a.getAttribute(k))}"]`; break; }
+      }
+      if (!sel && a.id) sel = "#" + CSS.escape(a.id);
+      if (!sel && a.getAttribute("href")) sel = `[href="${CSS.escape(a.getAttribute("href"))}"]`;
+    }
     try { await current.refresh(); } catch (e) { /* next tick retries */ }
+    if (sel && document.activeElement !== a) {
+      const n = root.querySelector(sel);
+      if (n) n.focus({ preventScroll: true });
+    }
   }
 }
 
@@ -677,7 +700,7 @@ async function viewPatterns(root, _arg, params) {
         el("td", {}, statusMix(p.statuses, p.count)),
         el("td", {}, el("a", { href: link("service", p.service), text: p.service }), el("div", { class: "muted", text: p.source })),
         el("td", { class: "wrap" }, el("code", { class: "template", text: p.template }),
-          el("details", {}, el("summary", { text: `regex and ${p.samples.length} samples` }), el("p", {}, el("code", { class: "wrap", text: p.regex })), el("ul", { class: "samples" }, p.samples.map((s) => el("li", { text: s })))))));
+          keptDetails(`pattern:${p.service}/${p.source}/${p.id}`, `regex and ${p.samples.length} samples`, false, el("p", {}, el("code", { class: "wrap", text: p.regex })), el("ul", { class: "samples" }, p.samples.map((s) => el("li", { text: s })))))));
     }
     box.append(el("p", { class: "muted", text: `${list.length} patterns, ${list.reduce((a, p) => a + p.count, 0)} lines.` }),
       el("table", { "aria-label": "Log patterns" }, el("thead", {}, el("tr", {}, el("th", { class: "num", text: "Count" }), el("th", { text: "Status mix" }), el("th", { text: "Service / source" }), el("th", { text: "Pattern" }))), tb));
@@ -704,7 +727,7 @@ function monitorCard(m, showService) {
       el("dt", { text: "since" }), el("dd", { text: `${fmtTime(m.since)} (${fmtAgo(m.since)})` }),
       m.message ? [el("dt", { text: "why" }), el("dd", { text: m.message })] : null));
   if (tr.length) {
-    card.append(el("details", { open: m.state === "ALERT" || undefined }, el("summary", { text: `${(m.transitions || []).length} transitions` }),
+    card.append(keptDetails(`transitions:${m.id || m.name}`, `${(m.transitions || []).length} transitions`, m.state === "ALERT",
       el("table", { "aria-label": "Transitions of " + m.name }, el("thead", {}, el("tr", {}, ["At (UTC)", "From → to", "Value", "Band / threshold", "Reason"].map((h) => el("th", { text: h })))),
         el("tbody", {}, tr.map((x) => el("tr", {}, el("td", { text: fmtTime(x.at) }), el("td", {}, stateBadge(x.from), " → ", stateBadge(x.to)), el("td", { class: "num", text: x.value === null ? "–" : fmtNum(x.value, 3) }),
           el("td", { text: x.band ? `[${fmtNum(x.band.lower)}, ${fmtNum(x.band.upper)}]` : x.threshold !== null && x.threshold !== undefined ? String(x.threshold) : "–" }), el("td", { class: "wrap", text: x.reason || "" })))))));
@@ -738,8 +761,18 @@ async function viewMonitors(root) {
     for (const m of sort(mon.findings)) box.append(monitorCard(m, true));
     const wd = mon.watchdog.filter((m) => !mon.findings.some((f) => (f.id || f.name) === (m.id || m.name)));
     if (wd.length) {
-      const d = el("details", {}, el("summary", { text: `Watchdog monitors (${wd.length}): request rate, error rate and p95 latency of every service` }));
-      for (const m of sort(wd)) d.append(monitorCard(m, true));
+      const d = keptDetails("watchdog-monitors", `Watchdog monitors (${wd.length}): request rate, error rate and p95 latency of every service`, false);
+      d.id = "watchdog-list";
+      // At a glance: one row per Watchdog monitor (a finding gets its card above).
+      d.append(el("table", { "aria-label": "Watchdog monitors" },
+        el("thead", {}, el("tr", {}, ["State", "Service", "Signal", "Value", "Since", "Why"].map((h) => el("th", { text: h })))),
+        el("tbody", {}, sort(wd).map((m) => el("tr", { "data-monitor": m.id || m.name, "data-state": m.state },
+          el("td", {}, stateBadge(m.state)),
+          el("td", {}, m.service ? el("a", { href: link("service", m.service), text: m.service }) : "–"),
+          el("td", { text: m.signal || m.type }),
+          el("td", { class: "num", text: m.value === null || m.value === undefined ? "no data" : fmtNum(m.value, 3) }),
+          el("td", { text: fmtAgo(m.since) }),
+          el("td", { class: "wrap", text: m.message || "" }))))));
       box.append(d);
     }
   }
