@@ -685,6 +685,7 @@ logs:
             "chart_service": "reviews",
             "trace_service": "reviews",
             "trace_logs": true,
+            "scraped_metrics": true,
             "monitors": if monitors { "listed" } else { "absent" },
             "alert": null,
         });

@@ -108,6 +108,22 @@ try {
   if (!charts.some((c) => c.points > 1)) fail(`no chart has points: ${JSON.stringify(charts)}`);
   const title = await page.textContent("#title");
   step("service overview", { title, charts, screenshot: await shot("03-service-overview") });
+  // The service links to its scraped Istio series: one opens as a chart with points.
+  const scraped = await page.$("#scraped-metrics + ul a");
+  if (expect.scraped_metrics && !scraped) fail("the service overview links to no scraped metric");
+  if (scraped) {
+    const name = await scraped.textContent();
+    await scraped.click();
+    await page.waitForURL((u) => u.hash.startsWith("#/metric/"));
+    await page.waitForFunction(() => document.querySelector("svg.chart circle.pt") !== null);
+    const series = await page.$$eval("#view ol li", (l) => l.length);
+    step("scraped metric of the service", { name, series, screenshot: await shot("03b-scraped-metric") });
+  }
+  await page.goto(base + "/#/services");
+  await page.waitForSelector("table[aria-label='Services'] tbody tr");
+  const listed = await page.$$eval("table[aria-label='Services'] tbody tr td:first-child a", (a) => a.map((x) => x.textContent));
+  for (const s of expect.services || []) if (!listed.includes(s)) fail(`service ${s} missing from the services table (${listed})`);
+  step("services table", { services: listed.length, screenshot: await shot("03c-services") });
 
   // 4. Traces of a service, then one trace's flame graph with its spans and logs.
   await page.goto(base + `/#/traces?service=${encodeURIComponent(expect.trace_service)}`);
