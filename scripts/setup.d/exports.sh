@@ -15,4 +15,5 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get update
   apt-get install -y --no-install-recommends "${need[@]}"
 fi
-echo "setup exports: $(prometheus --version 2>&1 | head -1); victoria-metrics $(victoria-metrics --version 2>&1 | head -1)"
+vm="$(dpkg-query -W -f='${Package} ${Version}' victoria-metrics 2>/dev/null || echo victoria-metrics)"
+echo "setup exports: $(prometheus --version 2>&1 | head -1); $vm"

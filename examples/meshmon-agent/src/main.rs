@@ -14,6 +14,8 @@ mod ad;
 mod agent_cmd;
 #[cfg(feature = "alert")]
 mod alert;
+#[cfg(feature = "agent")]
+mod demo;
 #[cfg(feature = "logs")]
 mod logs;
 #[cfg(feature = "prom")]
@@ -44,6 +46,9 @@ enum Command {
     /// Run one check instance once and print what it submits.
     #[cfg(feature = "agent")]
     Check(agent_cmd::CheckArgs),
+    /// Run a simulated Istio Bookinfo mesh on loopback and the agent watching it.
+    #[cfg(feature = "agent")]
+    Demo(demo::DemoArgs),
     /// Autodiscovery: expand Datadog annotation templates on Kubernetes objects.
     #[command(subcommand)]
     Ad(ad::AdCommand),
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
         Command::Status(a) => agent_cmd::status(a),
         #[cfg(feature = "agent")]
         Command::Check(a) => agent_cmd::check(a),
+        #[cfg(feature = "agent")]
+        Command::Demo(a) => demo::run(a),
         Command::Ad(cmd) => ad::run(cmd),
         #[cfg(feature = "prom")]
         Command::Prom(cmd) => prom::run(cmd),

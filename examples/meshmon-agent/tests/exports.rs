@@ -353,6 +353,11 @@ exports:
         v.is_finite().then_some(v)
     });
     assert!(q > 0.0 && q <= 0.5, "median {q}");
+    eprintln!(
+        "prometheus: {} = {sum} after {n} scrapes (cumulative); {} bucket bounds; median {q} ms",
+        selector(&want),
+        les.len()
+    );
 
     // VictoriaMetrics: the same series through the Datadog intake, one point per
     // scrape with the store's per-interval count.
@@ -399,6 +404,10 @@ exports:
         all.then(|| (hit.clone(), old.len()))
     });
     assert!(matched >= 3);
+    eprintln!(
+        "victoria-metrics: {name} {} matched the store on {matched} points",
+        vm_series["metric"]
+    );
     assert_eq!(vm_series["metric"]["host"], "node-e2e", "{vm_series}");
     assert_eq!(vm_series["metric"]["team"], "mesh", "{vm_series}");
 

@@ -3,14 +3,20 @@
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
 //! - `ui`: the status page in headless Chromium, and the log lines of a trace.
+//! - `demo`: `meshmon-agent demo` runs its simulated mesh and the agent sees it whole.
 //! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
 //! - `exports`: the exports against real servers (Debian `prometheus` with its
 //!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
+//! - `deploy`: the Kubernetes manifests and the Dockerfile in `deploy/`, validated offline.
+//! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 
 mod ad_cli;
 mod alert_cli;
+mod demo;
 mod exports;
+mod deploy;
+mod dogstatsd_client;
 mod logs_cli;
 mod monitors;
 mod prom_cli;

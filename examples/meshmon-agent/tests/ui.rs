@@ -713,7 +713,7 @@ fn status_page_on_the_demo() {
     let Some((ui, chromium)) = browser_kit() else {
         return;
     };
-    let duration = std::env::var("MESHMON_UI_DEMO_DURATION").unwrap_or_else(|_| "150s".into());
+    let duration = std::env::var("MESHMON_UI_DEMO_DURATION").unwrap_or_else(|_| "120s".into());
     let mut child = Command::new(BIN)
         .args([
             "demo",
@@ -776,7 +776,7 @@ fn status_page_on_the_demo() {
             )
         });
     let monitors = http(&api, "GET", "/api/v1/monitors", "text/plain", b"").0 == 200;
-    let secs: f64 = duration.trim_end_matches('s').parse().unwrap_or(150.0);
+    let secs: f64 = duration.trim_end_matches('s').parse().unwrap_or(120.0);
     let expect = json!({
         "services": ["istio-ingressgateway.istio-system", "productpage.default", "details.default",
                      "reviews.default", "ratings.default"],

@@ -74,6 +74,7 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
         "DD_DOGSTATSD_NON_LOCAL_TRAFFIC",
         EnvVar::Sets("dogstatsd.non_local_traffic"),
     ),
+    ("DD_DOGSTATSD_SOCKET", EnvVar::Sets("dogstatsd.socket")),
     (
         "DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL",
         EnvVar::Sets("logs.container_collect_all"),
@@ -224,6 +225,9 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
     }
     if let Some(v) = get("DD_DOGSTATSD_NON_LOCAL_TRAFFIC") {
         cfg.dogstatsd.non_local_traffic = go_bool("DD_DOGSTATSD_NON_LOCAL_TRAFFIC", &v)?;
+    }
+    if let Some(v) = get("DD_DOGSTATSD_SOCKET") {
+        cfg.dogstatsd.socket = v.trim().to_owned();
     }
     if let Some(v) = get("DD_LOGS_ENABLED") {
         cfg.logs.enabled = go_bool("DD_LOGS_ENABLED", &v)?;

@@ -27,6 +27,9 @@ pub struct RemoteWriteConfig {
     /// Most series whose cumulative value is tracked (counts are sent as cumulative
     /// counters); samples of new series beyond it are dropped and counted.
     pub max_series: usize,
+    /// A series without a sample for this long is forgotten (its cumulative sum restarts
+    /// at 0, a counter reset, if it comes back).
+    pub series_expiry: Dur,
     /// Queue, batching and retry policy.
     pub queue: ExportQueueConfig,
 }
@@ -91,6 +94,7 @@ impl Default for RemoteWriteConfig {
         RemoteWriteConfig {
             url: String::new(),
             max_series: 100_000,
+            series_expiry: Dur::secs(600),
             queue: ExportQueueConfig::default(),
         }
     }
@@ -190,6 +194,12 @@ impl ExportsConfig {
                 "must be greater than 0",
             ));
         }
+        if rw.series_expiry.0.is_zero() {
+            return Err(bad(
+                "exports.remote_write.series_expiry",
+                "must be greater than 0",
+            ));
+        }
         if !rw.url.is_empty() {
             check_url("exports.remote_write.url", &rw.url)?;
         }
@@ -223,6 +233,49 @@ mod tests {
         assert_eq!(d.series_url(), "https://api.datadoghq.eu/api/v1/series");
         d.url = "http://vm:8428/datadog/".into();
         assert_eq!(d.series_url(), "http://vm:8428/datadog/api/v1/series");
+    }
+
+    fn load(pairs: &[(&str, &str)]) -> Result<super::super::AgentConfig, ConfigError> {
+        let env: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        super::super::AgentConfig::load(None, &env)
+    }
+
+    #[test]
+    fn the_environment_turns_exports_on() {
+        let cfg = load(&[]).unwrap();
+        assert!(cfg.exports.remote_write.url.is_empty() && !cfg.exports.datadog.enabled);
+        let cfg = load(&[
+            ("MESHMON_REMOTE_WRITE_URL", "http://p:9090/api/v1/write"),
+            ("DD_DD_URL", "http://vm:8428/datadog"),
+            ("DD_URL", "http://ignored:1"),
+            ("DD_API_KEY", "s3cr3t-key"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.exports.remote_write.url, "http://p:9090/api/v1/write");
+        assert!(cfg.exports.datadog.enabled);
+        assert_eq!(
+            cfg.exports.datadog.series_url(),
+            "http://vm:8428/datadog/api/v1/series"
+        );
+        assert!(!cfg.to_yaml().contains("s3cr3t-key"));
+        // DD_URL when DD_DD_URL is unset.
+        let cfg = load(&[("DD_URL", "http://dd:8080")]).unwrap();
+        assert_eq!(
+            cfg.exports.datadog.series_url(),
+            "http://dd:8080/api/v1/series"
+        );
+        // DD_SITE alone does not turn the export on; with it on, https is refused.
+        let cfg = load(&[("DD_SITE", "datadoghq.eu")]).unwrap();
+        assert!(!cfg.exports.datadog.enabled);
+        assert_eq!(
+            cfg.exports.datadog.series_url(),
+            "https://api.datadoghq.eu/api/v1/series"
+        );
+        let e = load(&[("MESHMON_REMOTE_WRITE_URL", "https://p/api/v1/write")]).unwrap_err();
+        assert!(e.to_string().contains("exports.remote_write.url"), "{e}");
     }
 
     #[test]

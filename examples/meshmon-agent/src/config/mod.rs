@@ -226,6 +226,9 @@ pub struct DogStatsdConfig {
     pub port: u16,
     /// Listen on all interfaces instead of loopback (`DD_DOGSTATSD_NON_LOCAL_TRAFFIC`).
     pub non_local_traffic: bool,
+    /// Unix datagram socket to listen on as well (`DD_DOGSTATSD_SOCKET`, the Agent's
+    /// `dogstatsd_socket`); empty = none.
+    pub socket: String,
     /// How often aggregated metrics go into the store.
     pub flush_interval: Dur,
     /// Most contexts (name, type, tags) between flushes; more are dropped and counted.
@@ -396,6 +399,7 @@ impl AgentConfig {
                 enabled: true,
                 port: 8125,
                 non_local_traffic: false,
+                socket: String::new(),
                 flush_interval: Dur::secs(10),
                 max_contexts: 100_000,
             },
@@ -447,6 +451,16 @@ impl AgentConfig {
         for t in &self.tags {
             t.parse::<meshmon_core::Tag>()
                 .map_err(|e| bad("tags", format!("{t:?}: {e}")))?;
+        }
+        // A Unix socket path fits sockaddr_un's 108-byte sun_path, NUL included.
+        if self.dogstatsd.socket.len() > 107 {
+            return Err(bad(
+                "dogstatsd.socket",
+                format!(
+                    "{} bytes; a Unix socket path has at most 107",
+                    self.dogstatsd.socket.len()
+                ),
+            ));
         }
         let positive = [
             (
@@ -770,6 +784,10 @@ mod tests {
                 "logs.configs[0].type",
             ),
             ("tags: [\"bad tag:\"]\n", "tags"),
+            (
+                "dogstatsd:\n  socket: /run/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n",
+                "dogstatsd.socket",
+            ),
             (
                 "autodiscovery:\n  container_exclude: [\"name:(\"]\n",
                 "autodiscovery.container_exclude",

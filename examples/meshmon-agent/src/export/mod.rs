@@ -173,7 +173,8 @@ pub fn start(
     let mut tasks: Vec<(&'static str, BoxFut)> = Vec::new();
     if !cfg.remote_write.url.is_empty() {
         let rw = &cfg.remote_write;
-        let fmt = remote_write::RemoteWrite::new(ctx.hostname.clone(), rw.max_series);
+        let fmt = remote_write::RemoteWrite::new(ctx.hostname.clone(), rw.max_series)
+            .with_expiry(rw.series_expiry.0);
         let (sink, fut) = exporter(ctx, stop, "remote_write", &rw.url, rw.queue, Box::new(fmt))?;
         sinks.push(sink);
         tasks.push(("export-remote-write", fut));

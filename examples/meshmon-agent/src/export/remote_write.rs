@@ -29,7 +29,9 @@
 //!   and `histogram_quantile` need counters, not deltas. The agent restarting starts the
 //!   sums at 0 again, which Prometheus reads as a counter reset (as for any restarted
 //!   exporter). The sums are kept for at most `exports.remote_write.max_series` series;
-//!   samples of new series beyond that are skipped and counted.
+//!   a series unseen for `exports.remote_write.series_expiry` (default 10 minutes: pods
+//!   come and go) is forgotten, and restarts at 0 (a reset) if it comes back; samples of
+//!   new series beyond the bound are skipped and counted.
 //! - **histograms**: Istio's `…duration.milliseconds.bucket` counts tagged
 //!   `upper_bound:X` (Datadog's cumulative buckets) → `…_bucket{le="X"}` cumulative
 //!   counters; the `+Inf` bucket, which Datadog's check does not submit, is written from
@@ -60,21 +62,46 @@ use super::{Encoded, Format};
 pub struct RemoteWrite {
     host: String,
     max_series: usize,
-    /// Cumulative sums by labels (`__name__` included).
-    totals: HashMap<Vec<(String, String)>, f64>,
+    /// Cumulative sums by labels (`__name__` included), with the last time (ms) each
+    /// series was seen.
+    totals: HashMap<Arc<Labels>, (f64, i64)>,
+    /// A series unseen this long (on the metrics' own timestamps) is forgotten: its sum
+    /// restarts at 0, which Prometheus reads as a counter reset.
+    expiry_ms: i64,
+    /// When the sums were last swept for expired series.
+    last_sweep_ms: i64,
     /// Histogram base names (`istio.mesh.request.duration.milliseconds`) whose
     /// `.bucket` counts were seen: their `.count` also writes the `+Inf` bucket.
     bucket_bases: HashSet<Arc<str>>,
+    /// Label sets by (Datadog name, tags, what is made of them): series repeat every
+    /// interval, so their labels are built once (cleared when it outgrows `max_series`).
+    cache: HashMap<(Arc<str>, Tags, Variant), Arc<Labels>>,
 }
 
-/// Label pairs, sorted by name.
+/// Label pairs, sorted by name (`__name__` included).
 pub type Labels = Vec<(String, String)>;
 
 /// One Prometheus sample: its labels (`__name__` included), value, milliseconds.
-pub type PromSample = (Labels, f64, i64);
+pub type PromSample = (Arc<Labels>, f64, i64);
 
-/// `(__name__, other labels sorted)`.
-type SeriesKey = (String, Labels);
+/// Which series a metric's labels are built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Variant {
+    /// The metric's own name and tags.
+    Plain,
+    /// A V1 `<base>.count` bucket gauge → `<base>_bucket`.
+    V1Bucket,
+    /// A V1 `<base>.count` `upper_bound:none` gauge → `<base>_count`.
+    V1Count,
+    /// `<base>.count` → `<base>_bucket{le="+Inf"}`.
+    InfBucket,
+    /// A distribution's `<name>_count`.
+    DistCount,
+    /// A distribution's `<name>_sum`.
+    DistSum,
+    /// A non-cumulative bucket's series without `le` (`<name>_bucket`).
+    Group,
+}
 
 /// What a metric contributes before the cumulative sums.
 enum Val {
@@ -84,14 +111,6 @@ enum Val {
     Delta(f64),
 }
 
-/// One sample on its way into a request.
-struct Out {
-    name: String,
-    labels: Vec<(String, String)>,
-    val: Val,
-    ts_ms: i64,
-}
-
 impl RemoteWrite {
     /// A format whose series carry `host` and which tracks at most `max_series` sums.
     pub fn new(host: String, max_series: usize) -> Self {
@@ -99,12 +118,67 @@ impl RemoteWrite {
             host,
             max_series,
             totals: HashMap::new(),
+            expiry_ms: 600_000,
+            last_sweep_ms: i64::MIN,
             bucket_bases: HashSet::new(),
+            cache: HashMap::new(),
         }
     }
 
-    /// The Prometheus samples of `metrics`, as `(labels with __name__, value, ms)`,
-    /// with the cumulative sums applied; the second value counts skipped samples.
+    /// Forgets a series' sum after `expiry` without a sample (default 10 minutes).
+    pub fn with_expiry(mut self, expiry: Duration) -> Self {
+        self.expiry_ms = i64::try_from(expiry.as_millis()).unwrap_or(i64::MAX);
+        self
+    }
+
+    /// Series whose sums are tracked.
+    pub fn tracked_series(&self) -> usize {
+        self.totals.len()
+    }
+
+    /// Drops the sums of series unseen for `expiry` before `now_ms`.
+    fn sweep(&mut self, now_ms: i64) {
+        let cutoff = now_ms.saturating_sub(self.expiry_ms);
+        self.totals.retain(|_, (_, seen)| *seen >= cutoff);
+        self.last_sweep_ms = now_ms;
+    }
+
+    /// The labels of `m` for `v`, from the cache.
+    fn lab(&mut self, m: &Metric, v: Variant) -> Arc<Labels> {
+        let key = (m.name.clone(), m.tags.clone(), v);
+        if let Some(l) = self.cache.get(&key) {
+            return l.clone();
+        }
+        let bucket = || match m.name.strip_suffix(".count") {
+            Some(base) => format!("{base}.bucket"),
+            None => format!("{}.bucket", m.name),
+        };
+        let l = match v {
+            Variant::Plain => self.build(&m.name, &m.tags, &[], None),
+            Variant::V1Bucket => self.build(&bucket(), &m.tags, &[], None),
+            Variant::V1Count => self.build(&m.name, &m.tags, &["upper_bound"], None),
+            Variant::InfBucket => self.build(&bucket(), &m.tags, &[], Some("+Inf")),
+            Variant::DistCount => self.build(&format!("{}.count", m.name), &m.tags, &[], None),
+            Variant::DistSum => self.build(&format!("{}.sum", m.name), &m.tags, &[], None),
+            Variant::Group => {
+                let name = if m.name.ends_with(".bucket") {
+                    m.name.to_string()
+                } else {
+                    format!("{}.bucket", m.name)
+                };
+                self.build(&name, &m.tags, &["upper_bound", "lower_bound"], None)
+            }
+        };
+        let l = Arc::new(l);
+        if self.cache.len() >= self.max_series {
+            self.cache.clear();
+        }
+        self.cache.insert(key, l.clone());
+        l
+    }
+
+    /// The Prometheus samples of `metrics` with the cumulative sums applied; the second
+    /// value counts skipped samples.
     pub fn convert(&mut self, metrics: &[Metric]) -> (Vec<PromSample>, usize) {
         for m in metrics {
             if let Some(base) = m.name.strip_suffix(".bucket")
@@ -115,126 +189,70 @@ impl RemoteWrite {
                 self.bucket_bases.insert(Arc::from(base));
             }
         }
-        let mut outs: Vec<Out> = Vec::with_capacity(metrics.len());
+        let mut outs: Vec<(Arc<Labels>, Val, i64)> = Vec::with_capacity(metrics.len());
         let mut unknown = 0;
-        // Non-cumulative buckets: (bucket name, labels without le) → (upper, count, ts).
-        let mut groups: BTreeMap<SeriesKey, Vec<(f64, f64, i64)>> = BTreeMap::new();
+        // Non-cumulative buckets: series without `le` → (upper, count, ts).
+        let mut groups: BTreeMap<Arc<Labels>, Vec<(f64, f64, i64)>> = BTreeMap::new();
         for m in metrics {
-            let ts_ms = m.timestamp.as_millis();
+            let ts = m.timestamp.as_millis();
             match &m.value {
                 MetricValue::Gauge(v) | MetricValue::MonotonicCount(v) => {
                     // Datadog's V1 buckets: `<base>.count` gauges of the raw cumulative
                     // bucket counts tagged `upper_bound:` (`none` for the total).
-                    if let Some(base) = m.name.strip_suffix(".count")
+                    if m.name.ends_with(".count")
                         && let Some(up) = m.tags.get("upper_bound")
                     {
-                        let bucket = format!("{base}.bucket");
-                        outs.push(Out {
-                            name: prom_name(&bucket),
-                            labels: self.labels(&bucket, &m.tags, &[]),
-                            val: Val::Abs(*v),
-                            ts_ms,
-                        });
-                        if parse_bound(up).is_some_and(f64::is_infinite) {
-                            outs.push(Out {
-                                name: prom_name(&m.name),
-                                labels: self.labels(&m.name, &m.tags, &["upper_bound"]),
-                                val: Val::Abs(*v),
-                                ts_ms,
-                            });
+                        let total = parse_bound(up).is_some_and(f64::is_infinite);
+                        outs.push((self.lab(m, Variant::V1Bucket), Val::Abs(*v), ts));
+                        if total {
+                            outs.push((self.lab(m, Variant::V1Count), Val::Abs(*v), ts));
                         }
                         continue;
                     }
-                    outs.push(Out {
-                        name: prom_name(&m.name),
-                        labels: self.labels(&m.name, &m.tags, &[]),
-                        val: Val::Abs(*v),
-                        ts_ms,
-                    });
+                    outs.push((self.lab(m, Variant::Plain), Val::Abs(*v), ts));
                 }
-                MetricValue::Rate { value, .. } => outs.push(Out {
-                    name: prom_name(&m.name),
-                    labels: self.labels(&m.name, &m.tags, &[]),
-                    val: Val::Abs(*value),
-                    ts_ms,
-                }),
+                MetricValue::Rate { value, .. } => {
+                    outs.push((self.lab(m, Variant::Plain), Val::Abs(*value), ts));
+                }
                 MetricValue::Count(d) => {
                     let upper = m.tags.get("upper_bound");
                     let is_bucket = m.name.ends_with(".bucket") && upper.is_some();
                     if is_bucket && m.tags.get("lower_bound").is_some() {
                         let up = upper.and_then(parse_bound).unwrap_or(f64::INFINITY);
-                        let labels = self.labels(&m.name, &m.tags, &["upper_bound", "lower_bound"]);
-                        groups
-                            .entry((prom_name(&m.name), labels))
-                            .or_default()
-                            .push((up, *d, ts_ms));
+                        let key = self.lab(m, Variant::Group);
+                        groups.entry(key).or_default().push((up, *d, ts));
                         continue;
                     }
-                    if is_bucket {
-                        outs.push(Out {
-                            name: prom_name(&m.name),
-                            labels: self.labels(&m.name, &m.tags, &[]),
-                            val: Val::Delta(*d),
-                            ts_ms,
-                        });
-                        continue;
-                    }
-                    outs.push(Out {
-                        name: prom_name(&m.name),
-                        labels: self.labels(&m.name, &m.tags, &[]),
-                        val: Val::Delta(*d),
-                        ts_ms,
-                    });
+                    outs.push((self.lab(m, Variant::Plain), Val::Delta(*d), ts));
                     // The +Inf bucket of a histogram whose buckets we export.
-                    if let Some(base) = m.name.strip_suffix(".count")
+                    if !is_bucket
+                        && let Some(base) = m.name.strip_suffix(".count")
                         && self.bucket_bases.contains(base)
                     {
-                        let bucket = format!("{base}.bucket");
-                        let mut labels = self.labels(&bucket, &m.tags, &[]);
-                        labels.push(("le".into(), "+Inf".into()));
-                        outs.push(Out {
-                            name: prom_name(&bucket),
-                            labels,
-                            val: Val::Delta(*d),
-                            ts_ms,
-                        });
+                        outs.push((self.lab(m, Variant::InfBucket), Val::Delta(*d), ts));
                     }
                 }
                 MetricValue::HistogramBucket {
                     count, upper_bound, ..
                 } => {
-                    let name = if m.name.ends_with(".bucket") {
-                        m.name.to_string()
-                    } else {
-                        format!("{}.bucket", m.name)
-                    };
-                    let labels = self.labels(&name, &m.tags, &["upper_bound", "lower_bound"]);
-                    groups.entry((prom_name(&name), labels)).or_default().push((
-                        *upper_bound,
-                        *count as f64,
-                        ts_ms,
-                    ));
+                    let key = self.lab(m, Variant::Group);
+                    groups
+                        .entry(key)
+                        .or_default()
+                        .push((*upper_bound, *count as f64, ts));
                 }
                 MetricValue::Distribution(vs) => {
-                    for (suffix, v) in [
-                        (".count", vs.len() as f64),
-                        (".sum", vs.iter().sum::<f64>()),
-                    ] {
-                        let name = format!("{}{suffix}", m.name);
-                        outs.push(Out {
-                            labels: self.labels(&name, &m.tags, &[]),
-                            name: prom_name(&name),
-                            val: Val::Delta(v),
-                            ts_ms,
-                        });
-                    }
+                    let n = vs.len() as f64;
+                    let sum = vs.iter().sum::<f64>();
+                    outs.push((self.lab(m, Variant::DistCount), Val::Delta(n), ts));
+                    outs.push((self.lab(m, Variant::DistSum), Val::Delta(sum), ts));
                 }
                 // A value type added to meshmon-core later: counted, not sent.
                 _ => unknown += 1,
             }
         }
         // Non-cumulative buckets → cumulative `le` buckets, per submission (timestamp).
-        for ((name, labels), mut bs) in groups {
+        for (labels, mut bs) in groups {
             bs.sort_by(|a, b| a.2.cmp(&b.2).then(a.0.total_cmp(&b.0)));
             let mut acc = 0.0;
             let mut last_ts = None;
@@ -244,40 +262,43 @@ impl RemoteWrite {
                     last_ts = Some(ts);
                 }
                 acc += d;
-                let mut l = labels.clone();
-                l.push((
-                    "le".into(),
-                    if up.is_infinite() {
-                        "+Inf".into()
-                    } else {
-                        fmt_f64(up)
-                    },
-                ));
-                outs.push(Out {
-                    name: name.clone(),
-                    labels: l,
-                    val: Val::Delta(acc),
-                    ts_ms: ts,
-                });
+                let le = if up.is_infinite() {
+                    "+Inf".to_owned()
+                } else {
+                    fmt_f64(up)
+                };
+                let mut l = (*labels).clone();
+                l.push(("le".into(), le));
+                l.sort();
+                outs.push((Arc::new(l), Val::Delta(acc), ts));
             }
         }
         let mut samples = Vec::with_capacity(outs.len());
         let mut skipped = unknown;
-        for o in outs {
-            let mut labels = o.labels;
-            labels.push(("__name__".into(), o.name));
-            labels.sort();
-            let v = match o.val {
+        // Expired sums go once a minute, and before a new series is refused.
+        let newest = outs.iter().map(|o| o.2).max().unwrap_or(i64::MIN);
+        if newest.saturating_sub(self.last_sweep_ms) >= 60_000 {
+            self.sweep(newest);
+        }
+        for (labels, val, ts) in outs {
+            let v = match val {
                 Val::Abs(v) => v,
                 Val::Delta(d) => {
+                    if self.totals.len() >= self.max_series
+                        && !self.totals.contains_key(&*labels)
+                        && self.last_sweep_ms != newest
+                    {
+                        self.sweep(newest);
+                    }
                     let full = self.totals.len() >= self.max_series;
-                    match self.totals.get_mut(&labels) {
-                        Some(t) => {
+                    match self.totals.get_mut(&*labels) {
+                        Some((t, seen)) => {
                             *t += d;
+                            *seen = (*seen).max(ts);
                             *t
                         }
                         None if !full => {
-                            self.totals.insert(labels.clone(), d);
+                            self.totals.insert(labels.clone(), (d, ts));
                             d
                         }
                         None => {
@@ -287,13 +308,14 @@ impl RemoteWrite {
                     }
                 }
             };
-            samples.push((labels, v, o.ts_ms));
+            samples.push((labels, v, ts));
         }
         (samples, skipped)
     }
 
-    /// Labels of a metric's tags (without `__name__`), `skip` keys left out.
-    fn labels(&self, dd_name: &str, tags: &Tags, skip: &[&str]) -> Vec<(String, String)> {
+    /// The labels of a series named after `dd_name` with `tags` (`skip` keys left out,
+    /// `le` added when given), `__name__` included, sorted.
+    fn build(&self, dd_name: &str, tags: &Tags, skip: &[&str], le: Option<&str>) -> Labels {
         let mut by_key: BTreeMap<String, Vec<std::borrow::Cow<'_, str>>> = BTreeMap::new();
         for t in tags.iter() {
             match t.key() {
@@ -314,7 +336,7 @@ impl RemoteWrite {
                     .push("true".into()),
             }
         }
-        let mut out: Vec<(String, String)> = by_key
+        let mut out: Labels = by_key
             .into_iter()
             .map(|(k, mut vs)| {
                 vs.sort_unstable();
@@ -322,6 +344,10 @@ impl RemoteWrite {
                 (k, vs.join(","))
             })
             .collect();
+        if let Some(le) = le {
+            out.retain(|(k, _)| k != "le");
+            out.push(("le".into(), le.to_owned()));
+        }
         if !out.iter().any(|(k, _)| k == "host") && !self.host.is_empty() {
             out.push(("host".into(), self.host.clone()));
         }
@@ -329,13 +355,15 @@ impl RemoteWrite {
             out.retain(|(k, _)| k != "dd_metric");
             out.push(("dd_metric".into(), dd_name.to_owned()));
         }
+        out.push(("__name__".into(), prom_name(dd_name)));
+        out.sort();
         out
     }
 }
 
 impl Format for RemoteWrite {
     fn encode(&mut self, chunks: &[(&[Metric], Duration)]) -> Result<Encoded, String> {
-        let mut series: BTreeMap<Labels, Vec<(f64, i64)>> = BTreeMap::new();
+        let mut series: BTreeMap<Arc<Labels>, Vec<(f64, i64)>> = BTreeMap::new();
         let mut skipped = 0;
         let mut metrics = 0;
         for (ms, _) in chunks {
@@ -823,11 +851,24 @@ mod tests {
 
     #[test]
     fn the_series_bound_is_counted() {
-        let mut rw = RemoteWrite::new("n".into(), 2);
+        let mut rw = RemoteWrite::new("n".into(), 2).with_expiry(Duration::from_secs(60));
         let ms: Vec<Metric> = (0..4)
             .map(|i| m("c", MetricValue::Count(1.0), &format!("i:{i}"), 1))
             .collect();
         let e = rw.encode(&[(&ms, Duration::from_secs(1))]).unwrap();
         assert_eq!((e.metrics, e.skipped), (2, 2));
+        // Two minutes later the first two have expired: room for new series, and an
+        // old one comes back from 0.
+        let later = [
+            m("c", MetricValue::Count(1.0), "i:2", 121),
+            m("c", MetricValue::Count(1.0), "i:0", 121),
+        ];
+        let d = encode(&mut rw, &later);
+        assert_eq!(rw.tracked_series(), 2);
+        assert_eq!(find(&d, &[("i", "0")]), &[(1.0, 121_000)]);
+        assert_eq!(find(&d, &[("i", "2")]), &[(1.0, 121_000)]);
+        // A series seen within the expiry keeps its sum.
+        let d = encode(&mut rw, &[m("c", MetricValue::Count(2.0), "i:0", 150)]);
+        assert_eq!(find(&d, &[("i", "0")]), &[(3.0, 150_000)]);
     }
 }

@@ -306,7 +306,8 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         } else {
             "127.0.0.1"
         };
-        match tokio::net::UdpSocket::bind((ip, d.port)).await {
+        let mut errors = Vec::new();
+        let udp = match tokio::net::UdpSocket::bind((ip, d.port)).await {
             Ok(sock) => {
                 if let Ok(a) = sock.local_addr() {
                     addrs.insert("dogstatsd", format!("udp://{a}"));
@@ -318,26 +319,53 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
                         "listening on all interfaces (DD_DOGSTATSD_NON_LOCAL_TRAFFIC)",
                     );
                 }
-                let mut acfg = meshmon_core::dogstatsd::aggregate::AggregatorConfig::default();
-                acfg.max_contexts = d.max_contexts;
-                match meshmon_core::dogstatsd::aggregate::Aggregator::new(acfg) {
-                    Ok(agg) => {
-                        let fut = dogstatsd::run_with(
-                            ctx.clone(),
-                            sock,
-                            rx.clone(),
-                            agg,
-                            d.flush_interval.0,
-                        );
-                        spawn_task(&tasks, &mut handles, "dogstatsd", fut);
-                    }
-                    Err(e) => ctx.log("ERROR", "dogstatsd", &format!("aggregator: {e}")),
-                }
+                Some(sock)
             }
             Err(e) => {
-                let msg = format!("not listening on udp {ip}:{}: {e}", d.port);
-                ctx.log("ERROR", "dogstatsd", &msg);
-                ctx.set_component("dogstatsd", serde_json::json!({ "error": msg }));
+                errors.push(format!("not listening on udp {ip}:{}: {e}", d.port));
+                None
+            }
+        };
+        // The optional Unix datagram socket (DD_DOGSTATSD_SOCKET), same aggregator.
+        let unix = if d.socket.is_empty() {
+            None
+        } else {
+            match dogstatsd::bind_unix(std::path::Path::new(&d.socket)) {
+                Ok(u) => {
+                    addrs.insert("dogstatsd_socket", format!("unixgram://{}", d.socket));
+                    Some(u)
+                }
+                Err(e) => {
+                    errors.push(format!("not listening on the unix socket {e}"));
+                    None
+                }
+            }
+        };
+        for msg in &errors {
+            ctx.log("ERROR", "dogstatsd", msg);
+        }
+        if !errors.is_empty() {
+            ctx.set_component(
+                "dogstatsd",
+                serde_json::json!({ "error": errors.join("; ") }),
+            );
+        }
+        if udp.is_some() || unix.is_some() {
+            let mut acfg = meshmon_core::dogstatsd::aggregate::AggregatorConfig::default();
+            acfg.max_contexts = d.max_contexts;
+            match meshmon_core::dogstatsd::aggregate::Aggregator::new(acfg) {
+                Ok(agg) => {
+                    let fut = dogstatsd::run_listeners(
+                        ctx.clone(),
+                        udp,
+                        unix,
+                        rx.clone(),
+                        agg,
+                        d.flush_interval.0,
+                    );
+                    spawn_task(&tasks, &mut handles, "dogstatsd", fut);
+                }
+                Err(e) => ctx.log("ERROR", "dogstatsd", &format!("aggregator: {e}")),
             }
         }
     }
