@@ -14,9 +14,9 @@
 mod ad_cli;
 mod alert_cli;
 mod demo;
-mod exports;
 mod deploy;
 mod dogstatsd_client;
+mod exports;
 mod logs_cli;
 mod monitors;
 mod prom_cli;
