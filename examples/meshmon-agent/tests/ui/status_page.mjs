@@ -117,7 +117,7 @@ try {
     await page.waitForURL((u) => u.hash.startsWith("#/metric/"));
     await page.waitForFunction(() => document.querySelector("svg.chart circle.pt") !== null);
     const series = await page.$$eval("#view ol li", (l) => l.length);
-    step("scraped metric of the service", { name, series, screenshot: await shot("03b-scraped-metric") });
+    step("scraped metric of the service", { metric: name, series, screenshot: await shot("03b-scraped-metric") });
   }
   await page.goto(base + "/#/services");
   await page.waitForSelector("table[aria-label='Services'] tbody tr");

@@ -333,7 +333,9 @@ async function viewMap(root) {
     }
     const cols = layout(services, edges);
     // Node width from the longest name (14px bold ≈ 8.4px a character).
-    const NW = Math.max(190, Math.ceil(Math.max(...services.map((s) => s.length)) * 8.4) + 28), NH = 66, GX = 120, GY = 34;
+    // Istio's tracer names services `<app>.<namespace>`: the app in bold, the namespace muted.
+    const split = (s) => { const i = s.indexOf("."); return i > 0 ? [s.slice(0, i), s.slice(i)] : [s, ""]; };
+    const NW = Math.max(190, Math.ceil(Math.max(...services.map((s) => split(s)[0].length * 7.8 + split(s)[1].length * 6.2))) + 28), NH = 66, GX = 104, GY = 34;
     const rows = Math.max(...cols.map((c) => c.length));
     const W = Math.max(640, cols.length * (NW + GX) + 40), H = Math.max(200, rows * (NH + GY) + 40);
     const pos = {};
@@ -376,7 +378,7 @@ async function viewMap(root) {
         onkeydown: (ev) => { if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); location.hash = link("service", s); } } },
         sv("title", { text: label }),
         sv("rect", { x: p.x, y: p.y, width: NW, height: NH, rx: 9 }),
-        sv("text", { x: p.x + 12, y: p.y + 22, class: "name", text: s }),
+        sv("text", { x: p.x + 12, y: p.y + 22 }, sv("tspan", { class: "name", text: split(s)[0] }), sv("tspan", { class: "ns", text: split(s)[1] })),
         sv("text", { x: p.x + 12, y: p.y + 40, text: line2 }),
         sv("text", { x: p.x + 12, y: p.y + 56, text: line3 }));
       if (st === "ALERT" || st === "WARN") g.append(sv("text", { x: p.x + NW - 10, y: p.y + 56, "text-anchor": "end", class: "badge", text: "⚠ " + st }));
@@ -484,7 +486,7 @@ async function viewService(root, name) {
       if (!m) continue;
       const h = m.history;
       charts.append(el("div", { class: "panel" }, lineChart({
-        title: `${m.name}: ${m.state}, band = expected range`, unit: "",
+        title: `${m.name.replace(" on " + m.service, "").slice(0, 40)} · ${m.state}`, unit: "",
         series: [{ name: "value", color: "#1f2328", points: h.filter((p) => p.value !== null).map((p) => ({ t: p.t, v: p.value })) }],
         band: h.map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
         anomalies: h.filter((p) => p.anomalous && p.value !== null).map((p) => ({ t: p.t, v: p.value })) })));
@@ -492,7 +494,7 @@ async function viewService(root, name) {
     monBox.append(el("h2", { id: "monitors-of-service", text: "Monitors on " + name }));
     if (!mon.available) monBox.append(el("p", { class: "muted", text: "This agent serves no monitors API." }));
     else if (!mine.length) monBox.append(el("p", { class: "muted", text: "No monitor watches this service yet." }));
-    for (const m of mine) monBox.append(monitorCard(m, false));
+    for (const m of mine) monBox.append(monitorCard(m, false, false));
     metrics.append(el("h2", { id: "scraped-metrics", text: "Scraped metrics naming " + name }));
     const ms = (ts && ts.metrics) || [];
     if (!ms.length) metrics.append(el("p", { class: "muted", text: "No scraped series name this service (destination_service_name, service tags)." }));
@@ -710,7 +712,7 @@ async function viewPatterns(root, _arg, params) {
 }
 
 // ---------- Monitors ----------
-function monitorCard(m, showService) {
+function monitorCard(m, showService, withChart = true) {
   const th = [];
   if (m.band && m.band.lower !== undefined) th.push(`band [${fmtNum(m.band.lower)}, ${fmtNum(m.band.upper)}]`);
   if (m.warning !== null && m.warning !== undefined) th.push(`warning ${m.warning}`);
@@ -734,7 +736,7 @@ function monitorCard(m, showService) {
   }
   const hist = (m.history || []).map((p) => ({ ...p, t: toSec(p.t) }));
   const h = hist.filter((p) => p.value !== null && p.value !== undefined);
-  if (h.length > 1) {
+  if (withChart && h.length > 1) {
     card.append(lineChart({ title: "Value and anomaly band", unit: "", height: 150, series: [{ name: "value", color: "#1f2328", points: h.map((p) => ({ t: p.t, v: p.value })) }],
       band: hist.filter((p) => p.lower !== null && p.lower !== undefined).map((p) => ({ t: p.t, lower: p.lower, upper: p.upper })),
       anomalies: h.filter((p) => p.anomalous).map((p) => ({ t: p.t, v: p.value })) }));
