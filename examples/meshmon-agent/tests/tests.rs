@@ -2,6 +2,7 @@
 //! module drives the real `meshmon-agent` binary, so one link serves them all.
 //!
 //! - `run`: `meshmon-agent run` end to end (scrape, traces, logs, restarts, config errors).
+//! - `ui`: the status page in headless Chromium, and the log lines of a trace.
 //! - `demo`: `meshmon-agent demo` runs its simulated mesh and the agent sees it whole.
 //! - `monitors`: monitors, the Watchdog and notifiers, the agent in-process on a manual clock.
 //! - `exports`: the exports against real servers (Debian `prometheus` with its
@@ -23,3 +24,4 @@ mod monitors;
 mod prom_cli;
 mod run;
 mod trace_cli;
+mod ui;

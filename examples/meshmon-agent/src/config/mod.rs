@@ -308,6 +308,14 @@ pub struct StoreConfig {
     /// New traces per second and root service copied into the trace store (every error
     /// trace is); the rest count in RED stats and the service map only.
     pub traces_per_second_per_service: f64,
+    /// Log lines held by the log ↔ trace correlation index (oldest evicted, counted;
+    /// 0 turns it off).
+    pub max_correlated_logs: usize,
+    /// Log lines kept per trace id or Envoy request id (later lines refused, counted).
+    pub max_logs_per_trace: usize,
+    /// Longest message the correlation index keeps, in bytes (longer ones are cut,
+    /// counted; 0: no cut).
+    pub max_correlated_line_bytes: usize,
 }
 
 /// `cluster_agent:`: the server side (`meshmon-agent cluster-agent`) and the node side's
@@ -451,6 +459,9 @@ impl AgentConfig {
                 max_spans_per_trace: 1000,
                 max_samples_per_pattern: 3,
                 traces_per_second_per_service: 10.0,
+                max_correlated_logs: 20_000,
+                max_logs_per_trace: 200,
+                max_correlated_line_bytes: 4096,
             },
             monitors: Vec::new(),
             watchdog: crate::monitor::config::WatchdogSettings::default(),

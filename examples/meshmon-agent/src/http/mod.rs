@@ -13,6 +13,8 @@ use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+pub mod ui;
+
 use crate::run::{Ctx, Tasks};
 use crate::store::StoredTrace;
 
@@ -221,7 +223,7 @@ impl Api {
             p if p.starts_with("/api/v1/traces/") => {
                 let id = &p["/api/v1/traces/".len()..];
                 match store.trace(id) {
-                    Some(t) => json_reply(StatusCode::OK, &json!(*t)),
+                    Some(t) => json_reply(StatusCode::OK, &ui::trace_with_logs(&store, &t)),
                     None => error(
                         StatusCode::NOT_FOUND,
                         &format!("no trace {id:?} in the store"),
@@ -237,6 +239,12 @@ impl Api {
                     .collect();
                 json_reply(StatusCode::OK, &json!({ "patterns": pats }))
             }
+            p if ui::serves(p) => ui::route(
+                &store,
+                p,
+                self.ctx.cfg.apm.stats_flush_interval.0.as_secs_f64(),
+                param("since").and_then(|s| s.parse().ok()),
+            ),
             "/api/v1/monitors" => json_reply(
                 StatusCode::OK,
                 &crate::monitor::api::monitors_json(&store.monitors),

@@ -676,6 +676,7 @@ impl Tailer {
 
     fn mine(&mut self, records: Vec<(Arc<SourceSpec>, LogRecord)>, now: Timestamp) {
         let mut logs_window: HashMap<(String, String, &'static str), u64> = HashMap::new();
+        let mut correlated = Vec::new();
         for (spec, mut rec) in records {
             if rec.service.is_none() && !spec.service.is_empty() {
                 rec.service = Some(spec.service.clone());
@@ -687,6 +688,7 @@ impl Tailer {
                 rec.tags = rec.tags.union(&spec.tags);
             }
             self.counters.records += 1;
+            correlated.extend(crate::store::correlate::entry(&rec, now));
             let service = rec.service.clone().unwrap_or_default();
             let source = rec.source.clone().unwrap_or_default();
             let key = format!("{service}/{source}");
@@ -775,6 +777,7 @@ impl Tailer {
             st.exports
                 .offer(&metrics, self.ctx.cfg.logs.read_interval.0);
             st.insert_metrics(metrics);
+            st.correlation.insert_all(correlated);
             for (k, v) in views {
                 st.set_patterns(&k, v);
             }

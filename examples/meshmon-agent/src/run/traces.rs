@@ -434,6 +434,7 @@ impl Intake {
             .0
             .as_secs_f64()
             .max(1e-3);
+        let window = covered_window(&buckets, window);
         let services = red_by_service(&buckets, window, &mut self.totals);
         let edges: Vec<Edge> = self
             .receiver
@@ -620,6 +621,18 @@ pub fn percentile_series(buckets: &[StatsBucket], global: &Tags, now: Timestamp)
     out
 }
 
+/// The seconds the flushed buckets cover (a tick that comes late flushes two buckets at
+/// once: their hits are over two bucket lengths, not one flush interval); `fallback` when
+/// nothing was flushed.
+fn covered_window(buckets: &[StatsBucket], fallback: f64) -> f64 {
+    let mut starts: Vec<(Timestamp, Duration)> =
+        buckets.iter().map(|b| (b.start, b.duration)).collect();
+    starts.sort();
+    starts.dedup();
+    let covered: f64 = starts.iter().map(|(_, d)| d.as_secs_f64()).sum();
+    if covered > 0.0 { covered } else { fallback }
+}
+
 fn red_by_service(
     buckets: &[StatsBucket],
     window_s: f64,
@@ -751,6 +764,18 @@ mod tests {
             error,
             ..Span::default()
         }
+    }
+
+    #[test]
+    fn red_rate_is_over_the_buckets_flushed() {
+        let b = |s: i64| StatsBucket {
+            start: Timestamp::from_secs(s),
+            duration: Duration::from_secs(1),
+            groups: Vec::new(),
+        };
+        assert_eq!(covered_window(&[b(10)], 1.0), 1.0);
+        assert_eq!(covered_window(&[b(10), b(11)], 1.0), 2.0);
+        assert_eq!(covered_window(&[], 1.0), 1.0);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! insert what they already decoded (never across a decode or an `.await`); the API takes
 //! it to render an answer.
 
+pub mod correlate;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -338,6 +339,8 @@ pub struct Store {
     pub telemetry: Telemetry,
     /// Free-form component state shown by `status` (`logs`, `traces`, …).
     pub components: BTreeMap<String, serde_json::Value>,
+    /// Log lines by trace id and Envoy request id ([`correlate`]).
+    pub correlation: correlate::LogIndex,
     /// What `/api/v1/monitors` and `/api/v1/watchdog` serve (set by `crate::monitor`).
     pub monitors: crate::monitor::Board,
     /// The exports' fan-out: producers offer each batch here beside
@@ -348,6 +351,8 @@ pub struct Store {
 impl Store {
     /// An empty store with these bounds.
     pub fn new(cfg: StoreConfig) -> Self {
+        let correlation = correlate::LogIndex::new(cfg.max_correlated_logs, cfg.max_logs_per_trace)
+            .with_max_line_bytes(cfg.max_correlated_line_bytes);
         Store {
             cfg,
             series: HashMap::new(),
@@ -362,6 +367,7 @@ impl Store {
             limits: LimitHits::default(),
             telemetry: Telemetry::default(),
             components: BTreeMap::new(),
+            correlation,
             monitors: crate::monitor::Board::default(),
             exports: crate::export::Exports::default(),
         }
@@ -621,6 +627,7 @@ impl Store {
     /// Publishes the store's sizes into its telemetry.
     pub fn publish_stats(&mut self) {
         let s = self.stats();
+        self.correlation.publish(&mut self.telemetry);
         let t = &mut self.telemetry;
         t.set(
             "meshmon_store_series",
