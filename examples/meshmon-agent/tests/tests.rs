@@ -7,15 +7,18 @@
 //!   remote-write receiver, `victoria-metrics`' Datadog intake) and a failing one.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 //! - `deploy`: the Kubernetes manifests and the Dockerfile in `deploy/`, validated offline.
+//! - `reliability`: the HTTP surfaces under slow, oversized, malformed and too many
+//!   clients; `kill -9` at random points; damaged state files.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 
 mod ad_cli;
 mod alert_cli;
-mod exports;
 mod deploy;
 mod dogstatsd_client;
+mod exports;
 mod logs_cli;
 mod monitors;
 mod prom_cli;
+mod reliability;
 mod run;
 mod trace_cli;
