@@ -178,7 +178,7 @@ pub(crate) fn get_json(addr: &str, path: &str) -> Value {
 pub(crate) struct Agent {
     child: Child,
     pub(crate) api: String,
-    traces: Option<String>,
+    pub(crate) traces: Option<String>,
     pub(crate) stderr: Arc<std::sync::Mutex<String>>,
 }
 
@@ -232,7 +232,12 @@ impl Agent {
         }
     }
 
-    fn kill9(&mut self) {
+    /// The agent's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -277,7 +282,7 @@ pub(crate) fn wait_for<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T
     }
 }
 
-fn cri(ts_sec: u64, msg: &str) -> String {
+pub(crate) fn cri(ts_sec: u64, msg: &str) -> String {
     format!(
         "2024-05-01T12:{:02}:{:02}.000000000Z stdout F {msg}\n",
         (ts_sec / 60) % 60,
@@ -285,7 +290,7 @@ fn cri(ts_sec: u64, msg: &str) -> String {
     )
 }
 
-fn append(path: &Path, text: &str) {
+pub(crate) fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -563,7 +568,11 @@ logs:
         let v = get_json(&api, "/api/v1/patterns?service=reviews-v3");
         (v["patterns"][0]["count"].as_u64() == Some(27)).then_some(())
     });
-    let logs = get_json(&api, "/api/v1/status")["components"]["logs"]["counters"].clone();
+    // The component is published after the cycle's state is saved: wait for it.
+    let logs = wait_for(10, "the truncation counted", || {
+        let l = get_json(&api, "/api/v1/status")["components"]["logs"]["counters"].clone();
+        (l["files_truncated"].as_u64() >= Some(1)).then_some(l)
+    });
     assert!(logs["files_truncated"].as_u64() >= Some(1), "{logs}");
     assert!(logs["files_rotated"].as_u64() >= Some(1), "{logs}");
 

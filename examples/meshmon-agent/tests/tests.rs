@@ -10,6 +10,8 @@
 //! - `cluster`: `meshmon-agent cluster-agent` and three node agents in network namespaces.
 //! - `ad_cli`, `prom_cli`, `trace_cli`, `logs_cli`, `alert_cli`: the shell tools.
 //! - `deploy`: the Kubernetes manifests and the Dockerfile in `deploy/`, validated offline.
+//! - `reliability`: the HTTP surfaces under slow, oversized, malformed and too many
+//!   clients; `kill -9` at random points; damaged state files.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 
 mod ad_cli;
@@ -22,6 +24,7 @@ mod exports;
 mod logs_cli;
 mod monitors;
 mod prom_cli;
+mod reliability;
 mod run;
 mod trace_cli;
 mod ui;

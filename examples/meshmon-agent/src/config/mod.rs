@@ -132,6 +132,12 @@ fn redact<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
 pub struct ApiConfig {
     /// Listen address of the HTTP API (`MESHMON_API_ADDR`).
     pub listen: String,
+    /// Connections served at once; one more is answered 503 and closed (counted).
+    pub max_connections: usize,
+    /// Time allowed for a request's line and headers (slowloris cut, counted).
+    pub header_read_timeout: Dur,
+    /// Largest request line + headers in bytes; beyond it 431 (counted).
+    pub max_header_bytes: usize,
 }
 
 /// One entry of `checks:`: a check name, its `init_config` and instances.
@@ -208,6 +214,19 @@ pub struct ApmConfig {
     pub max_body_bytes: usize,
     /// Requests queued for decoding before the intake answers 429.
     pub queue_requests: usize,
+    /// Connections served at once per intake listener; one more is answered 503 and
+    /// closed (counted).
+    pub max_connections: usize,
+    /// Time allowed for a request's line and headers (slowloris cut, counted).
+    pub header_read_timeout: Dur,
+    /// Time allowed for a request's whole body once its headers arrived; beyond it 408
+    /// (counted).
+    pub body_read_timeout: Dur,
+    /// Largest request line + headers in bytes; beyond it 431 (counted).
+    pub max_header_bytes: usize,
+    /// Request bodies being read or queued at once, in bytes (a declared length, or
+    /// `max_body_bytes` for a chunked body); beyond it 429 (counted).
+    pub max_inflight_body_bytes: usize,
     /// How often RED stats are flushed into series.
     pub stats_flush_interval: Dur,
     /// A trace is complete after this long without a new span.
@@ -401,6 +420,9 @@ impl AgentConfig {
             data_dir: PathBuf::from("./meshmon-data"),
             api: ApiConfig {
                 listen: "127.0.0.1:5002".into(),
+                max_connections: 256,
+                header_read_timeout: Dur::secs(10),
+                max_header_bytes: 64 << 10,
             },
             checks: Vec::new(),
             autodiscovery: AutodiscoveryConfig {
@@ -428,6 +450,11 @@ impl AgentConfig {
                 env: "none".into(),
                 max_body_bytes: 25 << 20,
                 queue_requests: 64,
+                max_connections: 1024,
+                header_read_timeout: Dur::secs(10),
+                body_read_timeout: Dur::secs(30),
+                max_header_bytes: 64 << 10,
+                max_inflight_body_bytes: 256 << 20,
                 stats_flush_interval: Dur::secs(10),
                 trace_timeout: Dur::secs(5),
                 max_assembling_spans: 50_000,
@@ -539,6 +566,9 @@ impl AgentConfig {
             ("apm.stats_flush_interval", self.apm.stats_flush_interval),
             ("apm.trace_timeout", self.apm.trace_timeout),
             ("logs.scan_interval", self.logs.scan_interval),
+            ("api.header_read_timeout", self.api.header_read_timeout),
+            ("apm.header_read_timeout", self.apm.header_read_timeout),
+            ("apm.body_read_timeout", self.apm.body_read_timeout),
             ("logs.read_interval", self.logs.read_interval),
             ("dogstatsd.flush_interval", self.dogstatsd.flush_interval),
             (
@@ -578,6 +608,10 @@ impl AgentConfig {
             ("apm.queue_requests", self.apm.queue_requests),
             ("apm.max_assembling_spans", self.apm.max_assembling_spans),
             ("logs.max_line_bytes", self.logs.max_line_bytes),
+            ("api.max_connections", self.api.max_connections),
+            ("api.max_header_bytes", self.api.max_header_bytes),
+            ("apm.max_connections", self.apm.max_connections),
+            ("apm.max_header_bytes", self.apm.max_header_bytes),
             ("logs.max_read_bytes", self.logs.max_read_bytes),
             ("logs.max_open_files", self.logs.max_open_files),
             ("logs.max_patterns", self.logs.max_patterns),
@@ -603,6 +637,15 @@ impl AgentConfig {
             if v == 0 {
                 return Err(bad(k, "must be greater than 0".into()));
             }
+        }
+        if self.apm.max_inflight_body_bytes < self.apm.max_body_bytes {
+            return Err(bad(
+                "apm.max_inflight_body_bytes",
+                format!(
+                    "{} is less than apm.max_body_bytes ({}): a body of the largest size could never be read",
+                    self.apm.max_inflight_body_bytes, self.apm.max_body_bytes
+                ),
+            ));
         }
         for (i, c) in self.checks.iter().enumerate() {
             if c.name.is_empty() {

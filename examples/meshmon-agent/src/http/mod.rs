@@ -1,7 +1,8 @@
 //! The agent's HTTP API (default `127.0.0.1:5002`): `/health`, `/metrics` and the JSON
 //! API under `/api/v1/`. Every answer is JSON except `/metrics` (Prometheus text 0.0.4).
 //! Only `GET` (and `HEAD`) are served; cross-site browser requests
-//! (`Sec-Fetch-Site: cross-site`) are refused.
+//! (`Sec-Fetch-Site: cross-site`) are refused. Connections are served under the
+//! [`guard`]: connection limit, header read timeout, header size limit, all counted.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -17,6 +18,8 @@ pub mod ui;
 
 use crate::run::{Ctx, Tasks};
 use crate::store::StoredTrace;
+
+pub mod guard;
 
 /// What the API handlers need.
 #[derive(Clone)]
@@ -269,29 +272,32 @@ impl Api {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` flips.
+/// Serves the API on `listener` until `shutdown` flips, under the connection guard of
+/// `api.max_connections`, `api.header_read_timeout` and `api.max_header_bytes`
+/// ([`guard`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            r = listener.accept() => {
-                let Ok((stream, _peer)) = r else { continue };
-                let api = api.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| api.clone().handle(req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .header_read_timeout(std::time::Duration::from_secs(10))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                    let _ = conn.await;
-                });
-            }
-        }
-    }
+    let c = &api.ctx.cfg.api;
+    let g = guard::Guard::new(
+        "api",
+        guard::Limits::new(
+            c.max_connections,
+            c.header_read_timeout.0,
+            c.max_header_bytes,
+        ),
+    );
+    let ctx = api.ctx.clone();
+    guard::serve(
+        listener,
+        g,
+        ctx,
+        move |req| api.clone().handle(req),
+        shutdown,
+    )
+    .await;
 }
 
 /// The bound address, for logs.

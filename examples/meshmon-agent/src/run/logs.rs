@@ -35,7 +35,7 @@ use tokio::sync::watch;
 
 use super::Ctx;
 use crate::store::PatternView;
-use crate::store::state::{self, Loaded};
+use crate::store::state::{self, Fallback, Loaded};
 
 /// Where a file's records go and how they are tagged.
 #[derive(Clone, Debug)]
@@ -124,6 +124,10 @@ struct Counters {
     excluded_by_rules: u64,
     lines_cut: u64,
     read_errors: u64,
+    /// Damaged state files replaced by their previous generation.
+    state_files_recovered: u64,
+    /// Damaged state files set aside with no usable previous generation.
+    state_files_set_aside: u64,
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
@@ -351,13 +355,36 @@ impl Tailer {
 
     fn restore(&mut self) {
         let now = self.ctx.clock.now().as_secs();
-        match state::load::<Vec<SavedPosition>>(&self.positions_path, "log-positions", now) {
-            Loaded::Ok(v) => self.saved = v,
-            Loaded::Absent => {}
-            Loaded::SetAside { reason, moved_to } => {
-                // Never a silent re-read of every file from its start: without
-                // positions, files present now are read from their end.
+        // A damaged file falls back to its previous generation (one read cycle older:
+        // at most that cycle is read again); without either, files present now are read
+        // from their end, never all again from their start.
+        match state::load_or_previous::<Vec<SavedPosition>>(
+            &self.positions_path,
+            "log-positions",
+            now,
+        ) {
+            Fallback::Primary(Loaded::Ok(v)) => self.saved = v,
+            Fallback::Primary(Loaded::Absent) => {}
+            Fallback::Previous {
+                data,
+                reason,
+                moved_to,
+            } => {
+                self.saved = data;
+                self.counters.state_files_recovered += 1;
+                self.ctx.log(
+                    "ERROR",
+                    "logs",
+                    &format!(
+                        "log positions {reason}; moved to {}. Using the previous generation ({})",
+                        moved_to.display(),
+                        state::previous_path(&self.positions_path).display()
+                    ),
+                );
+            }
+            Fallback::Primary(Loaded::SetAside { reason, moved_to }) => {
                 self.start_at_end = true;
+                self.counters.state_files_set_aside += 1;
                 self.ctx.log(
                     "ERROR",
                     "logs",
@@ -368,27 +395,50 @@ impl Tailer {
                 );
             }
         }
-        match state::load::<SavedMiners>(&self.patterns_path, "log-patterns", now) {
-            Loaded::Ok(s) => {
-                for m in s.miners {
-                    self.miners.insert(
-                        m.key,
-                        MinerEntry {
-                            set: m.set,
-                            service: m.service,
-                            source: m.source,
-                            window: HashMap::new(),
-                            dirty: true,
-                        },
-                    );
-                }
+        let miners = match state::load_or_previous::<SavedMiners>(
+            &self.patterns_path,
+            "log-patterns",
+            now,
+        ) {
+            Fallback::Primary(Loaded::Ok(s)) => s.miners,
+            Fallback::Primary(Loaded::Absent) => Vec::new(),
+            Fallback::Previous {
+                data,
+                reason,
+                moved_to,
+            } => {
+                self.counters.state_files_recovered += 1;
+                self.ctx.log(
+                    "ERROR",
+                    "logs",
+                    &format!(
+                        "pattern set {reason}; moved to {}. Using the previous generation",
+                        moved_to.display()
+                    ),
+                );
+                data.miners
             }
-            Loaded::Absent => {}
-            Loaded::SetAside { reason, moved_to } => self.ctx.log(
-                "ERROR",
-                "logs",
-                &format!("pattern set {reason}; moved to {}", moved_to.display()),
-            ),
+            Fallback::Primary(Loaded::SetAside { reason, moved_to }) => {
+                self.counters.state_files_set_aside += 1;
+                self.ctx.log(
+                    "ERROR",
+                    "logs",
+                    &format!("pattern set {reason}; moved to {}", moved_to.display()),
+                );
+                Vec::new()
+            }
+        };
+        for m in miners {
+            self.miners.insert(
+                m.key,
+                MinerEntry {
+                    set: m.set,
+                    service: m.service,
+                    source: m.source,
+                    window: HashMap::new(),
+                    dirty: true,
+                },
+            );
         }
     }
 }
@@ -801,7 +851,7 @@ impl Tailer {
             .collect();
         // Positions of files not seen this run stay (a file may come back).
         v.extend(self.saved.iter().cloned());
-        match state::save(&self.positions_path, "log-positions", &v) {
+        match state::save_keeping_previous(&self.positions_path, "log-positions", &v) {
             Ok(()) => self.positions_dirty = false,
             Err(e) => self
                 .ctx
@@ -820,7 +870,11 @@ impl Tailer {
                 set: e.set.clone(),
             })
             .collect();
-        if let Err(e) = state::save(&self.patterns_path, "log-patterns", &SavedMiners { miners }) {
+        if let Err(e) = state::save_keeping_previous(
+            &self.patterns_path,
+            "log-patterns",
+            &SavedMiners { miners },
+        ) {
             self.ctx
                 .log("ERROR", "logs", &format!("saving patterns: {e}"));
         }
@@ -884,6 +938,16 @@ impl Tailer {
                 "meshmon_logs_read_errors_total",
                 "File read errors.",
                 c.read_errors,
+            ),
+            (
+                "meshmon_logs_state_files_recovered_total",
+                "Damaged log state files (positions, patterns) replaced by their previous generation.",
+                c.state_files_recovered,
+            ),
+            (
+                "meshmon_logs_state_files_set_aside_total",
+                "Damaged log state files set aside with no usable previous generation.",
+                c.state_files_set_aside,
             ),
         ] {
             t.set(name, "counter", help, &[], v as f64);

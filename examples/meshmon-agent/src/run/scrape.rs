@@ -314,6 +314,11 @@ async fn instance_loop(
                         health.last_error = None;
                         health.samples = stats.samples;
                         health.metrics = batch.len();
+                        // Counter state first, then the deltas it produced: a crash
+                        // (`kill -9`) between the two loses one scrape's deltas, and the
+                        // next run never emits again what this one did (no doubled
+                        // deltas across restarts).
+                        save_deltas(&ctx, &state_path, &deltas, &health.id);
                         if let Ok(mut st) = ctx.store.write() {
                             st.exports.offer(&batch, interval);
                             st.insert_metrics(batch);
@@ -336,10 +341,6 @@ async fn instance_loop(
         drop(_permit);
         publish(&ctx, &health);
         n += 1;
-        // Persist counter state every few runs (and at stop).
-        if n % 4 == 1 {
-            save_deltas(&ctx, &state_path, &deltas, &health.id);
-        }
         let j = ctx.cfg.scrape.jitter * unit(digest.wrapping_add(n));
         wait = interval.mul_f64(1.0 + j);
     }

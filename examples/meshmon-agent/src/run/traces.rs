@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Ctx;
+use crate::http::guard::{self, Guard, Limits as ConnLimits};
 use crate::store::{Edge, ServiceRed, StoredSpan, summarize};
 
 /// A boxed task body.
@@ -98,6 +99,15 @@ struct HttpCounters {
     rejected_queue_full: AtomicU64,
     rejected_too_large: AtomicU64,
     rejected_not_found: AtomicU64,
+    rejected_bad_body: AtomicU64,
+    rejected_memory: AtomicU64,
+}
+
+fn parts_len(req: &hyper::Request<hyper::body::Incoming>) -> Option<usize> {
+    req.headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
 }
 
 impl Bound {
@@ -115,28 +125,34 @@ impl Bound {
                 shutdown.clone(),
             )),
         )];
+        let apm = &ctx.cfg.apm;
+        let limits = ConnLimits::new(
+            apm.max_connections,
+            apm.header_read_timeout.0,
+            apm.max_header_bytes,
+        );
+        let budget = Arc::new(tokio::sync::Semaphore::new(
+            kib(apm.max_inflight_body_bytes) as usize,
+        ));
+        let listener = |zipkin_only: bool, name: &'static str| Listener {
+            tx: tx.clone(),
+            limit: apm.max_body_bytes,
+            zipkin_only,
+            body_timeout: apm.body_read_timeout.0,
+            counters: counters.clone(),
+            guard: Guard::new(name, limits),
+            budget: budget.clone(),
+        };
+        let dd = listener(false, "apm");
+        let zl = listener(true, "zipkin");
         v.push((
             "traces-http",
-            Box::pin(accept(
-                self.dd,
-                tx.clone(),
-                ctx.cfg.apm.max_body_bytes,
-                false,
-                counters.clone(),
-                shutdown.clone(),
-            )),
+            Box::pin(accept(self.dd, ctx.clone(), dd, shutdown.clone())),
         ));
         if let Some(z) = self.zipkin {
             v.push((
                 "zipkin-http",
-                Box::pin(accept(
-                    z,
-                    tx,
-                    ctx.cfg.apm.max_body_bytes,
-                    true,
-                    counters,
-                    shutdown,
-                )),
+                Box::pin(accept(z, ctx.clone(), zl, shutdown)),
             ));
         }
         v
@@ -154,11 +170,10 @@ fn reply(status: u16, body: impl Into<Bytes>) -> Resp {
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
-    tx: mpsc::Sender<IntakeReq>,
-    limit: usize,
-    zipkin_only: bool,
-    c: Arc<HttpCounters>,
+    l: Listener,
 ) -> Result<Resp, std::convert::Infallible> {
+    let (tx, limit, zipkin_only, c) = (l.tx, l.limit, l.zipkin_only, l.counters);
+    let declared = parts_len(&req);
     c.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
@@ -176,11 +191,45 @@ async fn handle(
         c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
         return Ok(reply(413, "payload too large\n"));
     }
-    let body = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => {
+    // Memory for the body, from the shared budget, held until the intake has answered:
+    // its declared length, or the largest allowed body when it is chunked.
+    let Ok(_budget) = l
+        .budget
+        .clone()
+        .try_acquire_many_owned(kib(declared.unwrap_or(limit).min(limit)))
+    else {
+        c.rejected_memory.fetch_add(1, Ordering::Relaxed);
+        let mut r = reply(
+            429,
+            "too many requests: apm.max_inflight_body_bytes are being read\n",
+        );
+        r.headers_mut()
+            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+        return Ok(r);
+    };
+    // The whole body within `apm.body_read_timeout` (a slow-body slowloris is cut).
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let body = match tokio::time::timeout(l.body_timeout, read).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
             return Ok(reply(413, "payload too large\n"));
+        }
+        Ok(Err(e)) => {
+            c.rejected_bad_body.fetch_add(1, Ordering::Relaxed);
+            return Ok(reply(400, format!("reading the request body: {e}\n")));
+        }
+        Err(_) => {
+            l.guard.body_timed_out();
+            let mut r = reply(
+                408,
+                "request body not received within apm.body_read_timeout\n",
+            );
+            r.headers_mut().insert(
+                "connection",
+                hyper::header::HeaderValue::from_static("close"),
+            );
+            return Ok(r);
         }
     };
     let headers = parts
@@ -223,31 +272,34 @@ async fn handle(
     Ok(r)
 }
 
-async fn accept(
-    listener: TcpListener,
+/// What one intake listener's handler needs.
+#[derive(Clone)]
+struct Listener {
     tx: mpsc::Sender<IntakeReq>,
     limit: usize,
     zipkin_only: bool,
-    c: Arc<HttpCounters>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = super::stopped(&mut shutdown) => return,
-            r = listener.accept() => {
-                let Ok((stream, _)) = r else { continue };
-                let (tx, c) = (tx.clone(), c.clone());
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(req, tx.clone(), limit, zipkin_only, c.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .header_read_timeout(Duration::from_secs(10))
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        }
-    }
+    body_timeout: Duration,
+    counters: Arc<HttpCounters>,
+    guard: Guard,
+    /// `apm.max_inflight_body_bytes` in KiB permits, shared by both listeners.
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+/// KiB permits for `bytes` (rounded up), as the budget counts them.
+fn kib(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX)
+}
+
+async fn accept(listener: TcpListener, ctx: Ctx, l: Listener, shutdown: watch::Receiver<bool>) {
+    let guard = l.guard.clone();
+    guard::serve(
+        listener,
+        guard,
+        ctx,
+        move |req| handle(req, l.clone()),
+        shutdown,
+    )
+    .await;
 }
 
 fn hex_id(id: u128) -> String {
@@ -527,6 +579,16 @@ impl Intake {
                 "meshmon_trace_requests_rejected_too_large_total",
                 "Requests answered 413.",
                 too_large,
+            ),
+            (
+                "meshmon_trace_requests_rejected_memory_total",
+                "Requests answered 429 because apm.max_inflight_body_bytes were being read or queued.",
+                h.rejected_memory.load(Ordering::Relaxed),
+            ),
+            (
+                "meshmon_trace_requests_rejected_bad_body_total",
+                "Requests answered 400 because their body could not be read (bad chunking).",
+                h.rejected_bad_body.load(Ordering::Relaxed),
             ),
             (
                 "meshmon_spans_received_total",

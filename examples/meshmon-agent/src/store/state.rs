@@ -4,7 +4,9 @@
 //! written to a temporary file, synced, then renamed over the old one, so a crash leaves
 //! either the old or the new file, never a torn one. A file that is truncated, corrupt, of
 //! another kind or of a version this agent does not read is reported, moved aside to
-//! `NAME.bad-<unix seconds>` and treated as absent, never a crash.
+//! `NAME.bad-<unix seconds>` and treated as absent, never a crash. Files written with
+//! [`save_keeping_previous`] (log positions and patterns) keep their previous generation
+//! as `NAME.prev`, which [`load_or_previous`] reads when the file itself is damaged.
 
 use std::fs;
 use std::io::Write;
@@ -135,6 +137,80 @@ pub fn load<T: DeserializeOwned>(path: &Path, kind: &str, now_secs: i64) -> Load
     }
 }
 
+/// `NAME.prev`: the generation before `path`, kept by [`save_keeping_previous`].
+pub fn previous_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".prev");
+    path.with_file_name(name)
+}
+
+/// Like [`save`], keeping the file it replaces as `NAME.prev` (a hard link, so the
+/// current file never disappears, even for an instant): the fallback of
+/// [`load_or_previous`]. A failure to keep the previous generation is not an error.
+pub fn save_keeping_previous<T: Serialize>(
+    path: &Path,
+    kind: &str,
+    data: &T,
+) -> Result<(), StateError> {
+    if path.exists() {
+        let prev = previous_path(path);
+        let _ = fs::remove_file(&prev);
+        let _ = fs::hard_link(path, &prev);
+    }
+    save(path, kind, data)
+}
+
+/// What [`load_or_previous`] found.
+#[derive(Debug)]
+pub enum Fallback<T> {
+    /// The file itself (read, absent or set aside with no usable previous generation).
+    Primary(Loaded<T>),
+    /// The file was set aside and its previous generation (`NAME.prev`) was read.
+    Previous {
+        /// The previous generation's data.
+        data: T,
+        /// Why the file itself could not be used.
+        reason: String,
+        /// Where the file itself is now.
+        moved_to: PathBuf,
+    },
+}
+
+/// Reads `path` as [`load`] does; when it has to be set aside, reads its previous
+/// generation (`NAME.prev`, see [`save_keeping_previous`]) instead, itself set aside
+/// when bad. An absent file is absent: the previous generation is read only to
+/// replace a damaged file.
+pub fn load_or_previous<T: DeserializeOwned>(
+    path: &Path,
+    kind: &str,
+    now_secs: i64,
+) -> Fallback<T> {
+    match load(path, kind, now_secs) {
+        Loaded::SetAside { reason, moved_to } => match load(&previous_path(path), kind, now_secs) {
+            Loaded::Ok(data) => Fallback::Previous {
+                data,
+                reason,
+                moved_to,
+            },
+            Loaded::Absent => Fallback::Primary(Loaded::SetAside { reason, moved_to }),
+            Loaded::SetAside {
+                reason: r2,
+                moved_to: m2,
+            } => Fallback::Primary(Loaded::SetAside {
+                reason: format!(
+                    "{reason}; its previous generation too ({r2}, moved to {})",
+                    m2.display()
+                ),
+                moved_to,
+            }),
+        },
+        other => Fallback::Primary(other),
+    }
+}
+
 fn set_aside<T>(path: &Path, reason: String, now_secs: i64) -> Loaded<T> {
     let mut name = path
         .file_name()
@@ -202,6 +278,51 @@ mod tests {
             Loaded::SetAside { reason, .. } => assert!(reason.contains("version 99")),
             other => panic!("{other:?}"),
         }
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_damaged_file_falls_back_to_its_previous_generation() {
+        let d = dir("prev");
+        let p = d.join("log-positions.json");
+        save_keeping_previous(&p, "positions", &vec![1u32]).unwrap();
+        assert!(!previous_path(&p).exists());
+        save_keeping_previous(&p, "positions", &vec![2u32]).unwrap();
+        save_keeping_previous(&p, "positions", &vec![3u32]).unwrap();
+        // Intact: the file itself.
+        match load_or_previous::<Vec<u32>>(&p, "positions", 1) {
+            Fallback::Primary(Loaded::Ok(v)) => assert_eq!(v, [3]),
+            other => panic!("{other:?}"),
+        }
+        // Damaged: set aside, the generation before it is read.
+        fs::write(&p, b"{\"meshmon_state\":\"posi").unwrap();
+        match load_or_previous::<Vec<u32>>(&p, "positions", 2) {
+            Fallback::Previous {
+                data,
+                reason,
+                moved_to,
+            } => {
+                assert_eq!(data, [2]);
+                assert!(reason.contains("corrupt or truncated"), "{reason}");
+                assert!(moved_to.exists() && !p.exists());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Both damaged: set aside, reported with both reasons.
+        fs::write(&p, b"garbage").unwrap();
+        fs::write(previous_path(&p), b"garbage").unwrap();
+        match load_or_previous::<Vec<u32>>(&p, "positions", 3) {
+            Fallback::Primary(Loaded::SetAside { reason, .. }) => {
+                assert!(reason.contains("previous generation too"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // Absent stays absent.
+        let q = d.join("other.json");
+        assert!(matches!(
+            load_or_previous::<Vec<u32>>(&q, "positions", 4),
+            Fallback::Primary(Loaded::Absent)
+        ));
         let _ = fs::remove_dir_all(&d);
     }
 }
