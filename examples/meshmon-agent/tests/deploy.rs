@@ -5,7 +5,7 @@
 //!   document, so a field the API does not know (a typo, a field at the wrong level) is a
 //!   failure that names its path.
 //! - The environment of each container is made of names the agent accepts
-//!   ([`ENV_VARS`]), plus [`CLUSTER_OWNED_ENV`], the cluster agent's names; the node
+//!   ([`ENV_VARS`], which holds the cluster agent's names too); the node
 //!   agent's environment loads into an [`AgentConfig`].
 //! - Probe paths and ports, hostPorts and Service ports agree with the agent's defaults
 //!   (read from [`AgentConfig::default`], not repeated here).
@@ -32,23 +32,6 @@ use meshmon_agent::config::{AgentConfig, ENV_VARS};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-/// Variables of the manifests that belong to the cluster agent (`meshmon-agent
-/// cluster-agent`, issue 13, developed on another branch) and to the node agent's
-/// cluster-agent client. The node agent's [`ENV_VARS`] does not list them yet; when the
-/// cluster agent lands, each moves into its `ENV_VARS` (or the cluster agent's own list)
-/// and out of here. Only cluster names may be listed (a test checks the prefixes).
-///
-/// - `DD_CLUSTER_CHECKS_ENABLED`: cluster agent, dispatch cluster checks (the seed's).
-/// - `DD_EXTRA_LISTENERS`: cluster agent, `kube_endpoints kube_services` (the seed's).
-/// - `DD_CLUSTER_AGENT_CMD_PORT`: cluster agent, its API port (default 5005).
-/// - `DD_CLUSTER_AGENT_URL`: node agent, where the cluster agent answers.
-pub const CLUSTER_OWNED_ENV: &[&str] = &[
-    "DD_CLUSTER_CHECKS_ENABLED",
-    "DD_EXTRA_LISTENERS",
-    "DD_CLUSTER_AGENT_CMD_PORT",
-    "DD_CLUSTER_AGENT_URL",
-];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -349,19 +332,6 @@ fn kubectl_kustomize_renders_the_same_typed_objects() {
 }
 
 #[test]
-fn cluster_owned_names_are_cluster_names() {
-    for n in CLUSTER_OWNED_ENV {
-        if ENV_VARS.iter().any(|(v, _)| v == n) {
-            eprintln!("note: {n} is in ENV_VARS now: remove it from CLUSTER_OWNED_ENV");
-        }
-        assert!(
-            n.starts_with("DD_CLUSTER_") || *n == "DD_EXTRA_LISTENERS",
-            "{n} is not a cluster agent variable: the node agent must accept it"
-        );
-    }
-}
-
-#[test]
 fn env_names_are_ones_the_agent_accepts() {
     let m = manifests();
     let accepted: BTreeSet<&str> = ENV_VARS.iter().map(|(n, _)| *n).collect();
@@ -372,8 +342,8 @@ fn env_names_are_ones_the_agent_accepts() {
         for e in env(c) {
             assert!(seen.insert(e.name.as_str()), "{who}: {} set twice", e.name);
             assert!(
-                accepted.contains(e.name.as_str()) || CLUSTER_OWNED_ENV.contains(&e.name.as_str()),
-                "{who}: {} is neither accepted by the agent (ENV_VARS) nor a cluster agent variable",
+                accepted.contains(e.name.as_str()),
+                "{who}: {} is not accepted by the agent (ENV_VARS)",
                 e.name
             );
         }
