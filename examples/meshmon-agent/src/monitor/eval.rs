@@ -1072,9 +1072,9 @@ fn evaluate_watchdog(w: &mut WatchdogRt, raw: WatchdogRaw, now: Timestamp) -> (V
         if obs.skipped.is_some() {
             for st in &mut ws.signals {
                 st.message = format!(
-                    "not judged: {} requests in {} (below {} per second)",
+                    "not judged: {} requests in {:.1} s (below {} per second)",
                     dh,
-                    fmt_dur(point.interval),
+                    point.interval.as_secs_f64(),
                     w.settings.min_hits_per_second
                 );
             }
