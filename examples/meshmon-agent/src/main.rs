@@ -86,6 +86,7 @@ fn main() -> ExitCode {
         Command::Check(a) => agent_cmd::check(a),
         #[cfg(feature = "agent")]
         Command::Demo(a) => demo::run(a),
+        #[cfg(feature = "agent")]
         Command::ClusterAgent(a) => meshmon_agent::cluster::run_command(a),
         Command::Ad(cmd) => ad::run(cmd),
         #[cfg(feature = "prom")]
