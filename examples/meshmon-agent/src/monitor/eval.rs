@@ -1043,6 +1043,22 @@ fn evaluate_watchdog(w: &mut WatchdogRt, raw: WatchdogRaw, now: Timestamp) -> (V
             st.last_eval = Some(now);
         }
         let (hits, errors) = (red.total_hits, red.total_errors);
+        // The totals move only when the trace stats flush. An evaluation that sees no
+        // flush since the last one keeps that base, so the next judged point spreads its
+        // requests over the whole time they arrived in (otherwise two flushes would land
+        // in one interval and the rate would read double, then zero).
+        if let Some((t0, h0, e0)) = ws.last
+            && hits == h0
+            && errors == e0
+        {
+            for st in &mut ws.signals {
+                st.message = format!(
+                    "not judged: no new requests since {}",
+                    crate::run::fmt_time(t0)
+                );
+            }
+            continue;
+        }
         let prev = ws.last.replace((now, hits, errors));
         let Some((t0, h0, e0)) = prev else {
             continue;
