@@ -848,6 +848,14 @@ fn damaged_state_and_files_changed_while_down() {
             .contains("Files present now are read from their end")
             .then_some(())
     });
+    // The report comes when the state is loaded; the file is placed at its end when the
+    // tailer first opens it. Lines written before that would be "present at start".
+    wait_for(30, "the tailer to open the file", || {
+        get_json(&a.api, "/api/v1/status")["components"]["logs"]["files"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+            .then_some(())
+    });
     write(&log, 5);
     let c2 = settle(&a, c + 5);
     assert_eq!(c2, c + 5, "only the 5 lines written after start are new");
