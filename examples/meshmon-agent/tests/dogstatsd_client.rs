@@ -11,16 +11,13 @@
 #![cfg(feature = "agent")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_meshmon-agent");
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -52,59 +49,21 @@ fn client_python() -> Option<PathBuf> {
     None
 }
 
-/// The agent process, killed on drop.
-struct Agent {
-    child: Child,
-    api: String,
-    log: Arc<Mutex<String>>,
-}
+/// The agent process (`run::Agent`, killed on drop), with this test's HTTP helpers.
+struct Agent(crate::run::Agent);
 
 impl Agent {
     fn start(config: &Path, env: &[(&str, &str)]) -> Agent {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("run").arg("--config").arg(config);
-        cmd.envs(env.iter().copied());
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.starts_with("meshmon-agent: API http://")
-                    && let Some(t) = tx.take()
-                {
-                    let _ = t.send(line.clone());
-                }
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("agent did not start: {}", log.lock().unwrap()));
-        let api = line["meshmon-agent: API http://".len()..]
-            .split(',')
-            .next()
-            .unwrap()
-            .trim()
-            .to_owned();
-        Agent { child, api, log }
+        Agent(crate::run::Agent::start(config, env))
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        let mut s = TcpStream::connect(&self.api).unwrap();
+        let mut s = TcpStream::connect(&self.0.api).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.api
+            self.0.api
         )
         .unwrap();
         let mut raw = Vec::new();
@@ -134,26 +93,8 @@ impl Agent {
     }
 
     /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "agent did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> std::process::ExitStatus {
+        self.0.stop()
     }
 }
 
@@ -316,7 +257,7 @@ fn the_datadog_python_client_over_udp_and_the_unix_socket() {
         failures.len(),
         wants.len(),
         failures.join("\n"),
-        agent.log.lock().unwrap()
+        agent.0.stderr.lock().unwrap()
     );
     // Events and service checks are parsed and counted; nothing the client sent was
     // rejected, and the Unix socket carried its share. The counters are published at
