@@ -95,69 +95,6 @@ fn wait_for_opt<T>(secs: u64, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     None
 }
 
-/// The agent process, killed on drop.
-struct Agent {
-    child: Child,
-    api: String,
-    traces: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Agent {
-    fn start(args: &[&str]) -> Agent {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let l2 = log.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.starts_with("meshmon-agent: API http://")
-                    && let Some(t) = tx.take()
-                {
-                    let _ = t.send(line.clone());
-                }
-                let mut g = l2.lock().unwrap();
-                g.push_str(&line);
-                g.push('\n');
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("agent did not start: {}", log.lock().unwrap()));
-        let api = line["meshmon-agent: API http://".len()..]
-            .split(',')
-            .next()
-            .unwrap()
-            .trim()
-            .to_owned();
-        let traces = line
-            .split(", traces http://")
-            .nth(1)
-            .map(|s| s.split(',').next().unwrap().trim().to_owned())
-            .unwrap_or_default();
-        Agent {
-            child,
-            api,
-            traces,
-            log,
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct TempDir(PathBuf);
 impl TempDir {
     fn new(name: &str) -> Self {
@@ -488,7 +425,7 @@ logs:
         ),
     )
     .unwrap();
-    let agent = Agent::start(&["run", "--config", cfg.to_str().unwrap()]);
+    let agent = crate::run::Agent::start(&cfg, &[]);
     let api = agent.api.clone();
 
     // The feeder: ~6 requests a second until the test ends.
@@ -499,7 +436,7 @@ logs:
         let (stop, sent, traces, pods) = (
             stop.clone(),
             sent.clone(),
-            agent.traces.clone(),
+            agent.traces.clone().unwrap_or_default(),
             pods.clone(),
         );
         std::thread::spawn(move || {
@@ -583,7 +520,7 @@ logs:
         panic!(
             "no error trace with both kinds of log lines; last: {last}\ncomponents: {}\nagent: {}",
             st["components"],
-            agent.log.lock().unwrap()
+            agent.stderr.lock().unwrap()
         );
     };
     assert_eq!(logs.len(), 2, "{logs:?}");
@@ -695,7 +632,7 @@ logs:
     }
     stop.store(true, Ordering::SeqCst);
     feeder.join().unwrap();
-    let log = agent.log.lock().unwrap().clone();
+    let log = agent.stderr.lock().unwrap().clone();
     assert!(!log.contains("panicked"), "{log}");
 }
 
