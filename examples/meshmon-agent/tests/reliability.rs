@@ -280,6 +280,153 @@ fn connections_beyond_the_limit_get_503_and_are_counted() {
     assert!(a.stop().success());
 }
 
+/// A blocking connection to `addr` from the loopback address `from` (Linux routes all
+/// of 127.0.0.0/8 to `lo`, so each is another client address).
+fn connect_from(from: [u8; 4], addr: &str) -> TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    let to: std::net::SocketAddr = addr.parse().unwrap();
+    let s = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+        sock.connect(to).await.unwrap()
+    });
+    let s = s.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s
+}
+
+/// Sends one request on a new connection made from `from` (a loopback address) with
+/// `headers`, and returns the status.
+fn status_from(from: [u8; 4], addr: &str, path: &str, headers: &str) -> Option<u16> {
+    let mut s = connect_from(from, addr);
+    s.write_all(format!("GET {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    read_status(&mut s, 5000).0
+}
+
+#[test]
+fn browsers_from_elsewhere_get_403_and_one_client_cannot_take_every_connection() {
+    let dir = TempDir::new("rel-origin");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\n  allowed_hosts: [meshmon.example]\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_connections: 8\n  max_connections_per_client: 3\ndogstatsd:\n  enabled: false\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let a = Agent::start(&cfg, &[]);
+    let traces = a.traces.clone().unwrap();
+    let api = a.api.clone();
+    let own = format!("Host: {api}\r\n");
+    // Served: no browser headers, the page's own origin, localhost, a configured name.
+    for h in [
+        own.clone(),
+        format!("{own}Sec-Fetch-Site: same-origin\r\nOrigin: http://{api}\r\n"),
+        "Host: localhost:5002\r\n".to_owned(),
+        "Host: meshmon.example\r\n".to_owned(),
+    ] {
+        assert_eq!(
+            status_from([127, 0, 0, 1], &api, "/health", &h),
+            Some(200),
+            "{h}"
+        );
+    }
+    // Refused: another site, another port of localhost, a foreign or null origin, and a
+    // rebound name (DNS rebinding) — on the API; the intake refuses the browser ones too.
+    let cross = [
+        format!("{own}Sec-Fetch-Site: cross-site\r\n"),
+        format!("{own}Sec-Fetch-Site: same-site\r\n"),
+        format!("{own}Origin: http://evil.example\r\n"),
+        format!("{own}Origin: null\r\n"),
+    ];
+    for h in &cross {
+        assert_eq!(
+            status_from([127, 0, 0, 1], &api, "/api/v1/status", h),
+            Some(403),
+            "{h}"
+        );
+    }
+    assert_eq!(
+        status_from(
+            [127, 0, 0, 1],
+            &api,
+            "/api/v1/status",
+            "Host: evil.example:5002\r\n"
+        ),
+        Some(403)
+    );
+    let intake_own = format!("Host: {traces}\r\n");
+    assert_eq!(
+        status_from([127, 0, 0, 1], &traces, "/info", &intake_own),
+        Some(200)
+    );
+    // A tracer reaching the agent by a service name is served: the intake has no Host list.
+    assert_eq!(
+        status_from(
+            [127, 0, 0, 1],
+            &traces,
+            "/info",
+            "Host: datadog-agent.datadog.svc:8126\r\n"
+        ),
+        Some(200)
+    );
+    assert_eq!(
+        status_from(
+            [127, 0, 0, 1],
+            &traces,
+            "/info",
+            &format!("{intake_own}Origin: http://evil.example\r\n")
+        ),
+        Some(403)
+    );
+    // The counters are published once a second.
+    for (name, listener, n) in [
+        ("meshmon_http_requests_cross_origin_total", "api", 4.0),
+        ("meshmon_http_requests_bad_host_total", "api", 1.0),
+        ("meshmon_http_requests_cross_origin_total", "apm", 1.0),
+    ] {
+        assert_eq!(
+            wait_metric(&api, name, Some(listener), n),
+            n,
+            "{name} {listener}"
+        );
+    }
+    // One address holds its 3 connections: its fourth is refused, another address is
+    // still served, and the global limit (8) was never reached.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| connect_from([127, 0, 0, 7], &traces))
+        .collect();
+    wait_metric(&api, "meshmon_http_connections_open", Some("apm"), 3.0);
+    assert_eq!(
+        status_from([127, 0, 0, 7], &traces, "/info", &intake_own),
+        Some(503)
+    );
+    assert_eq!(
+        status_from([127, 0, 0, 8], &traces, "/info", &intake_own),
+        Some(200)
+    );
+    let n = wait_metric(
+        &api,
+        "meshmon_http_connections_rejected_per_client_total",
+        Some("apm"),
+        1.0,
+    );
+    assert_eq!(n, 1.0);
+    assert_eq!(
+        metric(&api, "meshmon_http_connections_rejected_total", Some("apm")),
+        0.0
+    );
+    drop(held);
+    wait_for(10, "the held client served again", || {
+        (status_from([127, 0, 0, 7], &traces, "/info", &intake_own) == Some(200)).then_some(())
+    });
+    health_ok(&api);
+    assert!(a.stop().success());
+}
+
 #[test]
 fn oversized_headers_431_and_bodies_413_are_counted() {
     let dir = TempDir::new("rel-oversized");

@@ -138,6 +138,12 @@ pub struct ApiConfig {
     pub header_read_timeout: Dur,
     /// Largest request line + headers in bytes; beyond it 431 (counted).
     pub max_header_bytes: usize,
+    /// Connections served at once from one peer address; one more is answered 503 and
+    /// closed (counted).
+    pub max_connections_per_client: usize,
+    /// Names besides IP literals and `localhost` that a request's `Host` may carry
+    /// (anything else is refused 403: DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One entry of `checks:`: a check name, its `init_config` and instances.
@@ -217,6 +223,9 @@ pub struct ApmConfig {
     /// Connections served at once per intake listener; one more is answered 503 and
     /// closed (counted).
     pub max_connections: usize,
+    /// Connections served at once per intake listener from one peer address; one more
+    /// is answered 503 and closed (counted).
+    pub max_connections_per_client: usize,
     /// Time allowed for a request's line and headers (slowloris cut, counted).
     pub header_read_timeout: Dur,
     /// Time allowed for a request's whole body once its headers arrived; beyond it 408
@@ -423,6 +432,8 @@ impl AgentConfig {
                 max_connections: 256,
                 header_read_timeout: Dur::secs(10),
                 max_header_bytes: 64 << 10,
+                max_connections_per_client: 64,
+                allowed_hosts: Vec::new(),
             },
             checks: Vec::new(),
             autodiscovery: AutodiscoveryConfig {
@@ -451,6 +462,7 @@ impl AgentConfig {
                 max_body_bytes: 25 << 20,
                 queue_requests: 64,
                 max_connections: 1024,
+                max_connections_per_client: 256,
                 header_read_timeout: Dur::secs(10),
                 body_read_timeout: Dur::secs(30),
                 max_header_bytes: 64 << 10,
@@ -609,6 +621,14 @@ impl AgentConfig {
             ("apm.max_assembling_spans", self.apm.max_assembling_spans),
             ("logs.max_line_bytes", self.logs.max_line_bytes),
             ("api.max_connections", self.api.max_connections),
+            (
+                "api.max_connections_per_client",
+                self.api.max_connections_per_client,
+            ),
+            (
+                "apm.max_connections_per_client",
+                self.apm.max_connections_per_client,
+            ),
             ("api.max_header_bytes", self.api.max_header_bytes),
             ("apm.max_connections", self.apm.max_connections),
             ("apm.max_header_bytes", self.apm.max_header_bytes),

@@ -5,6 +5,20 @@
 //!   [`tokio::sync::Semaphore`]); one more is answered `503 Service Unavailable` with
 //!   `Connection: close` (a non-blocking write: a client that does not read gets nothing)
 //!   and closed, counted in `meshmon_http_connections_rejected_total`.
+//! - **Connections per client**: at most `max_connections_per_client` of them from one
+//!   peer address, so that one pod cannot take every connection of a node's intake; one
+//!   more is refused the same way, counted in
+//!   `meshmon_http_connections_rejected_per_client_total`.
+//! - **Browsers from elsewhere** ([`BrowserPolicy`]): a request a browser sends on behalf
+//!   of another site (`Sec-Fetch-Site: cross-site` or `same-site`, an `Origin` that is not
+//!   the request's own `http://{Host}`, `Origin: null`) is answered `403` before the
+//!   handler runs, counted in `meshmon_http_requests_cross_origin_total`. Tracers,
+//!   DogStatsD clients and `curl` send none of these headers. A listener may also demand
+//!   that `Host` names it (an IP literal, `localhost`, or a configured name), which stops
+//!   DNS rebinding: a page of `evil.example` whose name was re-pointed at 127.0.0.1 still
+//!   sends `Host: evil.example`, counted in `meshmon_http_requests_bad_host_total`.
+//!   See the Fetch Metadata spec (<https://www.w3.org/TR/fetch-metadata/>) and RFC 6454
+//!   (the `Origin` header).
 //! - **Slow headers** (slowloris): the request line and headers must arrive within
 //!   `header_read_timeout` (hyper's `header_read_timeout`, 10 s by default, as the Datadog
 //!   Agent's trace receiver); the connection is then closed, counted in
@@ -44,10 +58,14 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Largest request line + headers, in bytes (431 beyond).
     pub max_header_bytes: usize,
+    /// Connections served at once from one peer address; one more is answered 503 and
+    /// closed. Defaults to `max_connections` (no extra bound).
+    pub max_connections_per_client: usize,
 }
 
 impl Limits {
-    /// Limits with these values.
+    /// Limits with these values; a client may hold every connection until
+    /// [`Limits::per_client`] says otherwise.
     pub fn new(
         max_connections: usize,
         header_read_timeout: Duration,
@@ -57,7 +75,120 @@ impl Limits {
             max_connections,
             header_read_timeout,
             max_header_bytes,
+            max_connections_per_client: max_connections,
         }
+    }
+
+    /// These limits with at most `n` connections per peer address (0 keeps the bound of
+    /// `max_connections`).
+    pub fn per_client(mut self, n: usize) -> Self {
+        if n > 0 {
+            self.max_connections_per_client = n;
+        }
+        self
+    }
+}
+
+/// Which browser requests a listener refuses (module docs). Every listener refuses
+/// cross-site and same-site requests and foreign origins; `allowed_hosts` adds the
+/// `Host` check for listeners a browser is meant to use (the API and status page).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrowserPolicy {
+    /// `None`: any `Host`. `Some(names)`: `Host` must be an IP literal, `localhost`
+    /// (or a name under `.localhost`), or one of `names` (compared without the port,
+    /// ASCII case-insensitively).
+    pub allowed_hosts: Option<Arc<[String]>>,
+}
+
+/// Why a request was refused by a [`BrowserPolicy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `Sec-Fetch-Site: cross-site | same-site`, or a foreign or `null` `Origin`.
+    CrossOrigin,
+    /// `Host` missing or not a name this listener answers to.
+    BadHost,
+}
+
+impl Refusal {
+    /// The answer's text.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::CrossOrigin => "cross-origin requests are refused\n",
+            Refusal::BadHost => {
+                "this Host is not served: use an IP address, localhost or a name in api.allowed_hosts\n"
+            }
+        }
+    }
+}
+
+/// The `host` part of a `Host` header value (`[::1]:5002` → `::1`, `a.b:80` → `a.b`).
+fn host_name(v: &str) -> &str {
+    if let Some(rest) = v.strip_prefix('[') {
+        // `[v6]` or `[v6]:port`; anything else is returned whole and matches nothing.
+        return match rest.split_once(']') {
+            Some((h, "")) => h,
+            Some((h, port))
+                if port.len() > 1
+                    && port[1..].bytes().all(|b| b.is_ascii_digit())
+                    && port.starts_with(':') =>
+            {
+                h
+            }
+            _ => v,
+        };
+    }
+    match v.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => v,
+    }
+}
+
+impl BrowserPolicy {
+    /// A policy that also checks `Host` against IP literals, `localhost` and `names`.
+    pub fn with_hosts(names: &[String]) -> Self {
+        BrowserPolicy {
+            allowed_hosts: Some(names.iter().map(|n| n.to_ascii_lowercase()).collect()),
+        }
+    }
+
+    /// Judges a request's headers: `None` serves it.
+    pub fn judge(&self, headers: &hyper::HeaderMap) -> Option<Refusal> {
+        let text = |k: &str| headers.get(k).and_then(|v| v.to_str().ok());
+        if let Some(site) = headers.get("sec-fetch-site") {
+            let site = site.as_bytes();
+            if site.eq_ignore_ascii_case(b"cross-site") || site.eq_ignore_ascii_case(b"same-site") {
+                return Some(Refusal::CrossOrigin);
+            }
+        }
+        let host = text("host");
+        if let Some(origin) = headers.get("origin") {
+            let own = host.is_some_and(|h| {
+                let o = origin.as_bytes();
+                [&b"http://"[..], &b"https://"[..]].iter().any(|scheme| {
+                    o.len() == scheme.len() + h.len()
+                        && o[..scheme.len()].eq_ignore_ascii_case(scheme)
+                        && o[scheme.len()..].eq_ignore_ascii_case(h.as_bytes())
+                })
+            });
+            if !own {
+                return Some(Refusal::CrossOrigin);
+            }
+        }
+        if let Some(names) = &self.allowed_hosts {
+            let Some(h) = host else {
+                return Some(Refusal::BadHost);
+            };
+            let name = host_name(h).to_ascii_lowercase();
+            let ok = name.parse::<std::net::IpAddr>().is_ok()
+                || name == "localhost"
+                || name.ends_with(".localhost")
+                || names.contains(&name);
+            if !ok {
+                return Some(Refusal::BadHost);
+            }
+        }
+        None
     }
 }
 
@@ -70,6 +201,13 @@ pub struct Counters {
     pub open: AtomicU64,
     /// Connections refused because `max_connections` were open (503).
     pub rejected_connections: AtomicU64,
+    /// Connections refused because `max_connections_per_client` were open from the
+    /// same peer address (503).
+    pub rejected_per_client: AtomicU64,
+    /// Requests answered 403 by the [`BrowserPolicy`]: cross-site or foreign origin.
+    pub cross_origin: AtomicU64,
+    /// Requests answered 403 by the [`BrowserPolicy`]: a `Host` not served.
+    pub bad_host: AtomicU64,
     /// Connections closed because the headers did not arrive in time.
     pub header_timeouts: AtomicU64,
     /// Requests whose body did not arrive in time (408).
@@ -91,6 +229,8 @@ pub struct Guard {
     pub limits: Limits,
     /// The counters.
     pub counters: Arc<Counters>,
+    /// Which browser requests are refused.
+    pub browser: BrowserPolicy,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -104,7 +244,14 @@ impl Guard {
             name,
             limits,
             counters: Arc::new(Counters::default()),
+            browser: BrowserPolicy::default(),
         }
+    }
+
+    /// This guard with another browser policy.
+    pub fn with_browser_policy(mut self, browser: BrowserPolicy) -> Self {
+        self.browser = browser;
+        self
     }
 
     /// Counts a body read that ran out of time.
@@ -137,6 +284,24 @@ impl Guard {
                 "counter",
                 "Connections answered 503 and closed because max_connections were open.",
                 &c.rejected_connections,
+            ),
+            (
+                "meshmon_http_connections_rejected_per_client_total",
+                "counter",
+                "Connections answered 503 and closed because max_connections_per_client were open from the same address.",
+                &c.rejected_per_client,
+            ),
+            (
+                "meshmon_http_requests_cross_origin_total",
+                "counter",
+                "Requests answered 403: a browser request from another site or origin (Sec-Fetch-Site, Origin).",
+                &c.cross_origin,
+            ),
+            (
+                "meshmon_http_requests_bad_host_total",
+                "counter",
+                "Requests answered 403 because their Host is not one the listener serves (DNS rebinding).",
+                &c.bad_host,
             ),
             (
                 "meshmon_http_header_read_timeouts_total",
@@ -233,6 +398,7 @@ pub async fn serve<F, Fut>(
 {
     let permits = Arc::new(Semaphore::new(guard.limits.max_connections));
     let refusals = Arc::new(Semaphore::new(REFUSALS_IN_FLIGHT));
+    let clients = PerClient::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     guard.publish(&ctx);
@@ -241,9 +407,14 @@ pub async fn serve<F, Fut>(
             _ = crate::run::stopped(&mut shutdown) => break,
             _ = tick.tick() => guard.publish(&ctx),
             r = listener.accept() => {
-                let Ok((stream, _peer)) = r else { continue };
+                let Ok((stream, peer)) = r else { continue };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     guard.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
+                    refuse(stream, &refusals);
+                    continue;
+                };
+                let Some(client) = clients.enter(peer.ip(), guard.limits.max_connections_per_client) else {
+                    guard.counters.rejected_per_client.fetch_add(1, Ordering::Relaxed);
                     refuse(stream, &refusals);
                     continue;
                 };
@@ -252,7 +423,26 @@ pub async fn serve<F, Fut>(
                 g.counters.accepted.fetch_add(1, Ordering::Relaxed);
                 g.counters.open.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(h);
+                    let g2 = g.clone();
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let refused = g2.browser.judge(req.headers());
+                        let fut = refused.is_none().then(|| h(req));
+                        let counters = g2.counters.clone();
+                        async move {
+                            match (refused, fut) {
+                                (None, Some(f)) => f.await,
+                                (why, _) => {
+                                    let why = why.unwrap_or(Refusal::CrossOrigin);
+                                    let n = match why {
+                                        Refusal::CrossOrigin => &counters.cross_origin,
+                                        Refusal::BadHost => &counters.bad_host,
+                                    };
+                                    n.fetch_add(1, Ordering::Relaxed);
+                                    Ok(forbidden(why))
+                                }
+                            }
+                        }
+                    });
                     let r = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(g.limits.header_read_timeout)
                         .max_header_size(g.limits.max_header_bytes)
@@ -261,10 +451,247 @@ pub async fn serve<F, Fut>(
                         .await;
                     g.count_end(r);
                     g.counters.open.fetch_sub(1, Ordering::Relaxed);
+                    drop(client);
                     drop(permit);
                 });
             }
         }
     }
     guard.publish(&ctx);
+}
+
+/// The 403 of a [`Refusal`].
+fn forbidden(why: Refusal) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from_static(why.message().as_bytes())));
+    *r.status_mut() = hyper::StatusCode::FORBIDDEN;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Open connections per peer address. The lock is held only to count, never across an
+/// await; an address leaves the map when its last connection ends, so the map holds at
+/// most `max_connections` entries.
+#[derive(Clone, Default)]
+struct PerClient(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// One connection's place in [`PerClient`]; dropping it frees the place.
+struct ClientSlot {
+    map: PerClient,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    /// A place for one more connection from `ip`, if fewer than `max` are open from it.
+    fn enter(&self, ip: std::net::IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            map: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::HeaderMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap_or_else(|e| panic!("{v}: {e}")));
+        }
+        h
+    }
+
+    #[test]
+    fn browser_requests_from_elsewhere_are_refused() {
+        let any = BrowserPolicy::default();
+        let api = BrowserPolicy::with_hosts(&["Meshmon.Example".to_owned()]);
+        let host = ("host", "127.0.0.1:5002");
+        // Tracers, curl and the agent's own CLI send none of the browser headers.
+        for p in [&any, &api] {
+            assert_eq!(p.judge(&headers(&[host])), None);
+            assert_eq!(
+                p.judge(&headers(&[host, ("sec-fetch-site", "same-origin")])),
+                None
+            );
+            assert_eq!(p.judge(&headers(&[host, ("sec-fetch-site", "none")])), None);
+            assert_eq!(
+                p.judge(&headers(&[host, ("origin", "http://127.0.0.1:5002")])),
+                None
+            );
+            for bad in [
+                vec![host, ("sec-fetch-site", "cross-site")],
+                vec![host, ("sec-fetch-site", "Same-Site")],
+                vec![host, ("origin", "http://evil.example")],
+                vec![host, ("origin", "http://127.0.0.1:5003")],
+                vec![host, ("origin", "null")],
+                vec![("origin", "http://127.0.0.1:5002")],
+            ] {
+                assert_eq!(
+                    p.judge(&headers(&bad)),
+                    Some(Refusal::CrossOrigin),
+                    "{bad:?}"
+                );
+            }
+        }
+        // The Host check is the API's only.
+        let rebound = headers(&[("host", "evil.example:5002")]);
+        assert_eq!(any.judge(&rebound), None);
+        assert_eq!(api.judge(&rebound), Some(Refusal::BadHost));
+        assert_eq!(api.judge(&headers(&[])), Some(Refusal::BadHost));
+        for ok in [
+            "localhost:5002",
+            "LOCALHOST",
+            "app.localhost:1",
+            "[::1]:5002",
+            "10.0.3.7:5002",
+            "meshmon.example:5002",
+            "MESHMON.example",
+        ] {
+            assert_eq!(api.judge(&headers(&[("host", ok)])), None, "{ok}");
+        }
+        for bad in [
+            "meshmon.example.evil:5002",
+            "localhost.evil",
+            "[::1",
+            "10.0.3.7.nip.io",
+        ] {
+            assert_eq!(
+                api.judge(&headers(&[("host", bad)])),
+                Some(Refusal::BadHost),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn per_client_slots_are_freed_and_bounded() {
+        let m = PerClient::default();
+        let a: std::net::IpAddr = [127, 0, 0, 1].into();
+        let b: std::net::IpAddr = [127, 0, 0, 2].into();
+        let s1 = m.enter(a, 2).unwrap_or_else(|| panic!("first"));
+        let s2 = m.enter(a, 2).unwrap_or_else(|| panic!("second"));
+        assert!(m.enter(a, 2).is_none());
+        let s3 = m.enter(b, 2).unwrap_or_else(|| panic!("other client"));
+        drop(s1);
+        let s4 = m.enter(a, 2).unwrap_or_else(|| panic!("freed"));
+        drop((s2, s3, s4));
+        assert!(m.0.lock().unwrap_or_else(|p| p.into_inner()).is_empty());
+    }
+
+    async fn get(
+        from: [u8; 4],
+        to: std::net::SocketAddr,
+        extra: &str,
+    ) -> (tokio::net::TcpStream, String) {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
+        sock.bind((std::net::Ipv4Addr::from(from), 0).into())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut s = sock.connect(to).await.unwrap_or_else(|e| panic!("{e}"));
+        let req = format!("GET /x HTTP/1.1\r\nhost: {to}\r\n{extra}\r\n");
+        s.write_all(req.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let head = String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        (s, head)
+    }
+
+    /// A real listener: one address gets `max_connections_per_client` kept-alive
+    /// connections, its next one is refused 503 while another address is still served;
+    /// a foreign `Origin` is answered 403 before the handler; all counted.
+    #[tokio::test(flavor = "current_thread")]
+    async fn per_client_limit_and_origin_on_a_real_listener() {
+        let cfg = crate::config::AgentConfig::default();
+        let ctx = Ctx {
+            store: crate::store::Store::shared(cfg.store.clone()),
+            cfg: Arc::new(cfg),
+            clock: Arc::new(crate::run::SystemClock),
+            hostname: "test-host".into(),
+            global_tags: meshmon_core::Tags::default(),
+            log_overrides: Arc::default(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let guard = Guard::new(
+            "test",
+            Limits::new(16, Duration::from_secs(5), 8192).per_client(2),
+        );
+        let counters = guard.counters.clone();
+        let handled = Arc::new(AtomicU64::new(0));
+        let seen = handled.clone();
+        let (stop, rx) = watch::channel(false);
+        let task = tokio::spawn(serve(
+            listener,
+            guard,
+            ctx,
+            move |_req| {
+                seen.fetch_add(1, Ordering::Relaxed);
+                async { Ok(Response::new(Full::new(Bytes::from_static(b"ok")))) }
+            },
+            rx,
+        ));
+        let (c1, h1) = get([127, 0, 0, 1], addr, "").await;
+        let (c2, h2) = get([127, 0, 0, 1], addr, "").await;
+        assert_eq!(
+            (h1.as_str(), h2.as_str()),
+            ("HTTP/1.1 200 OK", "HTTP/1.1 200 OK")
+        );
+        let (_c3, h3) = get([127, 0, 0, 1], addr, "").await;
+        assert_eq!(h3, "HTTP/1.1 503 Service Unavailable");
+        let (_c4, h4) = get([127, 0, 0, 2], addr, "origin: http://evil.example\r\n").await;
+        assert_eq!(h4, "HTTP/1.1 403 Forbidden");
+        assert_eq!(counters.rejected_per_client.load(Ordering::Relaxed), 1);
+        assert_eq!(counters.rejected_connections.load(Ordering::Relaxed), 0);
+        assert_eq!(counters.cross_origin.load(Ordering::Relaxed), 1);
+        assert_eq!(handled.load(Ordering::Relaxed), 2);
+        // Closing one connection frees its client's place.
+        drop(c1);
+        let mut ok = false;
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let (_c, h) = get([127, 0, 0, 1], addr, "").await;
+            if h == "HTTP/1.1 200 OK" {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "a closed connection's place was not freed");
+        drop(c2);
+        let _ = stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
 }

@@ -1,8 +1,10 @@
 //! The agent's HTTP API (default `127.0.0.1:5002`): `/health`, `/metrics` and the JSON
 //! API under `/api/v1/`. Every answer is JSON except `/metrics` (Prometheus text 0.0.4).
-//! Only `GET` (and `HEAD`) are served; cross-site browser requests
-//! (`Sec-Fetch-Site: cross-site`) are refused. Connections are served under the
-//! [`guard`]: connection limit, header read timeout, header size limit, all counted.
+//! Only `GET` (and `HEAD`) are served; browser requests from another site or origin
+//! (`Sec-Fetch-Site`, `Origin`) and a `Host` that is not an IP, `localhost` or one of
+//! `api.allowed_hosts` (DNS rebinding) are refused 403. Connections are served under the
+//! [`guard`]: connection limits (in all and per client), header read timeout, header size
+//! limit, all counted.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -287,8 +289,10 @@ pub async fn serve(
             c.max_connections,
             c.header_read_timeout.0,
             c.max_header_bytes,
-        ),
-    );
+        )
+        .per_client(c.max_connections_per_client),
+    )
+    .with_browser_policy(guard::BrowserPolicy::with_hosts(&c.allowed_hosts));
     let ctx = api.ctx.clone();
     guard::serve(
         listener,

@@ -130,7 +130,8 @@ impl Bound {
             apm.max_connections,
             apm.header_read_timeout.0,
             apm.max_header_bytes,
-        );
+        )
+        .per_client(apm.max_connections_per_client);
         let budget = Arc::new(tokio::sync::Semaphore::new(
             kib(apm.max_inflight_body_bytes) as usize,
         ));
