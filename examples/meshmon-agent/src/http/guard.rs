@@ -259,83 +259,89 @@ impl Guard {
         self.counters.body_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Publishes the counters into the store's telemetry.
-    pub fn publish(&self, ctx: &Ctx) {
+    /// The counters as `(name, type, help, value)`, labelled `listener="{name}"`: what
+    /// [`Guard::publish`] puts in the store, and what a listener without a store (the
+    /// cluster agent) renders in its own `/metrics`.
+    pub fn samples(&self) -> [(&'static str, &'static str, &'static str, f64); 11] {
         let c = &self.counters;
-        let Ok(mut st) = ctx.store.write() else {
-            return;
-        };
-        let l = [("listener", self.name)];
-        for (name, kind, help, v) in [
+        [
             (
                 "meshmon_http_connections_total",
                 "counter",
                 "Connections accepted and served.",
-                &c.accepted,
+                c.accepted.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_connections_open",
                 "gauge",
                 "Connections being served.",
-                &c.open,
+                c.open.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_connections_rejected_total",
                 "counter",
                 "Connections answered 503 and closed because max_connections were open.",
-                &c.rejected_connections,
+                c.rejected_connections.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_connections_rejected_per_client_total",
                 "counter",
                 "Connections answered 503 and closed because max_connections_per_client were open from the same address.",
-                &c.rejected_per_client,
+                c.rejected_per_client.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_requests_cross_origin_total",
                 "counter",
                 "Requests answered 403: a browser request from another site or origin (Sec-Fetch-Site, Origin).",
-                &c.cross_origin,
+                c.cross_origin.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_requests_bad_host_total",
                 "counter",
                 "Requests answered 403 because their Host is not one the listener serves (DNS rebinding).",
-                &c.bad_host,
+                c.bad_host.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_header_read_timeouts_total",
                 "counter",
                 "Connections closed because the request headers did not arrive within header_read_timeout.",
-                &c.header_timeouts,
+                c.header_timeouts.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_body_read_timeouts_total",
                 "counter",
                 "Requests answered 408 because the body did not arrive within body_read_timeout.",
-                &c.body_timeouts,
+                c.body_timeouts.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_requests_header_too_large_total",
                 "counter",
                 "Requests answered 431 (headers over max_header_bytes or too many).",
-                &c.header_too_large,
+                c.header_too_large.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_requests_malformed_total",
                 "counter",
                 "Requests answered 400 because they did not parse as HTTP/1.1.",
-                &c.malformed,
+                c.malformed.load(Ordering::Relaxed) as f64,
             ),
             (
                 "meshmon_http_connection_errors_total",
                 "counter",
                 "Connections that ended with another I/O error (reset, closed mid-request).",
-                &c.io_errors,
+                c.io_errors.load(Ordering::Relaxed) as f64,
             ),
-        ] {
-            st.telemetry
-                .set(name, kind, help, &l, v.load(Ordering::Relaxed) as f64);
+        ]
+    }
+
+    /// Publishes the counters into the store's telemetry.
+    pub fn publish(&self, ctx: &Ctx) {
+        let Ok(mut st) = ctx.store.write() else {
+            return;
+        };
+        let l = [("listener", self.name)];
+        for (name, kind, help, v) in self.samples() {
+            st.telemetry.set(name, kind, help, &l, v);
         }
     }
 
@@ -391,8 +397,25 @@ pub async fn serve<F, Fut>(
     guard: Guard,
     ctx: Ctx,
     handler: F,
+    shutdown: watch::Receiver<bool>,
+) where
+    F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, Infallible>> + Send + 'static,
+{
+    serve_with(listener, guard, move |g| g.publish(&ctx), handler, shutdown).await;
+}
+
+/// [`serve`] for a listener without a store: `publish` is called with the guard once a
+/// second and at the end (the cluster agent reads [`Guard::samples`] into its own
+/// `/metrics` instead).
+pub async fn serve_with<P, F, Fut>(
+    listener: TcpListener,
+    guard: Guard,
+    publish: P,
+    handler: F,
     mut shutdown: watch::Receiver<bool>,
 ) where
+    P: Fn(&Guard),
     F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<Resp, Infallible>> + Send + 'static,
 {
@@ -401,11 +424,11 @@ pub async fn serve<F, Fut>(
     let clients = PerClient::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    guard.publish(&ctx);
+    publish(&guard);
     loop {
         tokio::select! {
             _ = crate::run::stopped(&mut shutdown) => break,
-            _ = tick.tick() => guard.publish(&ctx),
+            _ = tick.tick() => publish(&guard),
             r = listener.accept() => {
                 let Ok((stream, peer)) = r else { continue };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
@@ -457,7 +480,7 @@ pub async fn serve<F, Fut>(
             }
         }
     }
-    guard.publish(&ctx);
+    publish(&guard);
 }
 
 /// The 403 of a [`Refusal`].
