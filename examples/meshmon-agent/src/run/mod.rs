@@ -275,6 +275,13 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         .with_context(|| format!("binding the API on {}", ctx.cfg.api.listen))?;
     let api_addr = api_listener.local_addr()?;
     addrs.insert("api", format!("http://{api_addr}"));
+    if !api_addr.ip().is_loopback() {
+        ctx.log(
+            "WARN",
+            "api",
+            &format!("the API listens beyond loopback on {api_addr} (api.listen): anyone who reaches it reads this node's telemetry"),
+        );
+    }
 
     let mut trace_addr = None;
     let mut zipkin_addr = None;
