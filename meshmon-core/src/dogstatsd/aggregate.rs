@@ -410,16 +410,17 @@ impl Aggregator {
                 }
             }
             State::Distribution(values) => {
-                let copies = (1.0 / rate).round().max(1.0) as usize;
+                // round(1/rate) copies of each value, counted without a loop per copy: a
+                // tiny sample rate (`|@1e-10`) costs no more than the copies kept (the
+                // cast saturates).
+                let copies = (1.0 / rate).round().max(1.0) as u64;
                 for v in m.values() {
-                    for _ in 0..copies {
-                        if values.len() >= max_samples {
-                            stats.samples_dropped += 1;
-                        } else {
-                            values.push(v);
-                            stats.samples += 1;
-                        }
-                    }
+                    let room = max_samples.saturating_sub(values.len());
+                    let keep = usize::try_from(copies).map_or(room, |c| c.min(room));
+                    values.extend(std::iter::repeat_n(v, keep));
+                    stats.samples += keep as u64;
+                    stats.samples_dropped =
+                        stats.samples_dropped.saturating_add(copies - keep as u64);
                 }
             }
         }
@@ -538,5 +539,65 @@ fn flush_context(ctx: Context, now: Timestamp, config: &AggregatorConfig, out: &
                 out.push(sub(&suffix, MetricValue::Gauge(nearest_rank(&samples, p))));
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::dogstatsd::{Message, parse_packet};
+
+    fn insert_all(agg: &mut Aggregator, packet: &[u8]) {
+        for msg in parse_packet(packet) {
+            if let Ok(Message::Metric(m)) = msg {
+                agg.insert(&m);
+            }
+        }
+    }
+
+    /// Found by the `dogstatsd` fuzz target (a timeout): a distribution sample with a tiny
+    /// sample rate looped once per copy, 10^10 times for `@0.0000000001` (and for ever for
+    /// `@1e-300`), so one datagram stalled the DogStatsD server.
+    #[test]
+    fn distribution_with_tiny_sample_rate_is_bounded_and_counted() {
+        let config = AggregatorConfig {
+            max_samples_per_context: 1_000,
+            ..AggregatorConfig::default()
+        };
+        let mut agg = Aggregator::new(config).unwrap();
+        insert_all(&mut agg, b"b:2|d|@0.0000000001\nb:3|d|@1e-300");
+        let stats = agg.stats();
+        assert_eq!(stats.samples, 1_000);
+        // 10^10 copies of 2 (999 999 000 dropped beyond the 1 000 kept), then u64::MAX
+        // copies of 3, all dropped: the counter saturates.
+        assert_eq!(stats.samples_dropped, u64::MAX);
+        let out = agg.flush(Timestamp::from_secs(1_700_000_000));
+        let [m] = out.as_slice() else {
+            panic!("one distribution expected: {out:?}")
+        };
+        let MetricValue::Distribution(values) = &m.value else {
+            panic!("{m:?}")
+        };
+        assert_eq!(values.len(), 1_000);
+        assert!(values.iter().all(|v| *v == 2.0));
+    }
+
+    #[test]
+    fn distribution_copies_follow_the_sample_rate_up_to_the_limit() {
+        let config = AggregatorConfig {
+            max_samples_per_context: 10,
+            ..AggregatorConfig::default()
+        };
+        let mut agg = Aggregator::new(config).unwrap();
+        insert_all(&mut agg, b"d:1|d|@0.25\nd:2|d|@0.5\nd:3|d|@0.2");
+        let stats = agg.stats();
+        // 4 + 2 copies kept, then 4 of the 5 copies of 3 until the limit.
+        assert_eq!((stats.samples, stats.samples_dropped), (10, 1));
+        let out = agg.flush(Timestamp::from_secs(1_700_000_000));
+        let MetricValue::Distribution(values) = &out[0].value else {
+            panic!("{out:?}")
+        };
+        assert_eq!(values, &[1.0, 1.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 3.0, 3.0]);
     }
 }
