@@ -19,8 +19,10 @@
 #   Prints lines written/read, the largest lag, RSS steady/peak, the catch-up time.
 # - export: a remote-write target down (connection refused) MESHMON_OVERLOAD_DOWN_SECS
 #   (here 180), slower than the timeout MESHMON_OVERLOAD_SLOW_SECS (here 120), then
-#   healthy MESHMON_OVERLOAD_HEALTHY_SECS (here 60). Prints scrapes per phase, offered /
-#   sent / failed / dropped / queued, queue bound vs RSS.
+#   healthy MESHMON_OVERLOAD_HEALTHY_SECS (here 60), scraping MESHMON_OVERLOAD_EXPORT_SERIES
+#   (here 2000) series a second into two exports (remote write, Datadog) each bounded at
+#   MESHMON_OVERLOAD_EXPORT_QUEUE (here 50000) metrics. Prints scrapes per phase, offered /
+#   sent / failed / dropped / queued, queue bound vs RSS. (No CPU quota for this one.)
 #
 # Under MESHMON_REQUIRE_CORPUS=1 (set here) a missing cgroup fails instead of skipping.
 set -euo pipefail
@@ -32,6 +34,8 @@ export MESHMON_OVERLOAD_LOG_BURST_SECS="${MESHMON_OVERLOAD_LOG_BURST_SECS:-8}"
 export MESHMON_OVERLOAD_DOWN_SECS="${MESHMON_OVERLOAD_DOWN_SECS:-180}"
 export MESHMON_OVERLOAD_SLOW_SECS="${MESHMON_OVERLOAD_SLOW_SECS:-120}"
 export MESHMON_OVERLOAD_HEALTHY_SECS="${MESHMON_OVERLOAD_HEALTHY_SECS:-60}"
+export MESHMON_OVERLOAD_EXPORT_SERIES="${MESHMON_OVERLOAD_EXPORT_SERIES:-2000}"
+export MESHMON_OVERLOAD_EXPORT_QUEUE="${MESHMON_OVERLOAD_EXPORT_QUEUE:-50000}"
 case "$which" in
   dogstatsd) filter=overload::dogstatsd ;;
   logs) filter=overload::log ;;
