@@ -100,6 +100,24 @@ pub fn render(doc: &Value) -> String {
             s(t, "traces_stored")
         );
     }
+    if let Some(d) = comps
+        .get("dogstatsd")
+        .filter(|d| d.get("packets").is_some())
+    {
+        let _ = writeln!(
+            o,
+            "\nDogStatsD: packets={} processed={} queue={}/{} queue dropped={} udp drops={} (SO_RCVBUF {}); metrics={} parse errors={}",
+            s(d, "packets"),
+            s(d, "processed_packets"),
+            s(d, "queue_packets"),
+            s(d, "queue_capacity_packets"),
+            s(d, "queue_dropped_packets"),
+            s(d, "udp_drops"),
+            s(d, "so_rcvbuf_bytes"),
+            s(d, "metrics"),
+            s(d, "parse_errors")
+        );
+    }
     if let Some(l) = comps.get("logs") {
         let c = &l["counters"];
         let _ = writeln!(
@@ -133,7 +151,7 @@ pub fn render(doc: &Value) -> String {
         let r = &e["retry"];
         let _ = writeln!(
             o,
-            "\nExport {}: {} queue={}/{} sent={} failed={} dropped={} skipped={} retries={} (retry policy: {} retries, back-off {}..{})",
+            "\nExport {}: {} queue={}/{} sent={} failed={} dropped={} skipped={} offered={} retries={} (retry policy: {} retries, back-off {}..{})",
             &name["exports.".len()..],
             s(e, "url"),
             s(e, "queued_metrics"),
@@ -142,6 +160,7 @@ pub fn render(doc: &Value) -> String {
             s(e, "failed_metrics"),
             s(e, "dropped_metrics"),
             s(e, "skipped_metrics"),
+            s(e, "offered_metrics"),
             s(e, "retries"),
             s(r, "max_retries"),
             s(r, "min_backoff"),

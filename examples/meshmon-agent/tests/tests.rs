@@ -13,6 +13,7 @@
 //! - `reliability`: the HTTP surfaces under slow, oversized, malformed and too many
 //!   clients; `kill -9` at random points; damaged state files.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
+//! - `overload`: DogStatsD, a log burst and a down/slow export under a cgroup CPU quota.
 
 mod ad_cli;
 mod alert_cli;
@@ -23,6 +24,7 @@ mod dogstatsd_client;
 mod exports;
 mod logs_cli;
 mod monitors;
+mod overload;
 mod prom_cli;
 mod reliability;
 mod run;

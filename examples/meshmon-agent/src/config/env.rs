@@ -76,6 +76,14 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
     ),
     ("DD_DOGSTATSD_SOCKET", EnvVar::Sets("dogstatsd.socket")),
     (
+        "DD_DOGSTATSD_SO_RCVBUF",
+        EnvVar::Sets("dogstatsd.so_rcvbuf"),
+    ),
+    (
+        "DD_DOGSTATSD_QUEUE_SIZE",
+        EnvVar::Sets("dogstatsd.queue_size"),
+    ),
+    (
         "DD_LOGS_CONFIG_CONTAINER_COLLECT_ALL",
         EnvVar::Sets("logs.container_collect_all"),
     ),
@@ -175,6 +183,15 @@ fn port(var: &str, v: &str) -> Result<u16, ConfigError> {
     })
 }
 
+/// A non-negative integer (a size or a count).
+fn count(var: &str, v: &str) -> Result<usize, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Env {
+        var: var.to_owned(),
+        value: v.to_owned(),
+        message: "not a non-negative integer".into(),
+    })
+}
+
 /// A space-separated list, as the Agent reads `DD_TAGS` and the container filters (commas
 /// are accepted between items too).
 fn list(v: &str) -> Vec<String> {
@@ -257,6 +274,12 @@ pub fn apply_env(cfg: &mut AgentConfig, env: &dyn Environment) -> Result<(), Con
     }
     if let Some(v) = get("DD_DOGSTATSD_SOCKET") {
         cfg.dogstatsd.socket = v.trim().to_owned();
+    }
+    if let Some(v) = get("DD_DOGSTATSD_SO_RCVBUF") {
+        cfg.dogstatsd.so_rcvbuf = count("DD_DOGSTATSD_SO_RCVBUF", &v)?;
+    }
+    if let Some(v) = get("DD_DOGSTATSD_QUEUE_SIZE") {
+        cfg.dogstatsd.queue_size = count("DD_DOGSTATSD_QUEUE_SIZE", &v)?;
     }
     if let Some(v) = get("DD_LOGS_ENABLED") {
         cfg.logs.enabled = go_bool("DD_LOGS_ENABLED", &v)?;

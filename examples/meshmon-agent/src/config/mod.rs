@@ -263,6 +263,12 @@ pub struct DogStatsdConfig {
     pub flush_interval: Dur,
     /// Most contexts (name, type, tags) between flushes; more are dropped and counted.
     pub max_contexts: usize,
+    /// Datagrams held between the listeners and the aggregator (the Agent's
+    /// `dogstatsd_queue_size`); a datagram arriving when it is full is dropped and counted.
+    pub queue_size: usize,
+    /// `SO_RCVBUF` of the UDP socket in bytes (`DD_DOGSTATSD_SO_RCVBUF`, the Agent's
+    /// `dogstatsd_so_rcvbuf`); 0 keeps the kernel's default (`net.core.rmem_default`).
+    pub so_rcvbuf: usize,
 }
 
 /// `logs:`.
@@ -490,6 +496,8 @@ impl AgentConfig {
                 socket: String::new(),
                 flush_interval: Dur::secs(10),
                 max_contexts: 100_000,
+                queue_size: 1024,
+                so_rcvbuf: 0,
             },
             store: StoreConfig {
                 max_series: 100_000,
@@ -636,6 +644,7 @@ impl AgentConfig {
             ("logs.max_open_files", self.logs.max_open_files),
             ("logs.max_patterns", self.logs.max_patterns),
             ("dogstatsd.max_contexts", self.dogstatsd.max_contexts),
+            ("dogstatsd.queue_size", self.dogstatsd.queue_size),
             ("store.max_series", self.store.max_series),
             (
                 "store.max_points_per_series",

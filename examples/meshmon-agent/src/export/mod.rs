@@ -21,7 +21,8 @@
 //!
 //! # Telemetry
 //!
-//! `/metrics`: `meshmon_export_{sent,failed,dropped,skipped}_metrics_total`,
+//! `/metrics`: `meshmon_export_{offered,sent,failed,dropped,skipped}_metrics_total`
+//! (`offered = sent + failed + dropped + skipped + queue` in every snapshot),
 //! `meshmon_export_requests_total{outcome}`, `meshmon_export_retries_total`,
 //! `meshmon_export_queue_metrics` and `meshmon_export_queue_capacity_metrics`, each
 //! labelled `export="remote_write"|"datadog"`, and the info metric
@@ -60,6 +61,10 @@ pub struct Batch {
 /// Counters of one export (atomics: producers and the export task both write them).
 #[derive(Debug, Default)]
 pub struct ExportStats {
+    /// Metrics offered by the producers (every one ends up sent, failed, dropped,
+    /// skipped or is still queued: `offered = sent + failed + dropped + skipped + queued`
+    /// holds in every published snapshot).
+    pub offered: AtomicU64,
     /// Metrics waiting (queued, batched or being retried).
     pub queued: AtomicUsize,
     /// Metrics accepted by the server.
@@ -114,6 +119,7 @@ impl Exports {
         };
         let n = metrics.len();
         for s in self.sinks.iter() {
+            s.stats.offered.fetch_add(n as u64, Ordering::Relaxed);
             // Reserve room first, so concurrent producers cannot overshoot the bound.
             let reserved = s
                 .stats
@@ -380,13 +386,17 @@ impl Task {
         };
         drop(chunks);
         drop(taken);
-        if enc.skipped > 0 {
+        // What the format cannot carry is handled (skipped) now; the rest is sent or
+        // given up below, so no metric counts twice.
+        let skipped = enc.skipped.min(n);
+        if skipped > 0 {
+            self.stats.queued.fetch_sub(skipped, Ordering::SeqCst);
             self.stats
                 .skipped
-                .fetch_add(enc.skipped as u64, Ordering::Relaxed);
+                .fetch_add(skipped as u64, Ordering::Relaxed);
         }
-        if enc.metrics == 0 {
-            self.stats.queued.fetch_sub(n, Ordering::SeqCst);
+        let n = n - skipped;
+        if n == 0 {
             return;
         }
         let body = Bytes::from(enc.body);
@@ -397,9 +407,7 @@ impl Task {
             match self.post(&body, &enc.headers).await {
                 Attempt::Ok => {
                     self.stats.queued.fetch_sub(n, Ordering::SeqCst);
-                    self.stats
-                        .sent
-                        .fetch_add(enc.metrics as u64, Ordering::Relaxed);
+                    self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
                     self.stats.requests_ok.fetch_add(1, Ordering::Relaxed);
                     // The skipped ones count as handled too.
                     return;
@@ -502,10 +510,17 @@ impl Task {
     }
 
     fn publish(&self) {
+        // The store's lock first: producers offer under it, and this task's own
+        // transitions (queued -> sent/failed/skipped) do not run while it publishes, so
+        // the counters below are one consistent snapshot.
+        let Ok(mut st) = self.ctx.store.write() else {
+            return;
+        };
         let s = &self.stats;
         let label = [("export", self.name)];
         let last_error = s.last_error.lock().ok().and_then(|g| g.clone());
         let status = serde_json::json!({
+            "offered_metrics": s.offered.load(Ordering::Relaxed),
             "url": redact_url(&self.uri.to_string()),
             "queued_metrics": s.queued.load(Ordering::SeqCst),
             "max_queued_metrics": self.q.max_queued_metrics,
@@ -526,11 +541,13 @@ impl Task {
             "retries": s.retries.load(Ordering::Relaxed),
             "last_error": last_error,
         });
-        let Ok(mut st) = self.ctx.store.write() else {
-            return;
-        };
         let t = &mut st.telemetry;
-        let counters: [(&str, &'static str, u64); 5] = [
+        let counters: [(&str, &'static str, u64); 6] = [
+            (
+                "meshmon_export_offered_metrics_total",
+                "Metrics offered to an export (sent + failed + dropped + skipped + queued).",
+                s.offered.load(Ordering::Relaxed),
+            ),
             (
                 "meshmon_export_sent_metrics_total",
                 "Metrics an export's server accepted.",
@@ -648,6 +665,7 @@ mod tests {
         e.offer(&metrics(2), Duration::from_secs(10));
         assert_eq!(stats.queued.load(Ordering::SeqCst), 5);
         assert_eq!(stats.dropped.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.offered.load(Ordering::SeqCst), 8);
         assert_eq!(rx.try_recv().map(|b| b.metrics.len()).ok(), Some(3));
         assert_eq!(rx.try_recv().map(|b| b.metrics.len()).ok(), Some(2));
         assert!(rx.try_recv().is_err());

@@ -8,7 +8,22 @@
 //! writable by every user ([`SOCKET_MODE`], so clients in other containers can send), and
 //! it is removed at shutdown. Origin detection (`SO_PASSCRED`) is not done.
 //!
-//! Telemetry (`/metrics`): `meshmon_dogstatsd_packets_total`,
+//! Overload: each listener only receives and queues; one aggregator task parses. The
+//! queue between them holds `dogstatsd.queue_size` datagrams (full: dropped, counted);
+//! the UDP socket's receive buffer is `dogstatsd.so_rcvbuf` (full: the kernel drops,
+//! and the agent counts what it dropped from the socket's `drops` in `/proc/net/udp`).
+//! Every datagram sent to the UDP port is therefore either dropped by the kernel,
+//! dropped at the queue, waiting in it, or parsed: what was sent is
+//! `meshmon_dogstatsd_udp_drops_total` plus `meshmon_dogstatsd_packets_total`, and
+//! `packets_total` is `processed_packets_total` plus `queue_dropped_packets_total` plus
+//! `queue_packets`.
+//!
+//! Telemetry (`/metrics`, published every [`TELEMETRY_INTERVAL`] and at each flush;
+//! the same under `dogstatsd` in `status`): `meshmon_dogstatsd_packets_total`,
+//! `meshmon_dogstatsd_processed_packets_total`,
+//! `meshmon_dogstatsd_queue_dropped_packets_total`, `meshmon_dogstatsd_udp_drops_total`,
+//! the gauges `meshmon_dogstatsd_queue_packets`, `meshmon_dogstatsd_queue_capacity_packets`,
+//! `meshmon_dogstatsd_udp_rx_queue_bytes`, `meshmon_dogstatsd_so_rcvbuf_bytes`,
 //! `meshmon_dogstatsd_metrics_total`, `meshmon_dogstatsd_events_total`,
 //! `meshmon_dogstatsd_service_checks_total`, `meshmon_dogstatsd_parse_errors_total`,
 //! `meshmon_dogstatsd_packets_truncated_total` (a datagram filled the whole receive
@@ -19,12 +34,14 @@
 //! and counted; the store has no place for them yet.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use meshmon_core::dogstatsd::aggregate::{Aggregator, AggregatorConfig, AggregatorStats};
 use meshmon_core::dogstatsd::{Message, parse_packet};
 use tokio::net::{UdpSocket, UnixDatagram};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{Ctx, stopped};
 
@@ -104,16 +121,112 @@ pub fn bind_unix(path: &Path) -> Result<UnixListener, SocketError> {
     Ok(listener)
 }
 
+/// How often the counters are published to `/metrics` and `status` (and the kernel's
+/// drop count of the UDP socket read), between flushes.
+pub const TELEMETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the aggregator counts (it alone writes them).
 #[derive(Debug, Default, Clone, Copy)]
 struct Counters {
-    packets: u64,
-    uds_packets: u64,
+    processed: u64,
     metrics: u64,
     events: u64,
     service_checks: u64,
     parse_errors: u64,
-    truncated: u64,
     flushed: u64,
+}
+
+/// What the listeners count (shared with the aggregator, which publishes them).
+#[derive(Debug, Default)]
+struct Intake {
+    packets: AtomicU64,
+    uds_packets: AtomicU64,
+    truncated: AtomicU64,
+    queue_dropped: AtomicU64,
+}
+
+/// One datagram on its way from a listener to the aggregator: a pooled buffer and the
+/// length received into it.
+#[derive(Debug)]
+struct Packet {
+    buf: Vec<u8>,
+    len: usize,
+}
+
+/// Receive buffers handed back by the aggregator, so that a datagram costs no allocation
+/// once the pool is warm; it never holds more than `max` buffers.
+#[derive(Debug)]
+struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    max: usize,
+}
+
+impl Pool {
+    fn take(&self) -> Vec<u8> {
+        self.free
+            .lock()
+            .ok()
+            .and_then(|mut f| f.pop())
+            .unwrap_or_else(|| vec![0u8; BUFFER_SIZE])
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        if let Ok(mut f) = self.free.lock()
+            && f.len() < self.max
+        {
+            f.push(buf);
+        }
+    }
+}
+
+/// The receive queue and drop count of one UDP socket, from the kernel's table
+/// (`/proc/net/udp` or `/proc/net/udp6`, the socket found by its inode): `rx_queue` is
+/// the bytes waiting in the socket's receive buffer, `drops` the datagrams the kernel
+/// dropped for this socket since it was created (receive buffer full), the counter
+/// `SO_RXQ_OVFL` reports too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpSocketStats {
+    /// Bytes in the receive queue.
+    pub rx_queue: u64,
+    /// Datagrams dropped by the kernel.
+    pub drops: u64,
+}
+
+/// Finds the socket with `inode` in the text of `/proc/net/udp` (or `udp6`): the
+/// columns are `sl local rem st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+/// ref pointer drops` ([proc_net_udp(5)], `udp4_format_sock` in the kernel).
+///
+/// [proc_net_udp(5)]: https://man7.org/linux/man-pages/man5/proc.5.html
+pub fn parse_proc_net_udp(text: &str, inode: u64) -> Option<UdpSocketStats> {
+    for line in text.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 13 || f[9].parse::<u64>().ok() != Some(inode) {
+            continue;
+        }
+        let rx_queue = f[4]
+            .split_once(':')
+            .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())?;
+        let drops = f[12].parse().ok()?;
+        return Some(UdpSocketStats { rx_queue, drops });
+    }
+    None
+}
+
+/// The kernel's figures for the UDP socket with `inode` (`None` when not found, e.g.
+/// no `/proc`).
+fn udp_socket_stats(inode: u64) -> Option<UdpSocketStats> {
+    ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|p| {
+        let text = std::fs::read_to_string(p).ok()?;
+        parse_proc_net_udp(&text, inode)
+    })
+}
+
+/// The inode of a socket (what `/proc/net/udp` lists), from `/proc/self/fd`.
+fn socket_inode(s: &impl std::os::fd::AsRawFd) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/self/fd/{}", s.as_raw_fd()))
+        .ok()
+        .map(|m| m.ino())
 }
 
 /// Receives datagrams on `socket` until `shutdown` says stop, then flushes once more.
@@ -141,78 +254,184 @@ pub async fn run_with(
 
 /// Receives datagrams on whichever of `udp` and `unix` are given, into one aggregator,
 /// until `shutdown` says stop; then flushes once more and removes the socket file.
+///
+/// Each listener is its own task: it only receives, into a pooled buffer, and hands the
+/// datagram to the aggregator through a queue of `dogstatsd.queue_size` datagrams; when
+/// the queue is full (the aggregator is behind) the datagram is dropped and counted
+/// (`meshmon_dogstatsd_queue_dropped_packets_total`). What the kernel drops because the
+/// socket's receive buffer (`dogstatsd.so_rcvbuf`) was full while the listener was behind
+/// is read from the kernel's socket table every [`TELEMETRY_INTERVAL`]
+/// (`meshmon_dogstatsd_udp_drops_total`). So, for the UDP socket, datagrams sent =
+/// `udp_drops` + `packets`, and `packets` = `processed` + `queue_dropped` + `queue`.
+/// At shutdown the listeners stop, the aggregator parses what is queued, flushes once more.
 pub async fn run_listeners(
     ctx: Ctx,
     udp: Option<UdpSocket>,
     unix: Option<UnixListener>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     mut agg: Aggregator,
     flush_interval: Duration,
 ) {
-    if let Some(addr) = udp.as_ref().and_then(|s| s.local_addr().ok()) {
-        ctx.log("INFO", "dogstatsd", &format!("listening on udp://{addr}"));
+    let queue_size = ctx.cfg.dogstatsd.queue_size.max(1);
+    let (tx, mut rx) = mpsc::channel::<Packet>(queue_size);
+    let pool = Arc::new(Pool {
+        free: Mutex::new(Vec::new()),
+        max: queue_size,
+    });
+    let intake = Arc::new(Intake::default());
+    let mut udp_inode = None;
+    let mut rcvbuf = None;
+    let mut listeners = Vec::new();
+    if let Some(sock) = udp {
+        if let Ok(addr) = sock.local_addr() {
+            ctx.log("INFO", "dogstatsd", &format!("listening on udp://{addr}"));
+        }
+        let sref = socket2::SockRef::from(&sock);
+        let want = ctx.cfg.dogstatsd.so_rcvbuf;
+        if want > 0
+            && let Err(e) = sref.set_recv_buffer_size(want)
+        {
+            ctx.log(
+                "WARN",
+                "dogstatsd",
+                &format!("setting SO_RCVBUF to {want}: {e}"),
+            );
+        }
+        rcvbuf = sref.recv_buffer_size().ok();
+        if let Some(n) = rcvbuf {
+            let msg = format!("UDP receive buffer {n} bytes (dogstatsd.so_rcvbuf {want})");
+            ctx.log("INFO", "dogstatsd", &msg);
+        }
+        udp_inode = socket_inode(&sock);
+        let (tx, pool, intake, sd) = (tx.clone(), pool.clone(), intake.clone(), shutdown.clone());
+        let c = ctx.clone();
+        listeners.push(tokio::spawn(async move {
+            listen_udp(&c, &sock, &tx, &pool, &intake, sd).await;
+        }));
     }
-    if let Some(u) = &unix {
+    if let Some(u) = unix {
         let msg = format!("listening on unixgram://{}", u.path.display());
         ctx.log("INFO", "dogstatsd", &msg);
+        let (tx, pool, intake, sd) = (tx.clone(), pool.clone(), intake.clone(), shutdown.clone());
+        let c = ctx.clone();
+        listeners.push(tokio::spawn(async move {
+            listen_unix(&c, &u, &tx, &pool, &intake, sd).await;
+            drop(u); // removes the socket file
+        }));
     }
-    let mut buf = vec![0u8; BUFFER_SIZE];
-    let mut ubuf = vec![0u8; BUFFER_SIZE];
+    drop(tx);
+    let telemetry = Telemetry {
+        intake: intake.clone(),
+        udp_inode,
+        rcvbuf,
+        queue_size,
+    };
     let mut counters = Counters::default();
     let mut tick = tokio::time::interval(flush_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await; // the first tick is immediate
+    let mut tele = tokio::time::interval(TELEMETRY_INTERVAL);
+    tele.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            r = recv_udp(udp.as_ref(), &mut buf) => match r {
-                Ok(n) => {
-                    counters.packets += 1;
-                    if n == buf.len() {
-                        counters.truncated += 1;
-                    }
-                    ingest(&mut agg, &buf[..n], &mut counters);
+            p = rx.recv() => match p {
+                Some(p) => {
+                    counters.processed += 1;
+                    ingest(&mut agg, &p.buf[..p.len], &mut counters);
+                    pool.put(p.buf);
                 }
-                Err(e) => {
-                    ctx.log("WARN", "dogstatsd", &format!("recv: {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                // Every listener stopped and the queue is drained.
+                None => break,
             },
-            r = recv_unix(unix.as_ref(), &mut ubuf) => match r {
-                Ok(n) => {
-                    counters.packets += 1;
-                    counters.uds_packets += 1;
-                    if n == ubuf.len() {
-                        counters.truncated += 1;
-                    }
-                    ingest(&mut agg, &ubuf[..n], &mut counters);
-                }
-                Err(e) => {
-                    ctx.log("WARN", "dogstatsd", &format!("recv (unix socket): {e}"));
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            _ = tick.tick() => flush(&ctx, &mut agg, &mut counters),
-            _ = stopped(&mut shutdown) => break,
+            _ = tick.tick() => flush(&ctx, &mut agg, &mut counters, &telemetry, rx.len()),
+            _ = tele.tick() => publish(&ctx, &counters, &agg.stats(), &telemetry, rx.len()),
         }
     }
-    flush(&ctx, &mut agg, &mut counters);
-    drop(unix); // removes the socket file
+    for l in listeners {
+        let _ = l.await;
+    }
+    flush(&ctx, &mut agg, &mut counters, &telemetry, 0);
     ctx.log("INFO", "dogstatsd", "stopped");
 }
 
-/// One datagram of `socket`; never ready without one.
-async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match socket {
-        Some(s) => s.recv_from(buf).await.map(|(n, _)| n),
-        None => std::future::pending().await,
+/// Hands one received datagram to the aggregator, or drops and counts it when the
+/// queue is full. `false` when the aggregator is gone.
+fn enqueue(tx: &mpsc::Sender<Packet>, pool: &Pool, intake: &Intake, p: Packet) -> bool {
+    match tx.try_send(p) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(p)) => {
+            intake.queue_dropped.fetch_add(1, Ordering::Relaxed);
+            pool.put(p.buf);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
-/// One datagram of `socket`; never ready without one.
-async fn recv_unix(socket: Option<&UnixListener>, buf: &mut [u8]) -> std::io::Result<usize> {
-    match socket {
-        Some(s) => s.socket.recv(buf).await,
-        None => std::future::pending().await,
+async fn listen_udp(
+    ctx: &Ctx,
+    sock: &UdpSocket,
+    tx: &mpsc::Sender<Packet>,
+    pool: &Pool,
+    intake: &Intake,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut buf = pool.take();
+        let r = tokio::select! {
+            r = sock.recv_from(&mut buf) => r,
+            _ = stopped(&mut shutdown) => break,
+        };
+        match r {
+            Ok((n, _)) => {
+                intake.packets.fetch_add(1, Ordering::Relaxed);
+                if n == BUFFER_SIZE {
+                    intake.truncated.fetch_add(1, Ordering::Relaxed);
+                }
+                if !enqueue(tx, pool, intake, Packet { buf, len: n }) {
+                    break;
+                }
+            }
+            Err(e) => {
+                pool.put(buf);
+                ctx.log("WARN", "dogstatsd", &format!("recv: {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn listen_unix(
+    ctx: &Ctx,
+    sock: &UnixListener,
+    tx: &mpsc::Sender<Packet>,
+    pool: &Pool,
+    intake: &Intake,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let mut buf = pool.take();
+        let r = tokio::select! {
+            r = sock.socket.recv(&mut buf) => r,
+            _ = stopped(&mut shutdown) => break,
+        };
+        match r {
+            Ok(n) => {
+                intake.packets.fetch_add(1, Ordering::Relaxed);
+                intake.uds_packets.fetch_add(1, Ordering::Relaxed);
+                if n == BUFFER_SIZE {
+                    intake.truncated.fetch_add(1, Ordering::Relaxed);
+                }
+                if !enqueue(tx, pool, intake, Packet { buf, len: n }) {
+                    break;
+                }
+            }
+            Err(e) => {
+                pool.put(buf);
+                ctx.log("WARN", "dogstatsd", &format!("recv (unix socket): {e}"));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -231,7 +450,16 @@ fn ingest(agg: &mut Aggregator, packet: &[u8], counters: &mut Counters) {
     }
 }
 
-fn flush(ctx: &Ctx, agg: &mut Aggregator, counters: &mut Counters) {
+/// What the aggregator publishes beside its own counters.
+#[derive(Debug)]
+struct Telemetry {
+    intake: Arc<Intake>,
+    udp_inode: Option<u64>,
+    rcvbuf: Option<usize>,
+    queue_size: usize,
+}
+
+fn flush(ctx: &Ctx, agg: &mut Aggregator, counters: &mut Counters, t: &Telemetry, queued: usize) {
     let mut out = agg.flush(ctx.clock.now());
     if !ctx.global_tags.is_empty() {
         for m in &mut out {
@@ -239,25 +467,46 @@ fn flush(ctx: &Ctx, agg: &mut Aggregator, counters: &mut Counters) {
         }
     }
     counters.flushed += out.len() as u64;
-    let stats = agg.stats();
     if let Ok(mut s) = ctx.store.write() {
         s.exports.offer(&out, ctx.cfg.dogstatsd.flush_interval.0);
         s.insert_metrics(out);
-        publish(&mut s.telemetry, counters, &stats);
     }
+    publish(ctx, counters, &agg.stats(), t, queued);
 }
 
-fn publish(t: &mut crate::store::Telemetry, c: &Counters, s: &AggregatorStats) {
-    let rows: [(&str, &'static str, f64); 11] = [
+fn publish(ctx: &Ctx, c: &Counters, s: &AggregatorStats, t: &Telemetry, queued: usize) {
+    let kernel = t.udp_inode.and_then(udp_socket_stats);
+    let i = &t.intake;
+    let packets = i.packets.load(Ordering::Relaxed);
+    let uds_packets = i.uds_packets.load(Ordering::Relaxed);
+    let truncated = i.truncated.load(Ordering::Relaxed);
+    let queue_dropped = i.queue_dropped.load(Ordering::Relaxed);
+    let udp_drops = kernel.map_or(0, |k| k.drops);
+    let rows: [(&str, &'static str, f64); 14] = [
         (
             "meshmon_dogstatsd_packets_total",
             "DogStatsD datagrams received.",
-            c.packets as f64,
+            packets as f64,
         ),
         (
             "meshmon_dogstatsd_uds_packets_total",
             "DogStatsD datagrams received on the Unix socket (also in packets_total).",
-            c.uds_packets as f64,
+            uds_packets as f64,
+        ),
+        (
+            "meshmon_dogstatsd_processed_packets_total",
+            "DogStatsD datagrams parsed by the aggregator.",
+            c.processed as f64,
+        ),
+        (
+            "meshmon_dogstatsd_queue_dropped_packets_total",
+            "DogStatsD datagrams dropped: the queue to the aggregator was full (dogstatsd.queue_size).",
+            queue_dropped as f64,
+        ),
+        (
+            "meshmon_dogstatsd_udp_drops_total",
+            "DogStatsD datagrams the kernel dropped: the UDP socket's receive buffer was full (drops in /proc/net/udp).",
+            udp_drops as f64,
         ),
         (
             "meshmon_dogstatsd_metrics_total",
@@ -282,7 +531,7 @@ fn publish(t: &mut crate::store::Telemetry, c: &Counters, s: &AggregatorStats) {
         (
             "meshmon_dogstatsd_packets_truncated_total",
             "DogStatsD datagrams that filled the receive buffer (possibly truncated).",
-            c.truncated as f64,
+            truncated as f64,
         ),
         (
             "meshmon_dogstatsd_contexts_dropped_total",
@@ -305,9 +554,65 @@ fn publish(t: &mut crate::store::Telemetry, c: &Counters, s: &AggregatorStats) {
             c.flushed as f64,
         ),
     ];
+    let gauges: [(&str, &'static str, f64); 4] = [
+        (
+            "meshmon_dogstatsd_queue_packets",
+            "DogStatsD datagrams waiting for the aggregator.",
+            queued as f64,
+        ),
+        (
+            "meshmon_dogstatsd_queue_capacity_packets",
+            "The bound of the queue to the aggregator (dogstatsd.queue_size).",
+            t.queue_size as f64,
+        ),
+        (
+            "meshmon_dogstatsd_udp_rx_queue_bytes",
+            "Bytes waiting in the UDP socket's receive buffer (rx_queue in /proc/net/udp).",
+            kernel.map_or(0, |k| k.rx_queue) as f64,
+        ),
+        (
+            "meshmon_dogstatsd_so_rcvbuf_bytes",
+            "The UDP socket's effective receive buffer (SO_RCVBUF as the kernel reports it).",
+            t.rcvbuf.unwrap_or(0) as f64,
+        ),
+    ];
+    let Ok(mut st) = ctx.store.write() else {
+        return;
+    };
     for (name, help, v) in rows {
-        t.set(name, "counter", help, &[], v);
+        st.telemetry.set(name, "counter", help, &[], v);
     }
+    for (name, help, v) in gauges {
+        st.telemetry.set(name, "gauge", help, &[], v);
+    }
+    // Keep a bind error run::start recorded.
+    let error = st
+        .components
+        .get("dogstatsd")
+        .and_then(|v| v.get("error"))
+        .cloned();
+    let mut status = serde_json::json!({
+        "packets": packets,
+        "uds_packets": uds_packets,
+        "processed_packets": c.processed,
+        "queue_packets": queued,
+        "queue_capacity_packets": t.queue_size,
+        "queue_dropped_packets": queue_dropped,
+        "udp_drops": udp_drops,
+        "udp_drops_known": kernel.is_some(),
+        "so_rcvbuf_bytes": t.rcvbuf,
+        "metrics": c.metrics,
+        "events": c.events,
+        "service_checks": c.service_checks,
+        "parse_errors": c.parse_errors,
+        "contexts_dropped": s.contexts_dropped,
+        "samples_dropped": s.samples_dropped,
+        "flushed": c.flushed,
+    });
+    if let Some(e) = error {
+        status["error"] = e;
+    }
+    st.components.insert("dogstatsd".to_owned(), status);
 }
 
 #[cfg(test)]
@@ -332,6 +637,79 @@ mod tests {
         let out = agg.flush(meshmon_core::Timestamp::EPOCH);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].value, MetricValue::Count(3.0));
+    }
+
+    #[test]
+    fn proc_net_udp_gives_the_sockets_queue_and_drops() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  123: 0100007F:1FBD 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4242 2 0000000000000000 0\n\
+  977: 0100007F:A1B2 00000000:0000 07 00000000:0002A300 00:00000000 00000000     0        0 98765 2 0000000000000000 1234\n";
+        assert_eq!(
+            parse_proc_net_udp(text, 98765),
+            Some(UdpSocketStats {
+                rx_queue: 0x2A300,
+                drops: 1234
+            })
+        );
+        assert_eq!(
+            parse_proc_net_udp(text, 4242),
+            Some(UdpSocketStats {
+                rx_queue: 0,
+                drops: 0
+            })
+        );
+        assert_eq!(parse_proc_net_udp(text, 1), None);
+        assert_eq!(parse_proc_net_udp("garbage\n1 2 3\n", 1), None);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_recycles_the_buffer() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let pool = Pool {
+            free: Mutex::new(Vec::new()),
+            max: 4,
+        };
+        let intake = Intake::default();
+        let p = |n| Packet {
+            buf: vec![0u8; BUFFER_SIZE],
+            len: n,
+        };
+        assert!(enqueue(&tx, &pool, &intake, p(1)));
+        assert!(enqueue(&tx, &pool, &intake, p(2)));
+        assert_eq!(intake.queue_dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(pool.free.lock().map(|f| f.len()).unwrap_or(0), 1);
+        assert_eq!(rx.try_recv().map(|p| p.len).ok(), Some(1));
+        drop(rx);
+        assert!(!enqueue(&tx, &pool, &intake, p(3)), "aggregator gone");
+    }
+
+    #[test]
+    fn kernel_drops_are_counted_when_the_listener_is_behind() {
+        let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let addr = sock.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let inode = socket_inode(&sock).unwrap_or_else(|| panic!("no inode"));
+        let before = udp_socket_stats(inode).unwrap_or_else(|| panic!("not in /proc/net/udp"));
+        assert_eq!(before.drops, 0);
+        // Nobody reads: a small receive buffer overflows.
+        socket2::SockRef::from(&sock)
+            .set_recv_buffer_size(4096)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let line = [b'x'; 1000];
+        for _ in 0..200 {
+            client
+                .send_to(&line, addr)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let after = udp_socket_stats(inode).unwrap_or_else(|| panic!("not in /proc/net/udp"));
+        assert!(after.drops > 0 && after.rx_queue > 0, "{after:?}");
+        sock.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        let mut buf = vec![0u8; BUFFER_SIZE];
+        let mut got = 0u64;
+        while sock.recv(&mut buf).is_ok() {
+            got += 1;
+        }
+        assert_eq!(got + after.drops, 200, "{after:?}, {got} received");
     }
 
     #[tokio::test(flavor = "current_thread")]
