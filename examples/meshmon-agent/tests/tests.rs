@@ -13,6 +13,7 @@
 //! - `reliability`: the HTTP surfaces under slow, oversized, malformed and too many
 //!   clients; `kill -9` at random points; damaged state files.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
+//! - `trace_overload`: the trace intake at 10× its capacity under a CPU quota (`hey`).
 
 mod ad_cli;
 mod alert_cli;
@@ -27,4 +28,5 @@ mod prom_cli;
 mod reliability;
 mod run;
 mod trace_cli;
+mod trace_overload;
 mod ui;
