@@ -82,8 +82,11 @@ class Payload:
         self.name = f"{rel}/{stem}"
 
 
+HEY_NICE = 0
+
+
 def hey(port, p, rate, conns, secs):
-    cmd = ["hey", "-z", f"{secs}s", "-c", str(conns), "-q", f"{rate / conns:.3f}", "-t", "30",
+    cmd = ["nice", "-n", str(HEY_NICE), "hey", "-z", f"{secs}s", "-c", str(conns), "-q", f"{rate / conns:.3f}", "-t", "30",
            "-m", "PUT", "-T", "application/msgpack", "-D", p.file]
     for k, v in p.headers.items():
         cmd += ["-H", f"{k}: {v}"]
@@ -156,7 +159,14 @@ def main():
     ap.add_argument("--factor", type=float, default=10.0, help="offered load / capacity (default 10)")
     ap.add_argument("--csv", default="trace_10x_rss.csv", help="RSS and /health curve")
     ap.add_argument("--bin", default=os.path.join(TARGET, "release", "meshmon-agent"))
+    ap.add_argument("--hey-nice", type=int, default=-10,
+                    help="nice value of hey (default -10: on a machine shared with builds the load "
+                         "generator must not be starved, or it cannot offer the load)")
+    ap.add_argument("--latency-budget", type=float, default=0.05,
+                    help="hey connections = offered rate x this many seconds (default 0.05)")
     a = ap.parse_args()
+    global HEY_NICE
+    HEY_NICE = a.hey_nice
     if os.geteuid() != 0 or not os.path.exists(os.path.join(CG_ROOT, "cpu.cfs_quota_us")):
         sys.exit("needs root and a cgroup-v1 CPU controller at /sys/fs/cgroup/cpu")
     if subprocess.run(["sh", "-c", "command -v hey"], capture_output=True).returncode != 0:
@@ -195,7 +205,7 @@ def main():
               f"(with Datadog-Send-Real-Http-Status), {v05.name} (without)")
 
         # 1. Capacity.
-        conns_for = lambda r: max(8, min(256, int(r * 0.05)))
+        conns_for = lambda r: max(8, min(256, int(r * a.latency_budget)))
         rate = 20.0
         while True:
             b0 = traces(api)
