@@ -14,6 +14,7 @@
 //!   clients; `kill -9` at random points; damaged state files.
 //! - `dogstatsd_client`: the PyPI `datadog` client over UDP and the Unix socket.
 //! - `overload`: DogStatsD, a log burst and a down/slow export under a cgroup CPU quota.
+//! - `trace_overload`: the trace intake at 10× its capacity under a CPU quota (`hey`).
 
 mod ad_cli;
 mod alert_cli;
@@ -29,4 +30,5 @@ mod prom_cli;
 mod reliability;
 mod run;
 mod trace_cli;
+mod trace_overload;
 mod ui;

@@ -218,7 +218,8 @@ pub struct ApmConfig {
     pub env: String,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Requests queued for decoding before the intake answers 429.
+    /// Requests queued for decoding; one more is refused (429 with
+    /// `Datadog-Send-Real-Http-Status`, else 200), counted.
     pub queue_requests: usize,
     /// Connections served at once per intake listener; one more is answered 503 and
     /// closed (counted).
@@ -233,8 +234,9 @@ pub struct ApmConfig {
     pub body_read_timeout: Dur,
     /// Largest request line + headers in bytes; beyond it 431 (counted).
     pub max_header_bytes: usize,
-    /// Request bodies being read or queued at once, in bytes (a declared length, or
-    /// `max_body_bytes` for a chunked body); beyond it 429 (counted).
+    /// The intake's hard memory budget: request bodies being read, queued or decoded at
+    /// once, in bytes (a declared length, or `max_body_bytes` for a chunked body);
+    /// beyond it a request is refused like a full queue's (counted).
     pub max_inflight_body_bytes: usize,
     /// How often RED stats are flushed into series.
     pub stats_flush_interval: Dur,

@@ -3,8 +3,13 @@
 //! `apm.non_local_traffic`.
 //!
 //! HTTP handlers read the body (at most `apm.max_body_bytes`, else 413) and queue it for
-//! the intake task over a bounded channel of `apm.queue_requests` requests; a full queue
-//! answers 429 at once and is counted, so a burst costs at most the queue's memory. The
+//! the intake task over a bounded channel of `apm.queue_requests` requests. The hard
+//! memory budget `apm.max_inflight_body_bytes` covers every body from its first byte
+//! read until the intake has decoded it and copied what it keeps (one payload is decoded
+//! at a time). A payload that finds the queue full or the budget spent is refused
+//! without being decoded, as the Datadog Agent refuses one ([`overload`]): 429 when the
+//! tracer sent `Datadog-Send-Real-Http-Status`, else 200 with the usual body; counted
+//! either way, so a burst costs at most the budget and the books stay exact. The
 //! intake task owns `meshmon-trace`'s receiver (decode, normalise, sample, RED stats), the
 //! trace assembler and the service map; it hands kept traces to the store and, every
 //! `apm.stats_flush_interval`, RED stats as Datadog's APM series
@@ -32,8 +37,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Ctx;
+
+mod overload;
 use crate::http::guard::{self, Guard, Limits as ConnLimits};
 use crate::store::{Edge, ServiceRed, StoredSpan, summarize};
+use overload::{Rates, Why};
 
 /// A boxed task body.
 pub type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -91,6 +99,9 @@ struct IntakeReq {
     headers: Vec<(String, String)>,
     body: Bytes,
     reply: oneshot::Sender<IntakeReply>,
+    /// This body's share of `apm.max_inflight_body_bytes`, released once the intake has
+    /// decoded it and copied what it keeps.
+    _budget: tokio::sync::OwnedSemaphorePermit,
 }
 
 #[derive(Default, Debug)]
@@ -101,6 +112,19 @@ struct HttpCounters {
     rejected_not_found: AtomicU64,
     rejected_bad_body: AtomicU64,
     rejected_memory: AtomicU64,
+    /// Requests handed to the intake task.
+    queued: AtomicU64,
+    /// Requests answered 408 (body not received in time).
+    rejected_body_timeout: AtomicU64,
+    /// Refused payloads (queue full or memory) answered 200, the tracer not having sent
+    /// `Datadog-Send-Real-Http-Status`.
+    refused_answered_200: AtomicU64,
+    /// Refused payloads answered 429.
+    refused_answered_429: AtomicU64,
+    /// Traces in refused payloads, from their `X-Datadog-Trace-Count`.
+    refused_traces: AtomicU64,
+    /// Refused payloads without a usable `X-Datadog-Trace-Count`.
+    refused_undeclared: AtomicU64,
 }
 
 fn parts_len(req: &hyper::Request<hyper::body::Incoming>) -> Option<usize> {
@@ -115,6 +139,12 @@ impl Bound {
     pub fn spawn(self, ctx: Ctx, shutdown: watch::Receiver<bool>) -> Vec<(&'static str, Task)> {
         let (tx, rx) = mpsc::channel(ctx.cfg.apm.queue_requests);
         let counters = Arc::new(HttpCounters::default());
+        let rates: Rates = Arc::new(std::sync::RwLock::new(Bytes::from(
+            self.receiver.rate_by_service_json(),
+        )));
+        let budget = Arc::new(tokio::sync::Semaphore::new(
+            kib(ctx.cfg.apm.max_inflight_body_bytes) as usize,
+        ));
         let mut v: Vec<(&'static str, Task)> = vec![(
             "traces-intake",
             Box::pin(intake(
@@ -122,6 +152,8 @@ impl Bound {
                 self.receiver,
                 rx,
                 counters.clone(),
+                rates.clone(),
+                budget.clone(),
                 shutdown.clone(),
             )),
         )];
@@ -132,9 +164,6 @@ impl Bound {
             apm.max_header_bytes,
         )
         .per_client(apm.max_connections_per_client);
-        let budget = Arc::new(tokio::sync::Semaphore::new(
-            kib(apm.max_inflight_body_bytes) as usize,
-        ));
         let listener = |zipkin_only: bool, name: &'static str| Listener {
             tx: tx.clone(),
             limit: apm.max_body_bytes,
@@ -143,6 +172,7 @@ impl Bound {
             counters: counters.clone(),
             guard: Guard::new(name, limits),
             budget: budget.clone(),
+            rates: rates.clone(),
         };
         let dd = listener(false, "apm");
         let zl = listener(true, "zipkin");
@@ -173,7 +203,7 @@ async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
     l: Listener,
 ) -> Result<Resp, std::convert::Infallible> {
-    let (tx, limit, zipkin_only, c) = (l.tx, l.limit, l.zipkin_only, l.counters);
+    let (tx, limit, zipkin_only, c) = (&l.tx, l.limit, l.zipkin_only, &l.counters);
     let declared = parts_len(&req);
     c.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
@@ -182,31 +212,35 @@ async fn handle(
         c.rejected_not_found.fetch_add(1, Ordering::Relaxed);
         return Ok(reply(404, "404 page not found\n"));
     }
-    if let Some(len) = parts
-        .headers
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+    if declared.is_some_and(|len| len > limit) {
         c.rejected_too_large.fetch_add(1, Ordering::Relaxed);
         return Ok(reply(413, "payload too large\n"));
     }
-    // Memory for the body, from the shared budget, held until the intake has answered:
-    // its declared length, or the largest allowed body when it is chunked.
-    let Ok(_budget) = l
+    let refuse = |body, why| {
+        overload::refuse(
+            c,
+            &l.rates,
+            &path,
+            &parts.headers,
+            body,
+            l.body_timeout,
+            why,
+        )
+    };
+    // No room in the queue: refused before anything is read into memory (the Datadog
+    // Agent refuses a payload when no decoder frees up).
+    if tx.capacity() == 0 {
+        return Ok(refuse(Some(body), Why::QueueFull).await);
+    }
+    // Memory for the body, from the shared budget, held until the intake has decoded it
+    // and copied what it keeps: its declared length, or the largest allowed body when it
+    // is chunked.
+    let Ok(budget) = l
         .budget
         .clone()
         .try_acquire_many_owned(kib(declared.unwrap_or(limit).min(limit)))
     else {
-        c.rejected_memory.fetch_add(1, Ordering::Relaxed);
-        let mut r = reply(
-            429,
-            "too many requests: apm.max_inflight_body_bytes are being read\n",
-        );
-        r.headers_mut()
-            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
-        return Ok(r);
+        return Ok(refuse(Some(body), Why::Memory).await);
     };
     // The whole body within `apm.body_read_timeout` (a slow-body slowloris is cut).
     let read = http_body_util::Limited::new(body, limit).collect();
@@ -221,6 +255,7 @@ async fn handle(
             return Ok(reply(400, format!("reading the request body: {e}\n")));
         }
         Err(_) => {
+            c.rejected_body_timeout.fetch_add(1, Ordering::Relaxed);
             l.guard.body_timed_out();
             let mut r = reply(
                 408,
@@ -246,18 +281,18 @@ async fn handle(
     let (rtx, rrx) = oneshot::channel();
     let msg = IntakeReq {
         method: parts.method.as_str().to_owned(),
-        path,
+        path: path.clone(),
         headers,
         body,
         reply: rtx,
+        _budget: budget,
     };
-    if tx.try_send(msg).is_err() {
-        c.rejected_queue_full.fetch_add(1, Ordering::Relaxed);
-        let mut r = reply(429, "too many requests: the intake queue is full\n");
-        r.headers_mut()
-            .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
-        return Ok(r);
+    if let Err(e) = tx.try_send(msg) {
+        // The body and its budget go now; the request is refused like the others.
+        drop(e);
+        return Ok(refuse(None, Why::QueueFull).await);
     }
+    c.queued.fetch_add(1, Ordering::Relaxed);
     let Ok((status, hdrs, body)) = rrx.await else {
         return Ok(reply(503, "the intake is stopping\n"));
     };
@@ -284,6 +319,8 @@ struct Listener {
     guard: Guard,
     /// `apm.max_inflight_body_bytes` in KiB permits, shared by both listeners.
     budget: Arc<tokio::sync::Semaphore>,
+    /// The `rate_by_service` body a refusal answered 200 carries.
+    rates: Rates,
 }
 
 /// KiB permits for `bytes` (rounded up), as the budget counts them.
@@ -430,6 +467,9 @@ struct Intake {
     assembler: TraceAssembler,
     totals: HashMap<String, (u64, u64)>,
     http: Arc<HttpCounters>,
+    rates: Rates,
+    /// `apm.max_inflight_body_bytes` (KiB permits), for the status page.
+    budget: Arc<tokio::sync::Semaphore>,
     traces_stored: u64,
 }
 
@@ -535,6 +575,13 @@ impl Intake {
         let a = &self.assembler.stats;
         let too_large = c.payloads_too_large + h.rejected_too_large.load(Ordering::Relaxed);
         let queue_full = c.payloads_queue_full + h.rejected_queue_full.load(Ordering::Relaxed);
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (refused_queue, refused_memory) =
+            (load(&h.rejected_queue_full), load(&h.rejected_memory));
+        let refused_traces = load(&h.refused_traces);
+        if let Ok(mut r) = self.rates.write() {
+            *r = Bytes::from(self.receiver.rate_by_service_json());
+        }
         self.ctx.set_component(
             "traces",
             json!({
@@ -549,6 +596,19 @@ impl Intake {
                 "service_map_edges": self.receiver.service_map().len(),
                 "chunks_admitted_to_store": self.admission.admitted_chunks,
                 "chunks_not_stored": self.admission.skipped_chunks,
+                "traces_kept": c.traces_kept, "traces_sampled_out": c.traces_sampled_out,
+                "traces_dropped": c.traces_dropped(),
+                "requests": load(&h.requests), "requests_queued": load(&h.queued),
+                "requests_refused_queue_full": refused_queue,
+                "requests_refused_memory": refused_memory,
+                "requests_refused_answered_200": load(&h.refused_answered_200),
+                "requests_refused_answered_429": load(&h.refused_answered_429),
+                "requests_rejected": load(&h.rejected_too_large) + load(&h.rejected_not_found)
+                    + load(&h.rejected_bad_body) + load(&h.rejected_body_timeout),
+                "traces_refused": refused_traces,
+                "trace_count_mismatch": c.trace_count_mismatch,
+                "requests_refused_undeclared": load(&h.refused_undeclared),
+                "inflight_body_kib_free": self.budget.available_permits(),
             }),
         );
         let Ok(mut st) = self.ctx.store.write() else {
@@ -573,8 +633,33 @@ impl Intake {
             ),
             (
                 "meshmon_trace_requests_rejected_queue_full_total",
-                "Requests answered 429 because a queue was full.",
+                "Payloads refused because a queue was full (429, or 200 without Datadog-Send-Real-Http-Status).",
                 queue_full,
+            ),
+            (
+                "meshmon_trace_requests_queued_total",
+                "Requests handed to the intake task.",
+                load(&h.queued),
+            ),
+            (
+                "meshmon_trace_requests_refused_answered_200_total",
+                "Refused payloads answered 200 (the tracer sent no Datadog-Send-Real-Http-Status).",
+                load(&h.refused_answered_200),
+            ),
+            (
+                "meshmon_trace_requests_refused_answered_429_total",
+                "Refused payloads answered 429.",
+                load(&h.refused_answered_429),
+            ),
+            (
+                "meshmon_trace_traces_refused_total",
+                "Traces in refused payloads (their X-Datadog-Trace-Count), never decoded.",
+                refused_traces,
+            ),
+            (
+                "meshmon_trace_requests_rejected_body_timeout_total",
+                "Requests answered 408 (body not received within apm.body_read_timeout).",
+                load(&h.rejected_body_timeout),
             ),
             (
                 "meshmon_trace_requests_rejected_too_large_total",
@@ -583,8 +668,8 @@ impl Intake {
             ),
             (
                 "meshmon_trace_requests_rejected_memory_total",
-                "Requests answered 429 because apm.max_inflight_body_bytes were being read or queued.",
-                h.rejected_memory.load(Ordering::Relaxed),
+                "Payloads refused because apm.max_inflight_body_bytes were being read, queued or decoded.",
+                refused_memory,
             ),
             (
                 "meshmon_trace_requests_rejected_bad_body_total",
@@ -747,6 +832,8 @@ async fn intake(
     receiver: Receiver,
     mut rx: mpsc::Receiver<IntakeReq>,
     http: Arc<HttpCounters>,
+    rates: Rates,
+    budget: Arc<tokio::sync::Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let apm = &ctx.cfg.apm;
@@ -770,6 +857,8 @@ async fn intake(
         assembler: TraceAssembler::new(acfg),
         totals: HashMap::new(),
         http,
+        rates,
+        budget,
         traces_stored: 0,
         ctx,
     };
@@ -783,9 +872,15 @@ async fn intake(
             m = rx.recv() => {
                 let Some(m) = m else { break };
                 it.serve(m);
-                // Serve what is already queued before publishing counters.
-                while let Ok(m) = rx.try_recv() {
-                    it.serve(m);
+                // Serve what is already queued before publishing counters, yielding
+                // between payloads: under a CPU quota a busy intake would otherwise hold
+                // the CPU while the handlers wait to answer (and to refuse cheaply).
+                loop {
+                    tokio::task::yield_now().await;
+                    match rx.try_recv() {
+                        Ok(m) => it.serve(m),
+                        Err(_) => break,
+                    }
                 }
                 it.publish();
             }
