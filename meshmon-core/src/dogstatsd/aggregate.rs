@@ -168,6 +168,12 @@ pub struct AggregatorStats {
     pub invalid_tags: u64,
     /// Contexts flushed.
     pub contexts_flushed: u64,
+    /// Samples dropped because what they would add is not finite: a count whose
+    /// `value / sample_rate` or running sum overflows (`a:1e308|c|@0.001`), a histogram
+    /// whose weight `Σ 1/sample_rate` would; and histogram `sum` aggregates that overflow
+    /// (not flushed). Without this an overflowing count was flushed as `inf`, and two of
+    /// opposite signs as NaN.
+    pub non_finite: u64,
 }
 
 #[derive(Debug)]
@@ -377,8 +383,13 @@ impl Aggregator {
         match &mut ctx.state {
             State::Count(sum) => {
                 for v in m.values() {
-                    *sum += v / rate;
-                    stats.samples += 1;
+                    let next = *sum + v / rate;
+                    if next.is_finite() {
+                        *sum = next;
+                        stats.samples += 1;
+                    } else {
+                        stats.non_finite += 1;
+                    }
                 }
             }
             State::Gauge(last) => {
@@ -404,8 +415,13 @@ impl Aggregator {
                         stats.samples_dropped += 1;
                         continue;
                     }
+                    let next = *weight + 1.0 / rate;
+                    if !next.is_finite() {
+                        stats.non_finite += 1;
+                        continue;
+                    }
                     samples.push(v);
-                    *weight += 1.0 / rate;
+                    *weight = next;
                     stats.samples += 1;
                 }
             }
@@ -435,6 +451,10 @@ impl Aggregator {
         let name: Arc<str> = m.name.into();
         for v in m.values() {
             let value = match m.metric_type {
+                MetricType::Count if !(v / m.sample_rate).is_finite() => {
+                    self.stats.non_finite += 1;
+                    continue;
+                }
                 MetricType::Count => MetricValue::Count(v / m.sample_rate),
                 _ => MetricValue::Gauge(v),
             };
@@ -454,7 +474,7 @@ impl Aggregator {
         for (_, bucket) in self.contexts.drain() {
             for ctx in bucket {
                 self.stats.contexts_flushed += 1;
-                flush_context(ctx, now, &self.config, &mut out);
+                flush_context(ctx, now, &self.config, &mut self.stats, &mut out);
             }
         }
         self.len = 0;
@@ -484,7 +504,13 @@ fn nearest_rank(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, n) - 1]
 }
 
-fn flush_context(ctx: Context, now: Timestamp, config: &AggregatorConfig, out: &mut Vec<Metric>) {
+fn flush_context(
+    ctx: Context,
+    now: Timestamp,
+    config: &AggregatorConfig,
+    stats: &mut AggregatorStats,
+    out: &mut Vec<Metric>,
+) {
     let Context {
         name, tags, state, ..
     } = ctx;
@@ -514,6 +540,8 @@ fn flush_context(ctx: Context, now: Timestamp, config: &AggregatorConfig, out: &
             samples.sort_unstable_by(f64::total_cmp);
             let n = samples.len() as f64;
             let sum: f64 = samples.iter().sum();
+            // The mean as Σ x/n: finite whenever the samples are (Σ x may overflow).
+            let avg: f64 = samples.iter().map(|x| x / n).sum();
             let sub = |suffix: &str, value| Metric {
                 name: format!("{name}.{suffix}").into(),
                 value,
@@ -525,7 +553,11 @@ fn flush_context(ctx: Context, now: Timestamp, config: &AggregatorConfig, out: &
                     HistogramAggregate::Max => samples[samples.len() - 1],
                     HistogramAggregate::Min => samples[0],
                     HistogramAggregate::Median => nearest_rank(&samples, 0.5),
-                    HistogramAggregate::Avg => sum / n,
+                    HistogramAggregate::Avg => avg,
+                    HistogramAggregate::Sum if !sum.is_finite() => {
+                        stats.non_finite += 1;
+                        continue;
+                    }
                     HistogramAggregate::Sum => sum,
                     HistogramAggregate::Count => {
                         out.push(sub("count", MetricValue::Count(weight)));
@@ -581,6 +613,53 @@ mod tests {
         };
         assert_eq!(values.len(), 1_000);
         assert!(values.iter().all(|v| *v == 2.0));
+    }
+
+    /// Found by the `dogstatsd` fuzz target (its "no NaN flushed" property): counts whose
+    /// `value / sample_rate` overflows were summed to `inf`, and two of opposite signs
+    /// flushed `Count(NaN)`.
+    #[test]
+    fn overflowing_counts_are_dropped_and_counted_never_flushed_as_nan() {
+        let mut agg = Aggregator::new(AggregatorConfig::default()).unwrap();
+        insert_all(
+            &mut agg,
+            b"a:1e308|c|@0.001\na:-1e308|c|@0.001\na:2|c|@0.5\nb:1e308|c|@0.001|T1700000000",
+        );
+        let stats = agg.stats();
+        assert_eq!((stats.samples, stats.non_finite), (1, 3));
+        let out = agg.flush(Timestamp::from_secs(1_700_000_010));
+        let [m] = out.as_slice() else {
+            panic!("only the finite count is flushed: {out:?}")
+        };
+        assert_eq!((m.name(), &m.value), ("a", &MetricValue::Count(4.0)));
+
+        // A running sum that would overflow keeps its last finite value.
+        let mut agg = Aggregator::new(AggregatorConfig::default()).unwrap();
+        insert_all(&mut agg, b"c:1e308|c\nc:1e308|c\nc:1|c");
+        assert_eq!((agg.stats().samples, agg.stats().non_finite), (2, 1));
+        let out = agg.flush(Timestamp::from_secs(1_700_000_010));
+        assert_eq!(out[0].value, MetricValue::Count(1e308 + 1.0));
+    }
+
+    #[test]
+    fn histogram_avg_of_huge_samples_is_finite_and_an_overflowing_sum_is_counted() {
+        let config = AggregatorConfig {
+            histogram_aggregates: vec![HistogramAggregate::Avg, HistogramAggregate::Sum],
+            histogram_percentiles: vec![],
+            ..AggregatorConfig::default()
+        };
+        let mut agg = Aggregator::new(config).unwrap();
+        insert_all(&mut agg, b"h:1e308|h\nh:1e308|h\nh:1e308|h");
+        let out = agg.flush(Timestamp::from_secs(1_700_000_010));
+        let [m] = out.as_slice() else {
+            panic!("avg only, the sum overflows: {out:?}")
+        };
+        assert_eq!(m.name(), "h.avg");
+        let MetricValue::Gauge(avg) = m.value else {
+            panic!("{m:?}")
+        };
+        assert!((avg - 1e308).abs() < 1e295, "{avg}");
+        assert_eq!(agg.stats().non_finite, 1);
     }
 
     #[test]
