@@ -379,24 +379,11 @@ async fn listen_udp(
     loop {
         let mut buf = pool.take();
         let r = tokio::select! {
-            r = sock.recv_from(&mut buf) => r,
+            r = sock.recv_from(&mut buf) => r.map(|(n, _)| n),
             _ = stopped(&mut shutdown) => break,
         };
-        match r {
-            Ok((n, _)) => {
-                intake.packets.fetch_add(1, Ordering::Relaxed);
-                if n == BUFFER_SIZE {
-                    intake.truncated.fetch_add(1, Ordering::Relaxed);
-                }
-                if !enqueue(tx, pool, intake, Packet { buf, len: n }) {
-                    break;
-                }
-            }
-            Err(e) => {
-                pool.put(buf);
-                ctx.log("WARN", "dogstatsd", &format!("recv: {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+        if !received(ctx, tx, pool, intake, buf, r, false).await {
+            break;
         }
     }
 }
@@ -415,22 +402,41 @@ async fn listen_unix(
             r = sock.socket.recv(&mut buf) => r,
             _ = stopped(&mut shutdown) => break,
         };
-        match r {
-            Ok(n) => {
-                intake.packets.fetch_add(1, Ordering::Relaxed);
+        if !received(ctx, tx, pool, intake, buf, r, true).await {
+            break;
+        }
+    }
+}
+
+/// What a listener does with one `recv` into `buf`: counts the datagram (truncated when it
+/// filled the buffer) and queues it, or logs the error and backs off 100 ms. `false` when
+/// the aggregator is gone.
+async fn received(
+    ctx: &Ctx,
+    tx: &mpsc::Sender<Packet>,
+    pool: &Pool,
+    intake: &Intake,
+    buf: Vec<u8>,
+    r: std::io::Result<usize>,
+    unix: bool,
+) -> bool {
+    match r {
+        Ok(n) => {
+            intake.packets.fetch_add(1, Ordering::Relaxed);
+            if unix {
                 intake.uds_packets.fetch_add(1, Ordering::Relaxed);
-                if n == BUFFER_SIZE {
-                    intake.truncated.fetch_add(1, Ordering::Relaxed);
-                }
-                if !enqueue(tx, pool, intake, Packet { buf, len: n }) {
-                    break;
-                }
             }
-            Err(e) => {
-                pool.put(buf);
-                ctx.log("WARN", "dogstatsd", &format!("recv (unix socket): {e}"));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            if n == BUFFER_SIZE {
+                intake.truncated.fetch_add(1, Ordering::Relaxed);
             }
+            enqueue(tx, pool, intake, Packet { buf, len: n })
+        }
+        Err(e) => {
+            pool.put(buf);
+            let on = if unix { " (unix socket)" } else { "" };
+            ctx.log("WARN", "dogstatsd", &format!("recv{on}: {e}"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            true
         }
     }
 }
