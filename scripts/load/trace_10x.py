@@ -20,7 +20,9 @@ What it does, on loopback:
      (/proc/PID/status VmRSS) and the latency of GET /health are sampled every 0.5 s into
      the CSV.
   4. Prints the figures and checks them: /health answered every time, RSS peak <= 2x
-     steady, hey sent >= 2x capacity, every request hey sent is counted by the
+     steady, with --decoder-timeout 0s hey sent >= 2x capacity (refusals are immediate),
+     otherwise (the default 1s: payloads wait for the budget, so the closed-loop hey slows
+     to what the agent takes) the goodput held, accepted >= 0.7x capacity, every request hey sent is counted by the
      agent as queued or refused, hey's 429s are the agent's refusals answered 429, and the
      trace and span books balance exactly (received = kept + sampled out + dropped;
      offered = received + refused). Exit status 1 when a check fails.
@@ -109,12 +111,21 @@ def hey_result(proc):
             secs = float(t.split()[1])
         elif t.startswith("[") and "]" in t:
             a, b = t[1:].split("]", 1)
-            n = int(b.split()[0])
             if section == "codes":
-                codes[int(a)] = codes.get(int(a), 0) + n
+                codes[int(a)] = codes.get(int(a), 0) + int(b.split()[0])
             elif section == "errors":
+                # `[count]	Put "url": what went wrong`
                 errors += int(a)
+                print(f"  hey error: {t}", file=sys.stderr)
     return {"codes": codes, "errors": errors, "secs": secs, "total": sum(codes.values()) + errors, "out": out}
+
+
+def http_metrics(api):
+    """The intake listener's connection counters (meshmon_http_*{listener="apm"})."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{api}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {l.split("{")[0]: float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+            if l.startswith("meshmon_http_") and 'listener="apm"' in l}
 
 
 def settled(api, requests):
@@ -125,7 +136,7 @@ def settled(api, requests):
         if t["requests"] >= requests and answered == t["requests"] and t["payloads"] >= t["requests_queued"]:
             return t
         time.sleep(0.1)
-    sys.exit(f"the agent's counters did not settle: {t}")
+    sys.exit(f"the agent's counters did not settle: {t}\nconnections: {http_metrics(api)}")
 
 
 class Sampler(threading.Thread):
@@ -162,6 +173,10 @@ def main():
     ap.add_argument("--hey-nice", type=int, default=-10,
                     help="nice value of hey (default -10: on a machine shared with builds the load "
                          "generator must not be starved, or it cannot offer the load)")
+    ap.add_argument("--decoder-timeout", default="1s",
+                    help="apm.decoder_timeout of the agent (default 1s, the agent's default): how "
+                         "long a payload waits for the memory budget before it is refused; 0s "
+                         "refuses at once, the most expensive case for the agent")
     ap.add_argument("--latency-budget", type=float, default=0.05,
                     help="hey connections = offered rate x this many seconds (default 0.05)")
     a = ap.parse_args()
@@ -187,7 +202,10 @@ def main():
         open(cfg, "w").write(
             f"data_dir: {work}/data\napi:\n  listen: 127.0.0.1:{api}\napm:\n  receiver_port: {apm}\n"
             "  zipkin_port: null\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 262144\n"
-            "  queue_requests: 1024\n  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\n"
+            # hey, one address, stands for the tracers of many pods: the per-client
+            # connection limit (256 by default) is lifted to the listener's.
+            f"  queue_requests: 1024\n  max_connections_per_client: 1024\n  decoder_timeout: {a.decoder_timeout}\n"
+            "  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\n"
             "store:\n  max_traces: 200\n  max_points_per_series: 20\n")
         procs = os.path.join(group, "cgroup.procs")
         agent = subprocess.Popen([a.bin, "run", "--config", cfg], stdout=subprocess.DEVNULL,
@@ -247,9 +265,17 @@ def main():
         refused = d["requests_refused_queue_full"] + d["requests_refused_memory"]
         acc04 = ra["codes"].get(200, 0)
         acc05 = d["requests_queued"] - acc04
+        accepted = d["requests_queued"] / ra["secs"]
+        waits_none = a.decoder_timeout.strip() in ("0", "0s", "0ms")
         checks = [
             ("/health answered ok every 0.5 s", not s2.failures, "; ".join(s2.failures[:3])),
-            ("load sent >= 2 x capacity (hey is closed-loop)", achieved >= 2 * capacity, f"{achieved:.0f}/s sent of {offered:.0f}/s offered"),
+            # With a decoder timeout the closed-loop hey slows to what the intake takes
+            # (requests wait instead of being refused): what must hold is the goodput.
+            # Without one, refusals are immediate and hey must get well past saturation.
+            ("load sent >= 2 x capacity (hey is closed-loop)", achieved >= 2 * capacity, f"{achieved:.0f}/s sent of {offered:.0f}/s offered")
+            if waits_none else
+            ("goodput held: accepted under overload >= 0.7 x capacity", accepted >= 0.7 * capacity,
+             f"{accepted:.0f}/s accepted, capacity {capacity:.0f}/s; {achieved:.0f}/s sent of {offered:.0f}/s offered"),
             ("RSS peak <= 2 x steady", peak <= 2 * steady, f"{peak} KiB vs {steady:.0f} KiB"),
             ("hey: every request answered", ra["errors"] + rb["errors"] == 0, f"{ra['errors']} + {rb['errors']} errors"),
             ("agent requests == hey sent", d["requests"] == ra["total"] + rb["total"], f"{d['requests']} vs {ra['total'] + rb['total']}"),
@@ -275,7 +301,8 @@ def main():
         print(f"  agent: {d['requests']} requests = {d['requests_queued']} queued + {refused} refused "
               f"({d['requests_refused_queue_full']} queue full, {d['requests_refused_memory']} memory budget; "
               f"answered 429: {d['requests_refused_answered_429']}, 200: {d['requests_refused_answered_200']}) + {d['requests_rejected']} rejected")
-        print(f"  accepted {d['requests_queued'] / ra['secs']:.0f} payloads/s under overload")
+        print(f"  accepted {accepted:.0f} payloads/s under overload (apm.decoder_timeout {a.decoder_timeout}; "
+              f"{d.get('requests_waited_for_budget', 0)} requests waited for the budget and got it)")
         print(f"  traces: offered {ra['total'] * v04.traces + rb['total'] * v05.traces} = received {d['traces_received']} "
               f"(kept {d['traces_kept']} + sampled out {d['traces_sampled_out']} + dropped {d['traces_dropped']}) + refused {d['traces_refused']}")
         print(f"  spans: received {d['spans_received']} = kept {d['spans_kept']} + sampled out {d['spans_sampled_out']} + dropped {d['spans_dropped']}")

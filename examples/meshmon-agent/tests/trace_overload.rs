@@ -12,6 +12,12 @@
 //! sent is counted by the agent as queued or refused, and every trace as kept, sampled
 //! out or dropped (refused included), exactly.
 //!
+//! The 10× test runs with `apm.decoder_timeout: 0s` (refused at once: the most expensive
+//! case for the agent, and the one where the closed-loop `hey` gets furthest past
+//! saturation); `scripts/load/trace_10x.py` runs the default (1 s) too. The wait itself is
+//! tested on its own, deterministically, by
+//! `a_payload_waits_for_the_memory_budget_up_to_the_decoder_timeout`.
+//!
 //! Needs root (cgroup v1 at `/sys/fs/cgroup/cpu`), `hey` (scripts/setup.d/agent.sh) and
 //! the trace-payloads corpus; without them it prints what it skipped, and fails under
 //! `MESHMON_REQUIRE_CORPUS=1`.
@@ -304,7 +310,7 @@ fn trace_intake_at_10x_capacity_is_shed_counted_and_bounded() {
     let cfg = write_config(
         work.path(),
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 262144\n  queue_requests: 1024\n  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\nstore:\n  max_traces: 200\n  max_points_per_series: 20\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 262144\n  decoder_timeout: 0s\n  queue_requests: 1024\n  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\nstore:\n  max_traces: 200\n  max_points_per_series: 20\n",
             work.path().join("data").display()
         ),
     );
@@ -475,4 +481,90 @@ fn trace_intake_at_10x_capacity_is_shed_counted_and_bounded() {
     assert!(worst_health < Duration::from_secs(2), "{worst_health:?}");
     assert!(agent.stop().success());
     drop(group);
+}
+
+/// Sends a request's line and headers (and `body`, possibly none of what
+/// `content_length` declares) on a new connection.
+fn start_request(addr: &str, content_length: usize, body: &[u8]) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let head = format!(
+        "PUT /v0.4/traces HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/msgpack\r\n\
+         Content-Length: {content_length}\r\nX-Datadog-Trace-Count: 0\r\n\
+         Datadog-Send-Real-Http-Status: 1\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    s
+}
+
+/// The status code of the response on `s`.
+fn status_of(s: &mut std::net::TcpStream) -> u16 {
+    use std::io::Read as _;
+    let mut buf = [0u8; 512];
+    let mut got = Vec::new();
+    while !got.windows(2).any(|w| w == b"\r\n") {
+        let k = s.read(&mut buf).unwrap();
+        assert!(k > 0, "closed before a status line: {got:?}");
+        got.extend_from_slice(&buf[..k]);
+    }
+    let line = String::from_utf8_lossy(&got);
+    line.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// `apm.decoder_timeout`: a payload that finds the memory budget spent waits for it up
+/// to the timeout (as the Datadog Agent waits for a free decoder) instead of being
+/// refused at once, and is refused (429 here, the header being sent) once it has waited
+/// that long. Payload A declares the whole budget and never sends its body, so it holds
+/// the budget until `apm.body_read_timeout` answers it 408; payload B (an empty v0.4
+/// array) comes meanwhile.
+#[test]
+fn a_payload_waits_for_the_memory_budget_up_to_the_decoder_timeout() {
+    for (decoder_timeout, body_timeout, b_status) in [("10s", "4s", 200), ("300ms", "5s", 429)] {
+        let work = TempDir::new("trace-decoder-timeout");
+        let cfg = write_config(
+            work.path(),
+            &format!(
+                "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 65536\n  decoder_timeout: {decoder_timeout}\n  body_read_timeout: {body_timeout}\ndogstatsd:\n  enabled: false\n",
+                work.path().join("data").display()
+            ),
+        );
+        let agent = Agent::start(&cfg, &[]);
+        let (api, addr) = (agent.api.clone(), agent.traces.clone().unwrap());
+        let mut a = start_request(&addr, 65536, b"");
+        wait_for(10, "A to hold the whole budget", || {
+            (n(&traces(&api), "inflight_body_kib_free") == 0).then_some(())
+        });
+        let t0 = Instant::now();
+        let mut b = start_request(&addr, 1, &[0x90]);
+        let b_got = status_of(&mut b);
+        let b_took = t0.elapsed();
+        assert_eq!(status_of(&mut a), 408, "A's body never came");
+        assert_eq!(
+            b_got, b_status,
+            "B after {b_took:?} (decoder_timeout {decoder_timeout})"
+        );
+        let t = settled(&api, 2);
+        if b_status == 200 {
+            // B waited until A's 408 freed the budget, then was decoded.
+            // (The status that showed A holding the budget is at most ~1.2 s old, so at
+            // least ~2.8 s of A's 4 s were left.)
+            assert!(b_took >= Duration::from_secs(1), "{b_took:?} {t}");
+            assert_eq!(n(&t, "requests_waited_for_budget"), 1, "{t}");
+            assert_eq!(n(&t, "requests_refused_memory"), 0, "{t}");
+            assert_eq!(n(&t, "requests_queued"), 1, "{t}");
+        } else {
+            // B waited its 300 ms, not the rest of A's 5 s, then was refused.
+            assert!(
+                b_took >= Duration::from_millis(250) && b_took < Duration::from_millis(2500),
+                "{b_took:?}"
+            );
+            assert_eq!(n(&t, "requests_waited_for_budget"), 0, "{t}");
+            assert_eq!(n(&t, "requests_refused_memory"), 1, "{t}");
+            assert_eq!(n(&t, "requests_refused_answered_429"), 1, "{t}");
+            assert_eq!(n(&t, "requests_queued"), 0, "{t}");
+        }
+        assert!(agent.stop().success());
+    }
 }

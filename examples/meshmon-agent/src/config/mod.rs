@@ -238,6 +238,11 @@ pub struct ApmConfig {
     /// once, in bytes (a declared length, or `max_body_bytes` for a chunked body);
     /// beyond it a request is refused like a full queue's (counted).
     pub max_inflight_body_bytes: usize,
+    /// How long a request waits for its share of `max_inflight_body_bytes` before it is
+    /// refused, as the Datadog Agent waits for a free decoder (`apm_config.decoder_timeout`,
+    /// 1000 ms there too); `0s` refuses at once. A waiting request holds a connection but
+    /// no memory.
+    pub decoder_timeout: Dur,
     /// How often RED stats are flushed into series.
     pub stats_flush_interval: Dur,
     /// A trace is complete after this long without a new span.
@@ -475,6 +480,7 @@ impl AgentConfig {
                 body_read_timeout: Dur::secs(30),
                 max_header_bytes: 64 << 10,
                 max_inflight_body_bytes: 256 << 20,
+                decoder_timeout: Dur::secs(1),
                 stats_flush_interval: Dur::secs(10),
                 trace_timeout: Dur::secs(5),
                 max_assembling_spans: 50_000,

@@ -469,6 +469,7 @@ pub async fn serve_with<P, F, Fut>(
                     let r = hyper::server::conn::http1::Builder::new()
                         .header_read_timeout(g.limits.header_read_timeout)
                         .max_header_size(g.limits.max_header_bytes)
+                        .max_buf_size(read_buffer_bytes(g.limits.max_header_bytes))
                         .timer(hyper_util::rt::TokioTimer::new())
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -481,6 +482,14 @@ pub async fn serve_with<P, F, Fut>(
         }
     }
     publish(&guard);
+}
+
+/// The largest read buffer of one connection: room for the request line and headers
+/// (`max_header_bytes`) plus 16 KiB of body, at least hyper's minimum of 8 KiB. hyper's
+/// default (~400 KiB) would let each idle-but-open connection grow to that, outside any
+/// budget; with this, `max_connections` connections hold at most this much each.
+fn read_buffer_bytes(max_header_bytes: usize) -> usize {
+    max_header_bytes.saturating_add(16 << 10).max(8 << 10)
 }
 
 /// The 403 of a [`Refusal`].

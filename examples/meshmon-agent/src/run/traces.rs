@@ -6,7 +6,10 @@
 //! the intake task over a bounded channel of `apm.queue_requests` requests. The hard
 //! memory budget `apm.max_inflight_body_bytes` covers every body from its first byte
 //! read until the intake has decoded it and copied what it keeps (one payload is decoded
-//! at a time). A payload that finds the queue full or the budget spent is refused
+//! at a time). A payload that finds the budget spent waits for it up to
+//! `apm.decoder_timeout` (1 s, as the Datadog Agent waits for a free decoder), so that
+//! under overload the CPU goes to decoding rather than to refusals. A payload that finds
+//! the queue full, or the budget still spent after that wait, is refused
 //! without being decoded, as the Datadog Agent refuses one ([`overload`]): 429 when the
 //! tracer sent `Datadog-Send-Real-Http-Status`, else 200 with the usual body; counted
 //! either way, so a burst costs at most the budget and the books stay exact. The
@@ -112,6 +115,9 @@ struct HttpCounters {
     rejected_not_found: AtomicU64,
     rejected_bad_body: AtomicU64,
     rejected_memory: AtomicU64,
+    /// Requests that waited for their share of the memory budget (at most
+    /// `apm.decoder_timeout`) and got it.
+    waited_for_budget: AtomicU64,
     /// Requests handed to the intake task.
     queued: AtomicU64,
     /// Requests answered 408 (body not received in time).
@@ -169,6 +175,7 @@ impl Bound {
             limit: apm.max_body_bytes,
             zipkin_only,
             body_timeout: apm.body_read_timeout.0,
+            decoder_timeout: apm.decoder_timeout.0,
             counters: counters.clone(),
             guard: Guard::new(name, limits),
             budget: budget.clone(),
@@ -235,12 +242,24 @@ async fn handle(
     // Memory for the body, from the shared budget, held until the intake has decoded it
     // and copied what it keeps: its declared length, or the largest allowed body when it
     // is chunked.
-    let Ok(budget) = l
-        .budget
-        .clone()
-        .try_acquire_many_owned(kib(declared.unwrap_or(limit).min(limit)))
-    else {
-        return Ok(refuse(Some(body), Why::Memory).await);
+    // Like the Datadog Agent's wait for a free decoder, a request waits up to
+    // `apm.decoder_timeout` for its share before it is refused: a waiting request holds a
+    // connection but no body memory and costs no CPU, so under overload the CPU goes to
+    // the payloads that are decoded instead of to refusals (a closed-loop tracer slows to
+    // what the intake takes instead of spinning on refusals).
+    let permits = kib(declared.unwrap_or(limit).min(limit));
+    let budget = match l.budget.clone().try_acquire_many_owned(permits) {
+        Ok(p) => p,
+        Err(_) => {
+            let wait = l.budget.clone().acquire_many_owned(permits);
+            match tokio::time::timeout(l.decoder_timeout, wait).await {
+                Ok(Ok(p)) => {
+                    c.waited_for_budget.fetch_add(1, Ordering::Relaxed);
+                    p
+                }
+                _ => return Ok(refuse(Some(body), Why::Memory).await),
+            }
+        }
     };
     // The whole body within `apm.body_read_timeout` (a slow-body slowloris is cut).
     let read = http_body_util::Limited::new(body, limit).collect();
@@ -315,6 +334,8 @@ struct Listener {
     limit: usize,
     zipkin_only: bool,
     body_timeout: Duration,
+    /// How long a request waits for its share of the memory budget (`apm.decoder_timeout`).
+    decoder_timeout: Duration,
     counters: Arc<HttpCounters>,
     guard: Guard,
     /// `apm.max_inflight_body_bytes` in KiB permits, shared by both listeners.
@@ -601,6 +622,7 @@ impl Intake {
                 "requests": load(&h.requests), "requests_queued": load(&h.queued),
                 "requests_refused_queue_full": refused_queue,
                 "requests_refused_memory": refused_memory,
+                "requests_waited_for_budget": load(&h.waited_for_budget),
                 "requests_refused_answered_200": load(&h.refused_answered_200),
                 "requests_refused_answered_429": load(&h.refused_answered_429),
                 "requests_rejected": load(&h.rejected_too_large) + load(&h.rejected_not_found)
@@ -668,8 +690,13 @@ impl Intake {
             ),
             (
                 "meshmon_trace_requests_rejected_memory_total",
-                "Payloads refused because apm.max_inflight_body_bytes were being read, queued or decoded.",
+                "Payloads refused because apm.max_inflight_body_bytes stayed spent for apm.decoder_timeout.",
                 refused_memory,
+            ),
+            (
+                "meshmon_trace_requests_waited_for_budget_total",
+                "Requests that waited (at most apm.decoder_timeout) for their share of apm.max_inflight_body_bytes and got it.",
+                load(&h.waited_for_budget),
             ),
             (
                 "meshmon_trace_requests_rejected_bad_body_total",
