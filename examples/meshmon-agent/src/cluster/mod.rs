@@ -20,6 +20,7 @@
 //! this replica always dispatches (`meshmon_cluster_agent_leader 1`).
 
 pub mod client;
+pub mod election;
 #[cfg(feature = "kube")]
 pub mod kube;
 pub mod server;
@@ -111,6 +112,32 @@ pub fn apply_env(
     }
     if let Some(v) = get("MESHMON_CLUSTER_AGENT_KUBE_API_URL") {
         c.kube_api_url = v.trim().to_owned();
+    }
+    // Leader election (the Datadog Cluster Agent's names).
+    if let Some(v) = get("DD_LEADER_ELECTION") {
+        c.leader_election = boolean("DD_LEADER_ELECTION", &v)?;
+    }
+    if let Some(v) = get("DD_LEADER_LEASE_DURATION") {
+        c.leader_lease_duration = dur("DD_LEADER_LEASE_DURATION", &v)?;
+    }
+    if let Some(v) = get("DD_LEADER_LEASE_NAME") {
+        c.leader_lease_name = v.trim().to_owned();
+    }
+    if let Some(v) = get("DD_KUBE_RESOURCES_NAMESPACE") {
+        c.leader_lease_namespace = v.trim().to_owned();
+    }
+    if let Some(v) = get("DD_POD_NAME").or_else(|| get("POD_NAME")) {
+        c.pod_name = v.trim().to_owned();
+    }
+    if let Some(v) = get("MESHMON_CLUSTER_AGENT_ADVERTISE_URL") {
+        c.advertise_url = v.trim().trim_end_matches('/').to_owned();
+    } else if let Some(ip) = get("DD_POD_IP").filter(|v| !v.trim().is_empty()) {
+        let ip = ip.trim();
+        c.advertise_url = if ip.contains(':') {
+            format!("http://[{ip}]:{}", c.cmd_port)
+        } else {
+            format!("http://{ip}:{}", c.cmd_port)
+        };
     }
     if let Some(v) = get("DD_EXTRA_LISTENERS") {
         c.extra_listeners = v
@@ -480,12 +507,66 @@ mod tests {
         assert_eq!(c.listen_host, "127.0.0.1", "loopback unless told");
         assert_eq!(c.node_expiration_timeout, Dur::secs(5));
         assert_eq!(c.extra_listeners, ["kube_endpoints", "kube_services"]);
-        assert!(
+        // Without the `kube` feature the API providers are reported as not built.
+        assert_eq!(
             cfg.notices
                 .iter()
-                .any(|n| n.contains("kube_endpoints") && n.contains("MESHMON_MANIFESTS"))
+                .any(|n| n.contains("kube_endpoints") && n.contains("MESHMON_MANIFESTS")),
+            !cfg!(feature = "kube")
         );
         assert!(!cfg.to_yaml().contains("0123456789abcdef"));
+        assert!(!c.leader_election, "Datadog's default: off");
+    }
+
+    /// The Deployment's leader-election environment (Datadog's names).
+    #[test]
+    fn leader_election_environment() {
+        let cfg = AgentConfig::load(
+            None,
+            &env(&[
+                ("DD_LEADER_ELECTION", "true"),
+                ("DD_LEADER_LEASE_DURATION", "15"),
+                ("DD_LEADER_LEASE_NAME", "datadog-leader-election"),
+                ("DD_KUBE_RESOURCES_NAMESPACE", "meshmon"),
+                ("POD_NAME", "ignored"),
+                ("DD_POD_NAME", "meshmon-cluster-agent-7d9-abcde"),
+                ("DD_POD_IP", "10.244.0.7"),
+                ("DD_CLUSTER_AGENT_CMD_PORT", "5006"),
+            ]),
+        )
+        .unwrap();
+        let c = &cfg.cluster_agent;
+        assert!(c.leader_election);
+        assert_eq!(c.leader_lease_duration, Dur::secs(15));
+        assert_eq!(c.leader_lease_name, "datadog-leader-election");
+        assert_eq!(c.leader_lease_namespace, "meshmon");
+        assert_eq!(c.pod_name, "meshmon-cluster-agent-7d9-abcde");
+        assert_eq!(c.advertise_url, "http://10.244.0.7:5006");
+        let cfg = AgentConfig::load(
+            None,
+            &env(&[
+                ("DD_POD_IP", "fd00::7"),
+                (
+                    "MESHMON_CLUSTER_AGENT_ADVERTISE_URL",
+                    "http://ca.meshmon.svc:5005/",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.cluster_agent.advertise_url,
+            "http://ca.meshmon.svc:5005"
+        );
+        let cfg = AgentConfig::load(None, &env(&[("DD_POD_IP", "fd00::7")])).unwrap();
+        assert_eq!(cfg.cluster_agent.advertise_url, "http://[fd00::7]:5005");
+        let e = AgentConfig::load(None, &env(&[("DD_LEADER_LEASE_DURATION", "0.5")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cluster_agent.leader_lease_duration"),
+            "{e}"
+        );
+        let e = AgentConfig::load(None, &env(&[("DD_LEADER_ELECTION", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("DD_LEADER_ELECTION"), "{e}");
     }
 
     #[test]
