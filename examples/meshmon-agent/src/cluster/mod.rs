@@ -16,13 +16,24 @@
 //! | tick | | the dispatcher (expiry and re-dispatch every second) |
 //! | api | the listener on `cluster_agent.listen_host:cmd_port` | the dispatcher |
 //!
-//! Single replica: with the file provider there is no Lease to elect a leader with, so
-//! this replica always dispatches (`meshmon_cluster_agent_leader 1`).
+//! | election (feature `kube`, `cluster_agent.leader_election`) | the Lease | the API server; the role in the shared state |
+//!
+//! Two replicas: with the Kubernetes API provider and `DD_LEADER_ELECTION=true` the
+//! replicas elect a leader through a `coordination.k8s.io/v1` Lease ([`election`],
+//! [`lease`]). Only the leader dispatches; a follower forwards the node agents' requests to
+//! the URL the leader advertises in the Lease's `meshmon.io/leader-url` annotation, or
+//! answers `503` with `Retry-After` when no leader is known. A new leader starts a fresh
+//! dispatcher whose warm-up (`cluster_agent.warmup_duration`) begins at the takeover:
+//! node agents keep what they run until they have all reported. With the file provider
+//! (no API server) there is no Lease: election is off and the single replica always
+//! dispatches (`meshmon_cluster_agent_leader 1`).
 
 pub mod client;
 pub mod election;
 #[cfg(feature = "kube")]
 pub mod kube;
+#[cfg(feature = "kube")]
+pub mod lease;
 pub mod server;
 pub mod wire;
 
@@ -201,7 +212,37 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         .with_warmup(ca.warmup_duration.0)
         .with_max_configs(ca.max_configs);
     let now = clock.now();
-    let dispatcher = Dispatcher::new(opts, now).context("cluster_agent")?;
+    let dispatcher = Dispatcher::new(opts.clone(), now).context("cluster_agent")?;
+    let ad = &cfg.autodiscovery;
+    let kube_listed = ad
+        .extra_config_providers
+        .iter()
+        .any(|p| p.starts_with("kube_"));
+    // Manifest files given (MESHMON_MANIFESTS) are where the objects come from, even with
+    // the seed's `kube_*` provider names: the cluster agent then runs with no API server.
+    let use_kube = cfg!(feature = "kube") && kube_listed && ad.manifests.is_empty();
+    if cfg!(feature = "kube") && kube_listed && !use_kube {
+        log(
+            &*clock,
+            "INFO",
+            "MESHMON_MANIFESTS is set: the objects are read from the manifest files, \
+             not the Kubernetes API",
+        );
+    }
+    let elect = ca.leader_election && use_kube;
+    if ca.leader_election && !use_kube {
+        log(
+            &*clock,
+            "WARN",
+            "leader election (DD_LEADER_ELECTION) needs the Kubernetes API provider: \
+             with the file provider this replica always leads; run a single replica",
+        );
+    }
+    let identity = if ca.pod_name.is_empty() {
+        machine_hostname()
+    } else {
+        ca.pod_name.clone()
+    };
     let state = Arc::new(server::ClusterState {
         dispatcher: Mutex::new(dispatcher),
         token: ca.auth_token.clone(),
@@ -216,6 +257,33 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         too_large: AtomicU64::new(0),
         read_timeouts: AtomicU64::new(0),
         requests: Mutex::default(),
+        election: server::Election {
+            enabled: elect,
+            identity: identity.clone(),
+            opts,
+            view: Mutex::new(server::LeaderView {
+                leader: !elect,
+                leader_identity: if elect {
+                    String::new()
+                } else {
+                    identity.clone()
+                },
+                leader_since: (!elect).then(|| now.as_secs_f64()),
+                configs_ready: !elect,
+                ..server::LeaderView::default()
+            }),
+            last_configs: Mutex::default(),
+            forward_timeout: ca.request_timeout.0,
+            forward_max_response: ca.max_response_bytes,
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
+            forwarded: Mutex::default(),
+            no_leader: AtomicU64::new(0),
+            lease_errors: AtomicU64::new(0),
+            lease_conflicts: AtomicU64::new(0),
+            became_leader: AtomicU64::new(0),
+            warm_dispatched: std::sync::atomic::AtomicBool::new(false),
+        },
     });
     let bind = format!("{}:{}", ca.listen_host, ca.cmd_port);
     let listener = tokio::net::TcpListener::bind(&bind)
@@ -231,14 +299,8 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     )));
 
     // The provider: the manifest files, expanded for every node.
-    let ad = &cfg.autodiscovery;
     let filter = ContainerFilter::new(&ad.container_include, &ad.container_exclude)
         .context("autodiscovery.container_exclude")?;
-    let use_kube = cfg!(feature = "kube")
-        && ad
-            .extra_config_providers
-            .iter()
-            .any(|p| p.starts_with("kube_"));
     let provider: Provider = if use_kube {
         kube_provider(&ca.kube_api_url, filter, clock.clone()).await?
     } else {
@@ -276,6 +338,9 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
                     _ = stopped(&mut rx) => return,
                     _ = tokio::time::sleep(every) => {}
                 }
+                if !st.is_leader() {
+                    continue;
+                }
                 let now = st.clock.now();
                 let out = match st.dispatcher.lock() {
                     Ok(mut d) => d.tick(now),
@@ -297,6 +362,26 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
                 }
             }
         }));
+    }
+    if elect {
+        let url = if !ca.advertise_url.is_empty() {
+            ca.advertise_url.clone()
+        } else if addr.ip().is_unspecified() {
+            log(
+                &*clock,
+                "WARN",
+                "listening on every address and no cluster_agent.advertise_url \
+                 (MESHMON_CLUSTER_AGENT_ADVERTISE_URL, DD_POD_IP): followers forward to the host name",
+            );
+            format!("http://{identity}:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        handles.push(
+            start_election(&ca, &identity, &url, state.clone(), rx.clone())
+                .await
+                .context("starting leader election")?,
+        );
     }
     log(&*clock, "INFO", &format!("API on http://{addr}"));
     Ok(RunningClusterAgent {
@@ -343,6 +428,51 @@ impl Provider {
     }
 }
 
+fn machine_hostname() -> String {
+    for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim();
+            if !s.is_empty() {
+                return s.to_owned();
+            }
+        }
+    }
+    "localhost".into()
+}
+
+#[cfg(feature = "kube")]
+async fn start_election(
+    ca: &crate::config::ClusterAgentConfig,
+    identity: &str,
+    url: &str,
+    st: Arc<server::ClusterState>,
+    rx: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let client = kube::client_as(&ca.kube_api_url, Some(identity)).await?;
+    let ns = lease::namespace(&ca.leader_lease_namespace);
+    let lock = lease::LeaseLock::new(client, &ns, &ca.leader_lease_name);
+    st.log(
+        "INFO",
+        &format!(
+            "leader election: lease {}, identity {identity}, advertising {url}, lease duration {:?}",
+            lock.what, ca.leader_lease_duration.0
+        ),
+    );
+    let e = election::Elector::new(identity, url, ca.leader_lease_duration.0);
+    Ok(tokio::spawn(lease::run(lock, e, st, rx)))
+}
+
+#[cfg(not(feature = "kube"))]
+async fn start_election(
+    _ca: &crate::config::ClusterAgentConfig,
+    _identity: &str,
+    _url: &str,
+    _st: Arc<server::ClusterState>,
+    _rx: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    anyhow::bail!("leader election needs the `kube` cargo feature")
+}
+
 #[cfg(feature = "kube")]
 async fn kube_provider(
     url: &str,
@@ -367,34 +497,53 @@ async fn kube_provider(
     anyhow::bail!("the Kubernetes API provider needs the `kube` cargo feature")
 }
 
+fn log_set(
+    st: &server::ClusterState,
+    n: usize,
+    out: &meshmon_core::autodiscovery::dispatch::SetOutcome,
+) {
+    if out.added + out.removed > 0 {
+        log(
+            &*st.clock,
+            "INFO",
+            &format!(
+                "configs: {n} ({} added, {} removed)",
+                out.added, out.removed
+            ),
+        );
+    }
+    if out.dropped_by_limit > 0 {
+        log(
+            &*st.clock,
+            "WARN",
+            &format!(
+                "{} configs over cluster_agent.max_configs dropped",
+                out.dropped_by_limit
+            ),
+        );
+    }
+}
+
 async fn provider_pass(st: &server::ClusterState, provider: &Provider) {
     let now = st.clock.now();
     match provider.collect().await {
         Ok(configs) => {
             let n = configs.len();
-            let out = match st.dispatcher.lock() {
-                Ok(mut d) => d.set_configs(now, configs),
-                Err(_) => return,
-            };
-            if out.added + out.removed > 0 {
-                log(
-                    &*st.clock,
-                    "INFO",
-                    &format!(
-                        "configs: {n} ({} added, {} removed)",
-                        out.added, out.removed
-                    ),
-                );
+            if st.election.enabled
+                && let Ok(mut last) = st.election.last_configs.lock()
+            {
+                *last = Some(configs.clone());
             }
-            if out.dropped_by_limit > 0 {
-                log(
-                    &*st.clock,
-                    "WARN",
-                    &format!(
-                        "{} configs over cluster_agent.max_configs dropped",
-                        out.dropped_by_limit
-                    ),
-                );
+            // A follower only keeps them, for the moment it leads.
+            if st.is_leader() {
+                let out = match st.dispatcher.lock() {
+                    Ok(mut d) => d.set_configs(now, configs),
+                    Err(_) => return,
+                };
+                if let Ok(mut v) = st.election.view.lock() {
+                    v.configs_ready = true;
+                }
+                log_set(st, n, &out);
             }
             if let Ok(mut p) = st.provider.lock() {
                 p.configs = n;
