@@ -687,12 +687,21 @@ fn cluster_agent_dispatches_across_network_namespaces() {
 
 /// `meshmon-agent cluster-agent` on loopback (no namespaces needed): its address.
 fn start_loopback(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Arc<Mutex<String>>) {
-    let cfg = dir.join("ca.yaml");
-    std::fs::write(
-        &cfg,
+    start_loopback_cfg(
+        dir,
         "cluster_agent:\n  cmd_port: 0\n  max_body_bytes: 1024\n  read_timeout: 1s\n  warmup_duration: 0s\nautodiscovery:\n  poll_interval: 1s\n",
+        env,
     )
-    .unwrap();
+}
+
+/// [`start_loopback`] with this config file.
+fn start_loopback_cfg(
+    dir: &Path,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> (Child, String, Arc<Mutex<String>>) {
+    let cfg = dir.join("ca.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
     let mut child = Command::new(BIN)
         .args(["cluster-agent", "--config"])
         .arg(&cfg)
@@ -857,6 +866,7 @@ fn cluster_agent_api_auth_limits_and_protocol() {
         "meshmon_cluster_agent_cluster_checks 6",
         "meshmon_cluster_agent_endpoints_unassigned 1",
         "meshmon_cluster_agent_leader 1",
+        "meshmon_http_header_read_timeouts_total{listener=\"cluster_agent\"} 1",
         "meshmon_cluster_agent_became_leader_total 0",
         "meshmon_cluster_agent_lease_errors_total 0",
     ] {
@@ -873,6 +883,124 @@ fn cluster_agent_api_auth_limits_and_protocol() {
         "{}",
         log.lock().unwrap()
     );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cluster agent's listener runs under the agent's connection guard: one connection
+/// over `cluster_agent.max_connections` is answered 503 and closed, slowloris clients are
+/// cut after `cluster_agent.read_timeout` (and free their places), headers over
+/// `cluster_agent.max_header_bytes` get 431, browser requests from elsewhere 403, all
+/// counted in `/metrics` with `listener="cluster_agent"`.
+#[test]
+fn cluster_agent_listener_is_guarded() {
+    let dir = std::env::temp_dir().join(format!("meshmon-ca-guard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, ca, log) = start_loopback_cfg(
+        &dir,
+        "cluster_agent:\n  cmd_port: 0\n  read_timeout: 1s\n  max_connections: 3\n  max_connections_per_client: 3\n  max_header_bytes: 2048\n",
+        &[
+            ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+            ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+        ],
+    );
+    let ca = ca.as_str();
+    // Three slowloris clients take every place: headers started, never finished.
+    let opened = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(ca).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fourth connection is refused at once.
+    let (code, body) = http(ca, "GET", "/health", None, "");
+    assert_eq!((code, body.trim()), (503, "too many connections"));
+    // The slow ones are cut after the header timeout (1 s), not served.
+    for s in &mut slow {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(
+            !String::from_utf8_lossy(&buf[..n]).contains("200 OK"),
+            "a slowloris client was served"
+        );
+    }
+    let cut = opened.elapsed();
+    assert!(
+        cut >= Duration::from_millis(800) && cut < Duration::from_secs(5),
+        "slow headers cut after {cut:?}"
+    );
+    // Their places are free again (a poll racing the slots' release is refused too).
+    let mut refused = 1;
+    wait_for(
+        5,
+        "served again once the slow clients are cut",
+        || match http(ca, "GET", "/health", None, "").0 {
+            200 => Some(()),
+            code => {
+                refused += usize::from(code == 503);
+                None
+            }
+        },
+    );
+    // Headers over max_header_bytes: 431.
+    let mut s = TcpStream::connect(ca).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(4096)
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
+    // A browser page of another site is refused before the token is even looked at.
+    for header in ["Origin: http://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let mut s = TcpStream::connect(ca).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /api/v1/clusterchecks HTTP/1.1\r\nHost: {ca}\r\n{header}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let resp = String::from_utf8_lossy(&resp);
+        assert!(resp.starts_with("HTTP/1.1 403"), "{header}: {resp}");
+    }
+    // Its own origin is served.
+    let mut s = TcpStream::connect(ca).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: {ca}\r\nOrigin: http://{ca}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 200"));
+    let (_, metrics) = http(ca, "GET", "/metrics", Some(TOKEN), "");
+    let rejected =
+        format!("meshmon_http_connections_rejected_total{{listener=\"cluster_agent\"}} {refused}");
+    for want in [
+        "meshmon_http_header_read_timeouts_total{listener=\"cluster_agent\"} 3",
+        "meshmon_http_requests_header_too_large_total{listener=\"cluster_agent\"} 1",
+        "meshmon_http_requests_cross_origin_total{listener=\"cluster_agent\"} 2",
+        rejected.as_str(),
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want} not in\n{metrics}\n{}",
+            log.lock().unwrap()
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

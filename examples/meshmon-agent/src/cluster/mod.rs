@@ -257,6 +257,15 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         too_large: AtomicU64::new(0),
         read_timeouts: AtomicU64::new(0),
         requests: Mutex::default(),
+        guard: crate::http::guard::Guard::new(
+            "cluster_agent",
+            crate::http::guard::Limits::new(
+                ca.max_connections,
+                ca.read_timeout.0,
+                ca.max_header_bytes,
+            )
+            .per_client(ca.max_connections_per_client),
+        ),
         election: server::Election {
             enabled: elect,
             identity: identity.clone(),

@@ -14,6 +14,13 @@
 //! header is 401, a wrong token 403; both are counted. The token is compared in constant
 //! time. Headers must arrive within `cluster_agent.read_timeout` (and the body too), the
 //! body is at most `cluster_agent.max_body_bytes` (413 beyond, counted).
+//!
+//! The listener runs under the agent's connection guard ([`crate::http::guard`], listener
+//! label `cluster_agent`): at most `cluster_agent.max_connections` connections at once and
+//! `cluster_agent.max_connections_per_client` from one address (503 and closed beyond),
+//! headers cut after `cluster_agent.read_timeout` (slowloris), at most
+//! `cluster_agent.max_header_bytes` of them (431), browser requests from another site or
+//! origin refused (403); the guard's counters are in `/metrics` (`meshmon_http_*`).
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -74,6 +81,8 @@ pub struct ClusterState {
     pub(crate) too_large: AtomicU64,
     pub(crate) read_timeouts: AtomicU64,
     pub(crate) requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    /// The listener's connection guard (its counters are rendered in `/metrics`).
+    pub(crate) guard: crate::http::guard::Guard,
     /// Leader election and forwarding ([`super::election`]).
     pub(crate) election: Election,
 }
@@ -728,6 +737,12 @@ impl ClusterState {
             }
         }
         out.push_str(&extra);
+        for (name, kind, help, v) in self.guard.samples() {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{listener=\"{}\"}} {v}\n",
+                self.guard.name
+            ));
+        }
         reply(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
@@ -779,6 +794,7 @@ impl ClusterState {
             }
             Err(_) => {
                 self.read_timeouts.fetch_add(1, Ordering::Relaxed);
+                self.guard.body_timed_out();
                 return Ok(error(
                     StatusCode::REQUEST_TIMEOUT,
                     "body not received in time",
@@ -798,31 +814,22 @@ impl ClusterState {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` flips.
+/// Serves the API on `listener` under the state's connection guard until `shutdown`
+/// flips. The guard's counters are read live by `/metrics`, so nothing is published.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<ClusterState>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = shutdown.changed() => break,
-            r = listener.accept() => {
-                let Ok((stream, _peer)) = r else { continue };
-                let st = state.clone();
-                tokio::spawn(async move {
-                    let timeout = st.read_timeout;
-                    let svc = hyper::service::service_fn(move |req| st.clone().handle(req));
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .header_read_timeout(timeout)
-                        .max_buf_size(64 << 10)
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-                    let _ = conn.await;
-                });
-            }
-        }
-    }
+    let guard = state.guard.clone();
+    crate::http::guard::serve_with(
+        listener,
+        guard,
+        |_| {},
+        move |req| state.clone().handle(req),
+        shutdown,
+    )
+    .await;
 }
 
 #[cfg(test)]

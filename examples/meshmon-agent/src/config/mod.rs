@@ -398,6 +398,13 @@ pub struct ClusterAgentConfig {
     pub max_response_bytes: usize,
     /// Server: time allowed to read a request's headers and body.
     pub read_timeout: Dur,
+    /// Server: connections served at once; one more is answered 503 and closed (counted).
+    pub max_connections: usize,
+    /// Server: connections served at once from one peer address (a follower forwarding
+    /// for many node agents is one peer); one more is answered 503 and closed (counted).
+    pub max_connections_per_client: usize,
+    /// Server: largest request line + headers in bytes; beyond it 431 (counted).
+    pub max_header_bytes: usize,
     /// Server, feature `kube`: elect one leader among the replicas through a
     /// `coordination.k8s.io/v1` Lease (`DD_LEADER_ELECTION`); off, or with the file
     /// provider, this replica is the leader.
@@ -552,6 +559,9 @@ impl AgentConfig {
                 max_body_bytes: 1 << 20,
                 max_response_bytes: 16 << 20,
                 read_timeout: Dur::secs(10),
+                max_connections: 1024,
+                max_connections_per_client: 256,
+                max_header_bytes: 64 << 10,
                 leader_election: false,
                 leader_lease_duration: Dur::secs(60),
                 leader_lease_name: "meshmon-leader-election".into(),
@@ -684,6 +694,18 @@ impl AgentConfig {
             ("store.max_traces", self.store.max_traces),
             ("store.max_spans_per_trace", self.store.max_spans_per_trace),
             ("cluster_agent.max_configs", self.cluster_agent.max_configs),
+            (
+                "cluster_agent.max_connections",
+                self.cluster_agent.max_connections,
+            ),
+            (
+                "cluster_agent.max_connections_per_client",
+                self.cluster_agent.max_connections_per_client,
+            ),
+            (
+                "cluster_agent.max_header_bytes",
+                self.cluster_agent.max_header_bytes,
+            ),
             (
                 "cluster_agent.max_body_bytes",
                 self.cluster_agent.max_body_bytes,
