@@ -36,6 +36,7 @@ use meshmon_core::autodiscovery::CheckConfig;
 use meshmon_core::autodiscovery::dispatch::{DispatchOptions, Dispatcher};
 use serde_json::{Value, json};
 
+#[cfg(feature = "kube")]
 use super::election::Role;
 use super::wire::{ConfigResponse, NodeStatus, StatusResponse, WireConfig};
 use crate::run::Clock;
@@ -224,6 +225,8 @@ impl ClusterState {
         })
     }
 
+    /// Logs one line to stderr as the rest of the cluster agent does.
+    #[cfg(feature = "kube")]
     pub(crate) fn log(&self, level: &str, msg: &str) {
         eprintln!(
             "{} {level:<5} cluster-agent: {msg}",
@@ -232,6 +235,7 @@ impl ClusterState {
     }
 
     /// Counts a Lease error or conflict.
+    #[cfg(feature = "kube")]
     pub(crate) fn lease_event(&self, kind: &str) {
         let c = if kind == "conflict" {
             &self.election.lease_conflicts
@@ -244,6 +248,7 @@ impl ClusterState {
     /// Records the election's outcome at `now`. Becoming leader starts a fresh dispatcher
     /// whose warm-up begins now (nothing moves until node agents have reported), holding
     /// the provider's last configs.
+    #[cfg(feature = "kube")]
     pub(crate) fn set_role(&self, role: Role, transitions: u32, now: Timestamp) {
         let Ok(mut v) = self.election.view.lock() else {
             return;
