@@ -687,12 +687,21 @@ fn cluster_agent_dispatches_across_network_namespaces() {
 
 /// `meshmon-agent cluster-agent` on loopback (no namespaces needed): its address.
 fn start_loopback(dir: &Path, env: &[(&str, &str)]) -> (Child, String, Arc<Mutex<String>>) {
-    let cfg = dir.join("ca.yaml");
-    std::fs::write(
-        &cfg,
+    start_loopback_cfg(
+        dir,
         "cluster_agent:\n  cmd_port: 0\n  max_body_bytes: 1024\n  read_timeout: 1s\n  warmup_duration: 0s\nautodiscovery:\n  poll_interval: 1s\n",
+        env,
     )
-    .unwrap();
+}
+
+/// [`start_loopback`] with this config file.
+fn start_loopback_cfg(
+    dir: &Path,
+    yaml: &str,
+    env: &[(&str, &str)],
+) -> (Child, String, Arc<Mutex<String>>) {
+    let cfg = dir.join("ca.yaml");
+    std::fs::write(&cfg, yaml).unwrap();
     let mut child = Command::new(BIN)
         .args(["cluster-agent", "--config"])
         .arg(&cfg)
@@ -754,6 +763,9 @@ fn cluster_agent_api_auth_limits_and_protocol() {
             ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
             ("DD_CLUSTER_CHECKS_ENABLED", "true"),
             ("MESHMON_MANIFESTS", &mf_s),
+            // With the file provider there is no Lease: asking for election changes
+            // nothing, this single replica leads (checked in /metrics below).
+            ("DD_LEADER_ELECTION", "true"),
         ],
     );
     assert!(
@@ -853,6 +865,135 @@ fn cluster_agent_api_auth_limits_and_protocol() {
         "meshmon_cluster_agent_nodes 1",
         "meshmon_cluster_agent_cluster_checks 6",
         "meshmon_cluster_agent_endpoints_unassigned 1",
+        "meshmon_cluster_agent_leader 1",
+        "meshmon_http_header_read_timeouts_total{listener=\"cluster_agent\"} 1",
+        "meshmon_cluster_agent_became_leader_total 0",
+        "meshmon_cluster_agent_lease_errors_total 0",
+    ] {
+        assert!(
+            metrics.contains(want),
+            "{want} not in\n{metrics}\n{}",
+            log.lock().unwrap()
+        );
+    }
+    assert!(
+        log.lock()
+            .unwrap()
+            .contains("leader election (DD_LEADER_ELECTION) needs the Kubernetes API provider"),
+        "{}",
+        log.lock().unwrap()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The cluster agent's listener runs under the agent's connection guard: one connection
+/// over `cluster_agent.max_connections` is answered 503 and closed, slowloris clients are
+/// cut after `cluster_agent.read_timeout` (and free their places), headers over
+/// `cluster_agent.max_header_bytes` get 431, browser requests from elsewhere 403, all
+/// counted in `/metrics` with `listener="cluster_agent"`.
+#[test]
+fn cluster_agent_listener_is_guarded() {
+    let dir = std::env::temp_dir().join(format!("meshmon-ca-guard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut child, ca, log) = start_loopback_cfg(
+        &dir,
+        "cluster_agent:\n  cmd_port: 0\n  read_timeout: 1s\n  max_connections: 3\n  max_connections_per_client: 3\n  max_header_bytes: 2048\n",
+        &[
+            ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+            ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+        ],
+    );
+    let ca = ca.as_str();
+    // Three slowloris clients take every place: headers started, never finished.
+    let opened = Instant::now();
+    let mut slow: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(ca).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    // The fourth connection is refused at once.
+    let (code, body) = http(ca, "GET", "/health", None, "");
+    assert_eq!((code, body.trim()), (503, "too many connections"));
+    // The slow ones are cut after the header timeout (1 s), not served.
+    for s in &mut slow {
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert!(
+            !String::from_utf8_lossy(&buf[..n]).contains("200 OK"),
+            "a slowloris client was served"
+        );
+    }
+    let cut = opened.elapsed();
+    assert!(
+        cut >= Duration::from_millis(800) && cut < Duration::from_secs(5),
+        "slow headers cut after {cut:?}"
+    );
+    // Their places are free again (a poll racing the slots' release is refused too).
+    let mut refused = 1;
+    wait_for(
+        5,
+        "served again once the slow clients are cut",
+        || match http(ca, "GET", "/health", None, "").0 {
+            200 => Some(()),
+            code => {
+                refused += usize::from(code == 503);
+                None
+            }
+        },
+    );
+    // Headers over max_header_bytes: 431.
+    let mut s = TcpStream::connect(ca).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(4096)
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 431"), "{resp}");
+    // A browser page of another site is refused before the token is even looked at.
+    for header in ["Origin: http://evil.example", "Sec-Fetch-Site: cross-site"] {
+        let mut s = TcpStream::connect(ca).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /api/v1/clusterchecks HTTP/1.1\r\nHost: {ca}\r\n{header}\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = Vec::new();
+        let _ = s.read_to_end(&mut resp);
+        let resp = String::from_utf8_lossy(&resp);
+        assert!(resp.starts_with("HTTP/1.1 403"), "{header}: {resp}");
+    }
+    // Its own origin is served.
+    let mut s = TcpStream::connect(ca).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET /health HTTP/1.1\r\nHost: {ca}\r\nOrigin: http://{ca}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(String::from_utf8_lossy(&resp).starts_with("HTTP/1.1 200"));
+    let (_, metrics) = http(ca, "GET", "/metrics", Some(TOKEN), "");
+    let rejected =
+        format!("meshmon_http_connections_rejected_total{{listener=\"cluster_agent\"}} {refused}");
+    for want in [
+        "meshmon_http_header_read_timeouts_total{listener=\"cluster_agent\"} 3",
+        "meshmon_http_requests_header_too_large_total{listener=\"cluster_agent\"} 1",
+        "meshmon_http_requests_cross_origin_total{listener=\"cluster_agent\"} 2",
+        rejected.as_str(),
     ] {
         assert!(
             metrics.contains(want),
@@ -886,7 +1027,24 @@ mod kube_api {
     struct ApiServer {
         addr: String,
         world: Arc<Mutex<(u64, BTreeMap<&'static str, Resource>)>>,
+        leases: Arc<Mutex<Leases>>,
+        /// Signalled when a Lease GET waits at the start barrier.
+        barrier: Arc<std::sync::Condvar>,
     }
+
+    /// The coordination.k8s.io/v1 Leases, and what was asked of them.
+    #[derive(Default)]
+    struct Leases {
+        objects: BTreeMap<String, Value>,
+        /// (method, answer code) of every Lease request.
+        log: Vec<(String, u16)>,
+        /// GETs of a missing Lease held until this many replicas (told apart by their
+        /// `User-Agent`) are waiting: the 409 race.
+        hold_first_gets: usize,
+        waiting: BTreeSet<String>,
+    }
+
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/";
 
     const SERVICES: &str = "/api/v1/services";
     const ENDPOINTS: &str = "/api/v1/endpoints";
@@ -924,6 +1082,8 @@ mod kube_api {
             let srv = ApiServer {
                 addr,
                 world: Arc::new(Mutex::new((1000, m))),
+                leases: Arc::default(),
+                barrier: Arc::default(),
             };
             let s2 = srv.clone();
             std::thread::spawn(move || {
@@ -948,6 +1108,43 @@ mod kube_api {
             let head = String::from_utf8_lossy(&head).to_string();
             let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
             let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            if path.starts_with(LEASES) && path.contains("/leases") {
+                let method = head.split(' ').next().unwrap_or("GET").to_owned();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                let mut body = vec![0u8; len];
+                if c.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let agent = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("user-agent")
+                            .then(|| v.trim().to_owned())
+                    })
+                    .unwrap_or_default();
+                let (code, answer) = self.lease(&method, path, &body, &agent);
+                let reason = match code {
+                    200 => "OK",
+                    201 => "Created",
+                    404 => "Not Found",
+                    409 => "Conflict",
+                    _ => "Bad Request",
+                };
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {code} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                return;
+            }
             let watch = query
                 .split('&')
                 .any(|kv| kv == "watch=true" || kv == "watch=1");
@@ -1002,6 +1199,104 @@ mod kube_api {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                 }
             }
+        }
+
+        /// One Lease request: `GET`/`PUT` on `.../leases/{name}`, `POST` on `.../leases`.
+        /// A `PUT` whose `metadata.resourceVersion` is not the stored one is `409
+        /// Conflict`, as is a `POST` of an existing name.
+        fn lease(&self, method: &str, path: &str, body: &[u8], agent: &str) -> (u16, String) {
+            let status = |code: u16, reason: &str, msg: &str| {
+                (
+                    code,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": msg, "reason": reason, "code": code})
+                    .to_string(),
+                )
+            };
+            let mut l = self.leases.lock().unwrap();
+            let sent: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let (code, answer) = match method {
+                "GET" => {
+                    if !l.objects.contains_key(path) && l.hold_first_gets > 0 {
+                        // Hold both replicas' first reads so both see no Lease and race
+                        // to create it.
+                        l.waiting.insert(agent.to_owned());
+                        self.barrier.notify_all();
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while l.waiting.len() < l.hold_first_gets && Instant::now() < deadline {
+                            l = self
+                                .barrier
+                                .wait_timeout(l, Duration::from_millis(50))
+                                .unwrap()
+                                .0;
+                        }
+                        l.hold_first_gets = 0;
+                        self.barrier.notify_all();
+                    }
+                    match l.objects.get(path) {
+                        Some(o) => (200, o.to_string()),
+                        None => status(404, "NotFound", "leases.coordination.k8s.io not found"),
+                    }
+                }
+                "POST" => {
+                    let name = sent["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                    let key = format!("{}/{name}", path.trim_end_matches('/'));
+                    match l.objects.entry(key) {
+                        std::collections::btree_map::Entry::Occupied(_) => status(
+                            409,
+                            "AlreadyExists",
+                            "leases.coordination.k8s.io already exists",
+                        ),
+                        std::collections::btree_map::Entry::Vacant(v) => {
+                            let o = self.stamp(sent, path);
+                            v.insert(o.clone());
+                            (201, o.to_string())
+                        }
+                    }
+                }
+                "PUT" => {
+                    let stored_rv = l
+                        .objects
+                        .get(path)
+                        .map(|o| o["metadata"]["resourceVersion"].clone());
+                    match stored_rv {
+                        None => status(404, "NotFound", "leases.coordination.k8s.io not found"),
+                        Some(rv) if rv != sent["metadata"]["resourceVersion"] => status(
+                            409,
+                            "Conflict",
+                            "Operation cannot be fulfilled on leases.coordination.k8s.io: the object has been modified; please apply your changes to the latest version and try again",
+                        ),
+                        Some(_) => {
+                            let o = self.stamp(sent, path);
+                            l.objects.insert(path.to_owned(), o.clone());
+                            (200, o.to_string())
+                        }
+                    }
+                }
+                _ => status(405, "MethodNotAllowed", "method not allowed"),
+            };
+            l.log.push((method.to_owned(), code));
+            (code, answer)
+        }
+
+        /// A new resourceVersion (from the same counter as every other object).
+        fn stamp(&self, mut o: Value, path: &str) -> Value {
+            let mut w = self.world.lock().unwrap();
+            w.0 += 1;
+            o["metadata"]["resourceVersion"] = json!(w.0.to_string());
+            o["metadata"]["namespace"] = json!(
+                path.strip_prefix(LEASES)
+                    .and_then(|p| p.split('/').next())
+                    .unwrap_or("")
+            );
+            o["kind"] = json!("Lease");
+            o["apiVersion"] = json!("coordination.k8s.io/v1");
+            o
+        }
+
+        fn lease_object(&self, ns: &str, name: &str) -> Option<Value> {
+            let key = format!("{LEASES}{ns}/leases/{name}");
+            self.leases.lock().unwrap().objects.get(&key).cloned()
         }
 
         /// Applies one change and sends it to the open watches.
@@ -1286,5 +1581,527 @@ mod kube_api {
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `http` that reports a failed connection instead of panicking.
+    fn try_http(addr: &str, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        try_http_head(addr, method, path, body).map(|(code, _, body)| (code, body))
+    }
+
+    /// [`try_http`], also returning the response head (status line and headers).
+    fn try_http_head(
+        addr: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Option<(u16, String, String)> {
+        let mut s = TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).ok()?;
+        let text = String::from_utf8_lossy(&resp).to_string();
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split(' ').nth(1)?.parse().ok()?;
+        Some((code, head.to_ascii_lowercase(), body.to_owned()))
+    }
+
+    /// A replica process, killed when dropped (also when the test fails).
+    struct Replica(Child);
+
+    impl Drop for Replica {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// What a simulated node agent held after one poll.
+    #[derive(Clone, Debug)]
+    struct Sample {
+        /// Seconds since the epoch.
+        at: f64,
+        cluster: BTreeSet<String>,
+        endpoints: BTreeSet<String>,
+        /// A failed request's status (0: no connection).
+        error: Option<u16>,
+    }
+
+    fn epoch() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    }
+
+    fn ids(body: &str) -> Option<(i64, BTreeSet<String>)> {
+        let v: Value = serde_json::from_str(body).ok()?;
+        let set = v["configs"]
+            .as_array()?
+            .iter()
+            .filter_map(|c| c["service_id"].as_str().map(str::to_owned))
+            .collect();
+        Some((v["last_change"].as_i64().unwrap_or(0), set))
+    }
+
+    /// A node agent speaking the node side's protocol (`src/cluster/client.rs`): heartbeat,
+    /// fetch when not up to date, keep what it holds when a request fails (the grace).
+    fn node_sim(
+        ca: String,
+        node: &'static str,
+        stop: Arc<AtomicBool>,
+    ) -> std::thread::JoinHandle<Vec<Sample>> {
+        std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let (mut last_change, mut cluster, mut endpoints) =
+                (0i64, BTreeSet::new(), BTreeSet::new());
+            while !stop.load(Ordering::Relaxed) {
+                let mut error = None;
+                let status = format!("{{\"last_change\": {last_change}}}");
+                match try_http(
+                    &ca,
+                    "POST",
+                    &format!("/api/v1/clusterchecks/status/{node}"),
+                    &status,
+                ) {
+                    Some((200, b)) => {
+                        let up: Value = serde_json::from_str(&b).unwrap_or(Value::Null);
+                        if up["isuptodate"] == Value::Bool(false) {
+                            match try_http(
+                                &ca,
+                                "GET",
+                                &format!("/api/v1/clusterchecks/configs/{node}"),
+                                "",
+                            ) {
+                                Some((200, b)) => {
+                                    if let Some((lc, set)) = ids(&b) {
+                                        last_change = lc;
+                                        cluster = set;
+                                    }
+                                }
+                                r => error = Some(r.map_or(0, |r| r.0)),
+                            }
+                        }
+                    }
+                    r => error = Some(r.map_or(0, |r| r.0)),
+                }
+                match try_http(
+                    &ca,
+                    "GET",
+                    &format!("/api/v1/endpointschecks/configs/{node}"),
+                    "",
+                ) {
+                    Some((200, b)) => {
+                        if let Some((_, set)) = ids(&b) {
+                            endpoints = set;
+                        }
+                    }
+                    r => error = error.or(Some(r.map_or(0, |r| r.0))),
+                }
+                out.push(Sample {
+                    at: epoch(),
+                    cluster: cluster.clone(),
+                    endpoints: endpoints.clone(),
+                    error,
+                });
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            out
+        })
+    }
+
+    fn metric(ca: &str, name: &str) -> Option<f64> {
+        let (code, body) = try_http(ca, "GET", "/metrics", "")?;
+        if code != 200 {
+            return None;
+        }
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn leader_of(ca: &str) -> Option<String> {
+        let (_, body) = try_http(ca, "GET", "/metrics", "")?;
+        let l = body
+            .lines()
+            .find(|l| l.starts_with("meshmon_cluster_agent_leader_info{"))?;
+        let v = l.split("leader=\"").nth(1)?.split('"').next()?;
+        (!v.is_empty()).then(|| v.to_owned())
+    }
+
+    /// Service `mesh-{i}` with a cluster check (no node): `kube_service://…`.
+    fn cluster_service(i: u32) -> Value {
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": format!("mesh-{i}"), "namespace": "istio-system", "uid": format!("svc-uid-{i}"),
+                         "annotations": {
+                             "ad.datadoghq.com/service.check_names": "[\"istio\"]",
+                             "ad.datadoghq.com/service.init_configs": "[{}]",
+                             "ad.datadoghq.com/service.instances": "[{\"istio_mesh_endpoint\": \"http://%%host%%:15090/stats/prometheus\"}]"}},
+            "spec": {"clusterIP": format!("10.96.9.{i}"), "type": "ClusterIP",
+                     "ports": [{"name": "http-monitoring", "port": 15090, "protocol": "TCP", "targetPort": 15090}]}
+        })
+    }
+
+    /// A replica that finds a valid Lease held by another replica which advertises no URL
+    /// follows it, dispatches nothing and answers the node agents' calls `503` with
+    /// `Retry-After` ("retry, keep your configs"), not an empty list; a request another
+    /// replica already forwarded is never forwarded again.
+    #[test]
+    fn a_follower_that_knows_no_leader_url_tells_node_agents_to_retry() {
+        let api = ApiServer::start();
+        api.apply(SERVICES, "ADDED", cluster_service(1));
+        let now = serde_json::to_value(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            k8s_openapi::jiff::Timestamp::now(),
+        ))
+        .unwrap();
+        let key = format!("{LEASES}meshmon/leases/meshmon-leader-election");
+        api.leases.lock().unwrap().objects.insert(
+            key,
+            json!({
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "meshmon-leader-election", "namespace": "meshmon",
+                             "resourceVersion": "7"},
+                "spec": {"holderIdentity": "replica-elsewhere", "leaseDurationSeconds": 60,
+                         "acquireTime": now, "renewTime": now, "leaseTransitions": 3}
+            }),
+        );
+        let dir = std::env::temp_dir().join(format!("meshmon-noleader-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("http://{}", api.addr);
+        let (c, ca, log) = start_loopback(
+            &dir,
+            &[
+                ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+                ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+                ("DD_EXTRA_CONFIG_PROVIDERS", "kube_services"),
+                ("MESHMON_CLUSTER_AGENT_KUBE_API_URL", &url),
+                ("DD_LEADER_ELECTION", "true"),
+                ("DD_KUBE_RESOURCES_NAMESPACE", "meshmon"),
+                ("DD_POD_NAME", "replica-here"),
+            ],
+        );
+        let _replica = Replica(c);
+        wait_for(10, "following replica-elsewhere", || {
+            (leader_of(&ca).as_deref() == Some("replica-elsewhere")).then_some(())
+        });
+        assert_eq!(metric(&ca, "meshmon_cluster_agent_leader"), Some(0.0));
+        for (method, path, body) in [
+            (
+                "POST",
+                "/api/v1/clusterchecks/status/node-a",
+                "{\"last_change\": 0}",
+            ),
+            ("GET", "/api/v1/clusterchecks/configs/node-a", ""),
+            ("GET", "/api/v1/endpointschecks/configs/node-a", ""),
+        ] {
+            let (code, head, text) = try_http_head(&ca, method, path, body).unwrap();
+            assert_eq!(code, 503, "{path}: {head}\n{text}");
+            assert!(head.contains("\r\nretry-after: "), "{head}");
+            assert!(text.contains("no cluster agent leader known"), "{text}");
+        }
+        assert_eq!(
+            metric(&ca, "meshmon_cluster_agent_no_leader_total"),
+            Some(3.0)
+        );
+        assert_eq!(
+            metric(&ca, "meshmon_cluster_agent_dispatched_total"),
+            Some(0.0),
+            "a follower dispatches nothing"
+        );
+        // The Lease is left to its holder: only reads.
+        {
+            let l = api.leases.lock().unwrap();
+            assert!(l.log.iter().all(|(m, _)| m == "GET"), "{:?}", l.log);
+        }
+        let lease = api
+            .lease_object("meshmon", "meshmon-leader-election")
+            .unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], json!("replica-elsewhere"));
+        assert!(
+            log.lock().unwrap().contains("no leader known")
+                || log.lock().unwrap().contains("following replica-elsewhere"),
+            "{}",
+            log.lock().unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Two cluster-agent replicas elect a leader through the Lease: both start at once
+    /// (the stand-in holds their first reads so both try to create the Lease: one 201,
+    /// one 409), the follower forwards node agents to the leader, the leader is killed
+    /// (SIGKILL, no release) and the follower takes over within the lease duration plus a
+    /// renew period, waits its warm-up before moving anything, and node agents keep their
+    /// configs throughout.
+    #[test]
+    fn two_replicas_elect_one_leader_forward_and_hand_over() {
+        const LEASE_S: f64 = 2.0;
+        const WARMUP_S: f64 = 2.0;
+        let api = ApiServer::start();
+        api.leases.lock().unwrap().hold_first_gets = 2;
+        api.apply(SERVICES, "ADDED", istiod_service("http-monitoring"));
+        api.apply(
+            ENDPOINTS,
+            "ADDED",
+            istiod_endpoints(
+                &[("10.244.1.5", "node-a"), ("10.244.2.6", "node-b")],
+                &[],
+                "http-monitoring",
+            ),
+        );
+        for i in 1..=4 {
+            api.apply(SERVICES, "ADDED", cluster_service(i));
+        }
+        let url = format!("http://{}", api.addr);
+        let base = std::env::temp_dir().join(format!("meshmon-lease-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let start = |id: &'static str| {
+            let dir = base.join(id);
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = url.clone();
+            std::thread::spawn(move || {
+                start_loopback(
+                    &dir,
+                    &[
+                        ("DD_CLUSTER_AGENT_AUTH_TOKEN", TOKEN),
+                        ("DD_CLUSTER_CHECKS_ENABLED", "true"),
+                        ("DD_EXTRA_CONFIG_PROVIDERS", "kube_endpoints kube_services"),
+                        ("MESHMON_CLUSTER_AGENT_KUBE_API_URL", &url),
+                        ("DD_LEADER_ELECTION", "true"),
+                        ("DD_LEADER_LEASE_DURATION", "2"),
+                        ("DD_KUBE_RESOURCES_NAMESPACE", "meshmon"),
+                        ("DD_POD_NAME", id),
+                        ("DD_CLUSTER_CHECKS_WARMUP_DURATION", "2s"),
+                        ("DD_CLUSTER_CHECKS_NODE_EXPIRATION_TIMEOUT", "10s"),
+                    ],
+                )
+            })
+        };
+        let (a, b) = (start("replica-a"), start("replica-b"));
+        let mut replicas: BTreeMap<String, (Replica, String, Arc<Mutex<String>>)> = BTreeMap::new();
+        for (id, h) in [("replica-a", a), ("replica-b", b)] {
+            let (c, addr, log) = h.join().unwrap();
+            replicas.insert(id.into(), (Replica(c), addr, log));
+        }
+        let logs = |r: &BTreeMap<String, (Replica, String, Arc<Mutex<String>>)>| {
+            r.iter()
+                .map(|(k, v)| format!("--- {k} ---\n{}", v.2.lock().unwrap()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let addr = |id: &str| replicas[id].1.clone();
+
+        // Exactly one leader; the other follows it.
+        let (leader, follower) = wait_for(10, "one leader", || {
+            let la = metric(&addr("replica-a"), "meshmon_cluster_agent_leader")?;
+            let lb = metric(&addr("replica-b"), "meshmon_cluster_agent_leader")?;
+            let (l, f) = match (la, lb) {
+                (1.0, 0.0) => ("replica-a", "replica-b"),
+                (0.0, 1.0) => ("replica-b", "replica-a"),
+                _ => return None,
+            };
+            (leader_of(&addr(f)).as_deref() == Some(l)).then_some((l.to_owned(), f.to_owned()))
+        });
+        let (la, fa) = (addr(&leader), addr(&follower));
+        {
+            let l = api.leases.lock().unwrap();
+            let posts: Vec<u16> = l
+                .log
+                .iter()
+                .filter(|(m, _)| m == "POST")
+                .map(|(_, c)| *c)
+                .collect();
+            assert_eq!(
+                posts.iter().filter(|c| **c == 201).count(),
+                1,
+                "{:?}",
+                l.log
+            );
+            assert_eq!(
+                posts.iter().filter(|c| **c == 409).count(),
+                1,
+                "both raced to create: {:?}",
+                l.log
+            );
+        }
+        assert!(metric(&fa, "meshmon_cluster_agent_lease_conflicts_total").unwrap() >= 1.0);
+        let lease = api
+            .lease_object("meshmon", "meshmon-leader-election")
+            .unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], json!(leader), "{lease}");
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], json!(2));
+        assert_eq!(lease["spec"]["leaseTransitions"], json!(0));
+        assert_eq!(
+            lease["metadata"]["annotations"]["meshmon.io/leader-url"],
+            json!(format!("http://{la}"))
+        );
+        assert_eq!(
+            try_http(&fa, "GET", "/health", "").map(|r| r.0),
+            Some(200),
+            "/health on the follower"
+        );
+
+        // Node agents polling the follower get what the leader dispatches.
+        let stop = Arc::new(AtomicBool::new(false));
+        let sims: Vec<_> = ["node-a", "node-b", "node-c"]
+            .into_iter()
+            .map(|n| (n, node_sim(fa.clone(), n, stop.clone())))
+            .collect();
+        let all: BTreeSet<String> = (1..=4)
+            .map(|i| format!("kube_service://istio-system/mesh-{i}"))
+            .collect();
+        let spread = |ca: &str| -> Option<BTreeMap<String, BTreeSet<String>>> {
+            let mut m = BTreeMap::new();
+            for n in ["node-a", "node-b", "node-c"] {
+                let (code, body) =
+                    try_http(ca, "GET", &format!("/api/v1/clusterchecks/configs/{n}"), "")?;
+                if code != 200 {
+                    return None;
+                }
+                m.insert(n.to_owned(), ids(&body)?.1);
+            }
+            let union: BTreeSet<String> = m.values().flatten().cloned().collect();
+            let total: usize = m.values().map(BTreeSet::len).sum();
+            (union == all && total == all.len() && m.values().all(|s| !s.is_empty())).then_some(m)
+        };
+        let via_follower = wait_for(15, "cluster checks spread over the three nodes", || {
+            spread(&fa)
+        });
+        assert_eq!(
+            spread(&la).as_ref(),
+            Some(&via_follower),
+            "the follower answers what the leader dispatched"
+        );
+        let ep_f = try_http(&fa, "GET", "/api/v1/endpointschecks/configs/node-a", "").unwrap();
+        let ep_l = try_http(&la, "GET", "/api/v1/endpointschecks/configs/node-a", "").unwrap();
+        assert_eq!(ep_f, ep_l);
+        assert_eq!(ids(&ep_f.1).unwrap().1.len(), 1, "{}", ep_f.1);
+        let text = try_http(&fa, "GET", "/metrics", "").unwrap().1;
+        assert!(
+            text.contains("meshmon_cluster_agent_forwarded_total{code=\"200\"}"),
+            "{text}"
+        );
+        // Let every node hold its configs before the handover.
+        std::thread::sleep(Duration::from_millis(800));
+
+        // The leader dies without releasing the lease.
+        let killed = Instant::now();
+        let killed_at = epoch();
+        {
+            let c = &mut replicas.get_mut(&leader).unwrap().0.0;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // The lease still names the dead leader (it expires up to 2 s from now): the
+        // follower cannot forward and tells the node agent to retry, not "no configs".
+        let (code, head, body) =
+            try_http_head(&fa, "GET", "/api/v1/clusterchecks/configs/node-a", "").unwrap();
+        assert_eq!(code, 503, "{head}\n{body}");
+        assert!(head.contains("\r\nretry-after: "), "{head}");
+        assert!(
+            body.contains(&format!("the leader {leader}")) && body.contains("retry later"),
+            "{body}"
+        );
+        let (took_over, dispatched_at_takeover, warming) =
+            wait_for(10, "the follower takes over", || {
+                (metric(&fa, "meshmon_cluster_agent_leader")? == 1.0).then(|| {
+                    (
+                        killed.elapsed(),
+                        metric(&fa, "meshmon_cluster_agent_dispatched_total").unwrap_or(-1.0),
+                        metric(&fa, "meshmon_cluster_agent_warming_up").unwrap_or(-1.0),
+                    )
+                })
+            });
+        // When it became leader, by its clock (the system clock, as the test's).
+        let st = get_json(&fa, "/api/v1/clusterchecks", Some(TOKEN));
+        let warm_end = st["election"]["leader_since"].as_f64().unwrap() + WARMUP_S;
+        assert!(
+            st["warmup"].as_bool().unwrap() || epoch() >= warm_end,
+            "{st}"
+        );
+        eprintln!(
+            "takeover {:.2} s after the leader was killed (lease {LEASE_S} s)",
+            took_over.as_secs_f64()
+        );
+        assert!(
+            took_over.as_secs_f64() <= LEASE_S + LEASE_S / 3.0 + 1.5,
+            "takeover took {took_over:?}\n{}",
+            logs(&replicas)
+        );
+        assert_eq!(warming, 1.0, "a new leader warms up");
+        assert_eq!(
+            dispatched_at_takeover, 0.0,
+            "nothing dispatched at the takeover"
+        );
+        let lease = api
+            .lease_object("meshmon", "meshmon-leader-election")
+            .unwrap();
+        assert_eq!(lease["spec"]["holderIdentity"], json!(follower), "{lease}");
+        assert_eq!(lease["spec"]["leaseTransitions"], json!(1), "{lease}");
+        assert_eq!(
+            metric(&fa, "meshmon_cluster_agent_leader_transitions"),
+            Some(1.0)
+        );
+        // During the warm-up nothing moves…
+        std::thread::sleep(Duration::from_secs_f64(WARMUP_S * 0.6));
+        if epoch() < warm_end - 0.1 {
+            assert_eq!(
+                metric(&fa, "meshmon_cluster_agent_dispatched_total"),
+                Some(0.0)
+            );
+        }
+        // …then the cluster checks are dispatched again over the nodes that reported.
+        let after = wait_for(15, "the checks re-dispatched by the new leader", || {
+            spread(&fa)
+        });
+        assert!(metric(&fa, "meshmon_cluster_agent_dispatched_total").unwrap() >= all.len() as f64);
+        assert_eq!(metric(&fa, "meshmon_cluster_agent_warming_up"), Some(0.0));
+        std::thread::sleep(Duration::from_millis(800));
+        stop.store(true, Ordering::Relaxed);
+
+        // What the node agents held: after their first configs, never nothing; nothing
+        // changed during the warm-up; at the end what the new leader dispatched.
+        let mut errors = 0;
+        for (n, h) in sims {
+            let samples = h.join().unwrap();
+            errors += samples.iter().filter(|s| s.error.is_some()).count();
+            let first = samples
+                .iter()
+                .position(|s| !s.cluster.is_empty())
+                .unwrap_or_else(|| panic!("{n} never got a cluster check"));
+            for s in &samples[first..] {
+                assert!(
+                    !s.cluster.is_empty(),
+                    "{n} lost its cluster checks: {samples:?}"
+                );
+                if n != "node-c" {
+                    assert_eq!(
+                        s.endpoints.len(),
+                        1,
+                        "{n} lost its endpoints check: {samples:?}"
+                    );
+                }
+            }
+            let before: Vec<&Sample> = samples.iter().filter(|s| s.at < killed_at).collect();
+            let held = &before.last().unwrap().cluster;
+            for s in samples
+                .iter()
+                .filter(|s| s.at > killed_at && s.at < warm_end)
+            {
+                assert_eq!(
+                    &s.cluster, held,
+                    "{n} changed during the handover or the warm-up"
+                );
+            }
+            assert_eq!(&samples.last().unwrap().cluster, &after[n], "{n}");
+        }
+        eprintln!("node polls that failed during the handover (kept their configs): {errors}");
+        drop(replicas);
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

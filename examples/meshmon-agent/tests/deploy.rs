@@ -26,7 +26,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{
     Container, EnvVar, Namespace, PodTemplateSpec, Secret, Service, ServiceAccount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use meshmon_agent::config::{AgentConfig, ENV_VARS};
 use serde::Serialize;
@@ -48,6 +48,8 @@ enum Object {
     Deployment(Box<Deployment>),
     ClusterRole(Box<ClusterRole>),
     ClusterRoleBinding(Box<ClusterRoleBinding>),
+    Role(Box<Role>),
+    RoleBinding(Box<RoleBinding>),
 }
 
 /// Paths where `typed` (the object serialised back) differs from `original`: a key that
@@ -104,6 +106,8 @@ fn typed(doc: &Value) -> Result<Object, String> {
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => {
             Object::ClusterRoleBinding(round_trip(doc)?)
         }
+        ("rbac.authorization.k8s.io/v1", "Role") => Object::Role(round_trip(doc)?),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => Object::RoleBinding(round_trip(doc)?),
         _ => {
             return Err(format!(
                 "apiVersion {api:?} kind {kind:?} is not expected here"
@@ -173,6 +177,8 @@ struct Manifests {
     accounts: Vec<ServiceAccount>,
     roles: Vec<ClusterRole>,
     bindings: Vec<ClusterRoleBinding>,
+    ns_roles: Vec<Role>,
+    ns_bindings: Vec<RoleBinding>,
     namespaces: Vec<Namespace>,
 }
 
@@ -187,6 +193,8 @@ fn manifests() -> Manifests {
         accounts: Vec::new(),
         roles: Vec::new(),
         bindings: Vec::new(),
+        ns_roles: Vec::new(),
+        ns_bindings: Vec::new(),
         namespaces: Vec::new(),
     };
     for (_, o) in objects() {
@@ -198,6 +206,8 @@ fn manifests() -> Manifests {
             Object::ServiceAccount(s) => m.accounts.push(*s),
             Object::ClusterRole(r) => m.roles.push(*r),
             Object::ClusterRoleBinding(b) => m.bindings.push(*b),
+            Object::Role(r) => m.ns_roles.push(*r),
+            Object::RoleBinding(b) => m.ns_bindings.push(*b),
             Object::Namespace(n) => m.namespaces.push(*n),
         }
     }
@@ -265,9 +275,11 @@ fn every_manifest_parses_into_the_kubernetes_types() {
             Object::Deployment(_) => "Deployment",
             Object::ClusterRole(_) => "ClusterRole",
             Object::ClusterRoleBinding(_) => "ClusterRoleBinding",
+            Object::Role(_) => "Role",
+            Object::RoleBinding(_) => "RoleBinding",
         })
         .collect();
-    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    assert_eq!(kinds.len(), 10, "{kinds:?}");
     // The round trip does catch a field the API does not know, at any depth…
     let mut doc = documents(&deploy_dir().join("agent.yaml")).remove(0);
     doc["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = serde_json::json!({});
@@ -514,7 +526,44 @@ fn secret_token_is_long_enough_and_references_resolve() {
             assert!(allows("meshmon-cluster-agent", res, verb), "{res} {verb}");
         }
     }
-    assert!(allows("meshmon-cluster-agent", "leases", "update"));
+    // Leader election: Leases in the cluster agent's namespace only (a Role bound to its
+    // ServiceAccount), not cluster-wide.
+    assert!(!allows("meshmon-cluster-agent", "leases", "update"));
+    let ns = m.namespaces[0].metadata.name.clone().unwrap();
+    let binding = m
+        .ns_bindings
+        .iter()
+        .find(|b| {
+            b.subjects.iter().flatten().any(|s| {
+                s.kind == "ServiceAccount"
+                    && s.name == "meshmon-cluster-agent"
+                    && s.namespace.as_deref() == Some(ns.as_str())
+            })
+        })
+        .expect("a RoleBinding for the cluster agent's ServiceAccount");
+    assert_eq!(binding.metadata.namespace.as_deref(), Some(ns.as_str()));
+    assert_eq!(binding.role_ref.kind, "Role");
+    let role = m
+        .ns_roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(binding.role_ref.name.as_str()))
+        .expect("the bound Role exists");
+    assert_eq!(role.metadata.namespace.as_deref(), Some(ns.as_str()));
+    for verb in ["get", "create", "update"] {
+        assert!(
+            role.rules.iter().flatten().any(|r| {
+                r.api_groups
+                    .iter()
+                    .flatten()
+                    .any(|g| g == "coordination.k8s.io")
+                    && r.resources.iter().flatten().any(|x| x == "leases")
+                    && r.verbs.iter().any(|v| v == verb)
+            }),
+            "leases {verb}"
+        );
+    }
+    // Two replicas, electing a leader through that Lease.
+    assert_eq!(m.deployment.spec.replicas, Some(2));
     // Everything namespaced is in the one namespace the manifests create.
     let ns = m.namespaces[0].metadata.name.clone().unwrap();
     for (what, n) in [

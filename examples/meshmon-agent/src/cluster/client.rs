@@ -9,7 +9,9 @@
 //! Both are polled by discovery every `autodiscovery.poll_interval` (10 s, Datadog's
 //! `ad_config_poll_interval`). When the cluster agent is unreachable (or refuses the
 //! token) a provider keeps returning its last configs for `cluster_agent.grace_period`,
-//! then returns none, so its checks are unscheduled. Its state (`connected`, `grace`,
+//! then returns none, so its checks are unscheduled. A `503` (a cluster-agent follower
+//! that knows no leader yet, or a new leader still reading the cluster) is the same:
+//! retry at the next poll, keep the last configs (error kind `unavailable`). Its state (`connected`, `grace`,
 //! `unscheduled`) is in `status` (component `cluster_agent.<provider>`) and `/metrics`
 //! (`meshmon_cluster_client_state`, `meshmon_cluster_client_errors_total`).
 
@@ -194,6 +196,17 @@ impl ClusterProvider {
                 return Err(fail(
                     "unauthorized",
                     format!("{method} {url}: {status} (check DD_CLUSTER_AGENT_AUTH_TOKEN)"),
+                ));
+            }
+            if status == hyper::StatusCode::SERVICE_UNAVAILABLE {
+                // No leader known yet, or a new leader still reading the cluster: retry at
+                // the next poll, keeping the configs held (within the grace period).
+                return Err(fail(
+                    "unavailable",
+                    format!(
+                        "{method} {url}: 503, retry later (no cluster agent leader yet?): {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    ),
                 ));
             }
             if !status.is_success() {

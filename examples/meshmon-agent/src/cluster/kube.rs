@@ -95,6 +95,30 @@ where
     (store, task)
 }
 
+/// A client of the API server at `api_url` (plain HTTP, no credentials); empty: the
+/// in-cluster service account or `~/.kube/config`.
+pub async fn client(api_url: &str) -> anyhow::Result<kube::Client> {
+    client_as(api_url, None).await
+}
+
+/// [`client`], sending `User-Agent: meshmon-cluster-agent/<version> (<identity>)` (so the
+/// API server's audit log, and the tests' stand-in, tell the replicas apart).
+pub async fn client_as(api_url: &str, identity: Option<&str>) -> anyhow::Result<kube::Client> {
+    let mut config = if api_url.is_empty() {
+        kube::Config::infer().await?
+    } else {
+        let uri: hyper::Uri = api_url.parse()?;
+        kube::Config::new(uri)
+    };
+    if let Some(id) = identity {
+        let ua = format!("meshmon-cluster-agent/{} ({id})", env!("CARGO_PKG_VERSION"));
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&ua) {
+            config.headers.push((hyper::header::USER_AGENT, v));
+        }
+    }
+    Ok(kube::Client::try_from(config)?)
+}
+
 impl KubeProvider {
     /// Starts the watches against `api_url` (empty: in-cluster / kubeconfig).
     pub async fn start(
@@ -102,12 +126,7 @@ impl KubeProvider {
         filter: ContainerFilter,
         log: Arc<dyn Fn(String) + Send + Sync>,
     ) -> anyhow::Result<Self> {
-        let client = if api_url.is_empty() {
-            kube::Client::try_default().await?
-        } else {
-            let uri: hyper::Uri = api_url.parse()?;
-            kube::Client::try_from(kube::Config::new(uri))?
-        };
+        let client = client(api_url).await?;
         let stats = Arc::new(WatchStats::default());
         let (services, a) = spawn_reflector::<Service>(client.clone(), stats.clone(), log.clone());
         let (endpoints, b) =

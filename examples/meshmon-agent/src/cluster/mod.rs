@@ -16,12 +16,24 @@
 //! | tick | | the dispatcher (expiry and re-dispatch every second) |
 //! | api | the listener on `cluster_agent.listen_host:cmd_port` | the dispatcher |
 //!
-//! Single replica: with the file provider there is no Lease to elect a leader with, so
-//! this replica always dispatches (`meshmon_cluster_agent_leader 1`).
+//! | election (feature `kube`, `cluster_agent.leader_election`) | the Lease | the API server; the role in the shared state |
+//!
+//! Two replicas: with the Kubernetes API provider and `DD_LEADER_ELECTION=true` the
+//! replicas elect a leader through a `coordination.k8s.io/v1` Lease ([`election`],
+//! [`lease`]). Only the leader dispatches; a follower forwards the node agents' requests to
+//! the URL the leader advertises in the Lease's `meshmon.io/leader-url` annotation, or
+//! answers `503` with `Retry-After` when no leader is known. A new leader starts a fresh
+//! dispatcher whose warm-up (`cluster_agent.warmup_duration`) begins at the takeover:
+//! node agents keep what they run until they have all reported. With the file provider
+//! (no API server) there is no Lease: election is off and the single replica always
+//! dispatches (`meshmon_cluster_agent_leader 1`).
 
 pub mod client;
+pub mod election;
 #[cfg(feature = "kube")]
 pub mod kube;
+#[cfg(feature = "kube")]
+pub mod lease;
 pub mod server;
 pub mod wire;
 
@@ -112,6 +124,32 @@ pub fn apply_env(
     if let Some(v) = get("MESHMON_CLUSTER_AGENT_KUBE_API_URL") {
         c.kube_api_url = v.trim().to_owned();
     }
+    // Leader election (the Datadog Cluster Agent's names).
+    if let Some(v) = get("DD_LEADER_ELECTION") {
+        c.leader_election = boolean("DD_LEADER_ELECTION", &v)?;
+    }
+    if let Some(v) = get("DD_LEADER_LEASE_DURATION") {
+        c.leader_lease_duration = dur("DD_LEADER_LEASE_DURATION", &v)?;
+    }
+    if let Some(v) = get("DD_LEADER_LEASE_NAME") {
+        c.leader_lease_name = v.trim().to_owned();
+    }
+    if let Some(v) = get("DD_KUBE_RESOURCES_NAMESPACE") {
+        c.leader_lease_namespace = v.trim().to_owned();
+    }
+    if let Some(v) = get("DD_POD_NAME").or_else(|| get("POD_NAME")) {
+        c.pod_name = v.trim().to_owned();
+    }
+    if let Some(v) = get("MESHMON_CLUSTER_AGENT_ADVERTISE_URL") {
+        c.advertise_url = v.trim().trim_end_matches('/').to_owned();
+    } else if let Some(ip) = get("DD_POD_IP").filter(|v| !v.trim().is_empty()) {
+        let ip = ip.trim();
+        c.advertise_url = if ip.contains(':') {
+            format!("http://[{ip}]:{}", c.cmd_port)
+        } else {
+            format!("http://{ip}:{}", c.cmd_port)
+        };
+    }
     if let Some(v) = get("DD_EXTRA_LISTENERS") {
         c.extra_listeners = v
             .split(|ch: char| ch.is_whitespace() || ch == ',')
@@ -174,7 +212,37 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         .with_warmup(ca.warmup_duration.0)
         .with_max_configs(ca.max_configs);
     let now = clock.now();
-    let dispatcher = Dispatcher::new(opts, now).context("cluster_agent")?;
+    let dispatcher = Dispatcher::new(opts.clone(), now).context("cluster_agent")?;
+    let ad = &cfg.autodiscovery;
+    let kube_listed = ad
+        .extra_config_providers
+        .iter()
+        .any(|p| p.starts_with("kube_"));
+    // Manifest files given (MESHMON_MANIFESTS) are where the objects come from, even with
+    // the seed's `kube_*` provider names: the cluster agent then runs with no API server.
+    let use_kube = cfg!(feature = "kube") && kube_listed && ad.manifests.is_empty();
+    if cfg!(feature = "kube") && kube_listed && !use_kube {
+        log(
+            &*clock,
+            "INFO",
+            "MESHMON_MANIFESTS is set: the objects are read from the manifest files, \
+             not the Kubernetes API",
+        );
+    }
+    let elect = ca.leader_election && use_kube;
+    if ca.leader_election && !use_kube {
+        log(
+            &*clock,
+            "WARN",
+            "leader election (DD_LEADER_ELECTION) needs the Kubernetes API provider: \
+             with the file provider this replica always leads; run a single replica",
+        );
+    }
+    let identity = if ca.pod_name.is_empty() {
+        machine_hostname()
+    } else {
+        ca.pod_name.clone()
+    };
     let state = Arc::new(server::ClusterState {
         dispatcher: Mutex::new(dispatcher),
         token: ca.auth_token.clone(),
@@ -189,6 +257,42 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         too_large: AtomicU64::new(0),
         read_timeouts: AtomicU64::new(0),
         requests: Mutex::default(),
+        guard: crate::http::guard::Guard::new(
+            "cluster_agent",
+            crate::http::guard::Limits::new(
+                ca.max_connections,
+                ca.read_timeout.0,
+                ca.max_header_bytes,
+            )
+            .per_client(ca.max_connections_per_client),
+        ),
+        election: server::Election {
+            enabled: elect,
+            identity: identity.clone(),
+            opts,
+            view: Mutex::new(server::LeaderView {
+                leader: !elect,
+                leader_identity: if elect {
+                    String::new()
+                } else {
+                    identity.clone()
+                },
+                leader_since: (!elect).then(|| now.as_secs_f64()),
+                configs_ready: !elect,
+                ..server::LeaderView::default()
+            }),
+            last_configs: Mutex::default(),
+            forward_timeout: ca.request_timeout.0,
+            forward_max_response: ca.max_response_bytes,
+            http: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http(),
+            forwarded: Mutex::default(),
+            no_leader: AtomicU64::new(0),
+            lease_errors: AtomicU64::new(0),
+            lease_conflicts: AtomicU64::new(0),
+            became_leader: AtomicU64::new(0),
+            warm_dispatched: std::sync::atomic::AtomicBool::new(false),
+        },
     });
     let bind = format!("{}:{}", ca.listen_host, ca.cmd_port);
     let listener = tokio::net::TcpListener::bind(&bind)
@@ -204,14 +308,8 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
     )));
 
     // The provider: the manifest files, expanded for every node.
-    let ad = &cfg.autodiscovery;
     let filter = ContainerFilter::new(&ad.container_include, &ad.container_exclude)
         .context("autodiscovery.container_exclude")?;
-    let use_kube = cfg!(feature = "kube")
-        && ad
-            .extra_config_providers
-            .iter()
-            .any(|p| p.starts_with("kube_"));
     let provider: Provider = if use_kube {
         kube_provider(&ca.kube_api_url, filter, clock.clone()).await?
     } else {
@@ -249,6 +347,9 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
                     _ = stopped(&mut rx) => return,
                     _ = tokio::time::sleep(every) => {}
                 }
+                if !st.is_leader() {
+                    continue;
+                }
                 let now = st.clock.now();
                 let out = match st.dispatcher.lock() {
                     Ok(mut d) => d.tick(now),
@@ -270,6 +371,26 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
                 }
             }
         }));
+    }
+    if elect {
+        let url = if !ca.advertise_url.is_empty() {
+            ca.advertise_url.clone()
+        } else if addr.ip().is_unspecified() {
+            log(
+                &*clock,
+                "WARN",
+                "listening on every address and no cluster_agent.advertise_url \
+                 (MESHMON_CLUSTER_AGENT_ADVERTISE_URL, DD_POD_IP): followers forward to the host name",
+            );
+            format!("http://{identity}:{}", addr.port())
+        } else {
+            format!("http://{addr}")
+        };
+        handles.push(
+            start_election(&ca, &identity, &url, state.clone(), rx.clone())
+                .await
+                .context("starting leader election")?,
+        );
     }
     log(&*clock, "INFO", &format!("API on http://{addr}"));
     Ok(RunningClusterAgent {
@@ -316,6 +437,51 @@ impl Provider {
     }
 }
 
+fn machine_hostname() -> String {
+    for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            let s = s.trim();
+            if !s.is_empty() {
+                return s.to_owned();
+            }
+        }
+    }
+    "localhost".into()
+}
+
+#[cfg(feature = "kube")]
+async fn start_election(
+    ca: &crate::config::ClusterAgentConfig,
+    identity: &str,
+    url: &str,
+    st: Arc<server::ClusterState>,
+    rx: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    let client = kube::client_as(&ca.kube_api_url, Some(identity)).await?;
+    let ns = lease::namespace(&ca.leader_lease_namespace);
+    let lock = lease::LeaseLock::new(client, &ns, &ca.leader_lease_name);
+    st.log(
+        "INFO",
+        &format!(
+            "leader election: lease {}, identity {identity}, advertising {url}, lease duration {:?}",
+            lock.what, ca.leader_lease_duration.0
+        ),
+    );
+    let e = election::Elector::new(identity, url, ca.leader_lease_duration.0);
+    Ok(tokio::spawn(lease::run(lock, e, st, rx)))
+}
+
+#[cfg(not(feature = "kube"))]
+async fn start_election(
+    _ca: &crate::config::ClusterAgentConfig,
+    _identity: &str,
+    _url: &str,
+    _st: Arc<server::ClusterState>,
+    _rx: watch::Receiver<bool>,
+) -> anyhow::Result<JoinHandle<()>> {
+    anyhow::bail!("leader election needs the `kube` cargo feature")
+}
+
 #[cfg(feature = "kube")]
 async fn kube_provider(
     url: &str,
@@ -340,34 +506,53 @@ async fn kube_provider(
     anyhow::bail!("the Kubernetes API provider needs the `kube` cargo feature")
 }
 
+fn log_set(
+    st: &server::ClusterState,
+    n: usize,
+    out: &meshmon_core::autodiscovery::dispatch::SetOutcome,
+) {
+    if out.added + out.removed > 0 {
+        log(
+            &*st.clock,
+            "INFO",
+            &format!(
+                "configs: {n} ({} added, {} removed)",
+                out.added, out.removed
+            ),
+        );
+    }
+    if out.dropped_by_limit > 0 {
+        log(
+            &*st.clock,
+            "WARN",
+            &format!(
+                "{} configs over cluster_agent.max_configs dropped",
+                out.dropped_by_limit
+            ),
+        );
+    }
+}
+
 async fn provider_pass(st: &server::ClusterState, provider: &Provider) {
     let now = st.clock.now();
     match provider.collect().await {
         Ok(configs) => {
             let n = configs.len();
-            let out = match st.dispatcher.lock() {
-                Ok(mut d) => d.set_configs(now, configs),
-                Err(_) => return,
-            };
-            if out.added + out.removed > 0 {
-                log(
-                    &*st.clock,
-                    "INFO",
-                    &format!(
-                        "configs: {n} ({} added, {} removed)",
-                        out.added, out.removed
-                    ),
-                );
+            if st.election.enabled
+                && let Ok(mut last) = st.election.last_configs.lock()
+            {
+                *last = Some(configs.clone());
             }
-            if out.dropped_by_limit > 0 {
-                log(
-                    &*st.clock,
-                    "WARN",
-                    &format!(
-                        "{} configs over cluster_agent.max_configs dropped",
-                        out.dropped_by_limit
-                    ),
-                );
+            // A follower only keeps them, for the moment it leads.
+            if st.is_leader() {
+                let out = match st.dispatcher.lock() {
+                    Ok(mut d) => d.set_configs(now, configs),
+                    Err(_) => return,
+                };
+                if let Ok(mut v) = st.election.view.lock() {
+                    v.configs_ready = true;
+                }
+                log_set(st, n, &out);
             }
             if let Ok(mut p) = st.provider.lock() {
                 p.configs = n;
@@ -480,12 +665,66 @@ mod tests {
         assert_eq!(c.listen_host, "127.0.0.1", "loopback unless told");
         assert_eq!(c.node_expiration_timeout, Dur::secs(5));
         assert_eq!(c.extra_listeners, ["kube_endpoints", "kube_services"]);
-        assert!(
+        // Without the `kube` feature the API providers are reported as not built.
+        assert_eq!(
             cfg.notices
                 .iter()
-                .any(|n| n.contains("kube_endpoints") && n.contains("MESHMON_MANIFESTS"))
+                .any(|n| n.contains("kube_endpoints") && n.contains("MESHMON_MANIFESTS")),
+            !cfg!(feature = "kube")
         );
         assert!(!cfg.to_yaml().contains("0123456789abcdef"));
+        assert!(!c.leader_election, "Datadog's default: off");
+    }
+
+    /// The Deployment's leader-election environment (Datadog's names).
+    #[test]
+    fn leader_election_environment() {
+        let cfg = AgentConfig::load(
+            None,
+            &env(&[
+                ("DD_LEADER_ELECTION", "true"),
+                ("DD_LEADER_LEASE_DURATION", "15"),
+                ("DD_LEADER_LEASE_NAME", "datadog-leader-election"),
+                ("DD_KUBE_RESOURCES_NAMESPACE", "meshmon"),
+                ("POD_NAME", "ignored"),
+                ("DD_POD_NAME", "meshmon-cluster-agent-7d9-abcde"),
+                ("DD_POD_IP", "10.244.0.7"),
+                ("DD_CLUSTER_AGENT_CMD_PORT", "5006"),
+            ]),
+        )
+        .unwrap();
+        let c = &cfg.cluster_agent;
+        assert!(c.leader_election);
+        assert_eq!(c.leader_lease_duration, Dur::secs(15));
+        assert_eq!(c.leader_lease_name, "datadog-leader-election");
+        assert_eq!(c.leader_lease_namespace, "meshmon");
+        assert_eq!(c.pod_name, "meshmon-cluster-agent-7d9-abcde");
+        assert_eq!(c.advertise_url, "http://10.244.0.7:5006");
+        let cfg = AgentConfig::load(
+            None,
+            &env(&[
+                ("DD_POD_IP", "fd00::7"),
+                (
+                    "MESHMON_CLUSTER_AGENT_ADVERTISE_URL",
+                    "http://ca.meshmon.svc:5005/",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.cluster_agent.advertise_url,
+            "http://ca.meshmon.svc:5005"
+        );
+        let cfg = AgentConfig::load(None, &env(&[("DD_POD_IP", "fd00::7")])).unwrap();
+        assert_eq!(cfg.cluster_agent.advertise_url, "http://[fd00::7]:5005");
+        let e = AgentConfig::load(None, &env(&[("DD_LEADER_LEASE_DURATION", "0.5")])).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("cluster_agent.leader_lease_duration"),
+            "{e}"
+        );
+        let e = AgentConfig::load(None, &env(&[("DD_LEADER_ELECTION", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("DD_LEADER_ELECTION"), "{e}");
     }
 
     #[test]

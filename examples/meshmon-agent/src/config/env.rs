@@ -158,6 +158,29 @@ pub const ENV_VARS: &[(&str, EnvVar)] = &[
         EnvVar::Sets("cluster_agent.kube_api_url"),
     ),
     (
+        "DD_LEADER_ELECTION",
+        EnvVar::Sets("cluster_agent.leader_election"),
+    ),
+    (
+        "DD_LEADER_LEASE_DURATION",
+        EnvVar::Sets("cluster_agent.leader_lease_duration"),
+    ),
+    (
+        "DD_LEADER_LEASE_NAME",
+        EnvVar::Sets("cluster_agent.leader_lease_name"),
+    ),
+    (
+        "DD_KUBE_RESOURCES_NAMESPACE",
+        EnvVar::Sets("cluster_agent.leader_lease_namespace"),
+    ),
+    ("DD_POD_NAME", EnvVar::Sets("cluster_agent.pod_name")),
+    ("POD_NAME", EnvVar::Sets("cluster_agent.pod_name")),
+    (
+        "MESHMON_CLUSTER_AGENT_ADVERTISE_URL",
+        EnvVar::Sets("cluster_agent.advertise_url"),
+    ),
+    ("DD_POD_IP", EnvVar::Sets("cluster_agent.advertise_url")),
+    (
         "DD_EXTERNAL_METRICS_PROVIDER_ENABLED",
         EnvVar::Accepted("meshmon serves no external metrics"),
     ),

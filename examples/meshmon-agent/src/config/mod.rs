@@ -403,6 +403,32 @@ pub struct ClusterAgentConfig {
     pub max_response_bytes: usize,
     /// Server: time allowed to read a request's headers and body.
     pub read_timeout: Dur,
+    /// Server: connections served at once; one more is answered 503 and closed (counted).
+    pub max_connections: usize,
+    /// Server: connections served at once from one peer address (a follower forwarding
+    /// for many node agents is one peer); one more is answered 503 and closed (counted).
+    pub max_connections_per_client: usize,
+    /// Server: largest request line + headers in bytes; beyond it 431 (counted).
+    pub max_header_bytes: usize,
+    /// Server, feature `kube`: elect one leader among the replicas through a
+    /// `coordination.k8s.io/v1` Lease (`DD_LEADER_ELECTION`); off, or with the file
+    /// provider, this replica is the leader.
+    pub leader_election: bool,
+    /// Server: the Lease's `leaseDurationSeconds`, whole seconds (`DD_LEADER_LEASE_DURATION`);
+    /// the leader renews every third of it.
+    pub leader_lease_duration: Dur,
+    /// Server: the Lease's name (`DD_LEADER_LEASE_NAME`).
+    pub leader_lease_name: String,
+    /// Server: the Lease's namespace (`DD_KUBE_RESOURCES_NAMESPACE`); empty: the service
+    /// account's namespace, else `default`.
+    pub leader_lease_namespace: String,
+    /// Server: this replica's identity in the Lease (`DD_POD_NAME`, `POD_NAME`); empty:
+    /// the host name.
+    pub pod_name: String,
+    /// Server: the URL followers forward to while this replica leads, written to the
+    /// Lease's `meshmon.io/leader-url` annotation (`MESHMON_CLUSTER_AGENT_ADVERTISE_URL`,
+    /// or `http://$DD_POD_IP:<cmd_port>`); empty: `http://<listen_host>:<bound port>`.
+    pub advertise_url: String,
 }
 
 impl Default for AgentConfig {
@@ -539,6 +565,15 @@ impl AgentConfig {
                 max_body_bytes: 1 << 20,
                 max_response_bytes: 16 << 20,
                 read_timeout: Dur::secs(10),
+                max_connections: 1024,
+                max_connections_per_client: 256,
+                max_header_bytes: 64 << 10,
+                leader_election: false,
+                leader_lease_duration: Dur::secs(60),
+                leader_lease_name: "meshmon-leader-election".into(),
+                leader_lease_namespace: String::new(),
+                pod_name: String::new(),
+                advertise_url: String::new(),
             },
             notices: Vec::new(),
         }
@@ -611,6 +646,10 @@ impl AgentConfig {
                 "cluster_agent.read_timeout",
                 self.cluster_agent.read_timeout,
             ),
+            (
+                "cluster_agent.leader_lease_duration",
+                self.cluster_agent.leader_lease_duration,
+            ),
         ];
         for (k, d) in positive {
             if d.0.is_zero() {
@@ -661,6 +700,18 @@ impl AgentConfig {
             ("store.max_traces", self.store.max_traces),
             ("store.max_spans_per_trace", self.store.max_spans_per_trace),
             ("cluster_agent.max_configs", self.cluster_agent.max_configs),
+            (
+                "cluster_agent.max_connections",
+                self.cluster_agent.max_connections,
+            ),
+            (
+                "cluster_agent.max_connections_per_client",
+                self.cluster_agent.max_connections_per_client,
+            ),
+            (
+                "cluster_agent.max_header_bytes",
+                self.cluster_agent.max_header_bytes,
+            ),
             (
                 "cluster_agent.max_body_bytes",
                 self.cluster_agent.max_body_bytes,
@@ -750,6 +801,7 @@ impl AgentConfig {
             crate::cluster::check_token(&self.cluster_agent.auth_token)
                 .map_err(|m| bad("cluster_agent.auth_token", m))?;
         }
+        crate::cluster::election::validate(&self.cluster_agent).map_err(|(k, m)| bad(k, m))?;
         Ok(())
     }
 
