@@ -239,7 +239,7 @@ pub async fn start(cfg: AgentConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Ru
         );
     }
     let identity = if ca.pod_name.is_empty() {
-        machine_hostname()
+        crate::run::machine_hostname()
     } else {
         ca.pod_name.clone()
     };
@@ -435,18 +435,6 @@ impl Provider {
             )],
         }
     }
-}
-
-fn machine_hostname() -> String {
-    for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
-        if let Ok(s) = std::fs::read_to_string(p) {
-            let s = s.trim();
-            if !s.is_empty() {
-                return s.to_owned();
-            }
-        }
-    }
-    "localhost".into()
 }
 
 #[cfg(feature = "kube")]

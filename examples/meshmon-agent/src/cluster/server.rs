@@ -672,30 +672,30 @@ impl ClusterState {
             f64::from(view.transitions),
         );
         let e = &self.election;
-        gauge(
-            "meshmon_cluster_agent_became_leader_total",
-            "Times this replica became leader.",
-            "counter",
-            e.became_leader.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            "meshmon_cluster_agent_lease_errors_total",
-            "Failed Lease reads or writes.",
-            "counter",
-            e.lease_errors.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            "meshmon_cluster_agent_lease_conflicts_total",
-            "Lease writes answered 409 Conflict (another replica wrote first).",
-            "counter",
-            e.lease_conflicts.load(Ordering::Relaxed) as f64,
-        );
-        gauge(
-            "meshmon_cluster_agent_no_leader_total",
-            "Requests a follower answered 503 because no leader was known.",
-            "counter",
-            e.no_leader.load(Ordering::Relaxed) as f64,
-        );
+        for (name, help, n) in [
+            (
+                "meshmon_cluster_agent_became_leader_total",
+                "Times this replica became leader.",
+                &e.became_leader,
+            ),
+            (
+                "meshmon_cluster_agent_lease_errors_total",
+                "Failed Lease reads or writes.",
+                &e.lease_errors,
+            ),
+            (
+                "meshmon_cluster_agent_lease_conflicts_total",
+                "Lease writes answered 409 Conflict (another replica wrote first).",
+                &e.lease_conflicts,
+            ),
+            (
+                "meshmon_cluster_agent_no_leader_total",
+                "Requests a follower answered 503 because no leader was known.",
+                &e.no_leader,
+            ),
+        ] {
+            gauge(name, help, "counter", n.load(Ordering::Relaxed) as f64);
+        }
         extra.push_str(&format!(
             "# HELP meshmon_cluster_agent_leader_info The leader as this replica sees it.\n# TYPE meshmon_cluster_agent_leader_info gauge\nmeshmon_cluster_agent_leader_info{{identity=\"{}\",leader=\"{}\"}} 1\n",
             label(&e.identity),

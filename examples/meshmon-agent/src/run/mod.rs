@@ -207,7 +207,9 @@ pub struct RunningAgent {
     ctx: Ctx,
 }
 
-fn machine_hostname() -> String {
+/// This machine's hostname (`/proc/sys/kernel/hostname`, else `/etc/hostname`, else
+/// `localhost`): the agent's default host and the cluster agent's default identity.
+pub(crate) fn machine_hostname() -> String {
     for p in ["/proc/sys/kernel/hostname", "/etc/hostname"] {
         if let Ok(s) = std::fs::read_to_string(p) {
             let s = s.trim();
