@@ -14,11 +14,13 @@ use crate::run::{Agent, TempDir, get_json, http, wait_for, write_config};
 
 /// An agent with tight HTTP limits: header timeout `header_s`, body timeout 1 s, 4
 /// connections per intake listener, 8 on the API, 8 KiB of headers, 64 KiB of body.
+/// An agent with small limits. `apm.decoder_timeout: 0s`: a payload that finds the
+/// memory budget spent is refused at once (the wait is tested in `trace_overload`).
 fn agent(dir: &Path, header_s: u64) -> Agent {
     let cfg = write_config(
         dir,
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\n  max_connections: 8\n  header_read_timeout: {header_s}s\n  max_header_bytes: 8192\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_connections: 4\n  header_read_timeout: {header_s}s\n  body_read_timeout: 1s\n  max_header_bytes: 8192\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 65536\ndogstatsd:\n  enabled: false\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\n  max_connections: 8\n  header_read_timeout: {header_s}s\n  max_header_bytes: 8192\napm:\n  receiver_port: 0\n  zipkin_port: null\n  max_connections: 4\n  header_read_timeout: {header_s}s\n  body_read_timeout: 1s\n  max_header_bytes: 8192\n  max_body_bytes: 65536\n  max_inflight_body_bytes: 65536\n  decoder_timeout: 0s\ndogstatsd:\n  enabled: false\n",
             dir.join("data").display()
         ),
     );
