@@ -1,5 +1,5 @@
 //! Leader election between cluster-agent replicas: the pure decision logic (no I/O, no
-//! clock; every call takes `now`). The Lease I/O is in [`super::lease`] (feature `kube`).
+//! clock; every call takes `now`). The Lease I/O is in `super::lease` (feature `kube`).
 //!
 //! The rules are client-go's `tools/leaderelection` (which the Datadog Cluster Agent's
 //! `pkg/util/kubernetes/apiserver/leaderelection` drives) over a `coordination.k8s.io/v1`

@@ -10,7 +10,7 @@
 //! `apm.decoder_timeout` (1 s, as the Datadog Agent waits for a free decoder), so that
 //! under overload the CPU goes to decoding rather than to refusals. A payload that finds
 //! the queue full, or the budget still spent after that wait, is refused
-//! without being decoded, as the Datadog Agent refuses one ([`overload`]): 429 when the
+//! without being decoded, as the Datadog Agent refuses one (module `overload`): 429 when the
 //! tracer sent `Datadog-Send-Real-Http-Status`, else 200 with the usual body; counted
 //! either way, so a burst costs at most the budget and the books stay exact. The
 //! intake task owns `meshmon-trace`'s receiver (decode, normalise, sample, RED stats), the
