@@ -18,15 +18,14 @@
 //!
 //! | election (feature `kube`, `cluster_agent.leader_election`) | the Lease | the API server; the role in the shared state |
 //!
-//! Two replicas: with the Kubernetes API provider and `DD_LEADER_ELECTION=true` the
-//! replicas elect a leader through a `coordination.k8s.io/v1` Lease ([`election`];
-//! `lease`, feature `kube`). Only the leader dispatches; a follower forwards the node
-//! agents' requests to the URL the leader advertises in the Lease's
-//! `meshmon.io/leader-url` annotation, or answers `503` with `Retry-After` when no leader is known. A new leader starts a fresh
-//! dispatcher whose warm-up (`cluster_agent.warmup_duration`) begins at the takeover:
-//! node agents keep what they run until they have all reported. With the file provider
-//! (no API server) there is no Lease: election is off and the single replica always
-//! dispatches (`meshmon_cluster_agent_leader 1`).
+//! Two replicas: with the Kubernetes API provider and `DD_LEADER_ELECTION=true` the replicas elect
+//! a leader through a `coordination.k8s.io/v1` Lease ([`election`]; `lease`, feature `kube`). Only
+//! the leader dispatches; a follower forwards the node agents' requests to the URL the leader
+//! advertises in the Lease's `meshmon.io/leader-url` annotation, or answers `503` with
+//! `Retry-After` when no leader is known. A new leader starts a fresh dispatcher whose warm-up
+//! (`cluster_agent.warmup_duration`) begins at the takeover: node agents keep what they run until
+//! they have all reported. With the file provider (no API server) there is no Lease: election is
+//! off and the single replica always dispatches (`meshmon_cluster_agent_leader 1`).
 
 pub mod client;
 pub mod election;
