@@ -27,7 +27,7 @@
 #      with hit counters too the corpus keeps thousands of files per target);
 #   4. appends one row to the committed ledger `fuzz/LEDGER.tsv`: UTC date, target, CPU
 #      seconds, wall seconds, execs, corpus files before / after (after cmin), crashes,
-#      crash artifact names, the commit fuzzed.
+#      crash artifact names, the commit fuzzed (read when the run starts; `+` when the work tree had other changes).
 # --loop repeats the whole target list until --until. Two `run` processes may work at
 # the same time on disjoint target lists (the ledger is appended one line at a time).
 #
@@ -103,6 +103,10 @@ run_one() {
     local corpus="$ROOT/$crate/fuzz/corpus/$t" art="$ROOT/$crate/fuzz/artifacts/$t"
     local logs="$FUZZ_TARGET_DIR/logs" stamp
     stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+    # The commit the binary is built from (a "+" when the work tree differs from it).
+    local commit
+    commit="$(git rev-parse --short HEAD)"
+    git diff --quiet HEAD -- . ':!*/fuzz/corpus' ':!fuzz/LEDGER.tsv' || commit="$commit+"
     mkdir -p "$corpus" "$art" "$logs"
     build "$spec" >"$logs/${crate//\//_}-$t.build.log" 2>&1 \
         || { echo "run.sh: build of $spec failed, see $logs/" >&2; return 1; }
@@ -148,9 +152,8 @@ run_one() {
     crashes=0
     [[ -z "$new_arts" ]] || crashes="$(echo "$new_arts" | tr ',' '\n' | wc -l)"
     cmin "$spec"
-    local after commit
+    local after
     after="$(count_files "$corpus")"
-    commit="$(git rev-parse --short HEAD)"
     [[ -f "$LEDGER" ]] || printf 'date_utc\ttarget\tcpu_s\twall_s\texecs\tcorpus_before\tcorpus_after\tcrashes\tartifacts\tcommit\n' >"$LEDGER"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$stamp" "$spec" "$cpu" \
         "$(( end_s - start_s ))" "$execs" "$before" "$after" "$crashes" "${new_arts:--}" \
