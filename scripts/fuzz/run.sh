@@ -27,7 +27,8 @@
 #      with hit counters too the corpus keeps thousands of files per target);
 #   4. appends one row to the committed ledger `fuzz/LEDGER.tsv`: UTC date, target, CPU
 #      seconds, wall seconds, execs, corpus files before / after (after cmin), crashes,
-#      crash artifact names, the commit fuzzed (read when the run starts; `+` when the work tree had other changes).
+#      crash artifact names, the commit fuzzed (read when the run starts; a `+` after it
+#      when the work tree had other changes).
 # --loop repeats the whole target list until --until. Two `run` processes may work at
 # the same time on disjoint target lists (the ledger is appended one line at a time).
 #
