@@ -44,4 +44,4 @@ case "$which" in
   *) echo "usage: $0 [dogstatsd|logs|export|all]" >&2; exit 2 ;;
 esac
 cargo test -p meshmon-agent --test tests "$filter" -- --nocapture --test-threads=1 2>&1 \
-  | grep -E '^(DOGSTATSD|LOGS|EXPORT|RSS curve|test |test result)' 
+  | grep -E "^(DOGSTATSD|LOGS|EXPORT|RSS curve|  |test |test result|thread '|failures:)|panicked" 
