@@ -10,6 +10,12 @@
 //!
 //! Rules apply in order; the first rule that drops a log stops processing.
 //!
+//! A masked message is never longer than [`Processor::max_message_bytes`] (256 KiB, Datadog's
+//! line limit, by default): a placeholder longer than what it replaces, applied by several
+//! rules in a row, would otherwise multiply the message's size with every rule (a pattern
+//! that matches the empty string inserts the placeholder between every two characters).
+//! A message cut there is counted in [`ProcessorStats::mask_truncated`].
+//!
 //! ```
 //! use meshmon_logs::{rules::{Processor, Rule}, LogRecord};
 //! let rules: Vec<Rule> = serde_json::from_str(r#"[
@@ -104,6 +110,9 @@ pub struct ProcessorStats {
     pub not_included: u64,
     /// Logs in which at least one sequence was masked.
     pub masked: u64,
+    /// Logs whose masked message reached [`Processor::max_message_bytes`] and was cut there.
+    #[serde(default)]
+    pub mask_truncated: u64,
 }
 
 #[derive(Debug)]
@@ -117,9 +126,13 @@ enum Compiled {
 #[derive(Debug)]
 pub struct Processor {
     rules: Vec<Compiled>,
+    max_message_bytes: usize,
     /// Counters.
     pub stats: ProcessorStats,
 }
+
+/// The default bound of a masked message: Datadog's 256 KiB line limit.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 impl Processor {
     /// Compiles `rules` (`multi_line` rules are skipped: see [`crate::multiline`]).
@@ -154,14 +167,44 @@ impl Processor {
         }
         Ok(Self {
             rules: out,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             stats: ProcessorStats::default(),
         })
+    }
+
+    /// Sets the size a masked message is cut at (at a character boundary; at least 1).
+    ///
+    /// ```
+    /// use meshmon_logs::{rules::{Processor, Rule, RuleType}, LogRecord};
+    /// let grow = Rule {
+    ///     kind: RuleType::MaskSequences,
+    ///     name: "grow".into(),
+    ///     pattern: "a".into(),
+    ///     replace_placeholder: Some("aaaa".into()),
+    /// };
+    /// let mut p = Processor::new(&[grow.clone(), grow.clone(), grow])
+    ///     .unwrap()
+    ///     .with_max_message_bytes(20);
+    /// let mut r = LogRecord::new("aaa");
+    /// assert!(p.process(&mut r));
+    /// assert_eq!(r.message.len(), 20); // 3 × 4 × 4 × 4 = 192 bytes unbounded
+    /// assert_eq!(p.stats.mask_truncated, 1);
+    /// ```
+    pub fn with_max_message_bytes(mut self, max: usize) -> Self {
+        self.max_message_bytes = max.max(1);
+        self
+    }
+
+    /// The size a masked message is cut at.
+    pub fn max_message_bytes(&self) -> usize {
+        self.max_message_bytes
     }
 
     /// Applies the rules to `record.message`; returns whether the log is kept.
     pub fn process(&mut self, record: &mut LogRecord) -> bool {
         self.stats.processed += 1;
         let mut masked = false;
+        let mut cut = false;
         for rule in &self.rules {
             match rule {
                 Compiled::Exclude(re) => {
@@ -177,11 +220,12 @@ impl Processor {
                     }
                 }
                 Compiled::Mask(re, placeholder) => {
-                    if let std::borrow::Cow::Owned(s) =
-                        re.replace_all(&record.message, placeholder.as_str())
+                    if let Some((s, was_cut)) =
+                        mask(re, placeholder, &record.message, self.max_message_bytes)
                     {
                         record.message = s;
                         masked = true;
+                        cut |= was_cut;
                     }
                 }
             }
@@ -189,6 +233,56 @@ impl Processor {
         if masked {
             self.stats.masked += 1;
         }
+        if cut {
+            self.stats.mask_truncated += 1;
+        }
         true
     }
+}
+
+/// Replaces every match of `re` in `msg` with `placeholder` (`$1`, `${name}` expanded
+/// as in `regex::Regex::replace_all`), stopping once the output passes `max` bytes; the
+/// output is then cut to `max` at a character boundary. `None` when nothing matched;
+/// otherwise the new message and whether it was cut.
+fn mask(re: &Regex, placeholder: &str, msg: &str, max: usize) -> Option<(String, bool)> {
+    let mut out = String::new();
+    let mut last = 0;
+    let mut any = false;
+    let mut over = false;
+    if placeholder.contains('$') {
+        for caps in re.captures_iter(msg) {
+            let m = caps.get_match();
+            any = true;
+            out.push_str(&msg[last..m.start()]);
+            caps.expand(placeholder, &mut out);
+            last = m.end();
+            if out.len() > max {
+                over = true;
+                break;
+            }
+        }
+    } else {
+        for m in re.find_iter(msg) {
+            any = true;
+            out.push_str(&msg[last..m.start()]);
+            out.push_str(placeholder);
+            last = m.end();
+            if out.len() > max {
+                over = true;
+                break;
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    if !over {
+        out.push_str(&msg[last..]);
+    }
+    let cut = out.len() > max;
+    if cut {
+        let keep = meshmon_core::text::truncate_utf8(&out, max).len();
+        out.truncate(keep);
+    }
+    Some((out, cut))
 }

@@ -301,6 +301,61 @@ fn processing_rules_in_order() {
     ));
 }
 
+/// Found by the `rules` fuzz target (a 249-byte input that took 18 s of CPU): mask rules
+/// whose pattern matches the empty string, chained, multiplied the message's size by the
+/// placeholder's with every rule. A masked message is now cut at the processor's bound.
+#[test]
+fn masks_that_grow_the_message_are_bounded() {
+    let mask = |name: &str, pattern: &str, placeholder: &str| Rule {
+        kind: meshmon_logs::rules::RuleType::MaskSequences,
+        name: name.into(),
+        pattern: pattern.into(),
+        replace_placeholder: Some(placeholder.into()),
+    };
+    // Eight empty-matching masks with a 40-byte placeholder: 40^8 × the line, unbounded.
+    let rules: Vec<Rule> = (0..8)
+        .map(|i| {
+            mask(
+                &format!("m{i}"),
+                "<|",
+                "-$M$\t$\t%5-0123456789abcdefghijklmnopqrstu",
+            )
+        })
+        .collect();
+    let mut p = Processor::new(&rules).unwrap();
+    assert_eq!(p.max_message_bytes(), 256 * 1024);
+    let mut r = LogRecord::new("M<|\t-$M$\t%5 a short line");
+    assert!(p.process(&mut r));
+    assert_eq!(r.message.len(), 256 * 1024);
+    assert_eq!((p.stats.masked, p.stats.mask_truncated), (1, 1));
+
+    // Below the bound a mask is exactly `replace_all`, capture groups included.
+    let user = mask("user", r"user=(?P<first>\w)\w*", "user=${first}***");
+    let mut p = Processor::new(std::slice::from_ref(&user)).unwrap();
+    let line = "a user=alice b user=bob user= c";
+    let want = regex::Regex::new(&user.pattern)
+        .unwrap()
+        .replace_all(line, "user=${first}***")
+        .into_owned();
+    let mut r = LogRecord::new(line);
+    assert!(p.process(&mut r));
+    assert_eq!(r.message, want);
+    assert_eq!(p.stats.mask_truncated, 0);
+    // No match: the message is untouched and not counted as masked.
+    let mut r = LogRecord::new("nothing here");
+    assert!(p.process(&mut r));
+    assert_eq!((r.message.as_str(), p.stats.masked), ("nothing here", 1));
+
+    // The cut never splits a character: 'é' is two bytes.
+    let mut p = Processor::new(&[mask("e", "e", "éé")])
+        .unwrap()
+        .with_max_message_bytes(5);
+    let mut r = LogRecord::new("eee");
+    assert!(p.process(&mut r));
+    assert_eq!(r.message, "éé");
+    assert_eq!(p.stats.mask_truncated, 1);
+}
+
 #[test]
 fn multiline_bounds() {
     let t = |s| Timestamp::from_secs(s);

@@ -965,7 +965,7 @@ metadata:
   namespace: shop
   uid: 9f1a
   annotations:
-    ad.datadoghq.com/cart.logs: '[{"source": "shopapp", "service": "cart-svc", "tags": ["team:shop"]}]'
+    ad.datadoghq.com/cart.logs: '[{"source": "shopapp", "service": "cart-svc", "tags": ["team:shop"], "log_processing_rules": [{"type": "exclude_at_match", "name": "no_health", "pattern": "healthz"}, {"type": "mask_sequences", "name": "grow", "pattern": "GROW", "replace_placeholder": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]}]'
 spec:
   containers:
   - name: cart
@@ -981,7 +981,7 @@ status:
     let cfg = write_config(
         dir.path(),
         &format!(
-            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  enabled: false\nautodiscovery:\n  manifests: [{}]\n  poll_interval: 1s\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 200ms\n",
+            "data_dir: {}\napi:\n  listen: 127.0.0.1:0\napm:\n  enabled: false\ndogstatsd:\n  enabled: false\nautodiscovery:\n  manifests: [{}]\n  poll_interval: 1s\nlogs:\n  enabled: true\n  container_collect_all: true\n  pod_logs_root: {}\n  scan_interval: 1s\n  read_interval: 200ms\n  max_line_bytes: 256\n",
             dir.path().join("data").display(),
             mf.display(),
             pods.display()
@@ -1002,6 +1002,33 @@ status:
     });
     assert_eq!(p["source"], "shopapp");
     assert_eq!(p["count"], 6);
+    // The annotation's processing rules: a health check excluded, and a mask that grows
+    // its record past logs.max_line_bytes (256) cut there, each counted.
+    append(&cdir.join("0.log"), &cri(6, "GET /healthz 200"));
+    append(&cdir.join("0.log"), &cri(7, "GROW once"));
+    let cut = wait_for(20, "masked_cut", || {
+        let m = http(&agent.api, "GET", "/metrics", &[], b"").1;
+        let m = String::from_utf8_lossy(&m).into_owned();
+        let v = |name: &str| {
+            m.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+        };
+        (v("meshmon_logs_masked_cut_total")? >= 1.0).then(|| {
+            (
+                v("meshmon_logs_excluded_total"),
+                v("meshmon_logs_masked_cut_total"),
+            )
+        })
+    });
+    assert_eq!(cut, (Some(1.0), Some(1.0)));
+    let v = get_json(&agent.api, "/api/v1/patterns?service=cart-svc");
+    let grown = v["patterns"].as_array().unwrap().iter().find_map(|p| {
+        let s = p["samples"][0].as_str()?;
+        s.starts_with("xxx").then(|| s.to_owned())
+    });
+    let grown = grown.unwrap_or_else(|| panic!("no pattern of the masked record: {v}"));
+    assert_eq!(grown.len(), 256, "{grown}");
+    assert!(grown.bytes().all(|b| b == b'x'), "{grown}");
     // A logs-only config is no check: nothing is scheduled for it.
     assert!(
         get_json(&agent.api, "/api/v1/checks")["checks"]

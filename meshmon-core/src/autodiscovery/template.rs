@@ -730,8 +730,9 @@ fn needs_brackets(before: &str, after: &str) -> bool {
     }
     // A scheme: a letter then letters, digits, `+`, `-`, `.` (RFC 3986 §3.1).
     let scheme_start = before[..p]
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     before[scheme_start..p]
         .chars()
         .next()
@@ -1189,6 +1190,28 @@ mod tests {
         }
         sv.hosts = [("pod".to_string(), "10.1.2.3".to_string())].into();
         assert_eq!(s("%%host%%:80", Some(&sv)).unwrap(), json!("10.1.2.3:80"));
+    }
+
+    /// Found by the `ad_resolve` fuzz target: a multi-byte character right before a
+    /// scheme's `://` made the scheme scan slice inside that character and panic.
+    #[test]
+    fn ipv6_brackets_after_a_multibyte_character() {
+        let mut sv = svc();
+        sv.hosts = [("pod".to_string(), "fd00::1".to_string())].into();
+        // `Ɯ` (2 bytes) ends the text before `://`: not a scheme, no brackets.
+        assert_eq!(
+            s("endpoint\"s\"\u{19c}://%%host%%", Some(&sv)).unwrap(),
+            json!("endpoint\"s\"\u{19c}://fd00::1")
+        );
+        // A scheme after a multi-byte character still gets them.
+        assert_eq!(
+            s("é http://%%host%%/m", Some(&sv)).unwrap(),
+            json!("é http://[fd00::1]/m")
+        );
+        assert_eq!(
+            s("éhttp://%%host%%/m", Some(&sv)).unwrap(),
+            json!("éhttp://[fd00::1]/m")
+        );
     }
 
     #[test]

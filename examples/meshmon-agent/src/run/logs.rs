@@ -123,6 +123,8 @@ struct Counters {
     records: u64,
     excluded_by_rules: u64,
     lines_cut: u64,
+    /// Records a `mask_sequences` rule grew past `logs.max_line_bytes`, cut there.
+    masked_cut: u64,
     read_errors: u64,
     /// Damaged state files replaced by their previous generation.
     state_files_recovered: u64,
@@ -577,7 +579,8 @@ impl Tailer {
             return None;
         }
         let rules = Processor::new(&spec.rules)
-            .unwrap_or_else(|_| Processor::new(&[]).unwrap_or_else(|_| unreachable_processor()));
+            .unwrap_or_else(|_| Processor::new(&[]).unwrap_or_else(|_| unreachable_processor()))
+            .with_max_message_bytes(self.ctx.cfg.logs.max_line_bytes);
         let multiline = spec.multi_line.as_ref().and_then(|p| {
             let re = regex::Regex::new(p).ok()?;
             MultiLine::new(Continuation::StartPattern(re), MultiLineConfig::default()).ok()
@@ -920,6 +923,11 @@ impl Tailer {
                 c.lines_cut,
             ),
             (
+                "meshmon_logs_masked_cut_total",
+                "Log records a mask_sequences rule grew past logs.max_line_bytes, cut there.",
+                c.masked_cut,
+            ),
+            (
                 "meshmon_logs_files_rotated_total",
                 "Rotations seen.",
                 c.files_rotated,
@@ -1069,7 +1077,10 @@ fn handle_line_at(
         return;
     };
     let first = t.pending_start.take().unwrap_or(start);
-    if !t.rules.process(&mut rec) {
+    let cut_before = t.rules.stats.mask_truncated;
+    let kept = t.rules.process(&mut rec);
+    c.masked_cut += t.rules.stats.mask_truncated - cut_before;
+    if !kept {
         c.excluded_by_rules += 1;
         t.committed = if t.multiline.is_some() {
             t.committed
