@@ -358,9 +358,29 @@ impl SeasonalityDetector {
             return None;
         }
         let resid = self.detrended(detrend);
+        // The correlation is scale-free: dividing by the largest residual keeps the sums of
+        // squares finite for any input (values up to `MAX_VALUE`, 1e150, squared and summed
+        // overflowed to inf, and the coefficient became NaN).
+        let scale = resid
+            .iter()
+            .filter(|r| r.is_finite())
+            .fold(0.0f64, |m, r| m.max(r.abs()));
+        // Residuals within the rounding error of the moving average's prefix sums (n bins
+        // of the series' level, each off by up to one ulp) are no variation: a flat series
+        // at 9e149 leaves a rounding pattern that correlates with itself.
+        let level = self
+            .sums
+            .iter()
+            .zip(&self.counts)
+            .filter(|&(_, &c)| c > 0)
+            .fold(0.0f64, |m, (&s, &c)| m.max((s / f64::from(c)).abs()));
+        let noise_floor = 64.0 * n as f64 * f64::EPSILON * level;
+        if !(scale > noise_floor && scale.is_finite()) {
+            return None;
+        }
         let (mut sxy, mut sxx, mut syy, mut sx, mut sy, mut k) = (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
         for i in 0..n - lag {
-            let (x, y) = (resid[i], resid[i + lag]);
+            let (x, y) = (resid[i] / scale, resid[i + lag] / scale);
             if x.is_finite() && y.is_finite() {
                 sx += x;
                 sy += y;
@@ -377,10 +397,11 @@ impl SeasonalityDetector {
         let cov = sxy - sx * sy / kf;
         let vx = sxx - sx * sx / kf;
         let vy = syy - sy * sy / kf;
-        if vx <= 0.0 || vy <= 0.0 {
+        let r = cov / (vx * vy).sqrt();
+        if !(vx > 0.0 && vy > 0.0 && r.is_finite()) {
             return None;
         }
-        Some((cov / (vx * vy).sqrt(), k))
+        Some((r.clamp(-1.0, 1.0), k))
     }
 }
 
@@ -389,6 +410,16 @@ mod tests {
     use super::*;
 
     fn run(period_s: f64, days: i64, step_s: i64, weekend: bool) -> Option<Seasonality> {
+        feed(period_s, days, step_s, weekend, 1.0).detected()
+    }
+
+    fn feed(
+        period_s: f64,
+        days: i64,
+        step_s: i64,
+        weekend: bool,
+        scale: f64,
+    ) -> SeasonalityDetector {
         let mut det = SeasonalityDetector::default();
         let mut state = 12345u64;
         for i in 0..(days * 86_400 / step_s) {
@@ -401,9 +432,34 @@ mod tests {
             if weekend && ((t / 86_400.0) as i64 % 7) >= 5 {
                 v -= 25.0;
             }
-            det.observe(Timestamp::from_secs(i * step_s), v);
+            det.observe(Timestamp::from_secs(i * step_s), v * scale);
         }
-        det.detected()
+        det
+    }
+
+    /// Found by the `csv_and_detect` fuzz target: values near `MAX_VALUE` (1e150) made the
+    /// autocorrelation's sums of squares overflow, the coefficient NaN, and a NaN score
+    /// was kept as the best period, which JSON writes as `null` and cannot read back
+    /// (the detector's state did not survive a restart).
+    #[test]
+    fn huge_values_keep_the_period_and_a_state_that_round_trips() {
+        let det = feed(3_600.0, 3, 60, false, 1e148);
+        assert_eq!(det.detected(), Some(Seasonality::Hourly));
+        assert!(det.best.is_some_and(|(_, r)| r.is_finite() && r <= 1.0));
+        let json = serde_json::to_string(&det).unwrap();
+        let back: SeasonalityDetector = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.detected(), Some(Seasonality::Hourly));
+        // A series that is all huge and flat has no period, and no NaN either.
+        let mut flat = SeasonalityDetector::default();
+        for i in 0..3 * 1440 {
+            flat.observe(Timestamp::from_secs(i * 60), 9e149);
+        }
+        assert_eq!(flat.detected(), None);
+        let json = serde_json::to_string(&flat).unwrap();
+        assert!(
+            serde_json::from_str::<SeasonalityDetector>(&json).is_ok(),
+            "{json}"
+        );
     }
 
     #[test]
