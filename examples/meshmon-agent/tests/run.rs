@@ -965,7 +965,7 @@ metadata:
   namespace: shop
   uid: 9f1a
   annotations:
-    ad.datadoghq.com/cart.logs: '[{"source": "shopapp", "service": "cart-svc", "tags": ["team:shop"], "log_processing_rules": [{"type": "exclude_at_match", "name": "no_health", "pattern": "healthz"}, {"type": "mask_sequences", "name": "grow", "pattern": "GROW", "replace_placeholder": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}]}]'
+    ad.datadoghq.com/cart.logs: '[{"source": "shopapp", "service": "cart-svc", "tags": ["team:shop"], "log_processing_rules": [{"type": "exclude_at_match", "name": "no_health", "pattern": "healthz"}, {"type": "mask_sequences", "name": "grow", "pattern": "GROW", "replace_placeholder": "PLACEHOLDER_300_X"}]}]'
 spec:
   containers:
   - name: cart
@@ -975,7 +975,8 @@ status:
   conditions:
   - type: Ready
     status: "True"
-"#,
+"#
+            .replace("PLACEHOLDER_300_X", &"x".repeat(300)),
     )
     .unwrap();
     let cfg = write_config(
