@@ -177,6 +177,9 @@ def main():
                     help="apm.decoder_timeout of the agent (default 1s, the agent's default): how "
                          "long a payload waits for the memory budget before it is refused; 0s "
                          "refuses at once, the most expensive case for the agent")
+    ap.add_argument("--max-header-bytes", type=int, default=None,
+                    help="apm.max_header_bytes of the agent (default: the agent's default); it "
+                         "also sizes each connection's read buffer (max_header_bytes + 16 KiB)")
     ap.add_argument("--latency-budget", type=float, default=0.05,
                     help="hey connections = offered rate x this many seconds (default 0.05)")
     a = ap.parse_args()
@@ -205,7 +208,8 @@ def main():
             # hey, one address, stands for the tracers of many pods: the per-client
             # connection limit (256 by default) is lifted to the listener's.
             f"  queue_requests: 1024\n  max_connections_per_client: 1024\n  decoder_timeout: {a.decoder_timeout}\n"
-            "  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\n"
+            + (f"  max_header_bytes: {a.max_header_bytes}\n" if a.max_header_bytes else "")
+            + "  stats_flush_interval: 1s\ndogstatsd:\n  enabled: false\n"
             "store:\n  max_traces: 200\n  max_points_per_series: 20\n")
         procs = os.path.join(group, "cgroup.procs")
         agent = subprocess.Popen([a.bin, "run", "--config", cfg], stdout=subprocess.DEVNULL,
