@@ -30,7 +30,6 @@
 //!   counted in `meshmon_http_requests_header_too_large_total`.
 //! - **Malformed requests**: answered `400 Bad Request` by hyper, counted in
 //!   `meshmon_http_requests_malformed_total`.
-//!
 //! - **Read buffers**: each connection reads from its socket at most [`READ_CHUNK_BYTES`]
 //!   (4 KiB, the size of Go's `net/http` connection reader) at a time ([`ChunkedReads`]),
 //!   so hyper's adaptive read buffer stays at its 8 KiB start instead of doubling to
@@ -510,9 +509,10 @@ fn read_buffer_bytes(max_header_bytes: usize) -> usize {
 /// hyper's adaptive read strategy doubles a connection's buffer after every read that
 /// fills it, up to `max_buf_size`, and keeps that capacity while the connection lives:
 /// with trace payloads of 15 KiB, 214 keep-alive connections held 10.4 MiB of read
-/// buffers, ~48 KiB each (heaptrack, `scripts/load/trace_10x.py --decoder-timeout 0s`). A read never fills the 8 KiB buffer
-/// it starts with when it is cut at half of it, so the buffer never grows past what one
-/// request line and its headers need; a 15 KiB body costs four reads instead of one.
+/// buffers, ~48 KiB each (heaptrack, `scripts/load/trace_10x.py --decoder-timeout 0s`).
+/// A read cut at half of the 8 KiB buffer hyper starts with never fills it, so the
+/// buffer never grows past what one request line and its headers need; a 15 KiB body
+/// costs four reads instead of one.
 pub const READ_CHUNK_BYTES: usize = 4 << 10;
 
 /// A stream whose reads return at most [`READ_CHUNK_BYTES`]; writes pass through.
