@@ -104,10 +104,12 @@ run_one() {
     local corpus="$ROOT/$crate/fuzz/corpus/$t" art="$ROOT/$crate/fuzz/artifacts/$t"
     local logs="$FUZZ_TARGET_DIR/logs" stamp
     stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-    # The commit the binary is built from (a "+" when the work tree differs from it).
+    # The commit the binary is built from ("+" when tracked files other than the corpora
+    # and the ledger differ from it; `:!*/fuzz/corpus` excluded nothing, as `*` in a
+    # pathspec does not match the files below the directory).
     local commit
     commit="$(git rev-parse --short HEAD)"
-    git diff --quiet HEAD -- . ':!*/fuzz/corpus' ':!fuzz/LEDGER.tsv' || commit="$commit+"
+    git diff --quiet HEAD -- . ':(exclude,glob)**/fuzz/corpus/**' ':(exclude)fuzz/LEDGER.tsv' || commit="$commit+"
     mkdir -p "$corpus" "$art" "$logs"
     build "$spec" >"$logs/${crate//\//_}-$t.build.log" 2>&1 \
         || { echo "run.sh: build of $spec failed, see $logs/" >&2; return 1; }
