@@ -14,8 +14,8 @@ venv="${MESHMON_TRACE_VENV:-$root/target/trace-e2e-venv}"
 for b in prometheus prometheus-node-exporter; do
   command -v "$b" >/dev/null || { echo "$b missing: run scripts/setup.d/agent.sh" >&2; exit 1; }
 done
-cargo build --quiet --locked -p meshmon-agent
-bin="${CARGO_TARGET_DIR:-$root/target}/debug/meshmon-agent"
+. scripts/it/lib.bash
+bin="$(it_agent_bin)"
 work="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

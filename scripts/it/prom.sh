@@ -11,6 +11,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 data="${MESHMON_DATA:-$root/../shared/data}"
+. scripts/it/lib.bash
 
 exporter="$(command -v prometheus-node-exporter || true)"
 [ -n "$exporter" ] || { echo "prometheus-node-exporter missing: run scripts/setup.d/prom.sh" >&2; exit 1; }
@@ -25,7 +26,7 @@ for _ in $(seq 1 50); do
 done
 echo "== prom: node exporter $($exporter --version 2>&1 | head -1) on 127.0.0.1:$port"
 MESHMON_NODE_EXPORTER_URL="http://127.0.0.1:$port/metrics" \
-  cargo test -p meshmon-prom --features scrape --test tests -- --nocapture scrape::node_exporter
+  it_crate_tests meshmon-prom --features scrape -- --nocapture scrape::node_exporter
 
 echo "== prom: Datadog oracle reproduces the committed expected outputs"
 venv="${MESHMON_PROM_VENV:-$HOME/.cache/meshmon/prom-oracle-venv}"
@@ -36,20 +37,23 @@ if [ -d "$data/istio-fixtures" ]; then
     cmp "$f" "$out/$(basename "$f")" || { echo "oracle output differs: $f" >&2; exit 1; }
   done
   rm -rf "$out"
-  cargo test -p meshmon-prom --test tests -- oracle::
+  it_crate_tests meshmon-prom -- oracle::
 else
   echo "shared data absent ($data): oracle skipped"
+  # scripts/test exports MESHMON_REQUIRE_CORPUS=1: a missing corpus fails, never passes.
+  [ "${MESHMON_REQUIRE_CORPUS:-0}" = 1 ] && { echo "MESHMON_REQUIRE_CORPUS=1: $data/istio-fixtures is required" >&2; exit 1; }
 fi
 
 echo "== prom: CLI"
+bin="$(it_agent_bin --no-default-features --features prom)"
 if [ -f "$data/istio-fixtures/1.5/istio-proxy.txt" ]; then
-  got="$(cargo run -q -p meshmon-agent --no-default-features --features prom -- prom parse "$data/istio-fixtures/1.5/istio-proxy.txt")"
+  got="$("$bin" prom parse "$data/istio-fixtures/1.5/istio-proxy.txt")"
   [ "$got" = "families=254 samples=773" ] || { echo "unexpected: $got" >&2; exit 1; }
-  n="$(cargo run -q -p meshmon-agent --no-default-features --features prom -- prom map "$data/istio-fixtures/1.5/istio-proxy.txt" --preset istio | grep -c '"name":"istio.mesh.request.count"')"
+  n="$("$bin" prom map "$data/istio-fixtures/1.5/istio-proxy.txt" --preset istio | grep -c '"name":"istio.mesh.request.count"')"
   [ "$n" -gt 0 ] || { echo "no istio.mesh.request.count" >&2; exit 1; }
 fi
 printf 'a 1\nb{x="y} 2\n' >"$log"
-if cargo run -q -p meshmon-agent --no-default-features --features prom -- prom parse "$log" >/dev/null; then
+if "$bin" prom parse "$log" >/dev/null; then
   echo "invalid input accepted" >&2; exit 1
 fi
 echo "== prom: end-to-end passed"

@@ -8,8 +8,8 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 venv="${MESHMON_TRACE_VENV:-$root/target/trace-e2e-venv}"
 [ -x "$venv/bin/python" ] || bash scripts/setup.d/trace.sh
-cargo build --quiet --locked -p meshmon-agent --no-default-features --features trace
-bin="${CARGO_TARGET_DIR:-$root/target}/debug/meshmon-agent"
+. scripts/it/lib.bash
+bin="$(it_agent_bin --no-default-features --features trace)"
 work="$(mktemp -d)"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
