@@ -41,7 +41,10 @@ if [ -d "$data/istio-fixtures" ]; then
 else
   echo "shared data absent ($data): oracle skipped"
   # scripts/test exports MESHMON_REQUIRE_CORPUS=1: a missing corpus fails, never passes.
-  [ "${MESHMON_REQUIRE_CORPUS:-0}" = 1 ] && { echo "MESHMON_REQUIRE_CORPUS=1: $data/istio-fixtures is required" >&2; exit 1; }
+  if [ "${MESHMON_REQUIRE_CORPUS:-0}" = 1 ]; then
+    echo "MESHMON_REQUIRE_CORPUS=1: $data/istio-fixtures is required" >&2
+    exit 1
+  fi
 fi
 
 echo "== prom: CLI"
